@@ -1,0 +1,53 @@
+# The two commands: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+PORT ?= 5000
+export FLASK_APP := wsgi
+
+.PHONY: run test install install-test translations extract-messages lint bench db-upgrade demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed translations
+
+install-test: $(VENV)/.installed-test translations
+
+# Compiled catalogues are build output (not committed); Babel comes with Flask-Babel.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -d booking/translations 2>&1 | tail -n 1
+
+extract-messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o booking/translations/messages.pot .
+	$(BIN)/pybabel update -i booking/translations/messages.pot -d booking/translations --no-fuzzy-matching --ignore-obsolete
+
+db-upgrade: install
+	@mkdir -p instance
+	$(FLASK) db upgrade
+
+demo: db-upgrade
+	$(FLASK) demo load
+
+run: demo
+	@echo "Serving on http://127.0.0.1:$(PORT)"
+	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check booking tests config.py wsgi.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

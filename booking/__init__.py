@@ -1,0 +1,96 @@
+"""Shared equipment, compute and licence booking for incubation carriers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, g
+from flask_login import current_user
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import config_for
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config_for())
+    if overrides:
+        app.config.update(overrides)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from booking import errors, i18n
+    from booking.extensions import babel, csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale, default_domain="messages")
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message_category = "info"
+    from flask_babel import lazy_gettext as _l
+
+    login_manager.login_message = _l("Please sign in to see this page.")
+
+    from booking.accounts.models import User
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        try:
+            return db.session.get(User, int(user_id))
+        except (TypeError, ValueError):
+            return None
+
+    _register_models()
+    _register_blueprints(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+
+    @app.context_processor
+    def navigation():
+        from booking.tenancy import operated_carriers
+
+        return {"nav_carriers": operated_carriers(current_user), "g": g}
+
+    return app
+
+
+def _register_models() -> None:
+    # Import every model module so metadata (and Alembic) knows all tables.
+    from booking.accounts import models as _a  # noqa: F401
+    from booking.carriers import models as _c  # noqa: F401
+    from booking.catalogue import models as _r  # noqa: F401
+    from booking.orgs import models as _o  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    from booking.accounts.cli import cli as api_token_cli
+    from booking.accounts.views import bp as accounts_bp
+    from booking.api.views import bp as api_bp
+    from booking.carriers.views import admin_bp
+    from booking.carriers.views import bp as carrier_bp
+    from booking.catalogue.operate_views import bp as resources_bp
+    from booking.catalogue.views import bp as catalogue_bp
+    from booking.demo.cli import cli as demo_cli
+    from booking.orgs.views import bp as orgs_bp
+    from booking.tenancy import operate_blueprint
+
+    operate = operate_blueprint(carrier_bp, resources_bp)
+    for blueprint in (
+        catalogue_bp, accounts_bp, orgs_bp, admin_bp, operate, api_bp, api_token_cli, demo_cli,
+    ):
+        app.register_blueprint(blueprint)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    # Enforce foreign keys and let readers proceed while one writer works.
+    import sqlite3
+
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()

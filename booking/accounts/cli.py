@@ -1,0 +1,19 @@
+import click
+from flask import Blueprint
+
+from booking.accounts import service
+
+cli = Blueprint("api_token_cli", __name__, cli_group="api-token")
+
+
+@cli.cli.command("create")
+@click.argument("email")
+@click.option("--name", default="CLI", help="A label to recognise the token by.")
+def create(email: str, name: str) -> None:
+    """Create a personal API token for EMAIL and print it (last line)."""
+    user = service.user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with e-mail {email!r}.")
+    token, secret = service.create_api_token(user, name)
+    click.echo(f"Token {token.prefix}… created for {user.email}. It is shown only once:")
+    click.echo(secret)

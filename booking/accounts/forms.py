@@ -1,0 +1,71 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from booking.forms import REQUIRED_MESSAGE, PlainText
+from booking.i18n import LOCALES
+
+
+class RegisterForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(REQUIRED_MESSAGE)])
+    display_name = StringField(_l("Your name"), validators=[PlainText(80)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED_MESSAGE)])
+    confirm = PasswordField(
+        _l("Repeat password"),
+        validators=[
+            DataRequired(REQUIRED_MESSAGE),
+            EqualTo("password", message=_l("The two passwords do not match.")),
+        ],
+    )
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(REQUIRED_MESSAGE), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(REQUIRED_MESSAGE)])
+    remember = BooleanField(_l("Keep me signed in"))
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(REQUIRED_MESSAGE), Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), validators=[DataRequired(REQUIRED_MESSAGE)])
+    confirm = PasswordField(
+        _l("Repeat password"),
+        validators=[
+            DataRequired(REQUIRED_MESSAGE),
+            EqualTo("password", message=_l("The two passwords do not match.")),
+        ],
+    )
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        _l("Current password"), validators=[DataRequired(REQUIRED_MESSAGE)]
+    )
+    password = PasswordField(_l("New password"), validators=[DataRequired(REQUIRED_MESSAGE)])
+    confirm = PasswordField(
+        _l("Repeat password"),
+        validators=[
+            DataRequired(REQUIRED_MESSAGE),
+            EqualTo("password", message=_l("The two passwords do not match.")),
+        ],
+    )
+
+
+class LanguageForm(FlaskForm):
+    locale = SelectField(
+        _l("Language"),
+        choices=list(LOCALES.items()),
+        validate_choice=True,
+    )
+
+
+class ApiTokenForm(FlaskForm):
+    name = StringField(_l("Token name"), validators=[PlainText(80)])
+
+
+class EmptyForm(FlaskForm):
+    """Just the CSRF token, for buttons that POST."""

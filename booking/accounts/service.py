@@ -1,0 +1,192 @@
+"""Account use cases: register, authenticate, reset password, API tokens, preferences."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from flask import current_app, render_template, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from booking.accounts.models import ApiToken, User
+from booking.accounts.rules import email_problems, normalise_email, password_problems
+from booking.extensions import db
+from booking.i18n import LOCALES
+from booking.mail import send_mail
+from booking.problems import NotFound, Problem, ServiceError
+from booking.text_rules import plain_text_problems
+from booking.types import utcnow
+
+API_TOKEN_PREFIX = "bkt_"
+
+
+def user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def register(email: str, display_name: str, password: str, locale: str | None = None) -> User:
+    email = normalise_email(email)
+    problems = (
+        email_problems(email)
+        + plain_text_problems(display_name, "display_name", 80)
+        + password_problems(password, email)
+    )
+    if not problems and user_by_email(email) is not None:
+        problems.append(
+            Problem("email_taken", _l("An account with this e-mail address already exists."), "email")
+        )
+    if locale is not None and locale not in LOCALES:
+        locale = None
+    if problems:
+        raise ServiceError(problems)
+    user = User(
+        email=email,
+        display_name=display_name.strip(),
+        password_hash=generate_password_hash(password),
+        locale=locale,
+    )
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    user = user_by_email(email)
+    if user is None or not user.active:
+        # Spend the same time as a real check so timing does not reveal which e-mails exist.
+        check_password_hash(_dummy_hash(), password or "")
+        return None
+    if not check_password_hash(user.password_hash, password or ""):
+        return None
+    return user
+
+
+_DUMMY: dict[str, str] = {}
+
+
+def _dummy_hash() -> str:
+    if "hash" not in _DUMMY:
+        _DUMMY["hash"] = generate_password_hash(secrets.token_hex(8))
+    return _DUMMY["hash"]
+
+
+def set_password(user: User, password: str) -> None:
+    problems = password_problems(password, user.email)
+    if problems:
+        raise ServiceError(problems)
+    user.password_hash = generate_password_hash(password)
+    db.session.commit()
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    if not check_password_hash(user.password_hash, current or ""):
+        raise ServiceError(
+            Problem("wrong_password", _l("The current password is not correct."), "current_password")
+        )
+    set_password(user, new)
+
+
+def set_locale(user: User, locale: str) -> None:
+    if locale not in LOCALES:
+        raise ServiceError(Problem("unknown_locale", _l("This language is not supported."), "locale"))
+    user.locale = locale
+    db.session.commit()
+
+
+# --- password reset -------------------------------------------------------------------------
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
+
+
+def make_reset_token(user: User) -> str:
+    # Bound to the current hash: once the password changes, the link stops working.
+    return _reset_serializer().dumps({"uid": user.id, "h": user.password_hash[-16:]})
+
+
+def request_password_reset(email: str) -> None:
+    """Mail a reset link if the account exists; say nothing either way (no enumeration)."""
+    user = user_by_email(email)
+    if user is None or not user.active:
+        return
+    link = url_for("accounts.reset_password", token=make_reset_token(user), _external=True)
+    with force_locale(user.locale or "zh"):
+        subject = _("Reset your password")
+        text = render_template("accounts/mail/reset_password.txt", user=user, link=link)
+        html = render_template("accounts/mail/reset_password.html", user=user, link=link)
+    send_mail(user.email, subject, text, html)
+
+
+def reset_password(token: str, password: str) -> User:
+    max_age = current_app.config["PASSWORD_RESET_MAX_AGE"]
+    invalid = ServiceError(
+        Problem("invalid_token", _l("This reset link is invalid or has expired. Ask for a new one."))
+    )
+    try:
+        data = _reset_serializer().loads(token, max_age=max_age)
+    except (SignatureExpired, BadSignature):
+        raise invalid from None
+    user = db.session.get(User, data.get("uid")) if isinstance(data, dict) else None
+    if user is None or user.password_hash[-16:] != data.get("h"):
+        raise invalid
+    set_password(user, password)
+    return user
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+
+def _hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
+    problems = plain_text_problems(name, "name", 80)
+    if problems:
+        raise ServiceError(problems)
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id, name=name.strip(), prefix=secret[:10], token_hash=_hash_token(secret)
+    )
+    db.session.add(token)
+    db.session.commit()
+    return token, secret
+
+
+def list_api_tokens(user: User) -> list[ApiToken]:
+    return list(
+        db.session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
+        )
+    )
+
+
+def revoke_api_token(user: User, token_id: int) -> None:
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound()
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        db.session.commit()
+
+
+def user_for_api_token(secret: str | None) -> User | None:
+    if not secret or not secret.startswith(API_TOKEN_PREFIX):
+        return None
+    digest = _hash_token(secret)
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    # The lookup is by hash; compare again in constant time for good measure.
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        return None
+    if token.revoked_at is not None or not token.user.active:
+        return None
+    token.last_used_at = utcnow()
+    db.session.commit()
+    return token.user

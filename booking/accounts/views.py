@@ -1,0 +1,168 @@
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from booking.accounts import service
+from booking.accounts.forms import (
+    ApiTokenForm,
+    ChangePasswordForm,
+    EmptyForm,
+    ForgotPasswordForm,
+    LanguageForm,
+    LoginForm,
+    RegisterForm,
+    ResetPasswordForm,
+)
+from booking.i18n import LOCALES
+from booking.problems import ServiceError
+from booking.web import show_problems
+
+bp = Blueprint("accounts", __name__, url_prefix="/account")
+
+
+def _next_url() -> str:
+    target = request.args.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("catalogue.index")
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            locale = session.get("locale") if session.get("locale") in LOCALES else None
+            user = service.register(
+                form.email.data, form.display_name.data, form.password.data, locale
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            login_user(user)
+            flash(_("Welcome! Your account has been created."), "success")
+            return redirect(url_for("catalogue.index"))
+    return render_template("accounts/register.html", form=form), 422 if form.is_submitted() else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = service.authenticate(form.email.data, form.password.data)
+        if user is None:
+            flash(_("E-mail or password is not correct."), "error")
+            return render_template("accounts/login.html", form=form), 422
+        login_user(user, remember=form.remember.data)
+        flash(_("You are signed in."), "success")
+        return redirect(_next_url())
+    return render_template("accounts/login.html", form=form), 422 if form.is_submitted() else 200
+
+
+@bp.post("/logout")
+def logout():
+    if EmptyForm().validate_on_submit():
+        logout_user()
+        flash(_("You are signed out."), "success")
+    return redirect(url_for("catalogue.index"))
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        service.request_password_reset(form.email.data)
+        flash(
+            _("If an account exists for that address, we have sent it a link to reset the password."),
+            "success",
+        )
+        return redirect(url_for("accounts.login"))
+    return render_template("accounts/forgot.html", form=form)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            service.reset_password(token, form.password.data)
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Your password has been changed. Please sign in."), "success")
+            return redirect(url_for("accounts.login"))
+    status = 422 if form.is_submitted() else 200
+    return render_template("accounts/reset.html", form=form), status
+
+
+@bp.route("/settings", methods=["GET"])
+@login_required
+def settings():
+    return _render_settings()
+
+
+def _render_settings(status: int = 200, **forms):
+    language_form = forms.get("language_form") or LanguageForm(locale=current_user.locale or "zh")
+    return (
+        render_template(
+            "accounts/settings.html",
+            language_form=language_form,
+            password_form=forms.get("password_form") or ChangePasswordForm(),
+            token_form=forms.get("token_form") or ApiTokenForm(),
+            tokens=service.list_api_tokens(current_user),
+            new_token=forms.get("new_token"),
+            empty_form=EmptyForm(),
+        ),
+        status,
+    )
+
+
+@bp.post("/settings/language")
+@login_required
+def set_language():
+    form = LanguageForm()
+    if form.validate_on_submit():
+        service.set_locale(current_user, form.locale.data)
+        session["locale"] = form.locale.data
+        flash(_("Language saved."), "success")
+        return redirect(url_for("accounts.settings"))
+    return _render_settings(422, language_form=form)
+
+
+@bp.post("/settings/password")
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            service.change_password(current_user, form.current_password.data, form.password.data)
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Your password has been changed."), "success")
+            return redirect(url_for("accounts.settings"))
+    return _render_settings(422, password_form=form)
+
+
+@bp.post("/settings/tokens")
+@login_required
+def create_token():
+    form = ApiTokenForm()
+    if form.validate_on_submit():
+        try:
+            _token, secret = service.create_api_token(current_user, form.name.data)
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            # Shown once, never stored in clear.
+            return _render_settings(201, new_token=secret)
+    return _render_settings(422, token_form=form)
+
+
+@bp.post("/settings/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int):
+    if EmptyForm().validate_on_submit():
+        service.revoke_api_token(current_user, token_id)
+        flash(_("The token has been revoked."), "success")
+    return redirect(url_for("accounts.settings"))

@@ -1,0 +1,150 @@
+"""JSON API v1. Same service functions as the HTML views; errors are
+{"error": {"code", "message", "details"}} with a 4xx status."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from booking.accounts.service import user_for_api_token
+from booking.catalogue import service as catalogue
+from booking.catalogue.models import Resource
+from booking.extensions import csrf
+from booking.i18n import current_locale, minutes_to_hhmm
+from booking.orgs.service import organisations_of
+from booking.problems import Problem, ServiceError
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # bearer tokens, not cookies, authenticate writes
+
+
+def api_error(problems: list[Problem], status: int):
+    first = problems[0]
+    details = [p.as_dict() for p in problems] if len(problems) > 1 or first.field else None
+    return (
+        jsonify({"error": {"code": first.code, "message": str(first.message), "details": details}}),
+        status,
+    )
+
+
+@bp.before_request
+def _authenticate():
+    header = request.headers.get("Authorization", "")
+    g.api_user = None
+    if header:
+        scheme, _, secret = header.partition(" ")
+        user = user_for_api_token(secret.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            return api_error(
+                [Problem("invalid_token", _l("The API token is missing, invalid or revoked."))],
+                401,
+            )
+        g.api_user = user
+    elif current_user.is_authenticated:
+        g.api_user = current_user._get_current_object()
+
+
+def _require_user():
+    if g.api_user is None:
+        raise ServiceError(
+            Problem("authentication_required", _l("Send an API token: Authorization: Bearer TOKEN.")),
+            401,
+        )
+    return g.api_user
+
+
+@bp.get("/me")
+def me():
+    user = _require_user()
+    locale = current_locale()
+    return jsonify(
+        {
+            "id": user.id,
+            "email": user.email,
+            "display_name": user.display_name,
+            "locale": user.locale,
+            "is_platform_admin": user.is_platform_admin,
+            "organisations": [
+                {"id": m.organisation.id, "name": m.organisation.name, "role": m.role}
+                for m in organisations_of(user)
+            ],
+            "carrier_roles": [
+                {
+                    "carrier_id": r.carrier.id,
+                    "carrier_code": r.carrier.code,
+                    "carrier_name": r.carrier.name(locale),
+                    "role": r.role,
+                }
+                for r in sorted(user.carrier_roles, key=lambda r: r.carrier.code)
+            ],
+        }
+    )
+
+
+def resource_json(resource: Resource, locale: str, full: bool = False) -> dict:
+    data = {
+        "id": resource.id,
+        "kind": resource.kind,
+        "name": resource.name(locale),
+        "name_zh": resource.name_zh,
+        "name_en": resource.name_en,
+        "carrier": {
+            "id": resource.carrier.id,
+            "code": resource.carrier.code,
+            "name": resource.carrier.name(locale),
+            "timezone": resource.carrier.timezone,
+        },
+        "location": resource.location,
+        "capacity": resource.capacity,
+        "unit": resource.unit(locale),
+        "visibility": resource.visibility,
+        "requires_approval": resource.requires_approval,
+        "url": f"/resources/{resource.id}",
+    }
+    if full:
+        data |= {
+            "description_zh": resource.description_zh,
+            "description_en": resource.description_en,
+            "specs": [{"name": k, "value": v} for k, v in resource.specs or []],
+            "slot_minutes": resource.slot_minutes,
+            "min_duration_minutes": resource.min_duration_minutes,
+            "max_duration_minutes": resource.max_duration_minutes,
+            "min_notice_minutes": resource.min_notice_minutes,
+            "max_advance_days": resource.max_advance_days,
+            "setup_minutes": resource.setup_minutes,
+            "cleanup_minutes": resource.cleanup_minutes,
+            "always_open": resource.always_open,
+            "opening_hours": [
+                {
+                    "weekday": h.weekday,
+                    "opens": minutes_to_hhmm(h.opens),
+                    "closes": minutes_to_hhmm(h.closes),
+                }
+                for h in resource.opening_hours
+            ],
+            "qualification": (
+                {"id": resource.qualification.id, "name": resource.qualification.name(locale)}
+                if resource.qualification
+                else None
+            ),
+        }
+    return data
+
+
+@bp.get("/resources")
+def resources():
+    locale = current_locale()
+    found = catalogue.search_catalogue(
+        g.api_user,
+        q=request.args.get("q"),
+        kind=request.args.get("kind") or None,
+        carrier_code=request.args.get("carrier") or None,
+    )
+    return jsonify({"resources": [resource_json(r, locale) for r in found], "count": len(found)})
+
+
+@bp.get("/resources/<int:resource_id>")
+def resource(resource_id: int):
+    found = catalogue.visible_resource(g.api_user, resource_id)
+    return jsonify(resource_json(found, current_locale(), full=True))

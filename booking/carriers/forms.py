@@ -1,0 +1,57 @@
+from zoneinfo import available_timezones
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired
+
+from booking.forms import REQUIRED_MESSAGE, PlainText
+
+STAFF_ROLE_CHOICES = [("operator", _l("Operator")), ("admin", _l("Carrier admin"))]
+
+
+def timezone_choices():
+    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+    return [(z, z) for z in zones]
+
+
+class CarrierForm(FlaskForm):
+    code = StringField(_l("Code (e.g. CQ01)"), validators=[PlainText(12)])
+    name_zh = StringField(_l("Name (Chinese)"), validators=[PlainText(120)])
+    name_en = StringField(_l("Name (English)"), validators=[PlainText(120)])
+    address = StringField(_l("Address"), validators=[PlainText(200, required=False)])
+    timezone = SelectField(_l("Time zone"), default="Asia/Shanghai", validate_choice=False)
+    admin_email = EmailField(
+        _l("Carrier admin's e-mail"), validators=[DataRequired(REQUIRED_MESSAGE)]
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = timezone_choices()
+
+
+class CarrierSettingsForm(FlaskForm):
+    name_zh = StringField(_l("Name (Chinese)"), validators=[PlainText(120)])
+    name_en = StringField(_l("Name (English)"), validators=[PlainText(120)])
+    address = StringField(_l("Address"), validators=[PlainText(200, required=False)])
+    timezone = SelectField(_l("Time zone"), validate_choice=False)
+    description_zh = TextAreaField(_l("Description (Chinese)"))
+    description_en = TextAreaField(_l("Description (English)"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = timezone_choices()
+
+
+class StaffForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(REQUIRED_MESSAGE)])
+    role = SelectField(_l("Role"), choices=STAFF_ROLE_CHOICES)
+
+
+class ResidentForm(FlaskForm):
+    organisation = StringField(_l("Organisation name"), validators=[PlainText(120)])
+
+
+class QualificationForm(FlaskForm):
+    name_zh = StringField(_l("Name (Chinese)"), validators=[PlainText(120)])
+    name_en = StringField(_l("Name (English)"), validators=[PlainText(120)])

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking.extensions import db
+from booking.types import UTCDateTime, utcnow
+
+CARRIER_ADMIN = "admin"
+OPERATOR = "operator"
+STAFF_ROLES = (CARRIER_ADMIN, OPERATOR)
+
+
+class Carrier(db.Model):
+    """An incubator, accelerator or research institute that shares its resources."""
+
+    __tablename__ = "carriers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)  # e.g. CQ01, used in URLs
+    name_zh: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    description_zh: Mapped[str] = mapped_column(Text, default="")
+    description_en: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    staff = relationship("CarrierStaff", back_populates="carrier", cascade="all, delete-orphan")
+
+    def name(self, locale: str | None = None) -> str:
+        from booking.i18n import pick
+
+        return pick(self.name_zh, self.name_en, locale)
+
+    def description(self, locale: str | None = None) -> str:
+        from booking.i18n import pick
+
+        return pick(self.description_zh, self.description_en, locale)
+
+
+class CarrierStaff(db.Model):
+    """A person working for a carrier: its admin(s) and operators."""
+
+    __tablename__ = "carrier_staff"
+    __table_args__ = (UniqueConstraint("user_id", "carrier_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    carrier_id: Mapped[int] = mapped_column(
+        ForeignKey("carriers.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default=OPERATOR)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user = relationship("User", back_populates="carrier_roles")
+    carrier = relationship("Carrier", back_populates="staff", lazy="joined")

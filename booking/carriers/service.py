@@ -1,0 +1,230 @@
+"""Carrier use cases: create carriers, manage staff, residents and qualifications."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import available_timezones
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from booking.accounts.models import User
+from booking.accounts.service import user_by_email
+from booking.carriers.models import CARRIER_ADMIN, STAFF_ROLES, Carrier, CarrierStaff
+from booking.catalogue.models import Qualification
+from booking.extensions import db
+from booking.orgs.models import Organisation, Residency
+from booking.problems import NotFound, Problem, ServiceError
+from booking.text_rules import plain_text_problems
+
+CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
+
+
+def _require_platform_admin(user: User) -> None:
+    if not user.is_platform_admin:
+        raise NotFound()
+
+
+def all_carriers() -> list[Carrier]:
+    return list(db.session.scalars(select(Carrier).order_by(Carrier.code)))
+
+
+def create_carrier(
+    by: User,
+    *,
+    code: str,
+    name_zh: str,
+    name_en: str,
+    admin_email: str,
+    timezone: str = "Asia/Shanghai",
+    address: str = "",
+    description_zh: str = "",
+    description_en: str = "",
+) -> Carrier:
+    _require_platform_admin(by)
+    code = (code or "").strip().upper()
+    problems = (
+        plain_text_problems(name_zh, "name_zh", 120)
+        + plain_text_problems(name_en, "name_en", 120)
+        + plain_text_problems(address, "address", 200, required=False)
+    )
+    if not CODE_PATTERN.match(code):
+        problems.append(
+            Problem(
+                "invalid_code",
+                _l("The code is 2–12 capital letters or digits, starting with a letter (e.g. CQ01)."),
+                "code",
+            )
+        )
+    elif db.session.scalar(select(Carrier.id).where(Carrier.code == code)):
+        problems.append(Problem("code_taken", _l("This code is already used."), "code"))
+    if timezone not in available_timezones():
+        problems.append(Problem("invalid_timezone", _l("Unknown time zone."), "timezone"))
+    admin = user_by_email(admin_email)
+    if admin is None:
+        problems.append(
+            Problem(
+                "unknown_user",
+                _l("No account uses this e-mail address. Ask the person to register first."),
+                "admin_email",
+            )
+        )
+    if problems:
+        raise ServiceError(problems)
+    carrier = Carrier(
+        code=code,
+        name_zh=name_zh.strip(),
+        name_en=name_en.strip(),
+        timezone=timezone,
+        address=(address or "").strip(),
+        description_zh=description_zh or "",
+        description_en=description_en or "",
+    )
+    db.session.add(carrier)
+    db.session.flush()
+    db.session.add(CarrierStaff(user_id=admin.id, carrier_id=carrier.id, role=CARRIER_ADMIN))
+    db.session.commit()
+    return carrier
+
+
+def update_settings(
+    carrier: Carrier, *, name_zh: str, name_en: str, address: str, timezone: str,
+    description_zh: str = "", description_en: str = "",
+) -> Carrier:
+    problems = (
+        plain_text_problems(name_zh, "name_zh", 120)
+        + plain_text_problems(name_en, "name_en", 120)
+        + plain_text_problems(address, "address", 200, required=False)
+    )
+    if timezone not in available_timezones():
+        problems.append(Problem("invalid_timezone", _l("Unknown time zone."), "timezone"))
+    if problems:
+        raise ServiceError(problems)
+    carrier.name_zh, carrier.name_en = name_zh.strip(), name_en.strip()
+    carrier.address, carrier.timezone = (address or "").strip(), timezone
+    carrier.description_zh, carrier.description_en = description_zh or "", description_en or ""
+    db.session.commit()
+    return carrier
+
+
+def staff_of(carrier: Carrier) -> list[CarrierStaff]:
+    return sorted(carrier.staff, key=lambda s: (s.role != CARRIER_ADMIN, s.user.email))
+
+
+def add_staff(carrier: Carrier, email: str, role: str) -> CarrierStaff:
+    if role not in STAFF_ROLES:
+        raise ServiceError(Problem("invalid_role", _l("Unknown role."), "role"))
+    user = user_by_email(email)
+    if user is None:
+        raise ServiceError(
+            Problem(
+                "unknown_user",
+                _l("No account uses this e-mail address. Ask the person to register first."),
+                "email",
+            )
+        )
+    existing = db.session.scalar(
+        select(CarrierStaff).where(
+            CarrierStaff.carrier_id == carrier.id, CarrierStaff.user_id == user.id
+        )
+    )
+    if existing:
+        raise ServiceError(
+            Problem("already_staff", _l("This person already works for this carrier."), "email")
+        )
+    staff = CarrierStaff(user_id=user.id, carrier_id=carrier.id, role=role)
+    db.session.add(staff)
+    db.session.commit()
+    return staff
+
+
+def remove_staff(carrier: Carrier, staff_id: int, by: User) -> None:
+    staff = db.session.get(CarrierStaff, staff_id)
+    if staff is None or staff.carrier_id != carrier.id:
+        raise NotFound()
+    if staff.role == CARRIER_ADMIN:
+        admins = [s for s in carrier.staff if s.role == CARRIER_ADMIN and s.id != staff.id]
+        if not admins:
+            raise ServiceError(
+                Problem("last_admin", _l("A carrier needs at least one carrier admin."))
+            )
+    db.session.delete(staff)
+    db.session.commit()
+
+
+# --- residents ------------------------------------------------------------------------------
+
+
+def residents_of(carrier: Carrier) -> list[Residency]:
+    return list(
+        db.session.scalars(
+            select(Residency)
+            .join(Organisation)
+            .where(Residency.carrier_id == carrier.id)
+            .order_by(Organisation.name)
+        )
+    )
+
+
+def mark_resident(carrier: Carrier, organisation_name: str, by: User) -> Residency:
+    name = (organisation_name or "").strip()
+    org = db.session.scalar(
+        select(Organisation).where(func.lower(Organisation.name) == name.lower())
+    )
+    if org is None:
+        raise ServiceError(
+            Problem("unknown_organisation", _l("No organisation has this name."), "organisation")
+        )
+    if db.session.scalar(
+        select(Residency.id).where(
+            Residency.carrier_id == carrier.id, Residency.organisation_id == org.id
+        )
+    ):
+        raise ServiceError(
+            Problem("already_resident", _l("This organisation is already a resident."), "organisation")
+        )
+    residency = Residency(organisation_id=org.id, carrier_id=carrier.id, marked_by_id=by.id)
+    db.session.add(residency)
+    db.session.commit()
+    return residency
+
+
+def unmark_resident(carrier: Carrier, residency_id: int) -> None:
+    residency = db.session.get(Residency, residency_id)
+    if residency is None or residency.carrier_id != carrier.id:
+        raise NotFound()
+    db.session.delete(residency)
+    db.session.commit()
+
+
+# --- qualifications -------------------------------------------------------------------------
+
+
+def qualifications_of(carrier: Carrier) -> list[Qualification]:
+    return list(
+        db.session.scalars(
+            select(Qualification)
+            .where(Qualification.carrier_id == carrier.id)
+            .order_by(Qualification.name_en)
+        )
+    )
+
+
+def create_qualification(carrier: Carrier, name_zh: str, name_en: str) -> Qualification:
+    problems = plain_text_problems(name_zh, "name_zh", 120) + plain_text_problems(
+        name_en, "name_en", 120
+    )
+    if not problems and db.session.scalar(
+        select(Qualification.id).where(
+            Qualification.carrier_id == carrier.id, Qualification.name_en == name_en.strip()
+        )
+    ):
+        problems.append(
+            Problem("name_taken", _l("A qualification with this name already exists."), "name_en")
+        )
+    if problems:
+        raise ServiceError(problems)
+    q = Qualification(carrier_id=carrier.id, name_zh=name_zh.strip(), name_en=name_en.strip())
+    db.session.add(q)
+    db.session.commit()
+    return q

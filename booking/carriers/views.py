@@ -1,0 +1,196 @@
+from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from booking.accounts.forms import EmptyForm
+from booking.carriers import service
+from booking.carriers.forms import (
+    CarrierForm,
+    CarrierSettingsForm,
+    QualificationForm,
+    ResidentForm,
+    StaffForm,
+)
+from booking.catalogue.service import carrier_resources
+from booking.orgs.service import all_organisations
+from booking.problems import ServiceError
+from booking.tenancy import carrier_admin_required, platform_admin_required
+from booking.web import show_problems
+
+# --- platform admin -------------------------------------------------------------------------
+
+admin_bp = Blueprint("platform_admin", __name__, url_prefix="/admin")
+
+
+@admin_bp.route("/carriers", methods=["GET", "POST"])
+@platform_admin_required
+def carriers():
+    form = CarrierForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            carrier = service.create_carrier(
+                current_user,
+                code=form.code.data,
+                name_zh=form.name_zh.data,
+                name_en=form.name_en.data,
+                admin_email=form.admin_email.data,
+                timezone=form.timezone.data,
+                address=form.address.data,
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Carrier %(code)s created.", code=carrier.code), "success")
+            return redirect(url_for(".carriers"))
+    if form.is_submitted():
+        status = 422
+    return render_template("admin/carriers.html", form=form, carriers=service.all_carriers()), status
+
+
+# --- carrier staff, under /operate/<code>/ --------------------------------------------------
+
+bp = Blueprint("carrier", __name__)
+
+
+@bp.get("/")
+def dashboard():
+    return render_template(
+        "operate/dashboard.html",
+        resources=carrier_resources(g.carrier, include_retired=False),
+        residents=service.residents_of(g.carrier),
+        staff=service.staff_of(g.carrier),
+    )
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@carrier_admin_required
+def settings():
+    form = CarrierSettingsForm(obj=g.carrier)
+    if form.validate_on_submit():
+        try:
+            service.update_settings(
+                g.carrier,
+                name_zh=form.name_zh.data,
+                name_en=form.name_en.data,
+                address=form.address.data,
+                timezone=form.timezone.data,
+                description_zh=form.description_zh.data,
+                description_en=form.description_en.data,
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Settings saved."), "success")
+            return redirect(url_for(".settings"))
+    status = 422 if form.is_submitted() else 200
+    return render_template("operate/settings.html", form=form), status
+
+
+def _render_staff(form=None, status=200):
+    return (
+        render_template(
+            "operate/staff.html",
+            staff=service.staff_of(g.carrier),
+            form=form or StaffForm(),
+            empty_form=EmptyForm(),
+        ),
+        status,
+    )
+
+
+@bp.get("/staff")
+def staff():
+    return _render_staff()
+
+
+@bp.post("/staff")
+@carrier_admin_required
+def add_staff():
+    form = StaffForm()
+    if form.validate_on_submit():
+        try:
+            service.add_staff(g.carrier, form.email.data, form.role.data)
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Staff member added."), "success")
+            return redirect(url_for(".staff"))
+    return _render_staff(form, 422)
+
+
+@bp.post("/staff/<int:staff_id>/remove")
+@carrier_admin_required
+def remove_staff(staff_id: int):
+    if EmptyForm().validate_on_submit():
+        try:
+            service.remove_staff(g.carrier, staff_id, current_user)
+        except ServiceError as error:
+            if error.status != 400:
+                raise
+            show_problems(None, error)
+        else:
+            flash(_("Staff member removed."), "success")
+    return redirect(url_for(".staff"))
+
+
+def _render_residents(form=None, status=200):
+    return (
+        render_template(
+            "operate/residents.html",
+            residents=service.residents_of(g.carrier),
+            organisations=all_organisations(),
+            form=form or ResidentForm(),
+            empty_form=EmptyForm(),
+        ),
+        status,
+    )
+
+
+@bp.get("/residents")
+def residents():
+    return _render_residents()
+
+
+@bp.post("/residents")
+def add_resident():
+    form = ResidentForm()
+    if form.validate_on_submit():
+        try:
+            service.mark_resident(g.carrier, form.organisation.data, current_user)
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Organisation marked as resident."), "success")
+            return redirect(url_for(".residents"))
+    return _render_residents(form, 422)
+
+
+@bp.post("/residents/<int:residency_id>/remove")
+def remove_resident(residency_id: int):
+    if EmptyForm().validate_on_submit():
+        service.unmark_resident(g.carrier, residency_id)
+        flash(_("Organisation is no longer a resident."), "success")
+    return redirect(url_for(".residents"))
+
+
+@bp.route("/qualifications", methods=["GET", "POST"])
+def qualifications():
+    form = QualificationForm()
+    if form.validate_on_submit():
+        try:
+            service.create_qualification(g.carrier, form.name_zh.data, form.name_en.data)
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Qualification created."), "success")
+            return redirect(url_for(".qualifications"))
+    status = 422 if form.is_submitted() else 200
+    return (
+        render_template(
+            "operate/qualifications.html",
+            form=form,
+            qualifications=service.qualifications_of(g.carrier),
+        ),
+        status,
+    )

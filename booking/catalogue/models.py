@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking.extensions import db
+from booking.types import UTCDateTime, utcnow
+
+INSTRUMENT = "instrument"
+PILOT_LINE = "pilot_line"
+COMPUTE = "compute"
+LICENCE = "licence"
+KINDS = (INSTRUMENT, PILOT_LINE, COMPUTE, LICENCE)
+
+PUBLIC = "public"
+RESIDENTS = "residents"
+VISIBILITIES = (PUBLIC, RESIDENTS)
+
+ACTIVE = "active"
+RETIRED = "retired"
+STATUSES = (ACTIVE, RETIRED)
+
+
+class Qualification(db.Model):
+    """A training or authorisation a carrier requires before someone may book a resource."""
+
+    __tablename__ = "qualifications"
+    __table_args__ = (UniqueConstraint("carrier_id", "name_en"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(
+        ForeignKey("carriers.id", ondelete="CASCADE"), index=True
+    )
+    name_zh: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def name(self, locale: str | None = None) -> str:
+        from booking.i18n import pick
+
+        return pick(self.name_zh, self.name_en, locale)
+
+
+class Resource(db.Model):
+    __tablename__ = "resources"
+    __table_args__ = (
+        CheckConstraint("capacity >= 1", name="capacity_positive"),
+        CheckConstraint("slot_minutes >= 1", name="slot_positive"),
+        CheckConstraint("min_duration_minutes <= max_duration_minutes", name="min_le_max"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(
+        ForeignKey("carriers.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    name_zh: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(120))
+    description_zh: Mapped[str] = mapped_column(Text, default="")
+    description_en: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(String(200), default="")
+    # Free key/value list, kept in order: [["Resolution", "1 nm"], ...]
+    specs: Mapped[list] = mapped_column(JSON, default=list)
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    unit_zh: Mapped[str] = mapped_column(String(40), default="台")
+    unit_en: Mapped[str] = mapped_column(String(40), default="unit")
+    slot_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    min_duration_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    max_duration_minutes: Mapped[int] = mapped_column(Integer, default=480)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    max_advance_days: Mapped[int] = mapped_column(Integer, default=90)
+    setup_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    cleanup_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    always_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    requires_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    qualification_id: Mapped[int | None] = mapped_column(
+        ForeignKey("qualifications.id", ondelete="SET NULL")
+    )
+    visibility: Mapped[str] = mapped_column(String(16), default=PUBLIC)
+    status: Mapped[str] = mapped_column(String(16), default=ACTIVE, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    carrier = relationship("Carrier", lazy="joined")
+    qualification = relationship("Qualification", lazy="joined")
+    opening_hours = relationship(
+        "OpeningHours",
+        cascade="all, delete-orphan",
+        order_by="(OpeningHours.weekday, OpeningHours.opens)",
+        lazy="selectin",
+    )
+
+    def name(self, locale: str | None = None) -> str:
+        from booking.i18n import pick
+
+        return pick(self.name_zh, self.name_en, locale)
+
+    def description(self, locale: str | None = None) -> str:
+        from booking.i18n import pick
+
+        return pick(self.description_zh, self.description_en, locale)
+
+    def unit(self, locale: str | None = None) -> str:
+        from booking.i18n import pick
+
+        return pick(self.unit_zh, self.unit_en, locale)
+
+
+class OpeningHours(db.Model):
+    """One opening interval on a weekday (0 = Monday) in the carrier's local time, as minutes
+    after midnight (closes may be 1440, i.e. 24:00)."""
+
+    __tablename__ = "opening_hours"
+    __table_args__ = (
+        CheckConstraint("opens >= 0 AND opens < closes AND closes <= 1440", name="interval"),
+        CheckConstraint("weekday >= 0 AND weekday <= 6", name="weekday_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), index=True
+    )
+    weekday: Mapped[int] = mapped_column(Integer)
+    opens: Mapped[int] = mapped_column(Integer)
+    closes: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,112 @@
+"""Operators' resource management, nested under /operate/<carrier code>/ (see tenancy)."""
+
+from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask_babel import gettext as _
+
+from booking.accounts.forms import EmptyForm
+from booking.carriers.service import qualifications_of
+from booking.catalogue import service
+from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, ResourceForm
+from booking.catalogue.models import ACTIVE, RETIRED, Resource
+from booking.catalogue.rules import opening_hours_problems, parse_specs
+from booking.i18n import current_locale
+from booking.problems import ServiceError
+from booking.tenancy import own
+from booking.web import show_problems
+
+bp = Blueprint("resources", __name__, url_prefix="/resources")
+
+
+@bp.get("/")
+def index():
+    return render_template(
+        "operate/resources.html",
+        resources=service.carrier_resources(g.carrier),
+        kind_labels=KIND_LABELS,
+        empty_form=EmptyForm(),
+    )
+
+
+def _form(resource=None) -> ResourceForm:
+    form = ResourceForm()
+    form.set_qualifications(qualifications_of(g.carrier), current_locale())
+    return form
+
+
+def _submit(form: ResourceForm, resource: Resource | None):
+    """Parse the texts, then let the service check everything; True when saved."""
+    specs, spec_problems = parse_specs(form.specs.data)
+    rows, hour_problems = opening_hours_problems(form.hour_texts())
+    if spec_problems or hour_problems:
+        show_problems(form, ServiceError(spec_problems + hour_problems))
+        return None
+    fields = form.to_fields(specs, rows)
+    try:
+        if resource is None:
+            return service.create_resource(g.carrier, fields)
+        return service.update_resource(g.carrier, resource, fields)
+    except ServiceError as error:
+        show_problems(form, error)
+        return None
+
+
+def _render(form, resource, status=200):
+    return (
+        render_template(
+            "operate/resource_form.html",
+            form=form,
+            resource=resource,
+            weekday_labels=WEEKDAY_LABELS,
+        ),
+        status,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    form = _form()
+    if not form.is_submitted():
+        form.capacity.data, form.slot_minutes.data = 1, 30
+        form.min_duration_minutes.data, form.max_duration_minutes.data = 30, 480
+        form.min_notice_minutes.data, form.max_advance_days.data = 60, 90
+        form.setup_minutes.data = form.cleanup_minutes.data = 0
+        form.unit_zh.data, form.unit_en.data = "台", "unit"
+        for d in range(5):
+            getattr(form, f"hours_{d}").data = "09:00-18:00"
+    if form.validate_on_submit():
+        resource = _submit(form, None)
+        if resource:
+            flash(_("Resource created."), "success")
+            return redirect(url_for(".edit", resource_id=resource.id))
+    return _render(form, None, 422 if form.is_submitted() else 200)
+
+
+@bp.route("/<resource_id>/edit", methods=["GET", "POST"])
+def edit(resource_id):
+    resource = own(Resource, resource_id)
+    form = _form(resource)
+    if not form.is_submitted():
+        form.fill_from(resource, service.opening_rows(resource))
+    if form.validate_on_submit():
+        if _submit(form, resource):
+            flash(_("Resource saved."), "success")
+            return redirect(url_for(".edit", resource_id=resource.id))
+    return _render(form, resource, 422 if form.is_submitted() else 200)
+
+
+@bp.post("/<resource_id>/retire")
+def retire(resource_id):
+    resource = own(Resource, resource_id)
+    if EmptyForm().validate_on_submit():
+        service.set_status(g.carrier, resource, RETIRED)
+        flash(_("Resource retired: it no longer appears in the catalogue."), "success")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/<resource_id>/reactivate")
+def reactivate(resource_id):
+    resource = own(Resource, resource_id)
+    if EmptyForm().validate_on_submit():
+        service.set_status(g.carrier, resource, ACTIVE)
+        flash(_("Resource is active again."), "success")
+    return redirect(url_for(".index"))

@@ -1,0 +1,156 @@
+"""Catalogue use cases: what a person may see, and operators' resource management."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, or_, select
+
+from booking.accounts.models import User
+from booking.carriers.models import Carrier
+from booking.catalogue.models import ACTIVE, KINDS, PUBLIC, RETIRED, OpeningHours, Resource
+from booking.catalogue.rules import ResourceFields, resource_problems
+from booking.extensions import db
+from booking.problems import NotFound, Problem, ServiceError
+from booking.tenancy import operated_carrier_ids, resident_carrier_ids
+
+MAX_QUERY_LENGTH = 100
+
+
+def visible_resources_query(
+    user: User | None,
+    *,
+    q: str | None = None,
+    kind: str | None = None,
+    carrier_code: str | None = None,
+) -> Select:
+    """Active resources this person may see: public ones, plus residents-only ones of carriers
+    where one of their organisations is resident or where they work."""
+    allowed_private = resident_carrier_ids(user) | operated_carrier_ids(user)
+    visibility = Resource.visibility == PUBLIC
+    if allowed_private:
+        visibility = or_(visibility, Resource.carrier_id.in_(allowed_private))
+    stmt = select(Resource).join(Carrier).where(Resource.status == ACTIVE, visibility)
+    if kind:
+        stmt = stmt.where(Resource.kind == kind)
+    if carrier_code:
+        stmt = stmt.where(Carrier.code == carrier_code)
+    if q:
+        pattern = f"%{_escape_like(q.strip()[:MAX_QUERY_LENGTH])}%"
+        stmt = stmt.where(
+            or_(
+                Resource.name_zh.ilike(pattern, escape="\\"),
+                Resource.name_en.ilike(pattern, escape="\\"),
+                Resource.description_zh.ilike(pattern, escape="\\"),
+                Resource.description_en.ilike(pattern, escape="\\"),
+                Resource.location.ilike(pattern, escape="\\"),
+                Carrier.name_zh.ilike(pattern, escape="\\"),
+                Carrier.name_en.ilike(pattern, escape="\\"),
+            )
+        )
+    return stmt.order_by(Carrier.code, Resource.kind, Resource.name_en)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def catalogue_filter_problems(kind: str | None, carrier_code: str | None) -> list[Problem]:
+    problems = []
+    if kind and kind not in KINDS:
+        problems.append(Problem("invalid_kind", _l("Unknown kind of resource."), "kind"))
+    if carrier_code and not db.session.scalar(select(Carrier.id).where(Carrier.code == carrier_code)):
+        problems.append(Problem("unknown_carrier", _l("Unknown carrier."), "carrier"))
+    return problems
+
+
+def search_catalogue(
+    user: User | None,
+    *,
+    q: str | None = None,
+    kind: str | None = None,
+    carrier_code: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Resource]:
+    problems = catalogue_filter_problems(kind, carrier_code)
+    if problems:
+        raise ServiceError(problems)
+    stmt = visible_resources_query(user, q=q, kind=kind, carrier_code=carrier_code)
+    if limit:
+        stmt = stmt.limit(limit).offset(offset)
+    return list(db.session.scalars(stmt).unique())
+
+
+def visible_resource(user: User | None, resource_id: int) -> Resource:
+    """One resource if this person may see it; otherwise not found (private ones included)."""
+    stmt = visible_resources_query(user).where(Resource.id == resource_id)
+    resource = db.session.scalars(stmt).unique().first()
+    if resource is None:
+        raise NotFound()
+    return resource
+
+
+def carriers_with_resources() -> list[Carrier]:
+    return list(db.session.scalars(select(Carrier).order_by(Carrier.code)))
+
+
+# --- operators ------------------------------------------------------------------------------
+
+
+def carrier_resources(carrier: Carrier, include_retired: bool = True) -> list[Resource]:
+    stmt = select(Resource).where(Resource.carrier_id == carrier.id)
+    if not include_retired:
+        stmt = stmt.where(Resource.status == ACTIVE)
+    return list(db.session.scalars(stmt.order_by(Resource.status, Resource.kind, Resource.name_en)))
+
+
+def _qualification_ids(carrier: Carrier) -> set[int]:
+    from booking.catalogue.models import Qualification
+
+    return set(
+        db.session.scalars(select(Qualification.id).where(Qualification.carrier_id == carrier.id))
+    )
+
+
+def _apply(resource: Resource, fields: ResourceFields) -> None:
+    for name, value in fields.as_model_values().items():
+        setattr(resource, name, value)
+    resource.opening_hours = [
+        OpeningHours(weekday=d, opens=o, closes=c) for d, o, c in sorted(fields.opening_hours)
+    ]
+
+
+def create_resource(carrier: Carrier, fields: ResourceFields) -> Resource:
+    problems = resource_problems(fields, _qualification_ids(carrier))
+    if problems:
+        raise ServiceError(problems)
+    resource = Resource(carrier_id=carrier.id, status=ACTIVE)
+    _apply(resource, fields)
+    db.session.add(resource)
+    db.session.commit()
+    return resource
+
+
+def update_resource(carrier: Carrier, resource: Resource, fields: ResourceFields) -> Resource:
+    if resource.carrier_id != carrier.id:
+        raise NotFound()
+    problems = resource_problems(fields, _qualification_ids(carrier))
+    if problems:
+        raise ServiceError(problems)
+    _apply(resource, fields)
+    db.session.commit()
+    return resource
+
+
+def set_status(carrier: Carrier, resource: Resource, status: str) -> Resource:
+    if resource.carrier_id != carrier.id:
+        raise NotFound()
+    if status not in (ACTIVE, RETIRED):
+        raise ServiceError(Problem("invalid_status", _l("Unknown status."), "status"))
+    resource.status = status
+    db.session.commit()
+    return resource
+
+
+def opening_rows(resource: Resource) -> list[tuple[int, int, int]]:
+    return [(h.weekday, h.opens, h.closes) for h in resource.opening_hours]

@@ -1,0 +1,62 @@
+from flask import Blueprint, current_app, flash, render_template, request
+from flask_babel import gettext as _
+
+from flask_login import current_user
+
+from booking.catalogue import service
+from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, CatalogueSearchForm
+from booking.catalogue.models import KINDS
+from booking.i18n import current_locale
+from booking.problems import ServiceError
+
+bp = Blueprint("catalogue", __name__)
+
+
+@bp.get("/")
+def index():
+    locale = current_locale()
+    carriers = service.carriers_with_resources()
+    form = CatalogueSearchForm(request.args)
+    form.kind.choices = [("", _("All kinds"))] + [(k, KIND_LABELS[k]) for k in KINDS]
+    form.carrier.choices = [("", _("All carriers"))] + [(c.code, c.name(locale)) for c in carriers]
+    q = (request.args.get("q") or "").strip()
+    kind = request.args.get("kind") or None
+    carrier = request.args.get("carrier") or None
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    size = current_app.config["CATALOGUE_PAGE_SIZE"]
+    status = 200
+    try:
+        resources = service.search_catalogue(
+            current_user, q=q, kind=kind, carrier_code=carrier, limit=size + 1, offset=(page - 1) * size
+        )
+    except ServiceError as error:
+        for problem in error.problems:
+            flash(str(problem.message), "error")
+        resources, status = [], 400
+    has_next = len(resources) > size
+    return (
+        render_template(
+            "catalogue/index.html",
+            form=form,
+            resources=resources[:size],
+            page=page,
+            has_next=has_next,
+            kind_labels=KIND_LABELS,
+            query_args={k: v for k, v in request.args.items() if k != "page"},
+        ),
+        status,
+    )
+
+
+@bp.get("/resources/<int:resource_id>")
+def detail(resource_id: int):
+    resource = service.visible_resource(current_user, resource_id)
+    return render_template(
+        "catalogue/detail.html",
+        resource=resource,
+        kind_labels=KIND_LABELS,
+        weekday_labels=WEEKDAY_LABELS,
+    )

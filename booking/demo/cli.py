@@ -1,0 +1,170 @@
+"""`flask demo load`: a realistic, idempotent demo platform for development."""
+
+from __future__ import annotations
+
+import click
+from flask import Blueprint, current_app
+from sqlalchemy import select
+
+from booking.accounts.models import User
+from booking.accounts.service import user_by_email
+from booking.carriers.models import CARRIER_ADMIN, OPERATOR, Carrier, CarrierStaff
+from booking.catalogue.models import Qualification, Resource
+from booking.catalogue.rules import ResourceFields, opening_hours_problems
+from booking.catalogue.service import create_resource
+from booking.extensions import db
+from booking.orgs.models import MANAGER, MEMBER, Membership, Organisation, Residency
+
+cli = Blueprint("demo_cli", __name__, cli_group="demo")
+
+DEMO_PASSWORD = "demo12345"
+# email, name, platform admin?, (carrier code, role) or None
+DEMO_USERS = [
+    ("admin@demo.test", "平台管理员 Platform Admin", True, None),
+    ("operator@demo.test", "李运营 Li (CQ01 admin)", False, ("CQ01", CARRIER_ADMIN)),
+    ("operator2@demo.test", "王工 Wang (CQ02 operator)", False, ("CQ02", OPERATOR)),
+    ("admin2@demo.test", "陈主任 Chen (CQ02 admin)", False, ("CQ02", CARRIER_ADMIN)),
+    ("admin3@demo.test", "周老师 Zhou (CQ03 admin)", False, ("CQ03", CARRIER_ADMIN)),
+    ("manager@demo.test", "赵经理 Zhao (startup manager)", False, None),
+    ("engineer@demo.test", "张工程师 Zhang (engineer)", False, None),
+    ("engineer2@demo.test", "刘工程师 Liu (engineer)", False, None),
+]
+# name, credit code, resident at, members (email, role)
+DEMO_ORGANISATIONS = [
+    (
+        "山城智感科技有限公司",
+        "91500000MA5U000001",
+        ["CQ01"],
+        [("manager@demo.test", MANAGER), ("engineer@demo.test", MEMBER)],
+    ),
+    (
+        "渝新储能材料有限公司",
+        "91500000MA5U000002",
+        ["CQ02"],
+        [("engineer2@demo.test", MANAGER)],
+    ),
+]
+
+
+def load_demo() -> dict[str, int]:
+    """Create whatever part of the demo is missing; running it twice changes nothing."""
+    from werkzeug.security import generate_password_hash
+
+    from booking.demo.data import CARRIERS, QUALIFICATIONS, RESOURCES
+
+    created = {"users": 0, "carriers": 0, "resources": 0, "organisations": 0}
+    password_hash = generate_password_hash(DEMO_PASSWORD)
+    users: dict[str, User] = {}
+    for email, name, is_admin, _role in DEMO_USERS:
+        user = user_by_email(email)
+        if user is None:
+            user = User(
+                email=email, display_name=name, password_hash=password_hash,
+                is_platform_admin=is_admin,
+            )
+            db.session.add(user)
+            created["users"] += 1
+        users[email] = user
+    db.session.flush()
+
+    carriers: dict[str, Carrier] = {}
+    for data in CARRIERS:
+        carrier = db.session.scalar(select(Carrier).where(Carrier.code == data["code"]))
+        if carrier is None:
+            carrier = Carrier(**data)
+            db.session.add(carrier)
+            created["carriers"] += 1
+        carriers[data["code"]] = carrier
+    db.session.flush()
+
+    for email, _name, _admin, role in DEMO_USERS:
+        if role is None:
+            continue
+        code, staff_role = role
+        user, carrier = users[email], carriers[code]
+        if not db.session.scalar(
+            select(CarrierStaff.id).where(
+                CarrierStaff.user_id == user.id, CarrierStaff.carrier_id == carrier.id
+            )
+        ):
+            db.session.add(CarrierStaff(user_id=user.id, carrier_id=carrier.id, role=staff_role))
+
+    qualifications: dict[tuple[str, str], Qualification] = {}
+    for data in QUALIFICATIONS:
+        carrier = carriers[data["carrier"]]
+        q = db.session.scalar(
+            select(Qualification).where(
+                Qualification.carrier_id == carrier.id, Qualification.name_en == data["name_en"]
+            )
+        )
+        if q is None:
+            q = Qualification(carrier_id=carrier.id, name_zh=data["name_zh"], name_en=data["name_en"])
+            db.session.add(q)
+        qualifications[(data["carrier"], data["name_en"])] = q
+    db.session.flush()
+
+    for name, code, resident_at, members in DEMO_ORGANISATIONS:
+        org = db.session.scalar(select(Organisation).where(Organisation.name == name))
+        if org is None:
+            org = Organisation(name=name, credit_code=code)
+            db.session.add(org)
+            db.session.flush()
+            created["organisations"] += 1
+        for email, role in members:
+            if not db.session.scalar(
+                select(Membership.id).where(
+                    Membership.user_id == users[email].id, Membership.organisation_id == org.id
+                )
+            ):
+                db.session.add(Membership(user_id=users[email].id, organisation_id=org.id, role=role))
+        for carrier_code in resident_at:
+            if not db.session.scalar(
+                select(Residency.id).where(
+                    Residency.organisation_id == org.id,
+                    Residency.carrier_id == carriers[carrier_code].id,
+                )
+            ):
+                db.session.add(Residency(organisation_id=org.id, carrier_id=carriers[carrier_code].id))
+    db.session.commit()
+
+    for data in RESOURCES:
+        carrier = carriers[data["carrier"]]
+        exists = db.session.scalar(
+            select(Resource.id).where(
+                Resource.carrier_id == carrier.id, Resource.name_en == data["name_en"]
+            )
+        )
+        if exists:
+            continue
+        rows, problems = opening_hours_problems(data.get("opening_hours") or {})
+        if problems:
+            raise click.ClickException(f"demo data: bad opening hours for {data['name_en']}")
+        qualification = qualifications.get((data["carrier"], data.get("qualification") or ""))
+        fields = ResourceFields(
+            **{
+                k: v
+                for k, v in data.items()
+                if k not in ("carrier", "opening_hours", "qualification")
+            },
+            qualification_id=qualification.id if qualification else None,
+            opening_hours=rows,
+        )
+        create_resource(carrier, fields)
+        created["resources"] += 1
+    return created
+
+
+@cli.cli.command("load")
+def load() -> None:
+    """Load the demo platform (development only; idempotent)."""
+    if current_app.config["BOOKING_ENV"] == "production":
+        raise click.ClickException("Demo data is never loaded when BOOKING_ENV=production.")
+    created = load_demo()
+    click.echo(
+        "Demo data ready ("
+        + ", ".join(f"{n} new {k}" for k, n in created.items())
+        + ")."
+    )
+    click.echo(f"Demo accounts (password {DEMO_PASSWORD}):")
+    for email, name, _admin, _role in DEMO_USERS:
+        click.echo(f"  {email:24} {name}")

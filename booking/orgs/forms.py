@@ -1,0 +1,24 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField
+from wtforms.validators import DataRequired
+
+from booking.forms import REQUIRED_MESSAGE, PlainText
+
+ROLE_CHOICES = [("member", _l("Member")), ("manager", _l("Manager"))]
+
+
+class OrganisationForm(FlaskForm):
+    name = StringField(_l("Organisation name"), validators=[PlainText(120)])
+    credit_code = StringField(
+        _l("Unified social credit code (optional)"), validators=[PlainText(18, required=False)]
+    )
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(REQUIRED_MESSAGE)])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)

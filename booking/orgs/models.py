@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking.extensions import db
+from booking.types import UTCDateTime, utcnow
+
+MEMBER = "member"
+MANAGER = "manager"
+MEMBER_ROLES = (MEMBER, MANAGER)
+
+
+class Organisation(db.Model):
+    """A startup (or any paying organisation) whose engineers book resources."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    credit_code: Mapped[str | None] = mapped_column(String(18))  # 统一社会信用代码, optional
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships = relationship(
+        "Membership", back_populates="organisation", cascade="all, delete-orphan"
+    )
+    residencies = relationship(
+        "Residency", back_populates="organisation", cascade="all, delete-orphan"
+    )
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "organisation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default=MEMBER)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user = relationship("User", back_populates="memberships")
+    organisation = relationship("Organisation", back_populates="memberships", lazy="joined")
+
+
+class Invitation(db.Model):
+    """An invitation by e-mail; accepted by the signed-in user who owns that address."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16), default=MEMBER)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organisation = relationship("Organisation")
+
+
+class Residency(db.Model):
+    """An organisation incubated by a carrier: it gets the resident price tier there
+    and sees the carrier's residents-only resources."""
+
+    __tablename__ = "residencies"
+    __table_args__ = (UniqueConstraint("organisation_id", "carrier_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    carrier_id: Mapped[int] = mapped_column(
+        ForeignKey("carriers.id", ondelete="CASCADE"), index=True
+    )
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    marked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    organisation = relationship("Organisation", back_populates="residencies")
+    carrier = relationship("Carrier")

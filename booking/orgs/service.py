@@ -1,0 +1,205 @@
+"""Organisation use cases: create, invite, accept, manage members."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import current_app, render_template, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from booking.accounts.models import User
+from booking.accounts.rules import email_problems, normalise_email
+from booking.extensions import db
+from booking.mail import send_mail
+from booking.orgs.models import (
+    MANAGER,
+    MEMBER_ROLES,
+    Invitation,
+    Membership,
+    Organisation,
+)
+from booking.problems import NotFound, Problem, ServiceError
+from booking.text_rules import plain_text_problems
+from booking.types import utcnow
+
+
+def organisations_of(user: User) -> list[Membership]:
+    return sorted(user.memberships, key=lambda m: m.organisation.name)
+
+
+def membership(user: User, organisation_id: int) -> Membership | None:
+    return db.session.scalar(
+        select(Membership).where(
+            Membership.user_id == user.id, Membership.organisation_id == organisation_id
+        )
+    )
+
+
+def organisation_for_member(user: User, organisation_id: int) -> Organisation:
+    """The organisation if the user belongs to it; otherwise not found (no enumeration)."""
+    if membership(user, organisation_id) is None:
+        raise NotFound()
+    return db.session.get(Organisation, organisation_id)
+
+
+def organisation_for_manager(user: User, organisation_id: int) -> Organisation:
+    m = membership(user, organisation_id)
+    if m is None:
+        raise NotFound()
+    if m.role != MANAGER:
+        raise ServiceError(
+            Problem("not_manager", _l("Only the organisation's managers can do this.")), 403
+        )
+    return m.organisation
+
+
+def create_organisation(user: User, name: str, credit_code: str | None = None) -> Organisation:
+    problems = plain_text_problems(name, "name", 120) + plain_text_problems(
+        credit_code, "credit_code", 18, required=False
+    )
+    name = (name or "").strip()
+    if not problems and db.session.scalar(
+        select(Organisation.id).where(func.lower(Organisation.name) == name.lower())
+    ):
+        problems.append(
+            Problem("name_taken", _l("An organisation with this name already exists."), "name")
+        )
+    if problems:
+        raise ServiceError(problems)
+    org = Organisation(name=name, credit_code=(credit_code or "").strip() or None)
+    db.session.add(org)
+    db.session.flush()
+    db.session.add(Membership(user_id=user.id, organisation_id=org.id, role=MANAGER))
+    db.session.commit()
+    return org
+
+
+def members(org: Organisation) -> list[Membership]:
+    return sorted(org.memberships, key=lambda m: (m.role != MANAGER, m.user.email))
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invite(manager: User, organisation_id: int, email: str, role: str) -> Invitation:
+    org = organisation_for_manager(manager, organisation_id)
+    email = normalise_email(email)
+    problems = email_problems(email)
+    if role not in MEMBER_ROLES:
+        problems.append(Problem("invalid_role", _l("Unknown role."), "role"))
+    if not problems:
+        existing = db.session.scalar(select(User).where(User.email == email))
+        if existing and membership(existing, org.id):
+            problems.append(
+                Problem("already_member", _l("This person is already a member."), "email")
+            )
+    if problems:
+        raise ServiceError(problems)
+    token = secrets.token_urlsafe(24)
+    invitation = Invitation(
+        organisation_id=org.id,
+        email=email,
+        role=role,
+        token_hash=_hash(token),
+        invited_by_id=manager.id,
+        expires_at=utcnow() + timedelta(days=current_app.config["INVITATION_DAYS"]),
+    )
+    db.session.add(invitation)
+    db.session.commit()
+    link = url_for("orgs.accept_invitation", token=token, _external=True)
+    invitee = db.session.scalar(select(User).where(User.email == email))
+    with force_locale((invitee.locale if invitee else None) or manager.locale or "zh"):
+        subject = _("You are invited to join %(org)s", org=org.name)
+        text = render_template(
+            "orgs/mail/invitation.txt", org=org, manager=manager, link=link, invitation=invitation
+        )
+    send_mail(email, subject, text)
+    invitation.link = link  # for the inviter's page and tests; not stored
+    return invitation
+
+
+def pending_invitations(org: Organisation) -> list[Invitation]:
+    return list(
+        db.session.scalars(
+            select(Invitation)
+            .where(
+                Invitation.organisation_id == org.id,
+                Invitation.accepted_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+            .order_by(Invitation.created_at)
+        )
+    )
+
+
+def invitation_for_token(token: str) -> Invitation:
+    invitation = db.session.scalar(select(Invitation).where(Invitation.token_hash == _hash(token)))
+    if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= utcnow():
+        raise ServiceError(
+            Problem("invalid_invitation", _l("This invitation is invalid, used or expired.")), 404
+        )
+    return invitation
+
+
+def accept_invitation(user: User, token: str) -> Organisation:
+    invitation = invitation_for_token(token)
+    if invitation.email != user.email:
+        raise ServiceError(
+            Problem(
+                "wrong_account",
+                _l("This invitation was sent to another e-mail address. Sign in with that account."),
+            ),
+            403,
+        )
+    if membership(user, invitation.organisation_id) is None:
+        db.session.add(
+            Membership(user_id=user.id, organisation_id=invitation.organisation_id, role=invitation.role)
+        )
+    invitation.accepted_at = utcnow()
+    db.session.commit()
+    return invitation.organisation
+
+
+def _member_of(org: Organisation, membership_id: int) -> Membership:
+    m = db.session.get(Membership, membership_id)
+    if m is None or m.organisation_id != org.id:
+        raise NotFound()
+    return m
+
+
+def _ensure_another_manager(org: Organisation, leaving: Membership) -> None:
+    managers = [m for m in org.memberships if m.role == MANAGER and m.id != leaving.id]
+    if not managers:
+        raise ServiceError(
+            Problem("last_manager", _l("An organisation needs at least one manager."))
+        )
+
+
+def set_member_role(manager: User, organisation_id: int, membership_id: int, role: str) -> None:
+    org = organisation_for_manager(manager, organisation_id)
+    m = _member_of(org, membership_id)
+    if role not in MEMBER_ROLES:
+        raise ServiceError(Problem("invalid_role", _l("Unknown role."), "role"))
+    if m.role == MANAGER and role != MANAGER:
+        _ensure_another_manager(org, m)
+    m.role = role
+    db.session.commit()
+
+
+def remove_member(manager: User, organisation_id: int, membership_id: int) -> None:
+    org = organisation_for_manager(manager, organisation_id)
+    m = _member_of(org, membership_id)
+    if m.role == MANAGER:
+        _ensure_another_manager(org, m)
+    db.session.delete(m)
+    db.session.commit()
+
+
+def all_organisations() -> list[Organisation]:
+    return list(db.session.scalars(select(Organisation).order_by(Organisation.name)))

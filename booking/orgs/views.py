@@ -1,0 +1,124 @@
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from booking.accounts.forms import EmptyForm
+from booking.orgs import service
+from booking.orgs.forms import InviteForm, OrganisationForm, RoleForm
+from booking.problems import ServiceError
+from booking.web import show_problems
+
+bp = Blueprint("orgs", __name__, url_prefix="/organisations")
+
+
+@bp.get("/")
+@login_required
+def index():
+    return render_template(
+        "orgs/index.html", memberships=service.organisations_of(current_user), form=OrganisationForm()
+    )
+
+
+@bp.post("/")
+@login_required
+def create():
+    form = OrganisationForm()
+    if form.validate_on_submit():
+        try:
+            org = service.create_organisation(current_user, form.name.data, form.credit_code.data)
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Organisation created. You are its manager."), "success")
+            return redirect(url_for("orgs.detail", org_id=org.id))
+    return (
+        render_template(
+            "orgs/index.html", memberships=service.organisations_of(current_user), form=form
+        ),
+        422,
+    )
+
+
+def _render_detail(org_id: int, invite_form=None, status=200, invitation=None):
+    org = service.organisation_for_member(current_user, org_id)
+    mine = service.membership(current_user, org_id)
+    return (
+        render_template(
+            "orgs/detail.html",
+            org=org,
+            mine=mine,
+            members=service.members(org),
+            invitations=service.pending_invitations(org) if mine.role == "manager" else [],
+            invite_form=invite_form or InviteForm(),
+            role_form=RoleForm(),
+            empty_form=EmptyForm(),
+            new_invitation=invitation,
+        ),
+        status,
+    )
+
+
+@bp.get("/<int:org_id>")
+@login_required
+def detail(org_id: int):
+    return _render_detail(org_id)
+
+
+@bp.post("/<int:org_id>/invite")
+@login_required
+def invite(org_id: int):
+    form = InviteForm()
+    if form.validate_on_submit():
+        try:
+            invitation = service.invite(current_user, org_id, form.email.data, form.role.data)
+        except ServiceError as error:
+            if error.status != 400:
+                raise
+            show_problems(form, error)
+        else:
+            flash(_("Invitation sent to %(email)s.", email=invitation.email), "success")
+            return _render_detail(org_id, invitation=invitation)
+    return _render_detail(org_id, invite_form=form, status=422)
+
+
+@bp.post("/<int:org_id>/members/<int:membership_id>/role")
+@login_required
+def set_role(org_id: int, membership_id: int):
+    form = RoleForm()
+    if form.validate_on_submit():
+        try:
+            service.set_member_role(current_user, org_id, membership_id, form.role.data)
+        except ServiceError as error:
+            if error.status != 400:
+                raise
+            show_problems(None, error)
+        else:
+            flash(_("Role changed."), "success")
+    return redirect(url_for("orgs.detail", org_id=org_id))
+
+
+@bp.post("/<int:org_id>/members/<int:membership_id>/remove")
+@login_required
+def remove_member(org_id: int, membership_id: int):
+    if EmptyForm().validate_on_submit():
+        try:
+            service.remove_member(current_user, org_id, membership_id)
+        except ServiceError as error:
+            if error.status != 400:
+                raise
+            show_problems(None, error)
+        else:
+            flash(_("Member removed."), "success")
+    return redirect(url_for("orgs.detail", org_id=org_id))
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@login_required
+def accept_invitation(token: str):
+    invitation = service.invitation_for_token(token)
+    form = EmptyForm()
+    if form.validate_on_submit():
+        org = service.accept_invitation(current_user, token)
+        flash(_("You have joined %(org)s.", org=org.name), "success")
+        return redirect(url_for("orgs.detail", org_id=org.id))
+    return render_template("orgs/accept.html", invitation=invitation, form=form)

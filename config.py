@@ -1,0 +1,72 @@
+"""Configuration classes, read from the environment (12-factor style)."""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    BOOKING_ENV = os.environ.get("BOOKING_ENV", "development")
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-secret-change-me")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'booking.db'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
+
+    # Language and time: the UI speaks these; carriers default to Shanghai time.
+    LANGUAGES = ["zh_Hans_CN", "en"]
+    BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    DEFAULT_CARRIER_TIMEZONE = "Asia/Shanghai"
+
+    # Mail: "console" prints mails (development), "smtp" sends them.
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "console")
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "localhost")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = _env_bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "noreply@booking.local")
+    MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "10"))
+
+    PASSWORD_RESET_MAX_AGE = 3600  # seconds a reset link stays valid
+    INVITATION_DAYS = 14
+    CATALOGUE_PAGE_SIZE = 24
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False  # the reloader is opt-in (FLASK_DEBUG=1); demo stays stable
+
+
+class ProductionConfig(Config):
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "smtp")
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
+    REMEMBER_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    WTF_CSRF_ENABLED = True
+    MAIL_BACKEND = "smtp"
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "production": ProductionConfig,
+    "testing": TestingConfig,
+}
+
+
+def config_for(env: str | None = None) -> type[Config]:
+    return CONFIGS.get(env or os.environ.get("BOOKING_ENV", "development"), DevelopmentConfig)

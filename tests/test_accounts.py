@@ -1,0 +1,167 @@
+from sqlalchemy import func, select
+
+from booking.accounts.models import ApiToken, User
+from booking.extensions import db
+from tests.conftest import csrf_token, login, post_form
+from tests.factories import PASSWORD, make_user
+
+GOOD = {"email": "new@example.com", "display_name": "Zhang San",
+        "password": "river-stone-42", "confirm": "river-stone-42"}
+
+
+def users():
+    return db.session.scalar(select(func.count(User.id)))
+
+
+def test_register_signs_in_and_hashes_the_password(client):
+    response = post_form(client, "/account/register", GOOD)
+    assert response.status_code == 302
+    user = db.session.scalar(select(User).where(User.email == "new@example.com"))
+    assert user.password_hash != GOOD["password"] and user.password_hash.startswith(("scrypt", "pbkdf2"))
+    page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Sign out" in page
+
+
+def test_register_bad_input_saves_nothing(client):
+    make_user("taken@example.com")
+    cases = [
+        ({"email": "TAKEN@example.com"}, "already exists"),
+        ({"password": "short", "confirm": "short"}, "at least 8 characters"),
+        ({"password": "password1", "confirm": "password1"}, "too easy to guess"),
+        ({"email": "not-an-email"}, "not a valid e-mail"),
+        ({"display_name": "x" * 81}, "at most 80 characters"),
+        ({"display_name": "<script>alert(1)</script>"}, "are not allowed"),
+        ({"confirm": "different-thing-1"}, "do not match"),
+    ]
+    for override, message in cases:
+        before = users()
+        response = post_form(
+            client, "/account/register", {**GOOD, **override}, headers={"Accept-Language": "en"}
+        )
+        assert response.status_code == 422, override
+        assert message in response.get_data(as_text=True), override
+        assert users() == before
+
+
+def test_register_error_is_translated(client):
+    response = post_form(
+        client, "/account/register", {**GOOD, "password": "short", "confirm": "short"},
+        headers={"Accept-Language": "zh-CN,zh;q=0.9"},
+    )
+    assert response.status_code == 422
+    assert "密码至少需要 8 个字符" in response.get_data(as_text=True)
+
+
+def test_missing_csrf_is_refused_with_a_clear_message(client):
+    response = client.post("/account/register", data=GOOD, headers={"Accept-Language": "en"})
+    assert response.status_code == 400
+    assert "form is stale" in response.get_data(as_text=True)
+    assert users() == 0
+
+
+def test_login_wrong_password_then_right_then_logout(client):
+    make_user("eng@example.com")
+    bad = post_form(client, "/account/login", {"email": "eng@example.com", "password": "nope-nope"},
+                    headers={"Accept-Language": "en"})
+    assert bad.status_code == 422 and "not correct" in bad.get_data(as_text=True)
+    login(client, "ENG@example.com")
+    assert client.get("/account/settings").status_code == 200
+    token = csrf_token(client, "/account/settings")
+    assert client.post("/account/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/account/settings").status_code == 302  # back to sign-in
+
+
+def test_login_redirect_is_never_off_site(client):
+    make_user("eng@example.com")
+    token = csrf_token(client)
+    response = client.post(
+        "/account/login?next=//evil.example/x",
+        data={"email": "eng@example.com", "password": PASSWORD, "csrf_token": token},
+    )
+    assert response.status_code == 302
+    assert "evil.example" not in response.headers["Location"]
+
+
+def test_password_reset_by_real_mail(client, smtp_inbox):
+    make_user("eng@example.com", locale="en")
+    response = post_form(client, "/account/forgot", {"email": "eng@example.com"})
+    assert response.status_code == 302
+    # Unknown addresses get the same answer and no mail.
+    post_form(client, "/account/forgot", {"email": "nobody@example.com"})
+    assert len(smtp_inbox.messages) == 1
+    recipients, message = smtp_inbox.messages[0]
+    assert recipients == ["eng@example.com"]
+    assert message["Subject"] == "Reset your password"
+    body = message.get_body(("plain",)).get_content()
+    link = next(word for word in body.split() if "/account/reset/" in word)
+    path = link.split("booking.test", 1)[1]
+    assert client.get(path).status_code == 200
+    response = post_form(client, path, {"password": "new-river-77", "confirm": "new-river-77"})
+    assert response.status_code == 302
+    login(client, "eng@example.com", "new-river-77")
+    # The link works once: the password hash changed, so the token no longer matches.
+    again = post_form(client, path, {"password": "other-river-88", "confirm": "other-river-88"},
+                      headers={"Accept-Language": "en"})
+    assert again.status_code == 422 and "invalid or has expired" in again.get_data(as_text=True)
+
+
+def test_reset_mail_goes_out_in_the_users_language(client, smtp_inbox):
+    make_user("zh@example.com", locale="zh")
+    post_form(client, "/account/forgot", {"email": "zh@example.com"})
+    assert smtp_inbox.messages[0][1]["Subject"] == "重置您的密码"
+
+
+def test_bad_reset_token(client):
+    response = post_form(client, "/account/reset/garbage", {"password": "new-river-77", "confirm": "new-river-77"},
+                         headers={"Accept-Language": "en"})
+    assert response.status_code == 422
+    assert "invalid or has expired" in response.get_data(as_text=True)
+
+
+def test_api_tokens_are_shown_once_stored_hashed_and_revocable(client):
+    user = make_user("eng@example.com")
+    login(client, "eng@example.com")
+    response = post_form(client, "/account/settings/tokens", {"name": "laptop"}, token_from="/account/settings")
+    assert response.status_code == 201
+    html = response.get_data(as_text=True)
+    secret = html.split('id="new-token">')[1].split("<")[0]
+    stored = db.session.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
+    assert secret not in stored.token_hash and len(stored.token_hash) == 64
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    post_form(client, f"/account/settings/tokens/{stored.id}/revoke", {}, token_from="/account/settings")
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_cannot_revoke_someone_elses_token(client):
+    from booking.accounts.service import create_api_token
+
+    other = make_user("other@example.com")
+    token, secret = create_api_token(other, "theirs")
+    make_user("eng@example.com")
+    login(client, "eng@example.com")
+    response = post_form(client, f"/account/settings/tokens/{token.id}/revoke", {}, token_from="/account/settings")
+    assert response.status_code == 404
+    db.session.expire_all()
+    assert db.session.get(ApiToken, token.id).revoked_at is None
+
+
+def test_cli_creates_token_printed_last(cli_runner, client):
+    make_user("eng@example.com")
+    result = cli_runner.invoke(args=["api-token", "create", "eng@example.com"])
+    assert result.exit_code == 0
+    secret = result.output.strip().splitlines()[-1]
+    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 200 and response.json["email"] == "eng@example.com"
+    bad = cli_runner.invoke(args=["api-token", "create", "ghost@example.com"])
+    assert bad.exit_code != 0 and "No user" in bad.output
+
+
+def test_change_password_needs_the_current_one(client):
+    make_user("eng@example.com")
+    login(client, "eng@example.com")
+    response = post_form(
+        client, "/account/settings/password",
+        {"current_password": "wrong-one-1", "password": "new-river-77", "confirm": "new-river-77"},
+        token_from="/account/settings", headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 422 and "not correct" in response.get_data(as_text=True)

@@ -1,0 +1,131 @@
+from sqlalchemy import func, select
+
+from booking.catalogue.models import OpeningHours, Resource
+from booking.extensions import db
+from tests.conftest import login, post_form
+from tests.factories import make_carrier, make_org, make_qualification, make_resource, make_user
+from tests.test_tenancy import RESOURCE_FORM
+
+EN = {"Accept-Language": "en"}
+
+
+def names(response):
+    return response.get_data(as_text=True)
+
+
+def test_visitor_sees_public_active_resources_only(client):
+    c = make_carrier("CQ01")
+    make_resource(c, "Public SEM")
+    make_resource(c, "Residents XRD", visibility="residents")
+    make_resource(c, "Old CNC", status="retired")
+    page = names(client.get("/", headers=EN))
+    assert "Public SEM" in page
+    assert "Residents XRD" not in page and "Old CNC" not in page
+
+
+def test_residents_and_staff_see_residents_only_resources(client):
+    c, other = make_carrier("CQ01"), make_carrier("CQ02")
+    make_resource(c, "Residents XRD", visibility="residents")
+    make_resource(other, "Other private", visibility="residents")
+    resident, staff = make_user("r@example.com"), make_user("s@example.com")
+    make_org("Resident Co", members=[resident], resident_at=[c])
+    make_carrier("CQ03", operators=[staff])
+    login(client, "r@example.com")
+    page = names(client.get("/", headers=EN))
+    assert "Residents XRD" in page and "Other private" not in page
+
+
+def test_private_resource_detail_is_404_for_outsiders(client):
+    c = make_carrier("CQ01")
+    private = make_resource(c, "Residents XRD", visibility="residents")
+    retired = make_resource(c, "Old CNC", status="retired")
+    assert client.get(f"/resources/{private.id}").status_code == 404
+    assert client.get(f"/resources/{retired.id}").status_code == 404
+    assert client.get("/resources/99999").status_code == 404
+
+
+def test_search_and_filters(client):
+    a, b = make_carrier("CQ01"), make_carrier("CQ02")
+    make_resource(a, "Field-emission SEM", description_en="electron microscope")
+    make_resource(b, "A100 GPU server", kind="compute", capacity=8)
+    make_resource(b, "ANSYS seats", kind="licence", capacity=10)
+    assert "Field-emission SEM" in names(client.get("/?q=microscope", headers=EN))
+    assert "A100" not in names(client.get("/?q=microscope", headers=EN))
+    page = names(client.get("/?kind=compute", headers=EN))
+    assert "A100 GPU server" in page and "ANSYS" not in page and "SEM" not in page
+    page = names(client.get("/?carrier=CQ02", headers=EN))
+    assert "A100" in page and "ANSYS" in page and "Field-emission" not in page
+    # LIKE wildcards typed by users are literal.
+    assert "No resources match" in names(client.get("/?q=%25%25_", headers=EN))
+
+
+def test_bad_filters_give_a_clear_error_not_a_500(client):
+    make_carrier("CQ01")
+    response = client.get("/?kind=spaceship&carrier=NOPE&page=abc", headers=EN)
+    assert response.status_code == 400
+    assert "Unknown kind of resource" in names(response) and "Unknown carrier" in names(response)
+
+
+def test_detail_page_shows_terms_and_local_time(client):
+    c = make_carrier("CQ01")
+    q = make_qualification(c)
+    r = make_resource(c, "SEM", qualification_id=q.id, setup_minutes=15, cleanup_minutes=30)
+    page = names(client.get(f"/resources/{r.id}", headers=EN))
+    assert "SEM training" in page and "15 / 30 minutes" in page and "09:00–18:00" in page
+    assert "Asia/Shanghai" in page
+
+
+def test_operator_creates_a_resource_with_all_fields(client):
+    admin = make_user("a@example.com")
+    c = make_carrier("CQ01", admin=admin)
+    q = make_qualification(c)
+    login(client, "a@example.com")
+    response = post_form(client, "/operate/CQ01/resources/new",
+                         {**RESOURCE_FORM, "qualification_id": str(q.id), "visibility": "residents"})
+    assert response.status_code == 302
+    r = db.session.scalar(select(Resource).where(Resource.name_en == "Form SEM"))
+    assert (r.carrier_id, r.qualification_id, r.visibility, r.requires_approval) == (c.id, q.id, "residents", True)
+    assert (r.min_notice_minutes, r.max_advance_days, r.setup_minutes, r.cleanup_minutes) == (120, 60, 15, 15)
+    assert r.specs == [["Resolution", "1 nm"], ["Voltage", "30 kV"]]
+    hours = db.session.scalars(select(OpeningHours).where(OpeningHours.resource_id == r.id)
+                               .order_by(OpeningHours.weekday, OpeningHours.opens)).all()
+    assert [(h.weekday, h.opens, h.closes) for h in hours] == [(0, 540, 720), (0, 780, 1080), (1, 540, 1080)]
+
+
+def test_bad_resource_input_saves_nothing(client):
+    make_carrier("CQ01", admin=make_user("a@example.com"))
+    login(client, "a@example.com")
+    cases = [
+        ({"min_duration_minutes": "300", "max_duration_minutes": "60"}, "cannot be longer than the maximum"),
+        ({"capacity": "0"}, "at least 1"),
+        ({"capacity": "lots"}, "Not a valid integer value"),
+        ({"name_en": "<img src=x onerror=alert(1)>"}, "are not allowed"),
+        ({"name_zh": "长" * 121}, "at most 120 characters"),
+        ({"hours_0": "nine to five"}, "Write opening hours like"),
+        ({"specs": "no colon here"}, "Line 1"),
+        ({"kind": "spaceship"}, "Not a valid choice"),
+    ]
+    for override, message in cases:
+        response = post_form(client, "/operate/CQ01/resources/new", {**RESOURCE_FORM, **override}, headers=EN)
+        assert response.status_code == 422, override
+        assert message in names(response), override
+    assert db.session.scalar(select(func.count(Resource.id))) == 0
+
+
+def test_edit_and_retire(client):
+    admin = make_user("a@example.com")
+    c = make_carrier("CQ01", admin=admin)
+    r = make_resource(c, "SEM")
+    login(client, "a@example.com")
+    edit = f"/operate/CQ01/resources/{r.id}/edit"
+    form_page = names(client.get(edit))
+    assert "09:00-18:00" in form_page and "Resolution: 1 nm" in form_page
+    response = post_form(client, edit, {**RESOURCE_FORM, "name_en": "SEM renamed", "capacity": "2"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert (db.session.get(Resource, r.id).name_en, db.session.get(Resource, r.id).capacity) == ("SEM renamed", 2)
+    post_form(client, f"/operate/CQ01/resources/{r.id}/retire", {}, token_from="/operate/CQ01/resources/")
+    assert client.get(f"/resources/{r.id}").status_code == 404  # retired: out of the catalogue
+    assert "Retired" in names(client.get("/operate/CQ01/resources/", headers=EN))
+    post_form(client, f"/operate/CQ01/resources/{r.id}/reactivate", {}, token_from="/operate/CQ01/resources/")
+    assert client.get(f"/resources/{r.id}").status_code == 200

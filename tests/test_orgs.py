@@ -1,0 +1,101 @@
+from sqlalchemy import func, select
+
+from booking.extensions import db
+from booking.orgs.models import Membership, Organisation
+from tests.conftest import login, post_form
+from tests.factories import make_org, make_user
+
+EN = {"Accept-Language": "en"}
+
+
+def test_create_organisation_makes_the_creator_manager(client):
+    user = make_user("founder@example.com")
+    login(client, "founder@example.com")
+    response = post_form(client, "/organisations/", {"name": "山城智感科技", "credit_code": ""})
+    assert response.status_code == 302
+    org = db.session.scalar(select(Organisation))
+    m = db.session.scalar(select(Membership).where(Membership.organisation_id == org.id))
+    assert (org.name, m.user_id, m.role) == ("山城智感科技", user.id, "manager")
+
+
+def test_bad_organisation_names_save_nothing(client):
+    make_user("founder@example.com")
+    make_org("Taken Ltd")
+    login(client, "founder@example.com")
+    for name, message in [("taken ltd", "already exists"), ("", "required"),
+                          ("<b>x</b>", "not allowed"), ("x" * 121, "at most 120")]:
+        response = post_form(client, "/organisations/", {"name": name}, headers=EN)
+        assert response.status_code == 422 and message in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(Organisation.id))) == 1
+
+
+def test_invite_by_real_mail_and_accept(client, smtp_inbox):
+    manager = make_user("boss@example.com")
+    org = make_org("Startup", managers=[manager])
+    invitee = make_user("new@example.com", locale="en")
+    login(client, "boss@example.com")
+    response = post_form(
+        client, f"/organisations/{org.id}/invite", {"email": "New@Example.com", "role": "member"},
+        token_from=f"/organisations/{org.id}",
+    )
+    assert response.status_code == 200
+    (recipients, message), = smtp_inbox.messages
+    assert recipients == ["new@example.com"]
+    assert message["Subject"] == "You are invited to join Startup"
+    link = next(w for w in message.get_content().split() if "/organisations/invitations/" in w)
+    path = link.split("booking.test", 1)[1]
+
+    client.get("/")  # switch account
+    other = client.application.test_client()
+    make_user("intruder@example.com")
+    login(other, "intruder@example.com")
+    wrong = post_form(other, path, {}, headers=EN)
+    assert wrong.status_code == 403 and "another e-mail address" in wrong.get_data(as_text=True)
+
+    fresh = client.application.test_client()
+    login(fresh, "new@example.com")
+    assert post_form(fresh, path, {}).status_code == 302
+    assert db.session.scalar(
+        select(Membership.role).where(Membership.user_id == invitee.id, Membership.organisation_id == org.id)
+    ) == "member"
+    # Used once only.
+    assert fresh.get(path).status_code == 404
+
+
+def test_only_managers_manage_and_outsiders_see_404(client):
+    manager, member, outsider = (make_user(f"{n}@example.com") for n in ("boss", "eng", "out"))
+    org = make_org("Startup", managers=[manager], members=[member])
+    login(client, "out@example.com")
+    assert client.get(f"/organisations/{org.id}").status_code == 404
+    assert client.get("/organisations/9999").status_code == 404
+
+    member_client = client.application.test_client()
+    login(member_client, "eng@example.com")
+    assert member_client.get(f"/organisations/{org.id}").status_code == 200
+    response = post_form(
+        member_client, f"/organisations/{org.id}/invite", {"email": "x@example.com", "role": "manager"},
+        token_from=f"/organisations/{org.id}",
+    )
+    assert response.status_code == 403
+
+
+def test_the_last_manager_cannot_leave_or_be_demoted(client):
+    manager = make_user("boss@example.com")
+    member = make_user("eng@example.com")
+    org = make_org("Startup", managers=[manager], members=[member])
+    mine_id = db.session.scalar(select(Membership.id).where(Membership.user_id == manager.id))
+    theirs_id = db.session.scalar(select(Membership.id).where(Membership.user_id == member.id))
+    login(client, "boss@example.com")
+    page = f"/organisations/{org.id}"
+    post_form(client, f"{page}/members/{mine_id}/role", {"role": "member"}, token_from=page)
+    post_form(client, f"{page}/members/{mine_id}/remove", {}, token_from=page)
+    db.session.expire_all()
+    assert db.session.get(Membership, mine_id).role == "manager"
+    html = client.get(page, headers=EN).get_data(as_text=True)
+    assert "at least one manager" in html
+
+    post_form(client, f"{page}/members/{theirs_id}/role", {"role": "manager"}, token_from=page)
+    post_form(client, f"{page}/members/{mine_id}/remove", {}, token_from=page)
+    db.session.expire_all()
+    assert db.session.get(Membership, mine_id) is None
+    assert db.session.get(Membership, theirs_id).role == "manager"
