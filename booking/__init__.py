@@ -18,6 +18,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if app.config["BOOKING_ENV"] == "production" and app.config["SECRET_KEY"].startswith("dev-"):
+        raise RuntimeError("Set SECRET_KEY in production: sessions and reset links depend on it.")
 
     from booking import errors, i18n
     from booking.extensions import babel, csrf, db, login_manager, migrate
