@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test install install-test translations extract-messages lint bench db-upgrade demo clean
+.PHONY: run test install install-test translations extract-messages lint db-upgrade demo clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,7 @@ lint: install-test
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+# Regenerates docs/screenshots/ from the browser journeys (needs Debian's Chromium).
+screenshots: install-test
+	SCREENSHOTS=1 REQUIRE_BROWSER=1 $(BIN)/python -m pytest -m browser -q

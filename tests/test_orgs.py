@@ -87,15 +87,15 @@ def test_the_last_manager_cannot_leave_or_be_demoted(client):
     theirs_id = db.session.scalar(select(Membership.id).where(Membership.user_id == member.id))
     login(client, "boss@example.com")
     page = f"/organisations/{org.id}"
-    post_form(client, f"{page}/members/{mine_id}/role", {"role": "member"}, token_from=page)
-    post_form(client, f"{page}/members/{mine_id}/remove", {}, token_from=page)
+    post_form(client, f"{page}/members/{mine_id}/role", {"role": "member"}, token_from=page, headers=EN)
+    post_form(client, f"{page}/members/{mine_id}/remove", {}, token_from=page, headers=EN)
     db.session.expire_all()
     assert db.session.get(Membership, mine_id).role == "manager"
     html = client.get(page, headers=EN).get_data(as_text=True)
     assert "at least one manager" in html
 
     post_form(client, f"{page}/members/{theirs_id}/role", {"role": "manager"}, token_from=page)
-    post_form(client, f"{page}/members/{mine_id}/remove", {}, token_from=page)
+    post_form(client, f"{page}/members/{mine_id}/remove", {}, token_from=page, headers=EN)
     db.session.expire_all()
     assert db.session.get(Membership, mine_id) is None
     assert db.session.get(Membership, theirs_id).role == "manager"
