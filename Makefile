@@ -44,6 +44,7 @@ run: demo
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 test: install-test
+	$(BIN)/ruff check booking tests config.py wsgi.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test

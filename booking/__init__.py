@@ -25,7 +25,13 @@ def create_app(overrides: dict | None = None) -> Flask:
     from booking.extensions import babel, csrf, db, login_manager, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True, compare_type=True, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    migrate.init_app(
+        app,
+        db,
+        render_as_batch=True,
+        compare_type=True,
+        directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+    )
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_domain="messages")
     login_manager.init_app(app)
@@ -80,7 +86,14 @@ def _register_blueprints(app: Flask) -> None:
 
     operate = operate_blueprint(carrier_bp, resources_bp)
     for blueprint in (
-        catalogue_bp, accounts_bp, orgs_bp, admin_bp, operate, api_bp, api_token_cli, demo_cli,
+        catalogue_bp,
+        accounts_bp,
+        orgs_bp,
+        admin_bp,
+        operate,
+        api_bp,
+        api_token_cli,
+        demo_cli,
     ):
         app.register_blueprint(blueprint)
 

@@ -26,8 +26,14 @@ MESSAGES = {
     500: _l("Something went wrong on our side. It has been logged."),
 }
 CODES = {
-    400: "bad_request", 401: "authentication_required", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "too_large", 422: "invalid", 429: "rate_limited",
+    400: "bad_request",
+    401: "authentication_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
     500: "server_error",
 }
 
@@ -56,7 +62,11 @@ def init_app(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return _respond(
-            [Problem("csrf", _l("Your session has expired or the form is stale. Please try again."))],
+            [
+                Problem(
+                    "csrf", _l("Your session has expired or the form is stale. Please try again.")
+                )
+            ],
             400,
         )
 

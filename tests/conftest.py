@@ -121,7 +121,9 @@ def cli_runner(app):
 
 # --- form helpers ----------------------------------------------------------------------------
 
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+_CSRF = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
+)
 
 
 def csrf_token(client, path: str = "/account/login") -> str:

@@ -20,17 +20,24 @@ def password_hash() -> str:
     return _HASH["h"]
 
 
-def make_user(email: str, *, admin: bool = False, locale: str | None = None, name: str = "") -> User:
+def make_user(
+    email: str, *, admin: bool = False, locale: str | None = None, name: str = ""
+) -> User:
     user = User(
-        email=email, display_name=name or email.split("@")[0], password_hash=password_hash(),
-        is_platform_admin=admin, locale=locale,
+        email=email,
+        display_name=name or email.split("@")[0],
+        password_hash=password_hash(),
+        is_platform_admin=admin,
+        locale=locale,
     )
     db.session.add(user)
     db.session.commit()
     return user
 
 
-def make_carrier(code: str, *, admin: User | None = None, operators=(), tz="Asia/Shanghai") -> Carrier:
+def make_carrier(
+    code: str, *, admin: User | None = None, operators=(), tz="Asia/Shanghai"
+) -> Carrier:
     carrier = Carrier(code=code, name_zh=f"{code}孵化器", name_en=f"{code} Incubator", timezone=tz)
     db.session.add(carrier)
     db.session.flush()
@@ -65,9 +72,16 @@ def make_qualification(carrier: Carrier, name_en: str = "SEM training") -> Quali
 
 def make_resource(carrier: Carrier, name_en: str = "SEM", **overrides) -> Resource:
     values = dict(
-        kind="instrument", name_zh=f"{name_en}（中文）", name_en=name_en, capacity=1,
-        slot_minutes=30, min_duration_minutes=30, max_duration_minutes=480,
-        visibility="public", status="active", location="A-101",
+        kind="instrument",
+        name_zh=f"{name_en}（中文）",
+        name_en=name_en,
+        capacity=1,
+        slot_minutes=30,
+        min_duration_minutes=30,
+        max_duration_minutes=480,
+        visibility="public",
+        status="active",
+        location="A-101",
         specs=[["Resolution", "1 nm"]],
     )
     values.update(overrides)

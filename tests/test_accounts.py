@@ -5,8 +5,12 @@ from booking.extensions import db
 from tests.conftest import csrf_token, login, post_form
 from tests.factories import PASSWORD, make_user
 
-GOOD = {"email": "new@example.com", "display_name": "Zhang San",
-        "password": "river-stone-42", "confirm": "river-stone-42"}
+GOOD = {
+    "email": "new@example.com",
+    "display_name": "Zhang San",
+    "password": "river-stone-42",
+    "confirm": "river-stone-42",
+}
 
 
 def users():
@@ -17,7 +21,9 @@ def test_register_signs_in_and_hashes_the_password(client):
     response = post_form(client, "/account/register", GOOD)
     assert response.status_code == 302
     user = db.session.scalar(select(User).where(User.email == "new@example.com"))
-    assert user.password_hash != GOOD["password"] and user.password_hash.startswith(("scrypt", "pbkdf2"))
+    assert user.password_hash != GOOD["password"] and user.password_hash.startswith(
+        ("scrypt", "pbkdf2")
+    )
     page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Sign out" in page
 
@@ -45,7 +51,9 @@ def test_register_bad_input_saves_nothing(client):
 
 def test_register_error_is_translated(client):
     response = post_form(
-        client, "/account/register", {**GOOD, "password": "short", "confirm": "short"},
+        client,
+        "/account/register",
+        {**GOOD, "password": "short", "confirm": "short"},
         headers={"Accept-Language": "zh-CN,zh;q=0.9"},
     )
     assert response.status_code == 422
@@ -61,8 +69,12 @@ def test_missing_csrf_is_refused_with_a_clear_message(client):
 
 def test_login_wrong_password_then_right_then_logout(client):
     make_user("eng@example.com")
-    bad = post_form(client, "/account/login", {"email": "eng@example.com", "password": "nope-nope"},
-                    headers={"Accept-Language": "en"})
+    bad = post_form(
+        client,
+        "/account/login",
+        {"email": "eng@example.com", "password": "nope-nope"},
+        headers={"Accept-Language": "en"},
+    )
     assert bad.status_code == 422 and "not correct" in bad.get_data(as_text=True)
     login(client, "ENG@example.com")
     assert client.get("/account/settings").status_code == 200
@@ -100,8 +112,12 @@ def test_password_reset_by_real_mail(client, smtp_inbox):
     assert response.status_code == 302
     login(client, "eng@example.com", "new-river-77")
     # The link works once: the password hash changed, so the token no longer matches.
-    again = post_form(client, path, {"password": "other-river-88", "confirm": "other-river-88"},
-                      headers={"Accept-Language": "en"})
+    again = post_form(
+        client,
+        path,
+        {"password": "other-river-88", "confirm": "other-river-88"},
+        headers={"Accept-Language": "en"},
+    )
     assert again.status_code == 422 and "invalid or has expired" in again.get_data(as_text=True)
 
 
@@ -112,8 +128,12 @@ def test_reset_mail_goes_out_in_the_users_language(client, smtp_inbox):
 
 
 def test_bad_reset_token(client):
-    response = post_form(client, "/account/reset/garbage", {"password": "new-river-77", "confirm": "new-river-77"},
-                         headers={"Accept-Language": "en"})
+    response = post_form(
+        client,
+        "/account/reset/garbage",
+        {"password": "new-river-77", "confirm": "new-river-77"},
+        headers={"Accept-Language": "en"},
+    )
     assert response.status_code == 422
     assert "invalid or has expired" in response.get_data(as_text=True)
 
@@ -121,15 +141,23 @@ def test_bad_reset_token(client):
 def test_api_tokens_are_shown_once_stored_hashed_and_revocable(client):
     user = make_user("eng@example.com")
     login(client, "eng@example.com")
-    response = post_form(client, "/account/settings/tokens", {"name": "laptop"}, token_from="/account/settings")
+    response = post_form(
+        client, "/account/settings/tokens", {"name": "laptop"}, token_from="/account/settings"
+    )
     assert response.status_code == 201
     html = response.get_data(as_text=True)
     secret = html.split('id="new-token">')[1].split("<")[0]
     stored = db.session.scalar(select(ApiToken).where(ApiToken.user_id == user.id))
     assert secret not in stored.token_hash and len(stored.token_hash) == 64
-    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
-    post_form(client, f"/account/settings/tokens/{stored.id}/revoke", {}, token_from="/account/settings")
-    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    )
+    post_form(
+        client, f"/account/settings/tokens/{stored.id}/revoke", {}, token_from="/account/settings"
+    )
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    )
 
 
 def test_cannot_revoke_someone_elses_token(client):
@@ -139,7 +167,9 @@ def test_cannot_revoke_someone_elses_token(client):
     token, secret = create_api_token(other, "theirs")
     make_user("eng@example.com")
     login(client, "eng@example.com")
-    response = post_form(client, f"/account/settings/tokens/{token.id}/revoke", {}, token_from="/account/settings")
+    response = post_form(
+        client, f"/account/settings/tokens/{token.id}/revoke", {}, token_from="/account/settings"
+    )
     assert response.status_code == 404
     db.session.expire_all()
     assert db.session.get(ApiToken, token.id).revoked_at is None
@@ -160,8 +190,10 @@ def test_change_password_needs_the_current_one(client):
     make_user("eng@example.com")
     login(client, "eng@example.com")
     response = post_form(
-        client, "/account/settings/password",
+        client,
+        "/account/settings/password",
         {"current_password": "wrong-one-1", "password": "new-river-77", "confirm": "new-river-77"},
-        token_from="/account/settings", headers={"Accept-Language": "en"},
+        token_from="/account/settings",
+        headers={"Accept-Language": "en"},
     )
     assert response.status_code == 422 and "not correct" in response.get_data(as_text=True)

@@ -43,9 +43,15 @@ def test_resources_filters_and_visibility(client):
     everyone = client.get("/api/v1/resources").json
     assert {r["name_en"] for r in everyone["resources"]} == {"SEM", "GPU box"}
     assert everyone["count"] == 2
-    assert [r["name_en"] for r in client.get("/api/v1/resources?kind=compute").json["resources"]] == ["GPU box"]
-    assert [r["name_en"] for r in client.get("/api/v1/resources?carrier=CQ01").json["resources"]] == ["SEM"]
-    assert [r["name_en"] for r in client.get("/api/v1/resources?q=gpu").json["resources"]] == ["GPU box"]
+    assert [
+        r["name_en"] for r in client.get("/api/v1/resources?kind=compute").json["resources"]
+    ] == ["GPU box"]
+    assert [
+        r["name_en"] for r in client.get("/api/v1/resources?carrier=CQ01").json["resources"]
+    ] == ["SEM"]
+    assert [r["name_en"] for r in client.get("/api/v1/resources?q=gpu").json["resources"]] == [
+        "GPU box"
+    ]
 
     resident = make_user("r@example.com")
     make_org("Resident", members=[resident], resident_at=[b])
@@ -66,7 +72,11 @@ def test_resource_detail_and_errors(client):
     for path in (f"/api/v1/resources/{private.id}", "/api/v1/resources/999", "/api/v1/nothing"):
         response = client.get(path, headers={"Accept-Language": "en"})
         assert response.status_code == 404
-        assert response.json["error"] == {"code": "not_found", "message": "Not found.", "details": None}
+        assert response.json["error"] == {
+            "code": "not_found",
+            "message": "Not found.",
+            "details": None,
+        }
     bad = client.get("/api/v1/resources?kind=spaceship", headers={"Accept-Language": "en"})
     assert bad.status_code == 400 and bad.json["error"]["code"] == "invalid_kind"
     assert bad.json["error"]["details"][0]["field"] == "kind"

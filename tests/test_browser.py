@@ -13,8 +13,14 @@ from tests.conftest import ROOT, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
@@ -42,7 +48,9 @@ def live_server(tmp_path_factory):
     from booking.extensions import db
 
     database = tmp_path_factory.mktemp("live") / "live.db"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "MAIL_BACKEND": "console"})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "MAIL_BACKEND": "console"}
+    )
     with app.app_context():
         upgrade()
         load_demo()

@@ -80,23 +80,46 @@ def test_operator_creates_a_resource_with_all_fields(client):
     c = make_carrier("CQ01", admin=admin)
     q = make_qualification(c)
     login(client, "a@example.com")
-    response = post_form(client, "/operate/CQ01/resources/new",
-                         {**RESOURCE_FORM, "qualification_id": str(q.id), "visibility": "residents"})
+    response = post_form(
+        client,
+        "/operate/CQ01/resources/new",
+        {**RESOURCE_FORM, "qualification_id": str(q.id), "visibility": "residents"},
+    )
     assert response.status_code == 302
     r = db.session.scalar(select(Resource).where(Resource.name_en == "Form SEM"))
-    assert (r.carrier_id, r.qualification_id, r.visibility, r.requires_approval) == (c.id, q.id, "residents", True)
-    assert (r.min_notice_minutes, r.max_advance_days, r.setup_minutes, r.cleanup_minutes) == (120, 60, 15, 15)
+    assert (r.carrier_id, r.qualification_id, r.visibility, r.requires_approval) == (
+        c.id,
+        q.id,
+        "residents",
+        True,
+    )
+    assert (r.min_notice_minutes, r.max_advance_days, r.setup_minutes, r.cleanup_minutes) == (
+        120,
+        60,
+        15,
+        15,
+    )
     assert r.specs == [["Resolution", "1 nm"], ["Voltage", "30 kV"]]
-    hours = db.session.scalars(select(OpeningHours).where(OpeningHours.resource_id == r.id)
-                               .order_by(OpeningHours.weekday, OpeningHours.opens)).all()
-    assert [(h.weekday, h.opens, h.closes) for h in hours] == [(0, 540, 720), (0, 780, 1080), (1, 540, 1080)]
+    hours = db.session.scalars(
+        select(OpeningHours)
+        .where(OpeningHours.resource_id == r.id)
+        .order_by(OpeningHours.weekday, OpeningHours.opens)
+    ).all()
+    assert [(h.weekday, h.opens, h.closes) for h in hours] == [
+        (0, 540, 720),
+        (0, 780, 1080),
+        (1, 540, 1080),
+    ]
 
 
 def test_bad_resource_input_saves_nothing(client):
     make_carrier("CQ01", admin=make_user("a@example.com"))
     login(client, "a@example.com")
     cases = [
-        ({"min_duration_minutes": "300", "max_duration_minutes": "60"}, "cannot be longer than the maximum"),
+        (
+            {"min_duration_minutes": "300", "max_duration_minutes": "60"},
+            "cannot be longer than the maximum",
+        ),
         ({"capacity": "0"}, "at least 1"),
         ({"capacity": "lots"}, "Not a valid integer value"),
         ({"name_en": "<img src=x onerror=alert(1)>"}, "are not allowed"),
@@ -106,7 +129,9 @@ def test_bad_resource_input_saves_nothing(client):
         ({"kind": "spaceship"}, "Not a valid choice"),
     ]
     for override, message in cases:
-        response = post_form(client, "/operate/CQ01/resources/new", {**RESOURCE_FORM, **override}, headers=EN)
+        response = post_form(
+            client, "/operate/CQ01/resources/new", {**RESOURCE_FORM, **override}, headers=EN
+        )
         assert response.status_code == 422, override
         assert message in names(response), override
     assert db.session.scalar(select(func.count(Resource.id))) == 0
@@ -123,9 +148,19 @@ def test_edit_and_retire(client):
     response = post_form(client, edit, {**RESOURCE_FORM, "name_en": "SEM renamed", "capacity": "2"})
     assert response.status_code == 302
     db.session.expire_all()
-    assert (db.session.get(Resource, r.id).name_en, db.session.get(Resource, r.id).capacity) == ("SEM renamed", 2)
-    post_form(client, f"/operate/CQ01/resources/{r.id}/retire", {}, token_from="/operate/CQ01/resources/")
+    assert (db.session.get(Resource, r.id).name_en, db.session.get(Resource, r.id).capacity) == (
+        "SEM renamed",
+        2,
+    )
+    post_form(
+        client, f"/operate/CQ01/resources/{r.id}/retire", {}, token_from="/operate/CQ01/resources/"
+    )
     assert client.get(f"/resources/{r.id}").status_code == 404  # retired: out of the catalogue
     assert "Retired" in names(client.get("/operate/CQ01/resources/", headers=EN))
-    post_form(client, f"/operate/CQ01/resources/{r.id}/reactivate", {}, token_from="/operate/CQ01/resources/")
+    post_form(
+        client,
+        f"/operate/CQ01/resources/{r.id}/reactivate",
+        {},
+        token_from="/operate/CQ01/resources/",
+    )
     assert client.get(f"/resources/{r.id}").status_code == 200

@@ -31,10 +31,19 @@ def test_demo_load_is_complete_and_idempotent(app, cli_runner, client):
     me_page = client.get("/organisations/").get_data(as_text=True)
     assert "山城智感科技有限公司" in me_page
     cq01 = db.session.scalar(select(Carrier).where(Carrier.code == "CQ01"))
-    engineer_org = db.session.scalar(select(Membership.organisation_id).join(Membership.user).where(
-        Membership.user.has(email="engineer@demo.test")))
-    assert db.session.scalar(select(Residency.id).where(
-        Residency.carrier_id == cq01.id, Residency.organisation_id == engineer_org)) is not None
+    engineer_org = db.session.scalar(
+        select(Membership.organisation_id)
+        .join(Membership.user)
+        .where(Membership.user.has(email="engineer@demo.test"))
+    )
+    assert (
+        db.session.scalar(
+            select(Residency.id).where(
+                Residency.carrier_id == cq01.id, Residency.organisation_id == engineer_org
+            )
+        )
+        is not None
+    )
     operator = app.test_client()
     login(operator, "operator@demo.test", "demo12345")
     assert operator.get("/operate/CQ01/settings").status_code == 200  # carrier admin

@@ -26,7 +26,9 @@ def test_zh_catalogue_is_complete():
 
 
 def test_accept_language_chooses_the_language(client):
-    assert "资源目录" in text(client.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}))
+    assert "资源目录" in text(
+        client.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    )
     english = text(client.get("/", headers={"Accept-Language": "en-GB,en;q=0.9"}))
     assert "Catalogue" in english and "资源目录" not in english
     # No preference at all: Chinese, for users in Chongqing.
@@ -35,8 +37,11 @@ def test_accept_language_chooses_the_language(client):
 
 def test_switch_language_on_any_page_and_unknown_locale(client):
     token = csrf_token(client, "/")
-    response = client.post("/lang/en", data={"csrf_token": token, "next": "/?kind=compute"},
-                           headers={"Accept-Language": "zh-CN"})
+    response = client.post(
+        "/lang/en",
+        data={"csrf_token": token, "next": "/?kind=compute"},
+        headers={"Accept-Language": "zh-CN"},
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/?kind=compute")
     assert "Catalogue" in text(client.get("/", headers={"Accept-Language": "zh-CN"}))
     bad = client.post("/lang/xx", data={"csrf_token": token, "next": "/"}, follow_redirects=True)
@@ -63,7 +68,9 @@ def test_settings_language_form_refuses_unknown_values(client):
     make_user("eng@example.com", locale="en")
     login(client, "eng@example.com")
     token = csrf_token(client, "/account/settings")
-    response = client.post("/account/settings/language", data={"csrf_token": token, "locale": "klingon"})
+    response = client.post(
+        "/account/settings/language", data={"csrf_token": token, "locale": "klingon"}
+    )
     assert response.status_code == 422
     assert "Not a valid choice" in text(response)
     db.session.expire_all()
@@ -85,6 +92,12 @@ def test_times_show_in_the_carriers_time_zone(client):
     r1, r2 = make_resource(shanghai, "A"), make_resource(new_york, "B")
     db.session.execute(db.update(Resource).values(updated_at=late))
     db.session.commit()
-    assert "Nov 28, 2026, 1:30:00" in text(client.get(f"/resources/{r1.id}", headers={"Accept-Language": "en"}))
-    assert "Nov 27, 2026, 12:30:00" in text(client.get(f"/resources/{r2.id}", headers={"Accept-Language": "en"}))
-    assert "2026年11月28日 01:30:00" in text(client.get(f"/resources/{r1.id}", headers={"Accept-Language": "zh-CN"}))
+    assert "Nov 28, 2026, 1:30:00" in text(
+        client.get(f"/resources/{r1.id}", headers={"Accept-Language": "en"})
+    )
+    assert "Nov 27, 2026, 12:30:00" in text(
+        client.get(f"/resources/{r2.id}", headers={"Accept-Language": "en"})
+    )
+    assert "2026年11月28日 01:30:00" in text(
+        client.get(f"/resources/{r1.id}", headers={"Accept-Language": "zh-CN"})
+    )

@@ -22,8 +22,12 @@ def test_bad_organisation_names_save_nothing(client):
     make_user("founder@example.com")
     make_org("Taken Ltd")
     login(client, "founder@example.com")
-    for name, message in [("taken ltd", "already exists"), ("", "required"),
-                          ("<b>x</b>", "not allowed"), ("x" * 121, "at most 120")]:
+    for name, message in [
+        ("taken ltd", "already exists"),
+        ("", "required"),
+        ("<b>x</b>", "not allowed"),
+        ("x" * 121, "at most 120"),
+    ]:
         response = post_form(client, "/organisations/", {"name": name}, headers=EN)
         assert response.status_code == 422 and message in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count(Organisation.id))) == 1
@@ -35,11 +39,13 @@ def test_invite_by_real_mail_and_accept(client, smtp_inbox):
     invitee = make_user("new@example.com", locale="en")
     login(client, "boss@example.com")
     response = post_form(
-        client, f"/organisations/{org.id}/invite", {"email": "New@Example.com", "role": "member"},
+        client,
+        f"/organisations/{org.id}/invite",
+        {"email": "New@Example.com", "role": "member"},
         token_from=f"/organisations/{org.id}",
     )
     assert response.status_code == 200
-    (recipients, message), = smtp_inbox.messages
+    ((recipients, message),) = smtp_inbox.messages
     assert recipients == ["new@example.com"]
     assert message["Subject"] == "You are invited to join Startup"
     link = next(w for w in message.get_content().split() if "/organisations/invitations/" in w)
@@ -55,9 +61,14 @@ def test_invite_by_real_mail_and_accept(client, smtp_inbox):
     fresh = client.application.test_client()
     login(fresh, "new@example.com")
     assert post_form(fresh, path, {}).status_code == 302
-    assert db.session.scalar(
-        select(Membership.role).where(Membership.user_id == invitee.id, Membership.organisation_id == org.id)
-    ) == "member"
+    assert (
+        db.session.scalar(
+            select(Membership.role).where(
+                Membership.user_id == invitee.id, Membership.organisation_id == org.id
+            )
+        )
+        == "member"
+    )
     # Used once only.
     assert fresh.get(path).status_code == 404
 
@@ -73,7 +84,9 @@ def test_only_managers_manage_and_outsiders_see_404(client):
     login(member_client, "eng@example.com")
     assert member_client.get(f"/organisations/{org.id}").status_code == 200
     response = post_form(
-        member_client, f"/organisations/{org.id}/invite", {"email": "x@example.com", "role": "manager"},
+        member_client,
+        f"/organisations/{org.id}/invite",
+        {"email": "x@example.com", "role": "manager"},
         token_from=f"/organisations/{org.id}",
     )
     assert response.status_code == 403
@@ -87,7 +100,9 @@ def test_the_last_manager_cannot_leave_or_be_demoted(client):
     theirs_id = db.session.scalar(select(Membership.id).where(Membership.user_id == member.id))
     login(client, "boss@example.com")
     page = f"/organisations/{org.id}"
-    post_form(client, f"{page}/members/{mine_id}/role", {"role": "member"}, token_from=page, headers=EN)
+    post_form(
+        client, f"{page}/members/{mine_id}/role", {"role": "member"}, token_from=page, headers=EN
+    )
     post_form(client, f"{page}/members/{mine_id}/remove", {}, token_from=page, headers=EN)
     db.session.expire_all()
     assert db.session.get(Membership, mine_id).role == "manager"

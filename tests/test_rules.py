@@ -26,8 +26,14 @@ def codes(problems):
 
 def fields(**overrides) -> ResourceFields:
     values = dict(
-        kind="instrument", name_zh="扫描电镜", name_en="SEM", capacity=1, slot_minutes=30,
-        min_duration_minutes=30, max_duration_minutes=240, opening_hours=[(0, 540, 1080)],
+        kind="instrument",
+        name_zh="扫描电镜",
+        name_en="SEM",
+        capacity=1,
+        slot_minutes=30,
+        min_duration_minutes=30,
+        max_duration_minutes=240,
+        opening_hours=[(0, 540, 1080)],
     )
     values.update(overrides)
     return ResourceFields(**values)
@@ -56,7 +62,9 @@ def test_markup_and_overlong_names_are_refused():
 
 
 def test_unknown_kind_visibility_and_foreign_qualification():
-    problems = resource_problems(fields(kind="spaceship", visibility="secret", qualification_id=7), {1})
+    problems = resource_problems(
+        fields(kind="spaceship", visibility="secret", qualification_id=7), {1}
+    )
     assert {"invalid_kind", "invalid_visibility", "invalid_qualification"} <= codes(problems)
 
 
@@ -131,8 +139,13 @@ def test_specs_parse_and_format():
 
 @pytest.mark.parametrize(
     ("password", "code"),
-    [("short", "weak_password"), ("password1", "weak_password"), ("aaaaaaaaaa", "weak_password"),
-     ("x" * 129, "too_long"), ("zhang.san-2026", "weak_password")],
+    [
+        ("short", "weak_password"),
+        ("password1", "weak_password"),
+        ("aaaaaaaaaa", "weak_password"),
+        ("x" * 129, "too_long"),
+        ("zhang.san-2026", "weak_password"),
+    ],
 )
 def test_weak_passwords(password, code):
     assert codes(password_problems(password, "zhang.san@example.com")) == {code}
@@ -164,4 +177,6 @@ def test_utc_datetime_refuses_naive_and_normalises():
     shanghai = timezone(timedelta(hours=8))
     stored = column_type.process_bind_param(datetime(2026, 11, 27, 9, 0, tzinfo=shanghai), Dialect)
     assert stored == datetime(2026, 11, 27, 1, 0)
-    assert column_type.process_result_value(stored, Dialect) == datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+    assert column_type.process_result_value(stored, Dialect) == datetime(
+        2026, 11, 27, 1, 0, tzinfo=UTC
+    )

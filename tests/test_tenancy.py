@@ -54,6 +54,7 @@ def test_an_unknown_carrier_looks_the_same_as_a_foreign_one(client, two_carriers
     foreign = client.get("/operate/CQB/resources/")
     missing = client.get("/operate/NOPE/resources/")
     assert foreign.status_code == missing.status_code == 404
+
     # Identical but for the page's own path (in the language switcher's return link) and
     # the CSRF tokens, which carry a timestamp.
     def normalised(data: bytes) -> bytes:
@@ -69,8 +70,12 @@ def test_own_carrier_pages_work_and_foreign_ids_are_404(client, two_carriers):
     assert client.get("/operate/CQA/resources/").status_code == 200
     foreign_id = two_carriers["b_private"].id
     assert client.get(f"/operate/CQA/resources/{foreign_id}/edit").status_code == 404
-    response = post_form(client, f"/operate/CQA/resources/{foreign_id}/retire", {},
-                         token_from="/operate/CQA/resources/")
+    response = post_form(
+        client,
+        f"/operate/CQA/resources/{foreign_id}/retire",
+        {},
+        token_from="/operate/CQA/resources/",
+    )
     assert response.status_code == 404
     db.session.expire_all()
     assert db.session.get(Resource, foreign_id).status == "active"
@@ -80,8 +85,12 @@ def test_own_carrier_pages_work_and_foreign_ids_are_404(client, two_carriers):
 def test_operators_cannot_use_admin_only_pages(client, two_carriers):
     login(client, "a-op@example.com")
     assert client.get("/operate/CQA/settings").status_code == 403
-    response = post_form(client, "/operate/CQA/staff", {"email": "b@example.com", "role": "admin"},
-                         token_from="/operate/CQA/staff")
+    response = post_form(
+        client,
+        "/operate/CQA/staff",
+        {"email": "b@example.com", "role": "admin"},
+        token_from="/operate/CQA/staff",
+    )
     assert response.status_code == 403
 
 
@@ -98,7 +107,8 @@ def test_foreign_qualification_cannot_be_attached(client, two_carriers):
     foreign_q = make_qualification(two_carriers["b"])
     login(client, "a@example.com")
     response = post_form(
-        client, "/operate/CQA/resources/new",
+        client,
+        "/operate/CQA/resources/new",
         {**RESOURCE_FORM, "qualification_id": str(foreign_q.id)},
         headers={"Accept-Language": "en"},
     )
@@ -108,12 +118,31 @@ def test_foreign_qualification_cannot_be_attached(client, two_carriers):
 
 
 RESOURCE_FORM = {
-    "kind": "instrument", "name_zh": "表单电镜", "name_en": "Form SEM", "description_zh": "",
-    "description_en": "", "location": "B-201", "specs": "Resolution: 1 nm\nVoltage: 30 kV",
-    "capacity": "1", "unit_zh": "台", "unit_en": "unit", "slot_minutes": "30",
-    "min_duration_minutes": "60", "max_duration_minutes": "240", "min_notice_minutes": "120",
-    "max_advance_days": "60", "setup_minutes": "15", "cleanup_minutes": "15",
-    "hours_0": "09:00-12:00, 13:00-18:00", "hours_1": "09:00-18:00", "hours_2": "",
-    "hours_3": "", "hours_4": "", "hours_5": "", "hours_6": "", "requires_approval": "y",
-    "qualification_id": "", "visibility": "public",
+    "kind": "instrument",
+    "name_zh": "表单电镜",
+    "name_en": "Form SEM",
+    "description_zh": "",
+    "description_en": "",
+    "location": "B-201",
+    "specs": "Resolution: 1 nm\nVoltage: 30 kV",
+    "capacity": "1",
+    "unit_zh": "台",
+    "unit_en": "unit",
+    "slot_minutes": "30",
+    "min_duration_minutes": "60",
+    "max_duration_minutes": "240",
+    "min_notice_minutes": "120",
+    "max_advance_days": "60",
+    "setup_minutes": "15",
+    "cleanup_minutes": "15",
+    "hours_0": "09:00-12:00, 13:00-18:00",
+    "hours_1": "09:00-18:00",
+    "hours_2": "",
+    "hours_3": "",
+    "hours_4": "",
+    "hours_5": "",
+    "hours_6": "",
+    "requires_approval": "y",
+    "qualification_id": "",
+    "visibility": "public",
 }

@@ -12,10 +12,30 @@ MAX_PASSWORD_LENGTH = 128
 # The most common passwords in leaked lists that are 8+ characters long.
 COMMON_PASSWORDS = frozenset(
     {
-        "password", "password1", "12345678", "123456789", "1234567890", "qwertyui",
-        "qwerty123", "11111111", "88888888", "00000000", "iloveyou", "abc12345",
-        "a1234567", "woaini1314", "1qaz2wsx", "qwertyuiop", "passw0rd", "admin123",
-        "12341234", "87654321", "aaaaaaaa", "abcd1234", "1q2w3e4r", "zxcvbnm1",
+        "password",
+        "password1",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "qwertyui",
+        "qwerty123",
+        "11111111",
+        "88888888",
+        "00000000",
+        "iloveyou",
+        "abc12345",
+        "a1234567",
+        "woaini1314",
+        "1qaz2wsx",
+        "qwertyuiop",
+        "passw0rd",
+        "admin123",
+        "12341234",
+        "87654321",
+        "aaaaaaaa",
+        "abcd1234",
+        "1q2w3e4r",
+        "zxcvbnm1",
     }
 )
 
@@ -37,13 +57,18 @@ def email_problems(value: str | None, field: str = "email") -> list[Problem]:
     return []
 
 
-def password_problems(password: str | None, email: str = "", field: str = "password") -> list[Problem]:
+def password_problems(
+    password: str | None, email: str = "", field: str = "password"
+) -> list[Problem]:
     password = password or ""
     if len(password) < MIN_PASSWORD_LENGTH:
         return [
             Problem(
                 "weak_password",
-                _l("The password must be at least %(min)d characters long.", min=MIN_PASSWORD_LENGTH),
+                _l(
+                    "The password must be at least %(min)d characters long.",
+                    min=MIN_PASSWORD_LENGTH,
+                ),
                 field,
             )
         ]

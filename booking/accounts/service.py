@@ -39,7 +39,9 @@ def register(email: str, display_name: str, password: str, locale: str | None = 
     )
     if not problems and user_by_email(email) is not None:
         problems.append(
-            Problem("email_taken", _l("An account with this e-mail address already exists."), "email")
+            Problem(
+                "email_taken", _l("An account with this e-mail address already exists."), "email"
+            )
         )
     if locale is not None and locale not in LOCALES:
         locale = None
@@ -87,14 +89,18 @@ def set_password(user: User, password: str) -> None:
 def change_password(user: User, current: str, new: str) -> None:
     if not check_password_hash(user.password_hash, current or ""):
         raise ServiceError(
-            Problem("wrong_password", _l("The current password is not correct."), "current_password")
+            Problem(
+                "wrong_password", _l("The current password is not correct."), "current_password"
+            )
         )
     set_password(user, new)
 
 
 def set_locale(user: User, locale: str) -> None:
     if locale not in LOCALES:
-        raise ServiceError(Problem("unknown_locale", _l("This language is not supported."), "locale"))
+        raise ServiceError(
+            Problem("unknown_locale", _l("This language is not supported."), "locale")
+        )
     user.locale = locale
     db.session.commit()
 
@@ -127,7 +133,9 @@ def request_password_reset(email: str) -> None:
 def reset_password(token: str, password: str) -> User:
     max_age = current_app.config["PASSWORD_RESET_MAX_AGE"]
     invalid = ServiceError(
-        Problem("invalid_token", _l("This reset link is invalid or has expired. Ask for a new one."))
+        Problem(
+            "invalid_token", _l("This reset link is invalid or has expired. Ask for a new one.")
+        )
     )
     try:
         data = _reset_serializer().loads(token, max_age=max_age)

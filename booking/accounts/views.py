@@ -73,7 +73,9 @@ def forgot_password():
     if form.validate_on_submit():
         service.request_password_reset(form.email.data)
         flash(
-            _("If an account exists for that address, we have sent it a link to reset the password."),
+            _(
+                "If an account exists for that address, we have sent it a link to reset the password."
+            ),
             "success",
         )
         return redirect(url_for("accounts.login"))

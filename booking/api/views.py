@@ -48,7 +48,9 @@ def _authenticate():
 def _require_user():
     if g.api_user is None:
         raise ServiceError(
-            Problem("authentication_required", _l("Send an API token: Authorization: Bearer TOKEN.")),
+            Problem(
+                "authentication_required", _l("Send an API token: Authorization: Bearer TOKEN.")
+            ),
             401,
         )
     return g.api_user

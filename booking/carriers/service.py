@@ -52,7 +52,9 @@ def create_carrier(
         problems.append(
             Problem(
                 "invalid_code",
-                _l("The code is 2–12 capital letters or digits, starting with a letter (e.g. CQ01)."),
+                _l(
+                    "The code is 2–12 capital letters or digits, starting with a letter (e.g. CQ01)."
+                ),
                 "code",
             )
         )
@@ -88,8 +90,14 @@ def create_carrier(
 
 
 def update_settings(
-    carrier: Carrier, *, name_zh: str, name_en: str, address: str, timezone: str,
-    description_zh: str = "", description_en: str = "",
+    carrier: Carrier,
+    *,
+    name_zh: str,
+    name_en: str,
+    address: str,
+    timezone: str,
+    description_zh: str = "",
+    description_en: str = "",
 ) -> Carrier:
     problems = (
         plain_text_problems(name_zh, "name_zh", 120)
@@ -181,7 +189,9 @@ def mark_resident(carrier: Carrier, organisation_name: str, by: User) -> Residen
         )
     ):
         raise ServiceError(
-            Problem("already_resident", _l("This organisation is already a resident."), "organisation")
+            Problem(
+                "already_resident", _l("This organisation is already a resident."), "organisation"
+            )
         )
     residency = Residency(organisation_id=org.id, carrier_id=carrier.id, marked_by_id=by.id)
     db.session.add(residency)

@@ -45,7 +45,9 @@ def carriers():
             return redirect(url_for(".carriers"))
     if form.is_submitted():
         status = 422
-    return render_template("admin/carriers.html", form=form, carriers=service.all_carriers()), status
+    return render_template(
+        "admin/carriers.html", form=form, carriers=service.all_carriers()
+    ), status
 
 
 # --- carrier staff, under /operate/<code>/ --------------------------------------------------

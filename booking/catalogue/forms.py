@@ -18,8 +18,13 @@ VISIBILITY_LABELS = {
     "residents": _l("Carrier residents only"),
 }
 WEEKDAY_LABELS = (
-    _l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"),
-    _l("Friday"), _l("Saturday"), _l("Sunday"),
+    _l("Monday"),
+    _l("Tuesday"),
+    _l("Wednesday"),
+    _l("Thursday"),
+    _l("Friday"),
+    _l("Saturday"),
+    _l("Sunday"),
 )
 
 

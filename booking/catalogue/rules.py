@@ -81,7 +81,9 @@ def opening_hours_problems(
             problems.append(
                 Problem(
                     "invalid_hours",
-                    _l("Write opening hours like 09:00-12:00, 13:00-18:00 (leave empty if closed)."),
+                    _l(
+                        "Write opening hours like 09:00-12:00, 13:00-18:00 (leave empty if closed)."
+                    ),
                     field_name,
                 )
             )
@@ -187,7 +189,9 @@ def resource_problems(f: ResourceFields, qualification_ids: set[int]) -> list[Pr
     ):
         if value < 1 or value > MAX_MINUTES:
             problems.append(
-                Problem("invalid_duration", _l("Enter a duration between 1 minute and a year."), name)
+                Problem(
+                    "invalid_duration", _l("Enter a duration between 1 minute and a year."), name
+                )
             )
     if f.min_duration_minutes > f.max_duration_minutes:
         problems.append(
@@ -217,7 +221,9 @@ def resource_problems(f: ResourceFields, qualification_ids: set[int]) -> list[Pr
     ):
         if value < 0 or value > MAX_MINUTES:
             problems.append(
-                Problem("invalid_minutes", _l("Enter a number of minutes from 0 up to a year."), name)
+                Problem(
+                    "invalid_minutes", _l("Enter a number of minutes from 0 up to a year."), name
+                )
             )
     if f.max_advance_days < 1 or f.max_advance_days > 1000:
         problems.append(

@@ -58,7 +58,9 @@ def catalogue_filter_problems(kind: str | None, carrier_code: str | None) -> lis
     problems = []
     if kind and kind not in KINDS:
         problems.append(Problem("invalid_kind", _l("Unknown kind of resource."), "kind"))
-    if carrier_code and not db.session.scalar(select(Carrier.id).where(Carrier.code == carrier_code)):
+    if carrier_code and not db.session.scalar(
+        select(Carrier.id).where(Carrier.code == carrier_code)
+    ):
         problems.append(Problem("unknown_carrier", _l("Unknown carrier."), "carrier"))
     return problems
 

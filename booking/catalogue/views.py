@@ -1,6 +1,5 @@
 from flask import Blueprint, current_app, flash, render_template, request
 from flask_babel import gettext as _
-
 from flask_login import current_user
 
 from booking.catalogue import service
@@ -30,7 +29,12 @@ def index():
     status = 200
     try:
         resources = service.search_catalogue(
-            current_user, q=q, kind=kind, carrier_code=carrier, limit=size + 1, offset=(page - 1) * size
+            current_user,
+            q=q,
+            kind=kind,
+            carrier_code=carrier,
+            limit=size + 1,
+            offset=(page - 1) * size,
         )
     except ServiceError as error:
         for problem in error.problems:

@@ -59,7 +59,9 @@ def load_demo() -> dict[str, int]:
         user = user_by_email(email)
         if user is None:
             user = User(
-                email=email, display_name=name, password_hash=password_hash,
+                email=email,
+                display_name=name,
+                password_hash=password_hash,
                 is_platform_admin=is_admin,
             )
             db.session.add(user)
@@ -98,7 +100,9 @@ def load_demo() -> dict[str, int]:
             )
         )
         if q is None:
-            q = Qualification(carrier_id=carrier.id, name_zh=data["name_zh"], name_en=data["name_en"])
+            q = Qualification(
+                carrier_id=carrier.id, name_zh=data["name_zh"], name_en=data["name_en"]
+            )
             db.session.add(q)
         qualifications[(data["carrier"], data["name_en"])] = q
     db.session.flush()
@@ -116,7 +120,9 @@ def load_demo() -> dict[str, int]:
                     Membership.user_id == users[email].id, Membership.organisation_id == org.id
                 )
             ):
-                db.session.add(Membership(user_id=users[email].id, organisation_id=org.id, role=role))
+                db.session.add(
+                    Membership(user_id=users[email].id, organisation_id=org.id, role=role)
+                )
         for carrier_code in resident_at:
             if not db.session.scalar(
                 select(Residency.id).where(
@@ -124,7 +130,9 @@ def load_demo() -> dict[str, int]:
                     Residency.carrier_id == carriers[carrier_code].id,
                 )
             ):
-                db.session.add(Residency(organisation_id=org.id, carrier_id=carriers[carrier_code].id))
+                db.session.add(
+                    Residency(organisation_id=org.id, carrier_id=carriers[carrier_code].id)
+                )
     db.session.commit()
 
     for data in RESOURCES:
@@ -160,11 +168,7 @@ def load() -> None:
     if current_app.config["BOOKING_ENV"] == "production":
         raise click.ClickException("Demo data is never loaded when BOOKING_ENV=production.")
     created = load_demo()
-    click.echo(
-        "Demo data ready ("
-        + ", ".join(f"{n} new {k}" for k, n in created.items())
-        + ")."
-    )
+    click.echo("Demo data ready (" + ", ".join(f"{n} new {k}" for k, n in created.items()) + ").")
     click.echo(f"Demo accounts (password {DEMO_PASSWORD}):")
     for email, name, _admin, _role in DEMO_USERS:
         click.echo(f"  {email:24} {name}")

@@ -68,14 +68,22 @@ CARRIERS = [
 
 QUALIFICATIONS = [
     {"carrier": "CQ01", "name_zh": "电磁兼容暗室操作资质", "name_en": "EMC chamber operator"},
-    {"carrier": "CQ01", "name_zh": "汽车电子 HIL 测试台培训", "name_en": "Automotive HIL bench training"},
+    {
+        "carrier": "CQ01",
+        "name_zh": "汽车电子 HIL 测试台培训",
+        "name_en": "Automotive HIL bench training",
+    },
     {"carrier": "CQ02", "name_zh": "SMT 产线操作员", "name_en": "SMT line operator"},
     {"carrier": "CQ02", "name_zh": "电池中试线安全培训", "name_en": "Battery pilot line safety"},
     {"carrier": "CQ02", "name_zh": "金属增材制造安全培训", "name_en": "Metal AM safety training"},
     {"carrier": "CQ02", "name_zh": "五轴数控加工操作资质", "name_en": "5-axis CNC operator"},
     {"carrier": "CQ03", "name_zh": "扫描电镜操作培训", "name_en": "SEM safety training"},
     {"carrier": "CQ03", "name_zh": "超净间准入培训", "name_en": "Cleanroom access"},
-    {"carrier": "CQ03", "name_zh": "生物安全二级（BSL-2）实验室培训", "name_en": "BSL-2 laboratory training"},
+    {
+        "carrier": "CQ03",
+        "name_zh": "生物安全二级（BSL-2）实验室培训",
+        "name_en": "BSL-2 laboratory training",
+    },
 ]
 
 RESOURCES = [

@@ -140,7 +140,11 @@ def pending_invitations(org: Organisation) -> list[Invitation]:
 
 def invitation_for_token(token: str) -> Invitation:
     invitation = db.session.scalar(select(Invitation).where(Invitation.token_hash == _hash(token)))
-    if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= utcnow():
+    if (
+        invitation is None
+        or invitation.accepted_at is not None
+        or invitation.expires_at <= utcnow()
+    ):
         raise ServiceError(
             Problem("invalid_invitation", _l("This invitation is invalid, used or expired.")), 404
         )
@@ -153,13 +157,17 @@ def accept_invitation(user: User, token: str) -> Organisation:
         raise ServiceError(
             Problem(
                 "wrong_account",
-                _l("This invitation was sent to another e-mail address. Sign in with that account."),
+                _l(
+                    "This invitation was sent to another e-mail address. Sign in with that account."
+                ),
             ),
             403,
         )
     if membership(user, invitation.organisation_id) is None:
         db.session.add(
-            Membership(user_id=user.id, organisation_id=invitation.organisation_id, role=invitation.role)
+            Membership(
+                user_id=user.id, organisation_id=invitation.organisation_id, role=invitation.role
+            )
         )
     invitation.accepted_at = utcnow()
     db.session.commit()

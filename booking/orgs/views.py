@@ -15,7 +15,9 @@ bp = Blueprint("orgs", __name__, url_prefix="/organisations")
 @login_required
 def index():
     return render_template(
-        "orgs/index.html", memberships=service.organisations_of(current_user), form=OrganisationForm()
+        "orgs/index.html",
+        memberships=service.organisations_of(current_user),
+        form=OrganisationForm(),
     )
 
 
