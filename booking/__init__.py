@@ -67,8 +67,10 @@ def create_app(overrides: dict | None = None) -> Flask:
 def _register_models() -> None:
     # Import every model module so metadata (and Alembic) knows all tables.
     from booking.accounts import models as _a  # noqa: F401
+    from booking.bookings import models as _b  # noqa: F401
     from booking.carriers import models as _c  # noqa: F401
     from booking.catalogue import models as _r  # noqa: F401
+    from booking.notify import models as _n  # noqa: F401
     from booking.orgs import models as _o  # noqa: F401
 
 
@@ -100,12 +102,22 @@ def _register_blueprints(app: Flask) -> None:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
-    # Enforce foreign keys and let readers proceed while one writer works.
+    # Enforce foreign keys and let readers proceed while one writer works. pysqlite's own
+    # transaction handling is switched off so that _sqlite_begin decides how a transaction
+    # begins (see booking.locking).
     import sqlite3
 
     if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    if conn.dialect.name == "sqlite":
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

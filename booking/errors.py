@@ -78,6 +78,8 @@ def init_app(app) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
+        if app.testing:
+            raise error  # tests see the real traceback; a 500 is always a bug
         log.exception("Unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
         return _respond([Problem("server_error", MESSAGES[500])], 500)

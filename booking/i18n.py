@@ -10,6 +10,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    has_request_context,
     redirect,
     request,
     session,
@@ -30,6 +31,8 @@ bp = Blueprint("i18n", __name__)
 
 def select_locale() -> str:
     """User preference, then this browser's choice, then Accept-Language, then Chinese."""
+    if not has_request_context():  # CLI, jobs and tests outside a request
+        return DEFAULT_LOCALE
     if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
         return current_user.locale
     chosen = session.get("locale")

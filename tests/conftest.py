@@ -85,6 +85,9 @@ class IsolatedClient(FlaskClient):
     production, even though the test itself holds an app context open."""
 
     def open(self, *args, **kwargs):
+        # End the test's own transaction first: on SQLite a transaction reads one snapshot,
+        # so without this the test would not see what the request commits.
+        db.session.commit()
         with self.application.app_context():
             return super().open(*args, **kwargs)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db
@@ -26,6 +26,10 @@ class Carrier(db.Model):
     description_en: Mapped[str] = mapped_column(Text, default="")
     address: Mapped[str] = mapped_column(String(200), default="")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # Cancellation policy: free until this many hours before the start, then a fee of
+    # this percentage of the booked charge (billed by the billing feature).
+    free_cancellation_hours: Mapped[int] = mapped_column(Integer, default=24)
+    late_cancellation_fee_percent: Mapped[int] = mapped_column(Integer, default=50)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     staff = relationship("CarrierStaff", back_populates="carrier", cascade="all, delete-orphan")

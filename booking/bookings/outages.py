@@ -1,0 +1,121 @@
+"""Maintenance windows: they block new bookings and flag the bookings they hit."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from booking.accounts.models import User
+from booking.bookings import rules
+from booking.bookings.models import HOLDING, Booking, BookingEvent, Outage
+from booking.bookings.service import _shape_problems, _when_params
+from booking.catalogue.models import Resource
+from booking.extensions import db
+from booking.locking import resource_locked
+from booking.notify.service import notify
+from booking.problems import NotFound, Problem, ServiceError
+
+MAX_REASON = 500
+
+
+def create_outage(
+    operator: User,
+    resource: Resource,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    rrule: str | None = None,
+) -> tuple[list[Outage], list[Booking]]:
+    """Schedule one window, or a recurring series of them. Bookings that overlap are kept
+    but marked, recorded and their owners told; the operator decides what to do with them."""
+    problems = _shape_problems(start, end)
+    if not problems and not start < end:
+        problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
+    if not (reason or "").strip():
+        problems.append(
+            Problem(
+                "reason_required", _l("Give a reason, e.g. the maintenance to be done."), "reason"
+            )
+        )
+    elif len(reason) > MAX_REASON:
+        problems.append(
+            Problem("too_long", _l("Must be at most %(max)d characters.", max=MAX_REASON), "reason")
+        )
+    windows = [(start, end)]
+    if not problems and rrule:
+        windows, problems = rules.expand_recurrence(
+            rrule, start, end, rules.ResourcePolicy.of(resource).zone
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    key = secrets.token_hex(8) if len(windows) > 1 else None
+    created, affected = [], []
+    with resource_locked(resource.id):
+        for lo, hi in windows:
+            outage = Outage(
+                resource_id=resource.id,
+                start_at=lo,
+                end_at=hi,
+                reason=reason.strip(),
+                series_key=key,
+                created_by_id=operator.id,
+            )
+            db.session.add(outage)
+            created.append(outage)
+            hit = db.session.scalars(
+                select(Booking).where(
+                    Booking.resource_id == resource.id,
+                    Booking.status.in_(HOLDING),
+                    Booking.busy_from < hi,
+                    Booking.busy_until > lo,
+                )
+            ).all()
+            for booking in hit:
+                if booking in affected:
+                    continue
+                affected.append(booking)
+                booking.outage_conflict = True
+                booking.sequence += 1
+                booking.events.append(
+                    BookingEvent(
+                        actor_id=operator.id,
+                        action="outage_conflict",
+                        from_status=booking.status,
+                        to_status=booking.status,
+                        reason=reason.strip(),
+                        details={"outage_start": lo.isoformat(), "outage_end": hi.isoformat()},
+                    )
+                )
+                notify(
+                    booking.user_id,
+                    "outage_conflict",
+                    {**_when_params(booking.resource, booking.start_at), "reason": reason.strip()},
+                    link=f"/bookings/{booking.id}",
+                )
+        db.session.commit()
+    return created, affected
+
+
+def outages_of(carrier_id: int, upcoming_from: datetime | None = None) -> list[Outage]:
+    stmt = select(Outage).join(Resource).where(Resource.carrier_id == carrier_id)
+    if upcoming_from:
+        stmt = stmt.where(Outage.end_at > upcoming_from)
+    return list(db.session.scalars(stmt.order_by(Outage.start_at)).unique())
+
+
+def delete_outage(carrier_id: int, outage_id: int, whole_series: bool = False) -> int:
+    outage = db.session.get(Outage, outage_id)
+    if outage is None or outage.resource.carrier_id != carrier_id:
+        raise NotFound()
+    targets = [outage]
+    if whole_series and outage.series_key:
+        targets = db.session.scalars(
+            select(Outage).where(Outage.series_key == outage.series_key)
+        ).all()
+    for target in targets:
+        db.session.delete(target)
+    db.session.commit()
+    return len(targets)

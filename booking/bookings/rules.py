@@ -1,0 +1,418 @@
+"""Pure booking rules: is this booking allowed, and what is free when.
+
+No Flask app, no database: everything comes in as plain values (a ResourcePolicy, the
+other bookings' busy intervals, outages, imported busy blocks, "now"), and every problem
+comes back at once, each with its own code and translatable message.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrulestr
+from flask_babel import lazy_gettext as _l
+
+from booking.problems import Problem
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_OCCURRENCES = 200
+
+# Conflicts with other use of the resource: the API answers these with 409.
+CONFLICT_CODES = frozenset({"capacity_exceeded", "outage", "busy_block"})
+# What an operator may waive, with a recorded reason. Capacity, outages, the slot grid,
+# quantity and membership are never waived.
+OVERRIDABLE_CODES = frozenset(
+    {
+        "in_the_past",
+        "too_short_notice",
+        "too_far_ahead",
+        "outside_opening_hours",
+        "too_short",
+        "too_long",
+        "not_qualified",
+        "busy_block",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ResourcePolicy:
+    capacity: int
+    slot_minutes: int
+    min_duration_minutes: int
+    max_duration_minutes: int
+    min_notice_minutes: int = 0
+    max_advance_days: int = 365
+    setup_minutes: int = 0
+    cleanup_minutes: int = 0
+    always_open: bool = True
+    opening_hours: tuple[tuple[int, int, int], ...] = ()
+    timezone: str = "Asia/Shanghai"
+    active: bool = True
+
+    @classmethod
+    def of(cls, resource) -> ResourcePolicy:
+        """Read a policy off anything shaped like a catalogue Resource."""
+        return cls(
+            capacity=resource.capacity,
+            slot_minutes=resource.slot_minutes,
+            min_duration_minutes=resource.min_duration_minutes,
+            max_duration_minutes=resource.max_duration_minutes,
+            min_notice_minutes=resource.min_notice_minutes,
+            max_advance_days=resource.max_advance_days,
+            setup_minutes=resource.setup_minutes,
+            cleanup_minutes=resource.cleanup_minutes,
+            always_open=resource.always_open,
+            opening_hours=tuple((h.weekday, h.opens, h.closes) for h in resource.opening_hours),
+            timezone=resource.carrier.timezone,
+            active=resource.status == "active",
+        )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Capacity held by another booking over [busy_from, busy_until)."""
+
+    busy_from: datetime
+    busy_until: datetime
+    quantity: int
+
+
+@dataclass(frozen=True)
+class BookingContext:
+    now: datetime
+    holdings: Sequence[Holding] = ()
+    outages: Sequence[tuple[datetime, datetime]] = ()
+    busy_blocks: Sequence[tuple[datetime, datetime]] = ()
+    qualified: bool = True
+    member: bool = True
+    override: bool = False
+    details: dict = field(default_factory=dict)
+
+
+def busy_interval(
+    policy: ResourcePolicy, start: datetime, end: datetime
+) -> tuple[datetime, datetime]:
+    return (
+        start - timedelta(minutes=policy.setup_minutes),
+        end + timedelta(minutes=policy.cleanup_minutes),
+    )
+
+
+def overlaps(a_from: datetime, a_until: datetime, b_from: datetime, b_until: datetime) -> bool:
+    return a_from < b_until and b_from < a_until
+
+
+def load_timeline(
+    holdings: Iterable[Holding], window_from: datetime, window_until: datetime
+) -> list[tuple[datetime, datetime, int]]:
+    """Piecewise-constant use over the window: [(from, until, quantity in use)], covering the
+    whole window, adjacent pieces with equal use merged."""
+    changes: dict[datetime, int] = {}
+    for h in holdings:
+        lo, hi = max(h.busy_from, window_from), min(h.busy_until, window_until)
+        if lo < hi:
+            changes[lo] = changes.get(lo, 0) + h.quantity
+            changes[hi] = changes.get(hi, 0) - h.quantity
+    points = sorted(set(changes) | {window_from, window_until})
+    pieces: list[tuple[datetime, datetime, int]] = []
+    level = 0
+    for here, following in zip(points, points[1:], strict=False):
+        level += changes.get(here, 0)
+        if pieces and pieces[-1][2] == level and pieces[-1][1] == here:
+            pieces[-1] = (pieces[-1][0], following, level)
+        else:
+            pieces.append((here, following, level))
+    return pieces
+
+
+def peak_load(holdings: Iterable[Holding], window_from: datetime, window_until: datetime) -> int:
+    return max(
+        (used for _, _, used in load_timeline(holdings, window_from, window_until)), default=0
+    )
+
+
+def opening_intervals(
+    policy: ResourcePolicy, window_from: datetime, window_until: datetime
+) -> list[tuple[datetime, datetime]]:
+    """When the resource is open within the window, in UTC, merged across midnight."""
+    if policy.always_open:
+        return [(window_from, window_until)]
+    zone = policy.zone
+    first = window_from.astimezone(zone).date() - timedelta(days=1)
+    last = window_until.astimezone(zone).date()
+    spans = []
+    day = first
+    while day <= last:
+        for weekday, opens, closes in policy.opening_hours:
+            if weekday == day.weekday():
+                spans.append((_local(day, opens, zone), _local(day, closes, zone)))
+        day += timedelta(days=1)
+    spans.sort()
+    merged: list[tuple[datetime, datetime]] = []
+    for lo, hi in spans:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return [
+        (max(lo, window_from), min(hi, window_until))
+        for lo, hi in merged
+        if lo < window_until and window_from < hi
+    ]
+
+
+def _local(day: date, minutes: int, zone: ZoneInfo) -> datetime:
+    """Local wall-clock time `minutes` after midnight of `day`, in UTC."""
+    wall = datetime.combine(day, time(0)) + timedelta(minutes=minutes)
+    return wall.replace(tzinfo=zone).astimezone(UTC)
+
+
+def is_open(policy: ResourcePolicy, start: datetime, end: datetime) -> bool:
+    return any(lo <= start and end <= hi for lo, hi in opening_intervals(policy, start, end))
+
+
+def on_grid(policy: ResourcePolicy, moment: datetime) -> bool:
+    local = moment.astimezone(policy.zone)
+    if local.second or local.microsecond:
+        return False
+    return (local.hour * 60 + local.minute) % policy.slot_minutes == 0
+
+
+def _p(code: str, message, field: str | None = None, **details) -> Problem:
+    return Problem(code, message, field, details)
+
+
+def booking_problems(
+    policy: ResourcePolicy,
+    start: datetime | None,
+    end: datetime | None,
+    quantity: int,
+    ctx: BookingContext,
+) -> list[Problem]:
+    """Every reason this booking cannot be made (empty list: it can). With ctx.override the
+    overridable problems are left out."""
+    problems: list[Problem] = []
+    if start is None or end is None:
+        return [_p("invalid_time", _l("Give a start and an end time."), "start")]
+    if start.tzinfo is None or end.tzinfo is None:
+        return [_p("naive_datetime", _l("Times must include a time zone offset."), "start")]
+    if not (EARLIEST <= start < LATEST and EARLIEST <= end <= LATEST):
+        return [_p("out_of_range", _l("Times must be between 1970 and 2100."), "start")]
+    if not start < end:
+        return [_p("end_before_start", _l("The end must be after the start."), "end")]
+    if not policy.active:
+        problems.append(
+            _p("resource_retired", _l("This resource is retired and cannot be booked."))
+        )
+    if not (1 <= quantity <= policy.capacity):
+        problems.append(
+            _p(
+                "invalid_quantity",
+                _l("The quantity must be between 1 and %(capacity)d.", capacity=policy.capacity),
+                "quantity",
+                capacity=policy.capacity,
+            )
+        )
+    if not on_grid(policy, start) or not on_grid(policy, end):
+        problems.append(
+            _p(
+                "off_grid",
+                _l(
+                    "Start and end must fall on the %(n)d-minute booking grid.",
+                    n=policy.slot_minutes,
+                ),
+                "start",
+                slot_minutes=policy.slot_minutes,
+            )
+        )
+    minutes = (end - start).total_seconds() / 60
+    if minutes < policy.min_duration_minutes:
+        problems.append(
+            _p(
+                "too_short",
+                _l("A booking must last at least %(n)d minutes.", n=policy.min_duration_minutes),
+                "end",
+            )
+        )
+    if minutes > policy.max_duration_minutes:
+        problems.append(
+            _p(
+                "too_long",
+                _l("A booking may last at most %(n)d minutes.", n=policy.max_duration_minutes),
+                "end",
+            )
+        )
+    if start < ctx.now:
+        problems.append(_p("in_the_past", _l("The start is in the past."), "start"))
+    elif start < ctx.now + timedelta(minutes=policy.min_notice_minutes):
+        problems.append(
+            _p(
+                "too_short_notice",
+                _l(
+                    "This resource must be booked at least %(n)d minutes ahead.",
+                    n=policy.min_notice_minutes,
+                ),
+                "start",
+            )
+        )
+    if start > ctx.now + timedelta(days=policy.max_advance_days):
+        problems.append(
+            _p(
+                "too_far_ahead",
+                _l(
+                    "This resource can be booked at most %(n)d days ahead.",
+                    n=policy.max_advance_days,
+                ),
+                "start",
+            )
+        )
+    if not is_open(policy, start, end):
+        problems.append(
+            _p(
+                "outside_opening_hours",
+                _l("The resource is not open for the whole of this time."),
+                "start",
+            )
+        )
+    if not ctx.member:
+        problems.append(
+            _p(
+                "not_member",
+                _l("You can only book for an organisation you are a member of."),
+                "organisation_id",
+            )
+        )
+    if not ctx.qualified:
+        problems.append(
+            _p(
+                "not_qualified",
+                _l("You need the qualification this resource requires before booking it."),
+            )
+        )
+    busy_from, busy_until = busy_interval(policy, start, end)
+    if any(overlaps(busy_from, busy_until, lo, hi) for lo, hi in ctx.outages):
+        problems.append(_p("outage", _l("The resource is closed for maintenance at this time.")))
+    if any(overlaps(busy_from, busy_until, lo, hi) for lo, hi in ctx.busy_blocks):
+        problems.append(_p("busy_block", _l("The carrier's own calendar marks this time as busy.")))
+    if 1 <= quantity <= policy.capacity:
+        in_use = peak_load(ctx.holdings, busy_from, busy_until)
+        if in_use + quantity > policy.capacity:
+            free = max(policy.capacity - in_use, 0)
+            problems.append(
+                _p(
+                    "capacity_exceeded",
+                    _l(
+                        "Not enough capacity at this time: %(free)d of %(capacity)d free.",
+                        free=free,
+                        capacity=policy.capacity,
+                    ),
+                    "quantity",
+                    free=free,
+                    capacity=policy.capacity,
+                )
+            )
+    if ctx.override:
+        problems = [p for p in problems if p.code not in OVERRIDABLE_CODES]
+    return problems
+
+
+def is_conflict_only(problems: Sequence[Problem]) -> bool:
+    return bool(problems) and all(p.code in CONFLICT_CODES for p in problems)
+
+
+def free_capacity_timeline(
+    policy: ResourcePolicy,
+    holdings: Iterable[Holding],
+    outages: Iterable[tuple[datetime, datetime]],
+    busy_blocks: Iterable[tuple[datetime, datetime]],
+    window_from: datetime,
+    window_until: datetime,
+) -> list[dict]:
+    """What is free when: pieces covering the window with `free` units and a `state` of
+    open / closed / outage / busy (imported block). Closed and blocked pieces have free 0."""
+    blocked = [Holding(lo, hi, policy.capacity) for lo, hi in outages]
+    imported = [Holding(lo, hi, policy.capacity) for lo, hi in busy_blocks]
+    openings = opening_intervals(policy, window_from, window_until)
+    cuts = {window_from, window_until}
+    for lo, hi in openings:
+        cuts |= {lo, hi}
+    holdings = list(holdings)
+    for piece_from, piece_until, _ in load_timeline(holdings, window_from, window_until):
+        cuts |= {piece_from, piece_until}
+    for h in blocked + imported:
+        cuts |= {max(h.busy_from, window_from), min(h.busy_until, window_until)}
+    load = load_timeline(holdings, window_from, window_until)
+    load_starts = [piece_from for piece_from, _, _ in load]
+    points = sorted(c for c in cuts if window_from <= c <= window_until)
+    pieces: list[dict] = []
+    for lo, hi in zip(points, points[1:], strict=False):
+        mid_from, mid_until = lo, hi
+        if any(overlaps(mid_from, mid_until, h.busy_from, h.busy_until) for h in blocked):
+            state, free = "outage", 0
+        elif any(overlaps(mid_from, mid_until, h.busy_from, h.busy_until) for h in imported):
+            state, free = "busy", 0
+        elif not any(o_lo <= mid_from and mid_until <= o_hi for o_lo, o_hi in openings):
+            state, free = "closed", 0
+        else:
+            used = load[bisect_right(load_starts, mid_from) - 1][2]
+            state, free = "open", max(policy.capacity - used, 0)
+        if pieces and pieces[-1]["state"] == state and pieces[-1]["free"] == free:
+            pieces[-1]["until"] = hi
+        else:
+            pieces.append({"from": lo, "until": hi, "state": state, "free": free})
+    return pieces
+
+
+def expand_recurrence(
+    rule: str, start: datetime, end: datetime, zone: ZoneInfo, cap: int = MAX_OCCURRENCES
+) -> tuple[list[tuple[datetime, datetime]], list[Problem]]:
+    """Occurrences of an RFC 5545 RRULE starting with (start, end), in the carrier's local
+    time (09:00 stays 09:00 across the series). At most `cap` occurrences."""
+    text = (rule or "").strip()
+    if text.upper().startswith("RRULE:"):
+        text = text[6:]
+    if not text or len(text) > 500:
+        return [], [_p("invalid_rrule", _l("The repetition rule is not valid."), "recurrence")]
+    if "COUNT=" not in text.upper() and "UNTIL=" not in text.upper():
+        return [], [
+            _p(
+                "unbounded_rrule",
+                _l("A repetition needs an end: an end date or a number of occurrences."),
+                "recurrence",
+            )
+        ]
+    local_start = start.astimezone(zone).replace(tzinfo=None)
+    duration = end - start
+    try:
+        rule_set = rrulestr(text, dtstart=local_start, forceset=True, ignoretz=True)
+        occurrences = []
+        for moment in rule_set:
+            occurrences.append(moment)
+            if len(occurrences) > cap:
+                break
+    except (ValueError, TypeError, OverflowError):
+        return [], [_p("invalid_rrule", _l("The repetition rule is not valid."), "recurrence")]
+    if len(occurrences) > cap:
+        return [], [
+            _p(
+                "too_many_occurrences",
+                _l("A series can have at most %(max)d occurrences; this one has more.", max=cap),
+                "recurrence",
+                max=cap,
+            )
+        ]
+    result = []
+    for moment in occurrences:
+        occurrence_start = moment.replace(tzinfo=zone).astimezone(UTC)
+        result.append((occurrence_start, occurrence_start + duration))
+    return result, []

@@ -1,0 +1,812 @@
+"""Booking use cases. Each one that can change capacity locks the resource first
+(booking.locking), re-reads what the decision depends on, asks the pure rules, and commits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
+
+from booking.accounts.models import User
+from booking.bookings import rules
+from booking.bookings.models import (
+    APPROVED,
+    CANCELLED,
+    HOLDING,
+    OFFERED,
+    REJECTED,
+    REQUESTED,
+    Booking,
+    BookingEvent,
+    BookingSeries,
+    BusyBlock,
+    Outage,
+    QualificationGrant,
+    WaitlistEntry,
+)
+from booking.bookings.rules import BookingContext, Holding, ResourcePolicy
+from booking.catalogue.models import Resource
+from booking.catalogue.service import visible_resource, visible_resources_query
+from booking.extensions import db
+from booking.locking import resource_locked
+from booking.notify.service import notify
+from booking.orgs.models import MANAGER, Membership
+from booking.problems import NotFound, Problem, ServiceError
+from booking.tenancy import is_staff_of
+from booking.types import utcnow
+
+MAX_PURPOSE_LENGTH = 2000
+
+
+class BookingRefused(ServiceError):
+    """The rules said no. 409 when every problem is a conflict with other use, else 422."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__(problems, status=409 if rules.is_conflict_only(problems) else 422)
+
+
+# --- reading the facts the rules need ---------------------------------------------------------
+
+
+def holdings(
+    resource_id: int,
+    window_from: datetime,
+    window_until: datetime,
+    exclude_ids: tuple[int, ...] = (),
+    exclude_offer_id: int | None = None,
+    now: datetime | None = None,
+) -> list[Holding]:
+    """Capacity held over the window: bookings that hold capacity, and waitlist offers not
+    yet expired (an offer keeps its place for the person it was offered to)."""
+    stmt = select(Booking.busy_from, Booking.busy_until, Booking.quantity).where(
+        Booking.resource_id == resource_id,
+        Booking.status.in_(HOLDING),
+        Booking.busy_from < window_until,
+        Booking.busy_until > window_from,
+    )
+    if exclude_ids:
+        stmt = stmt.where(Booking.id.not_in(exclude_ids))
+    offers = select(
+        WaitlistEntry.busy_from, WaitlistEntry.busy_until, WaitlistEntry.quantity
+    ).where(
+        WaitlistEntry.resource_id == resource_id,
+        WaitlistEntry.status == OFFERED,
+        WaitlistEntry.offer_expires_at > (now or utcnow()),
+        WaitlistEntry.busy_from < window_until,
+        WaitlistEntry.busy_until > window_from,
+    )
+    if exclude_offer_id is not None:
+        offers = offers.where(WaitlistEntry.id != exclude_offer_id)
+    return [Holding(*row) for row in db.session.execute(stmt.union_all(offers))]
+
+
+def outages(resource_id: int, window_from: datetime, window_until: datetime):
+    return [
+        (row[0], row[1])
+        for row in db.session.execute(
+            select(Outage.start_at, Outage.end_at).where(
+                Outage.resource_id == resource_id,
+                Outage.start_at < window_until,
+                Outage.end_at > window_from,
+            )
+        )
+    ]
+
+
+def busy_blocks(resource_id: int, window_from: datetime, window_until: datetime):
+    # The seam for imported calendars: the calendar feature fills busy_blocks.
+    return [
+        (row[0], row[1])
+        for row in db.session.execute(
+            select(BusyBlock.start_at, BusyBlock.end_at).where(
+                BusyBlock.resource_id == resource_id,
+                BusyBlock.start_at < window_until,
+                BusyBlock.end_at > window_from,
+            )
+        )
+    ]
+
+
+def is_qualified(user: User, resource: Resource, when: datetime | None = None) -> bool:
+    if resource.qualification_id is None:
+        return True
+    when = when or utcnow()
+    grants = db.session.scalars(
+        select(QualificationGrant).where(
+            QualificationGrant.user_id == user.id,
+            QualificationGrant.qualification_id == resource.qualification_id,
+        )
+    )
+    return any(g.valid_at(when) for g in grants)
+
+
+def is_member(user: User, organisation_id: int | None) -> bool:
+    if organisation_id is None:
+        return False
+    return (
+        db.session.scalar(
+            select(Membership.id).where(
+                Membership.user_id == user.id, Membership.organisation_id == organisation_id
+            )
+        )
+        is not None
+    )
+
+
+def _context(
+    resource: Resource,
+    booker: User,
+    organisation_id: int | None,
+    start,
+    end,
+    *,
+    exclude_ids=(),
+    exclude_offer_id=None,
+    override=False,
+    now=None,
+) -> BookingContext:
+    policy = ResourcePolicy.of(resource)
+    busy_from, busy_until = rules.busy_interval(policy, start, end)
+    now = now or utcnow()
+    return BookingContext(
+        now=now,
+        holdings=holdings(resource.id, busy_from, busy_until, exclude_ids, exclude_offer_id, now),
+        outages=outages(resource.id, busy_from, busy_until),
+        busy_blocks=busy_blocks(resource.id, busy_from, busy_until),
+        qualified=is_qualified(booker, resource),
+        member=is_member(booker, organisation_id),
+        override=override,
+    )
+
+
+def _shape_problems(start, end) -> list[Problem]:
+    """What must be right before even looking at the database."""
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return [Problem("invalid_time", _l("Give a start and an end time."), "start")]
+    if start.tzinfo is None or end.tzinfo is None:
+        return [Problem("naive_datetime", _l("Times must include a time zone offset."), "start")]
+    if not (rules.EARLIEST <= start < rules.LATEST and rules.EARLIEST <= end <= rules.LATEST):
+        return [Problem("out_of_range", _l("Times must be between 1970 and 2100."), "start")]
+    return []
+
+
+def _purpose_problems(purpose: str | None) -> list[Problem]:
+    if purpose and len(purpose) > MAX_PURPOSE_LENGTH:
+        return [
+            Problem(
+                "too_long",
+                _l("Must be at most %(max)d characters.", max=MAX_PURPOSE_LENGTH),
+                "purpose",
+            )
+        ]
+    return []
+
+
+def _record(
+    booking: Booking,
+    actor: User | None,
+    action: str,
+    from_status,
+    to_status,
+    reason: str = "",
+    **details,
+) -> None:
+    booking.events.append(
+        BookingEvent(
+            actor_id=actor.id if actor else None,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason or "",
+            details=details,
+        )
+    )
+
+
+def _when_params(resource: Resource, start: datetime) -> dict:
+    """Notification parameters naming a resource and a time (rendered at read time)."""
+    return {
+        "resource": {"zh": resource.name_zh, "en": resource.name_en},
+        "start": start.isoformat(),
+        "tz": resource.carrier.timezone,
+    }
+
+
+def default_organisation_id(user: User) -> int | None:
+    ids = [m.organisation_id for m in user.memberships]
+    return ids[0] if len(ids) == 1 else None
+
+
+# --- who may see and act on a booking --------------------------------------------------------
+
+
+def can_see(user: User, booking: Booking) -> bool:
+    if user is None or not user.is_authenticated:
+        return False
+    if booking.user_id == user.id or is_staff_of(user, booking.resource.carrier_id):
+        return True
+    return any(
+        m.organisation_id == booking.organisation_id and m.role == MANAGER for m in user.memberships
+    )
+
+
+def booking_for(user: User, booking_id) -> Booking:
+    try:
+        booking = db.session.get(Booking, int(booking_id))
+    except (TypeError, ValueError):
+        booking = None
+    if booking is None or not can_see(user, booking):
+        raise NotFound()
+    return booking
+
+
+def _require_staff(user: User, booking: Booking) -> None:
+    if not is_staff_of(user, booking.resource.carrier_id):
+        raise ServiceError(
+            Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
+        )
+
+
+# --- create ----------------------------------------------------------------------------------
+
+
+def create_booking(
+    actor: User,
+    resource_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    quantity: int = 1,
+    organisation_id: int | None = None,
+    purpose: str = "",
+    on_behalf_of: User | None = None,
+    override_reason: str | None = None,
+    series: BookingSeries | None = None,
+    from_offer: WaitlistEntry | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    booker = on_behalf_of or actor
+    problems = _shape_problems(start, end) + _purpose_problems(purpose)
+    if not isinstance(quantity, int) or isinstance(quantity, bool):
+        problems.append(
+            Problem("invalid_quantity", _l("The quantity must be a whole number."), "quantity")
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    resource = visible_resource(actor, resource_id)  # 404 if hidden from whoever acts
+    staff = is_staff_of(actor, resource.carrier_id)
+    if (on_behalf_of is not None or override_reason) and not staff:
+        raise ServiceError(
+            Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
+        )
+    override = bool(override_reason and override_reason.strip())
+    if organisation_id is None:
+        organisation_id = default_organisation_id(booker)
+    with resource_locked(resource_id) as resource:
+        ctx = _context(
+            resource,
+            booker,
+            organisation_id,
+            start,
+            end,
+            override=override,
+            now=now,
+            exclude_offer_id=from_offer.id if from_offer else None,
+        )
+        policy = ResourcePolicy.of(resource)
+        problems = rules.booking_problems(policy, start, end, quantity, ctx)
+        if problems:
+            raise BookingRefused(problems)
+        busy_from, busy_until = rules.busy_interval(policy, start, end)
+        status = REQUESTED if resource.requires_approval and not staff else APPROVED
+        booking = Booking(
+            resource_id=resource.id,
+            user_id=booker.id,
+            organisation_id=organisation_id,
+            created_by_id=actor.id,
+            series_id=series.id if series else None,
+            start_at=start,
+            end_at=end,
+            busy_from=busy_from,
+            busy_until=busy_until,
+            quantity=quantity,
+            purpose=(purpose or "").strip(),
+            status=status,
+            override_reason=override_reason.strip() if override else None,
+        )
+        booking.resource = resource
+        db.session.add(booking)
+        _record(
+            booking,
+            actor,
+            "created",
+            None,
+            status,
+            override_reason or "",
+            on_behalf=on_behalf_of is not None,
+            series=series.id if series else None,
+        )
+        db.session.flush()
+        if from_offer is not None:
+            from_offer.status, from_offer.booking_id = "accepted", booking.id
+        if status == REQUESTED:
+            for staff_member in resource.carrier.staff:
+                notify(
+                    staff_member.user_id,
+                    "booking_requested",
+                    _when_params(booking.resource, booking.start_at),
+                    link=f"/bookings/{booking.id}",
+                )
+        db.session.commit()
+    return booking
+
+
+# --- modify, cancel, approve, reject ---------------------------------------------------------
+
+
+def modify_booking(
+    actor: User,
+    booking_id,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    quantity: int | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> Booking:
+    booking = booking_for(actor, booking_id)
+    new_start, new_end = start or booking.start_at, end or booking.end_at
+    new_quantity = booking.quantity if quantity is None else quantity
+    problems = _shape_problems(new_start, new_end)
+    if not isinstance(new_quantity, int) or isinstance(new_quantity, bool):
+        problems.append(
+            Problem("invalid_quantity", _l("The quantity must be a whole number."), "quantity")
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    with resource_locked(booking.resource_id) as resource:
+        booking = db.session.get(Booking, booking.id, populate_existing=True)
+        if booking.status not in (REQUESTED, APPROVED):
+            raise ServiceError(
+                Problem(
+                    "not_modifiable", _l("Only requested or approved bookings can be changed.")
+                ),
+                409,
+            )
+        staff = is_staff_of(actor, resource.carrier_id)
+        policy = ResourcePolicy.of(resource)
+        ctx = _context(
+            resource,
+            booking.user,
+            booking.organisation_id,
+            new_start,
+            new_end,
+            exclude_ids=(booking.id,),
+            override=staff and bool(booking.override_reason),
+            now=now,
+        )
+        problems = rules.booking_problems(policy, new_start, new_end, new_quantity, ctx)
+        if problems:
+            raise BookingRefused(problems)
+        old = {
+            "start": booking.start_at.isoformat(),
+            "end": booking.end_at.isoformat(),
+            "quantity": booking.quantity,
+        }
+        freed = (
+            new_start > booking.start_at
+            or new_end < booking.end_at
+            or new_quantity < booking.quantity
+        )
+        booking.start_at, booking.end_at, booking.quantity = new_start, new_end, new_quantity
+        booking.busy_from, booking.busy_until = rules.busy_interval(policy, new_start, new_end)
+        booking.sequence += 1
+        from_status = booking.status
+        if resource.requires_approval and not staff and booking.status == APPROVED:
+            booking.status = REQUESTED  # a changed booking needs approval again
+        _record(
+            booking,
+            actor,
+            "modified",
+            from_status,
+            booking.status,
+            reason,
+            before=old,
+            after={
+                "start": new_start.isoformat(),
+                "end": new_end.isoformat(),
+                "quantity": new_quantity,
+            },
+        )
+        if actor.id != booking.user_id:
+            notify(
+                booking.user_id,
+                "booking_changed",
+                _when_params(booking.resource, booking.start_at),
+                link=f"/bookings/{booking.id}",
+            )
+        db.session.commit()
+    if freed:
+        _offer_freed(booking.resource_id, now)
+    return booking
+
+
+def _offer_freed(resource_id: int, now: datetime | None) -> None:
+    from booking.bookings.waitlist import offer_freed_capacity
+
+    offer_freed_capacity(resource_id, now=now)
+
+
+def cancellation_terms(booking: Booking, now: datetime | None = None) -> dict:
+    """Whether cancelling now is free under the carrier's policy."""
+    now = now or utcnow()
+    carrier = booking.resource.carrier
+    free_until = booking.start_at - timedelta(hours=carrier.free_cancellation_hours)
+    late = booking.status == APPROVED and now > free_until
+    return {
+        "free_until": free_until,
+        "late": late,
+        "fee_percent": carrier.late_cancellation_fee_percent if late else 0,
+        "free_hours": carrier.free_cancellation_hours,
+        "policy_percent": carrier.late_cancellation_fee_percent,
+    }
+
+
+def cancel_booking(
+    actor: User,
+    booking_id,
+    reason: str = "",
+    now: datetime | None = None,
+    notify_owner: bool = True,
+) -> Booking:
+    booking = booking_for(actor, booking_id)
+    with resource_locked(booking.resource_id):
+        booking = db.session.get(Booking, booking.id, populate_existing=True)
+        if booking.status not in (REQUESTED, APPROVED):
+            raise ServiceError(
+                Problem(
+                    "not_cancellable", _l("Only requested or approved bookings can be cancelled.")
+                ),
+                409,
+            )
+        terms = cancellation_terms(booking, now)
+        from_status = booking.status
+        booking.status = CANCELLED
+        booking.sequence += 1
+        _record(
+            booking,
+            actor,
+            "cancelled",
+            from_status,
+            CANCELLED,
+            reason,
+            late=terms["late"],
+            fee_percent=terms["fee_percent"],
+        )
+        if notify_owner and actor.id != booking.user_id:
+            notify(
+                booking.user_id,
+                "booking_cancelled",
+                _when_params(booking.resource, booking.start_at),
+                link=f"/bookings/{booking.id}",
+            )
+        db.session.commit()
+    _offer_freed(booking.resource_id, now)
+    return booking
+
+
+def approve_booking(
+    operator: User, booking_id, reason: str = "", now: datetime | None = None
+) -> Booking:
+    booking = booking_for(operator, booking_id)
+    _require_staff(operator, booking)
+    with resource_locked(booking.resource_id) as resource:
+        booking = db.session.get(Booking, booking.id, populate_existing=True)
+        if booking.status != REQUESTED:
+            raise ServiceError(
+                Problem("not_requested", _l("Only requested bookings can be approved.")), 409
+            )
+        # Re-check what may have changed since the request: capacity, outages, imported blocks.
+        ctx = _context(
+            resource,
+            booking.user,
+            booking.organisation_id,
+            booking.start_at,
+            booking.end_at,
+            exclude_ids=(booking.id,),
+            now=now,
+        )
+        conflicts = [
+            p
+            for p in rules.booking_problems(
+                ResourcePolicy.of(resource), booking.start_at, booking.end_at, booking.quantity, ctx
+            )
+            if p.code in rules.CONFLICT_CODES
+        ]
+        if conflicts:
+            raise BookingRefused(conflicts)
+        booking.status = APPROVED
+        booking.sequence += 1
+        _record(booking, operator, "approved", REQUESTED, APPROVED, reason)
+        notify(
+            booking.user_id,
+            "booking_approved",
+            _when_params(booking.resource, booking.start_at),
+            link=f"/bookings/{booking.id}",
+        )
+        db.session.commit()
+    return booking
+
+
+def reject_booking(operator: User, booking_id, reason: str, now: datetime | None = None) -> Booking:
+    booking = booking_for(operator, booking_id)
+    _require_staff(operator, booking)
+    if not (reason or "").strip():
+        raise ServiceError(
+            Problem("reason_required", _l("Give a reason for the rejection."), "reason"), 422
+        )
+    with resource_locked(booking.resource_id):
+        booking = db.session.get(Booking, booking.id, populate_existing=True)
+        if booking.status != REQUESTED:
+            raise ServiceError(
+                Problem("not_requested", _l("Only requested bookings can be rejected.")), 409
+            )
+        booking.status = REJECTED
+        booking.sequence += 1
+        _record(booking, operator, "rejected", REQUESTED, REJECTED, reason.strip())
+        notify(
+            booking.user_id,
+            "booking_rejected",
+            {**_when_params(booking.resource, booking.start_at), "reason": reason.strip()},
+            link=f"/bookings/{booking.id}",
+        )
+        db.session.commit()
+    _offer_freed(booking.resource_id, now)
+    return booking
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+def my_bookings(
+    user: User,
+    *,
+    status: str | None = None,
+    start_from: datetime | None = None,
+    start_until: datetime | None = None,
+    limit: int = 500,
+) -> list[Booking]:
+    stmt = select(Booking).where(Booking.user_id == user.id)
+    return _filtered(stmt, status, start_from, start_until, limit)
+
+
+def carrier_bookings(
+    carrier_id: int,
+    *,
+    status: str | None = None,
+    start_from: datetime | None = None,
+    start_until: datetime | None = None,
+    limit: int = 500,
+) -> list[Booking]:
+    stmt = select(Booking).join(Resource).where(Resource.carrier_id == carrier_id)
+    return _filtered(stmt, status, start_from, start_until, limit)
+
+
+def visible_bookings(user: User, **filters) -> list[Booking]:
+    """Own bookings, plus those of carriers the user operates (API listing)."""
+    from booking.tenancy import operated_carrier_ids
+
+    carriers = operated_carrier_ids(user)
+    stmt = select(Booking).join(Resource)
+    condition = Booking.user_id == user.id
+    if carriers:
+        condition = or_(condition, Resource.carrier_id.in_(carriers))
+    return _filtered(
+        stmt.where(condition),
+        filters.get("status"),
+        filters.get("start_from"),
+        filters.get("start_until"),
+        filters.get("limit", 500),
+    )
+
+
+def _filtered(stmt, status, start_from, start_until, limit):
+    if status:
+        stmt = stmt.where(Booking.status == status)
+    if start_from:
+        stmt = stmt.where(Booking.end_at > start_from)
+    if start_until:
+        stmt = stmt.where(Booking.start_at < start_until)
+    return list(
+        db.session.scalars(stmt.order_by(Booking.start_at, Booking.id).limit(limit)).unique()
+    )
+
+
+def approval_queue(carrier_id: int) -> list[dict]:
+    """Requested bookings with what an operator needs to decide: organisation, whether the
+    requester is qualified, and any conflict now."""
+    queue = []
+    for booking in carrier_bookings(carrier_id, status=REQUESTED):
+        resource = booking.resource
+        ctx = _context(
+            resource,
+            booking.user,
+            booking.organisation_id,
+            booking.start_at,
+            booking.end_at,
+            exclude_ids=(booking.id,),
+        )
+        problems = rules.booking_problems(
+            ResourcePolicy.of(resource), booking.start_at, booking.end_at, booking.quantity, ctx
+        )
+        queue.append(
+            {
+                "booking": booking,
+                "qualified": ctx.qualified,
+                "conflicts": [p for p in problems if p.code in rules.CONFLICT_CODES],
+            }
+        )
+    return queue
+
+
+# --- availability and search -----------------------------------------------------------------
+
+
+def availability(
+    user: User | None, resource_id: int, window_from: datetime, window_until: datetime
+) -> tuple[Resource, list[dict]]:
+    problems = _shape_problems(window_from, window_until)
+    if not problems and not window_from < window_until:
+        problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
+    if not problems and window_until - window_from > timedelta(days=92):
+        problems = [Problem("window_too_long", _l("Ask for at most 92 days at a time."), "end")]
+    if problems:
+        raise ServiceError(problems, 422)
+    resource = visible_resource(user, resource_id)
+    policy = ResourcePolicy.of(resource)
+    pad = timedelta(minutes=policy.setup_minutes + policy.cleanup_minutes)
+    pieces = rules.free_capacity_timeline(
+        policy,
+        holdings(resource.id, window_from - pad, window_until + pad),
+        outages(resource.id, window_from, window_until),
+        busy_blocks(resource.id, window_from, window_until),
+        window_from,
+        window_until,
+    )
+    return resource, pieces
+
+
+def next_free_slot(
+    user: User | None,
+    resource_id: int,
+    duration_minutes: int,
+    quantity: int = 1,
+    after: datetime | None = None,
+    now: datetime | None = None,
+) -> datetime | None:
+    """The earliest start on the grid from `after` where the rules (other than who books)
+    accept `duration_minutes` for `quantity` units; None within the advance window."""
+    resource = visible_resource(user, resource_id)
+    policy = ResourcePolicy.of(resource)
+    now = now or utcnow()
+    horizon = now + timedelta(days=policy.max_advance_days)
+    candidate = _first_grid_point(
+        policy, max(after or now, now + timedelta(minutes=policy.min_notice_minutes))
+    )
+    duration = timedelta(minutes=duration_minutes)
+    pad = timedelta(minutes=policy.setup_minutes + policy.cleanup_minutes)
+    ctx = BookingContext(
+        now=now,
+        holdings=holdings(resource.id, candidate - pad, horizon + duration + pad),
+        outages=outages(resource.id, candidate - pad, horizon + duration + pad),
+        busy_blocks=busy_blocks(resource.id, candidate - pad, horizon + duration + pad),
+    )
+    step = timedelta(minutes=policy.slot_minutes)
+    while candidate <= horizon:
+        if not rules.booking_problems(policy, candidate, candidate + duration, quantity, ctx):
+            return candidate
+        candidate += step
+    return None
+
+
+def _first_grid_point(policy: ResourcePolicy, moment: datetime) -> datetime:
+    local = moment.astimezone(policy.zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes = (local - midnight).total_seconds() / 60
+    slots = -(-minutes // policy.slot_minutes)  # ceiling
+    return (midnight + timedelta(minutes=slots * policy.slot_minutes)).astimezone(moment.tzinfo)
+
+
+def free_resources(
+    user: User | None,
+    kind: str | None,
+    start: datetime,
+    end: datetime,
+    quantity: int = 1,
+    carrier_code: str | None = None,
+    now: datetime | None = None,
+) -> list[tuple[Resource, int]]:
+    """Resources (visible to the user) that can take this booking, with their free units.
+    One query per kind of fact for all candidates, then the pure rules per resource."""
+    problems = _shape_problems(start, end)
+    if not problems and not start < end:
+        problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
+    if problems:
+        raise ServiceError(problems, 422)
+    from booking.catalogue.service import catalogue_filter_problems
+
+    problems = catalogue_filter_problems(kind, carrier_code)
+    if problems:
+        raise ServiceError(problems)
+    candidates = list(
+        db.session.scalars(
+            visible_resources_query(user, kind=kind, carrier_code=carrier_code)
+        ).unique()
+    )
+    if not candidates:
+        return []
+    ids = [r.id for r in candidates]
+    max_pad = timedelta(minutes=max(r.setup_minutes + r.cleanup_minutes for r in candidates))
+    lo, hi = start - max_pad, end + max_pad
+    by_resource: dict[int, dict[str, list]] = {i: {"h": [], "o": [], "b": []} for i in ids}
+    for rid, bf, bu, q in db.session.execute(
+        select(Booking.resource_id, Booking.busy_from, Booking.busy_until, Booking.quantity).where(
+            Booking.resource_id.in_(ids),
+            Booking.status.in_(HOLDING),
+            Booking.busy_from < hi,
+            Booking.busy_until > lo,
+        )
+    ):
+        by_resource[rid]["h"].append(Holding(bf, bu, q))
+    now = now or utcnow()
+    for rid, bf, bu, q in db.session.execute(
+        select(
+            WaitlistEntry.resource_id,
+            WaitlistEntry.busy_from,
+            WaitlistEntry.busy_until,
+            WaitlistEntry.quantity,
+        ).where(
+            WaitlistEntry.resource_id.in_(ids),
+            WaitlistEntry.status == OFFERED,
+            WaitlistEntry.offer_expires_at > now,
+            WaitlistEntry.busy_from < hi,
+            WaitlistEntry.busy_until > lo,
+        )
+    ):
+        by_resource[rid]["h"].append(Holding(bf, bu, q))
+    for model, key in ((Outage, "o"), (BusyBlock, "b")):
+        for rid, s, e in db.session.execute(
+            select(model.resource_id, model.start_at, model.end_at).where(
+                model.resource_id.in_(ids), model.start_at < hi, model.end_at > lo
+            )
+        ):
+            by_resource[rid][key].append((s, e))
+    found = []
+    for resource in candidates:
+        facts = by_resource[resource.id]
+        policy = ResourcePolicy.of(resource)
+        ctx = BookingContext(
+            now=now, holdings=facts["h"], outages=facts["o"], busy_blocks=facts["b"]
+        )
+        if not rules.booking_problems(policy, start, end, quantity, ctx):
+            busy_from, busy_until = rules.busy_interval(policy, start, end)
+            found.append(
+                (resource, policy.capacity - rules.peak_load(facts["h"], busy_from, busy_until))
+            )
+    return found
+
+
+__all__ = [
+    "BookingRefused",
+    "approve_booking",
+    "availability",
+    "booking_for",
+    "cancel_booking",
+    "create_booking",
+    "free_resources",
+    "modify_booking",
+    "my_bookings",
+    "next_free_slot",
+    "reject_booking",
+]

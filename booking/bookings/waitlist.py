@@ -1,0 +1,209 @@
+"""The waitlist: join a full slot; when capacity frees, offer it in order, for a limited time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from booking.accounts.models import User
+from booking.bookings import rules
+from booking.bookings.models import (
+    EXPIRED,
+    OFFERED,
+    WAITING,
+    WITHDRAWN,
+    Booking,
+    WaitlistEntry,
+)
+from booking.bookings.rules import BookingContext, Holding, ResourcePolicy
+from booking.bookings.service import (
+    BookingRefused,
+    _context,
+    _shape_problems,
+    _when_params,
+    busy_blocks,
+    create_booking,
+    default_organisation_id,
+    holdings,
+    outages,
+)
+from booking.catalogue.service import visible_resource
+from booking.extensions import db
+from booking.locking import resource_locked
+from booking.notify.service import notify
+from booking.problems import NotFound, Problem, ServiceError
+from booking.types import utcnow
+
+
+def join_waitlist(
+    user: User,
+    resource_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    quantity: int = 1,
+    organisation_id: int | None = None,
+    purpose: str = "",
+    now: datetime | None = None,
+) -> WaitlistEntry:
+    """Only for a request whose one obstacle is capacity: anything else would still refuse it."""
+    problems = _shape_problems(start, end)
+    if problems:
+        raise ServiceError(problems, 422)
+    resource = visible_resource(user, resource_id)
+    organisation_id = organisation_id or default_organisation_id(user)
+    ctx = _context(resource, user, organisation_id, start, end, now=now)
+    policy = ResourcePolicy.of(resource)
+    problems = rules.booking_problems(policy, start, end, quantity, ctx)
+    other = [p for p in problems if p.code != "capacity_exceeded"]
+    if other:
+        raise BookingRefused(other)
+    if not problems:
+        raise ServiceError(
+            Problem("slot_free", _l("This time is free: book it instead of waiting.")), 409
+        )
+    busy_from, busy_until = rules.busy_interval(policy, start, end)
+    entry = WaitlistEntry(
+        resource_id=resource.id,
+        user_id=user.id,
+        organisation_id=organisation_id,
+        start_at=start,
+        end_at=end,
+        busy_from=busy_from,
+        busy_until=busy_until,
+        quantity=quantity,
+        purpose=(purpose or "").strip(),
+        status=WAITING,
+    )
+    db.session.add(entry)
+    db.session.commit()
+    return entry
+
+
+def entries_of(user: User) -> list[WaitlistEntry]:
+    return list(
+        db.session.scalars(
+            select(WaitlistEntry)
+            .where(WaitlistEntry.user_id == user.id, WaitlistEntry.status.in_((WAITING, OFFERED)))
+            .order_by(WaitlistEntry.start_at)
+        )
+    )
+
+
+def _entry_for(user: User, entry_id) -> WaitlistEntry:
+    try:
+        entry = db.session.get(WaitlistEntry, int(entry_id))
+    except (TypeError, ValueError):
+        entry = None
+    if entry is None or entry.user_id != user.id:
+        raise NotFound()
+    return entry
+
+
+def withdraw(user: User, entry_id) -> None:
+    entry = _entry_for(user, entry_id)
+    was_offered = entry.status == OFFERED
+    if entry.status in (WAITING, OFFERED):
+        entry.status = WITHDRAWN
+        db.session.commit()
+    if was_offered:
+        offer_freed_capacity(entry.resource_id)
+
+
+def accept_offer(user: User, entry_id, now: datetime | None = None) -> Booking:
+    entry = _entry_for(user, entry_id)
+    now = now or utcnow()
+    if entry.status != OFFERED or entry.offer_expires_at <= now:
+        raise ServiceError(Problem("offer_not_open", _l("This offer is no longer open.")), 409)
+    return create_booking(
+        user,
+        entry.resource_id,
+        entry.start_at,
+        entry.end_at,
+        quantity=entry.quantity,
+        organisation_id=entry.organisation_id,
+        purpose=entry.purpose,
+        from_offer=entry,
+        now=now,
+    )
+
+
+def offer_freed_capacity(resource_id: int, now: datetime | None = None) -> list[WaitlistEntry]:
+    """Expire overdue offers, then offer, in the order people joined, every waiting request
+    that now fits, counting earlier offers as taken. Idempotent."""
+    now = now or utcnow()
+    offered: list[WaitlistEntry] = []
+    with resource_locked(resource_id) as resource:
+        if resource is None:
+            return []
+        _expire(resource_id, now)
+        policy = ResourcePolicy.of(resource)
+        waiting = db.session.scalars(
+            select(WaitlistEntry)
+            .where(
+                WaitlistEntry.resource_id == resource_id,
+                WaitlistEntry.status == WAITING,
+                WaitlistEntry.start_at > now,
+            )
+            .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+        ).all()
+        minutes = current_app.config.get("WAITLIST_OFFER_MINUTES", 120)
+        for entry in waiting:
+            ctx = BookingContext(
+                now=now,
+                holdings=holdings(resource_id, entry.busy_from, entry.busy_until, now=now)
+                + [Holding(o.busy_from, o.busy_until, o.quantity) for o in offered],
+                outages=outages(resource_id, entry.busy_from, entry.busy_until),
+                busy_blocks=busy_blocks(resource_id, entry.busy_from, entry.busy_until),
+            )
+            problems = rules.booking_problems(
+                policy, entry.start_at, entry.end_at, entry.quantity, ctx
+            )
+            if any(p.code in rules.CONFLICT_CODES for p in problems):
+                continue
+            entry.status = OFFERED
+            entry.offered_at = now
+            entry.offer_expires_at = min(now + timedelta(minutes=minutes), entry.start_at)
+            offered.append(entry)
+            params = {
+                **_when_params(entry.resource, entry.start_at),
+                "until_at": entry.offer_expires_at.isoformat(),
+            }
+            notify(entry.user_id, "waitlist_offer", params, link="/bookings/waitlist")
+        db.session.commit()
+    return offered
+
+
+def _expire(resource_id: int, now: datetime) -> None:
+    for entry in db.session.scalars(
+        select(WaitlistEntry).where(
+            WaitlistEntry.resource_id == resource_id,
+            WaitlistEntry.status == OFFERED,
+            WaitlistEntry.offer_expires_at <= now,
+        )
+    ):
+        entry.status = EXPIRED
+        notify(
+            entry.user_id,
+            "waitlist_expired",
+            _when_params(entry.resource, entry.start_at),
+            link="/bookings/waitlist",
+        )
+
+
+def expire_offers(now: datetime | None = None) -> int:
+    """For the scheduler: expire overdue offers everywhere and pass the places on."""
+    now = now or utcnow()
+    resource_ids = set(
+        db.session.scalars(
+            select(WaitlistEntry.resource_id).where(
+                WaitlistEntry.status == OFFERED, WaitlistEntry.offer_expires_at <= now
+            )
+        )
+    )
+    for resource_id in resource_ids:
+        offer_freed_capacity(resource_id, now=now)
+    return len(resource_ids)

@@ -1,0 +1,48 @@
+"""Per-resource serialisation in the database, so capacity holds across processes and hosts.
+
+PostgreSQL: `SELECT … FOR UPDATE` on the resource row; concurrent writers for the same
+resource queue on that row lock, others proceed. SQLite: the write transaction starts with
+`BEGIN IMMEDIATE`, which takes the database's write lock up front (SQLite has one writer at a
+time anyway); others wait up to the busy timeout.
+
+Call `lock_resource` first thing in a use case, before reading what the decision depends on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import select
+
+from booking.catalogue.models import Resource
+from booking.extensions import db
+
+
+def lock_resource(resource_id: int) -> Resource | None:
+    session = db.session()  # the Session itself: the scoped proxy lacks in_transaction()
+    if session.get_bind().dialect.name == "sqlite":
+        if session.in_transaction():
+            # End the read transaction this request may have started: a deferred SQLite
+            # transaction cannot be upgraded to an immediate one.
+            session.commit()
+        session.connection(execution_options={"sqlite_immediate": True})
+    else:
+        locked = session.scalar(
+            select(Resource.id).where(Resource.id == resource_id).with_for_update()
+        )
+        if locked is None:
+            return None
+    return session.get(Resource, resource_id, populate_existing=True)
+
+
+@contextmanager
+def resource_locked(resource_id: int) -> Iterator[Resource | None]:
+    """Lock the resource for the rest of the transaction; roll back (releasing the lock) if
+    the block raises. The block commits when it succeeds."""
+    resource = lock_resource(resource_id)
+    try:
+        yield resource
+    except BaseException:
+        db.session.rollback()
+        raise

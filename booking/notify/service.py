@@ -1,0 +1,90 @@
+"""In-app notifications (the inbox). Mail delivery comes with the notifications issue; every
+notification is written here first, inside the transaction of the change it reports."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from booking.extensions import db
+from booking.notify.models import Notification
+from booking.types import utcnow
+
+# How each kind reads; params are filled in at read time, in the reader's language.
+MESSAGES = {
+    "booking_requested": _l("New booking request for %(resource)s on %(when)s."),
+    "booking_approved": _l("Your booking of %(resource)s on %(when)s was approved."),
+    "booking_rejected": _l("Your booking of %(resource)s on %(when)s was rejected: %(reason)s"),
+    "booking_cancelled": _l("The booking of %(resource)s on %(when)s was cancelled."),
+    "booking_changed": _l("The booking of %(resource)s was changed to %(when)s."),
+    "outage_conflict": _l(
+        "Maintenance of %(resource)s overlaps your booking on %(when)s: %(reason)s"
+    ),
+    "waitlist_offer": _l("A place on %(resource)s on %(when)s is free for you until %(until)s."),
+    "waitlist_expired": _l("Your waitlist offer for %(resource)s on %(when)s has expired."),
+    "qualification_granted": _l("You are now qualified for %(qualification)s."),
+    "qualification_revoked": _l("Your qualification for %(qualification)s was revoked."),
+}
+
+
+def notify(user_id: int, kind: str, params: dict | None = None, link: str = "") -> Notification:
+    """Add to the user's inbox in the current transaction (the caller commits)."""
+    note = Notification(user_id=user_id, kind=kind, params=params or {}, link=link)
+    db.session.add(note)
+    return note
+
+
+def render(note: Notification) -> str:
+    template = MESSAGES.get(note.kind)
+    if template is None:
+        return note.kind
+    from datetime import datetime
+
+    from booking.i18n import local_time
+
+    params = {"resource": "", "when": "", "reason": "", "until": "", "qualification": ""}
+    params.update(note.params or {})
+    zone = params.get("tz")
+    # Times are stored as ISO 8601 and shown in the carrier's zone and the reader's language.
+    if params.get("start"):
+        params["when"] = local_time(datetime.fromisoformat(params["start"]), zone, "short")
+    if params.get("until_at"):
+        params["until"] = local_time(datetime.fromisoformat(params["until_at"]), zone, "short")
+    from booking.i18n import pick
+
+    for key, value in list(params.items()):
+        if isinstance(value, dict):  # a bilingual name
+            params[key] = pick(value.get("zh"), value.get("en"))
+    return str(template) % params
+
+
+def inbox(user, limit: int = 100) -> list[Notification]:
+    return list(
+        db.session.scalars(
+            select(Notification)
+            .where(Notification.user_id == user.id)
+            .order_by(Notification.created_at.desc(), Notification.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def unread_count(user) -> int:
+    return (
+        db.session.scalar(
+            select(func.count(Notification.id)).where(
+                Notification.user_id == user.id, Notification.read_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+def mark_read(user, notification_id: int | None = None) -> None:
+    stmt = update(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None)
+    )
+    if notification_id is not None:
+        stmt = stmt.where(Notification.id == notification_id)
+    db.session.execute(stmt.values(read_at=utcnow()))
+    db.session.commit()
