@@ -75,6 +75,7 @@ def _register_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    import booking.bookings.api  # noqa: F401 - adds the booking routes to the API blueprint
     from booking.accounts.cli import cli as api_token_cli
     from booking.accounts.views import bp as accounts_bp
     from booking.api.views import bp as api_bp

@@ -19,14 +19,23 @@ from booking.catalogue.models import Resource
 from booking.extensions import db
 
 
-def lock_resource(resource_id: int) -> Resource | None:
+def begin_write() -> None:
+    """On SQLite, make the current transaction a write transaction from its start.
+
+    A deferred SQLite transaction that has read and then writes fails at once ("database is
+    locked") if another connection committed meanwhile; one begun IMMEDIATE waits its turn.
+    On PostgreSQL this does nothing: row locks do the job there."""
     session = db.session()  # the Session itself: the scoped proxy lacks in_transaction()
     if session.get_bind().dialect.name == "sqlite":
         if session.in_transaction():
-            # End the read transaction this request may have started: a deferred SQLite
-            # transaction cannot be upgraded to an immediate one.
-            session.commit()
+            session.commit()  # end the read transaction this request may have started
         session.connection(execution_options={"sqlite_immediate": True})
+
+
+def lock_resource(resource_id: int) -> Resource | None:
+    session = db.session()
+    if session.get_bind().dialect.name == "sqlite":
+        begin_write()
     else:
         locked = session.scalar(
             select(Resource.id).where(Resource.id == resource_id).with_for_update()

@@ -45,7 +45,7 @@ def _authenticate():
         g.api_user = current_user._get_current_object()
 
 
-def _require_user():
+def require_user():
     if g.api_user is None:
         raise ServiceError(
             Problem(
@@ -58,7 +58,7 @@ def _require_user():
 
 @bp.get("/me")
 def me():
-    user = _require_user()
+    user = require_user()
     locale = current_locale()
     return jsonify(
         {
