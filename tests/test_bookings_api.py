@@ -49,7 +49,7 @@ def test_create_list_modify_cancel(api):
     created = call("POST", "/api/v1/bookings", json=body)
     assert created.status_code == 201, created.json
     booking = created.json
-    assert booking["status"] == "approved" and booking["start"] == "%s" % at(m, 10).isoformat()
+    assert booking["status"] == "approved" and booking["start"] == at(m, 10).isoformat()
     assert booking["organisation"]["id"] == api["org"].id
     clash = call("POST", "/api/v1/bookings", json=body)
     assert clash.status_code == 409 and clash.json["error"]["code"] == "capacity_exceeded"
