@@ -59,7 +59,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     def navigation():
         from booking.tenancy import operated_carriers
 
-        return {"nav_carriers": operated_carriers(current_user), "g": g}
+        unread = 0
+        if current_user.is_authenticated:
+            from booking.notify.service import unread_count
+
+            unread = unread_count(current_user)
+        return {"nav_carriers": operated_carriers(current_user), "g": g, "unread_count": unread}
 
     return app
 
@@ -79,6 +84,8 @@ def _register_blueprints(app: Flask) -> None:
     from booking.accounts.cli import cli as api_token_cli
     from booking.accounts.views import bp as accounts_bp
     from booking.api.views import bp as api_bp
+    from booking.bookings.operate_views import bp as carrier_bookings_bp
+    from booking.bookings.views import bp as bookings_bp
     from booking.carriers.views import admin_bp
     from booking.carriers.views import bp as carrier_bp
     from booking.catalogue.operate_views import bp as resources_bp
@@ -87,9 +94,10 @@ def _register_blueprints(app: Flask) -> None:
     from booking.orgs.views import bp as orgs_bp
     from booking.tenancy import operate_blueprint
 
-    operate = operate_blueprint(carrier_bp, resources_bp)
+    operate = operate_blueprint(carrier_bp, resources_bp, carrier_bookings_bp)
     for blueprint in (
         catalogue_bp,
+        bookings_bp,
         accounts_bp,
         orgs_bp,
         admin_bp,

@@ -87,6 +87,10 @@ class Booking(db.Model):
     def holds_capacity(self) -> bool:
         return self.status in HOLDING
 
+    @property
+    def carrier_id(self) -> int:  # for tenancy.own()
+        return self.resource.carrier_id
+
 
 class BookingEvent(db.Model):
     """Every state change and edit of a booking: who, when, what, why."""
@@ -127,6 +131,10 @@ class Outage(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     resource = relationship("Resource", lazy="joined")
+
+    @property
+    def carrier_id(self) -> int:  # for tenancy.own()
+        return self.resource.carrier_id
 
 
 class BusyBlock(db.Model):

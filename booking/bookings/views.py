@@ -1,0 +1,366 @@
+"""Engineers' booking pages: book (with the week view), my bookings, a booking's page,
+the waitlist, finding free resources, and the inbox."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from booking.accounts.forms import EmptyForm
+from booking.bookings import series as series_service
+from booking.bookings import service, waitlist
+from booking.bookings.forms import (
+    BookingForm,
+    CancelForm,
+    FindFreeForm,
+    ModifyForm,
+    NextFreeForm,
+    local_moment,
+)
+from booking.bookings.models import APPROVED, CANCELLED, REJECTED, REQUESTED
+from booking.bookings.week import visible_hours, week_grid, week_start, week_window
+from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
+from booking.catalogue.service import visible_resource
+from booking.i18n import current_locale
+from booking.notify import service as inbox_service
+from booking.problems import ServiceError
+from booking.types import utcnow
+from booking.web import show_problems
+
+bp = Blueprint("bookings", __name__)
+
+
+def _week_param(tz: str) -> date:
+    raw = request.args.get("week", "")
+    try:
+        chosen = date.fromisoformat(raw) if raw else datetime.now(ZoneInfo(tz)).date()
+    except ValueError:
+        chosen = datetime.now(ZoneInfo(tz)).date()
+    return week_start(chosen)
+
+
+def _organisation_choices(user) -> list[tuple[int, str]]:
+    return [(m.organisation.id, m.organisation.name) for m in user.memberships]
+
+
+def _book_page(
+    resource, form, status=200, preview=None, refused=None, next_free=None, next_free_form=None
+):
+    tz = resource.carrier.timezone
+    monday = _week_param(tz)
+    window = week_window(monday, tz)
+    _resource, pieces = service.availability(current_user, resource.id, *window)
+    rows = [(h.weekday, h.opens, h.closes) for h in resource.opening_hours]
+    first, last = visible_hours(rows, resource.always_open)
+    row_minutes = max(resource.slot_minutes, 60) if resource.slot_minutes < 1440 else 1440
+    if row_minutes >= 1440:
+        first, last = 0, 1440
+    grid = week_grid(pieces, monday, tz, resource.capacity, row_minutes, first, last)
+    return render_template(
+        "bookings/book.html",
+        resource=resource,
+        form=form,
+        grid=grid,
+        monday=monday,
+        days=[monday + timedelta(days=i) for i in range(7)],
+        weekday_labels=WEEKDAY_LABELS,
+        prev_week=monday - timedelta(days=7),
+        next_week=monday + timedelta(days=7),
+        preview=preview,
+        refused=refused,
+        next_free=next_free,
+        next_free_form=next_free_form or NextFreeForm(request.args),
+        kind_labels=KIND_LABELS,
+    ), status
+
+
+@bp.route("/resources/<int:resource_id>/book", methods=["GET", "POST"])
+@login_required
+def book(resource_id: int):
+    resource = visible_resource(current_user, resource_id)
+    form = BookingForm()
+    form.organisation_id.choices = _organisation_choices(current_user)
+    if not form.organisation_id.choices:
+        flash(
+            _("Join or create an organisation first: bookings are paid by an organisation."),
+            "error",
+        )
+        return redirect(url_for("orgs.index"))
+    if request.method == "GET":
+        form.quantity.data = 1
+        when = request.args.get("start")
+        if when:
+            try:
+                start = datetime.fromisoformat(when).astimezone(ZoneInfo(resource.carrier.timezone))
+                form.day.data, form.start_time.data = start.date(), start.time()
+                end = start + timedelta(
+                    minutes=max(resource.min_duration_minutes, resource.slot_minutes)
+                )
+                form.end_time.data = end.time()
+                if end.date() != start.date():
+                    form.end_day.data = end.date()
+            except ValueError:
+                pass
+        return _book_page(resource, form)
+    if not form.validate_on_submit():
+        return _book_page(resource, form, 422)
+    start, end = form.moments(resource.carrier.timezone)
+    rrule = form.rrule()
+    action = request.form.get("action", "book")
+    try:
+        if rrule and action == "check":
+            occurrences = series_service.preview_series(
+                current_user,
+                resource.id,
+                start,
+                end,
+                rrule,
+                quantity=form.quantity.data,
+                organisation_id=form.organisation_id.data,
+            )
+            return _book_page(resource, form, preview=occurrences)
+        if rrule:
+            chosen = {datetime.fromisoformat(v) for v in request.form.getlist("occurrence")} or None
+            _series, occurrences = series_service.create_series(
+                current_user,
+                resource.id,
+                start,
+                end,
+                rrule,
+                quantity=form.quantity.data,
+                organisation_id=form.organisation_id.data,
+                purpose=form.purpose.data,
+                only_starts=chosen,
+            )
+            booked = [o for o in occurrences if o.booking]
+            flash(_("%(n)d bookings made in the series.", n=len(booked)), "success")
+            return redirect(url_for(".mine"))
+        if action == "waitlist":
+            waitlist.join_waitlist(
+                current_user,
+                resource.id,
+                start,
+                end,
+                quantity=form.quantity.data,
+                organisation_id=form.organisation_id.data,
+                purpose=form.purpose.data,
+            )
+            flash(
+                _("You are on the waitlist. We will offer you the slot if it frees up."), "success"
+            )
+            return redirect(url_for(".mine"))
+        booking = service.create_booking(
+            current_user,
+            resource.id,
+            start,
+            end,
+            quantity=form.quantity.data,
+            organisation_id=form.organisation_id.data,
+            purpose=form.purpose.data,
+        )
+    except service.BookingRefused as refused:
+        show_problems(form, refused)
+        return _book_page(resource, form, refused.status, refused=refused)
+    except ServiceError as error:
+        if error.status == 404:
+            raise
+        show_problems(form, error)
+        return _book_page(resource, form, error.status)
+    if booking.status == REQUESTED:
+        flash(_("Your request was sent to the carrier for approval."), "success")
+    else:
+        flash(_("Booked."), "success")
+    return redirect(url_for(".detail", booking_id=booking.id))
+
+
+@bp.get("/resources/<int:resource_id>/next-free")
+@login_required
+def next_free(resource_id: int):
+    resource = visible_resource(current_user, resource_id)
+    form = NextFreeForm(request.args)
+    booking_form = BookingForm(formdata=None)
+    booking_form.organisation_id.choices = _organisation_choices(current_user)
+    if not form.validate():
+        return _book_page(resource, booking_form, 422, next_free_form=form)
+    start = service.next_free_slot(
+        current_user, resource.id, form.hours.data * 60, form.quantity.data
+    )
+    return _book_page(
+        resource,
+        booking_form,
+        next_free={"start": start, "hours": form.hours.data},
+        next_free_form=form,
+    )
+
+
+@bp.get("/bookings/")
+@login_required
+def mine():
+    now = utcnow()
+    bookings = service.my_bookings(current_user)
+    upcoming = [
+        b for b in bookings if b.end_at > now and b.status in (REQUESTED, APPROVED, "in_use")
+    ]
+    past = [b for b in bookings if b.end_at <= now and b.status not in (CANCELLED, REJECTED)]
+    cancelled = [b for b in bookings if b.status in (CANCELLED, REJECTED)]
+    return render_template(
+        "bookings/mine.html",
+        upcoming=upcoming,
+        past=list(reversed(past)),
+        cancelled=list(reversed(cancelled)),
+        entries=waitlist.entries_of(current_user),
+        empty_form=EmptyForm(),
+    )
+
+
+@bp.get("/bookings/<int:booking_id>")
+@login_required
+def detail(booking_id: int):
+    return _detail_page(service.booking_for(current_user, booking_id))
+
+
+def _detail_page(booking, modify_form=None, status=200):
+    tz = booking.resource.carrier.timezone
+    if modify_form is None:
+        modify_form = ModifyForm(formdata=None)
+        start, end = (
+            booking.start_at.astimezone(ZoneInfo(tz)),
+            booking.end_at.astimezone(ZoneInfo(tz)),
+        )
+        modify_form.day.data, modify_form.start_time.data = start.date(), start.time()
+        modify_form.end_time.data = end.time()
+        if end.date() != start.date():
+            modify_form.end_day.data = end.date()
+        modify_form.quantity.data = booking.quantity
+    from booking.tenancy import is_staff_of
+
+    return render_template(
+        "bookings/detail.html",
+        booking=booking,
+        modify_form=modify_form,
+        cancel_form=CancelForm(formdata=None),
+        terms=service.cancellation_terms(booking),
+        open=booking.status in (REQUESTED, APPROVED),
+        kind_labels=KIND_LABELS,
+        is_staff=is_staff_of(current_user, booking.resource.carrier_id),
+        empty_form=EmptyForm(),
+    ), status
+
+
+@bp.post("/bookings/<int:booking_id>/modify")
+@login_required
+def modify(booking_id: int):
+    booking = service.booking_for(current_user, booking_id)
+    form = ModifyForm()
+    if form.validate_on_submit():
+        start, end = form.moments(booking.resource.carrier.timezone)
+        try:
+            service.modify_booking(
+                current_user,
+                booking.id,
+                start=start,
+                end=end,
+                quantity=form.quantity.data,
+                reason=form.reason.data,
+            )
+        except ServiceError as error:
+            if error.status in (403, 404):
+                raise
+            show_problems(form, error)
+        else:
+            flash(_("Booking changed."), "success")
+            return redirect(url_for(".detail", booking_id=booking.id))
+    return _detail_page(service.booking_for(current_user, booking_id), form, 422)
+
+
+@bp.post("/bookings/<int:booking_id>/cancel")
+@login_required
+def cancel(booking_id: int):
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            cancelled = series_service.cancel_in_series(
+                current_user, booking_id, form.scope.data, form.reason.data
+            )
+        except ServiceError as error:
+            if error.status in (403, 404):
+                raise
+            show_problems(None, error)
+        else:
+            flash(_("%(n)d booking(s) cancelled.", n=len(cancelled)), "success")
+    return redirect(url_for(".detail", booking_id=booking_id))
+
+
+@bp.post("/bookings/waitlist/<int:entry_id>/accept")
+@login_required
+def accept_offer(entry_id: int):
+    if EmptyForm().validate_on_submit():
+        try:
+            booking = waitlist.accept_offer(current_user, entry_id)
+        except ServiceError as error:
+            if error.status == 404:
+                raise
+            show_problems(None, error)
+        else:
+            flash(_("Booked."), "success")
+            return redirect(url_for(".detail", booking_id=booking.id))
+    return redirect(url_for(".mine"))
+
+
+@bp.post("/bookings/waitlist/<int:entry_id>/withdraw")
+@login_required
+def withdraw(entry_id: int):
+    if EmptyForm().validate_on_submit():
+        waitlist.withdraw(current_user, entry_id)
+        flash(_("You left the waitlist."), "success")
+    return redirect(url_for(".mine"))
+
+
+@bp.get("/find")
+def find_free():
+    form = FindFreeForm(request.args)
+    results = None
+    status = 200
+    if request.args and form.validate():
+        carrier_tz = current_app.config["DEFAULT_CARRIER_TIMEZONE"]  # the platform's zone
+        start = local_moment(form.day.data, form.start_time.data, carrier_tz)
+        end = local_moment(form.day.data, form.end_time.data, carrier_tz)
+        try:
+            results = service.free_resources(
+                current_user, form.kind.data, start, end, form.quantity.data
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+            status = 422
+    elif request.args:
+        status = 422
+    return render_template(
+        "bookings/find.html",
+        form=form,
+        results=results,
+        kind_labels=KIND_LABELS,
+        locale=current_locale(),
+    ), status
+
+
+@bp.get("/inbox")
+@login_required
+def inbox():
+    notes = inbox_service.inbox(current_user)
+    return render_template(
+        "bookings/inbox.html",
+        notes=[(n, inbox_service.render(n)) for n in notes],
+        empty_form=EmptyForm(),
+    )
+
+
+@bp.post("/inbox/read")
+@login_required
+def mark_read():
+    if EmptyForm().validate_on_submit():
+        inbox_service.mark_read(current_user)
+    return redirect(url_for(".inbox"))

@@ -1,0 +1,300 @@
+"""Booking pages through the test client."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from booking.bookings import service
+from booking.bookings.models import Booking, Outage, QualificationGrant, WaitlistEntry
+from booking.extensions import db
+from tests.booking_helpers import at, next_monday
+from tests.conftest import login, post_form
+from tests.factories import make_carrier, make_org, make_qualification, make_resource, make_user
+
+EN = {"Accept-Language": "en"}
+
+
+@pytest.fixture
+def site(app, client):
+    op = make_user("op@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    eng = make_user("eng@example.com")
+    org = make_org("Startup", members=[eng])
+    sem = make_resource(carrier, "SEM")
+    gpu = make_resource(carrier, "GPU", kind="compute", capacity=4, always_open=True)
+    line = make_resource(carrier, "SMT line", kind="pilot_line", requires_approval=True)
+    return {
+        "op": op,
+        "eng": eng,
+        "org": org,
+        "sem": sem,
+        "gpu": gpu,
+        "line": line,
+        "m": next_monday(),
+        "carrier": carrier,
+    }
+
+
+def form_for(day, start, end, **extra):
+    return {
+        "day": day.date().isoformat(),
+        "start_time": start,
+        "end_time": end,
+        "quantity": "1",
+        **extra,
+    }
+
+
+def text(response):
+    return response.get_data(as_text=True)
+
+
+def test_book_through_the_form_and_see_it(client, site):
+    login(client, "eng@example.com")
+    m, sem = site["m"], site["sem"]
+    page = client.get(f"/resources/{sem.id}/book?week={m.date().isoformat()}", headers=EN)
+    assert page.status_code == 200 and "Week of" in text(page) and 'class="cell-free"' in text(page)
+    response = post_form(
+        client,
+        f"/resources/{sem.id}/book",
+        form_for(m, "10:00", "12:00", organisation_id=str(site["org"].id), purpose="EDS"),
+        headers=EN,
+    )
+    assert response.status_code == 302
+    booking = db.session.scalar(select(Booking))
+    assert (booking.start_at, booking.end_at, booking.purpose) == (at(m, 10), at(m, 12), "EDS")
+    detail = text(client.get(f"/bookings/{booking.id}", headers=EN))
+    assert "History" in detail and "created" in detail and "Cancelling is free until" in detail
+    week = text(client.get(f"/resources/{sem.id}/book?week={m.date().isoformat()}", headers=EN))
+    assert 'class="cell-full"' in week
+    assert "SEM" in text(client.get("/bookings/", headers=EN))
+
+
+def test_refused_booking_shows_every_reason_and_offers_the_waitlist(client, site):
+    m, sem = site["m"], site["sem"]
+    other = make_user("other@example.com")
+    make_org("Other", members=[other])
+    service.create_booking(other, sem.id, at(m, 10), at(m, 12))
+    login(client, "eng@example.com")
+    data = form_for(m, "10:00", "11:00", organisation_id=str(site["org"].id))
+    refused = post_form(client, f"/resources/{sem.id}/book", data, headers=EN)
+    assert refused.status_code == 409 and "Not enough capacity" in text(refused)
+    assert "Join the waitlist" in text(refused)
+    post_form(client, f"/resources/{sem.id}/book", {**data, "action": "waitlist"}, headers=EN)
+    assert db.session.scalar(select(WaitlistEntry.status)) == "waiting"
+    bad = post_form(
+        client,
+        f"/resources/{sem.id}/book",
+        form_for(m, "07:10", "23:50", organisation_id=str(site["org"].id)),
+        headers=EN,
+    )
+    assert bad.status_code == 422
+    assert "booking grid" in text(bad) and "not open" in text(bad)
+    garbage = post_form(
+        client,
+        f"/resources/{sem.id}/book",
+        {
+            "day": "yesterday",
+            "start_time": "25:99",
+            "end_time": "",
+            "quantity": "x",
+            "organisation_id": "abc",
+        },
+        headers=EN,
+    )
+    assert garbage.status_code == 422
+    assert db.session.scalar(select(func.count(Booking.id))) == 1
+
+
+def test_recurring_preview_in_the_form(client, site):
+    login(client, "eng@example.com")
+    m, sem = site["m"], site["sem"]
+    data = form_for(
+        m, "10:00", "11:00", organisation_id=str(site["org"].id), repeat="DAILY", repeat_count="7"
+    )
+    preview = post_form(
+        client, f"/resources/{sem.id}/book", {**data, "action": "check"}, headers=EN
+    )
+    assert preview.status_code == 200
+    html = text(preview)
+    assert html.count('name="occurrence"') == 5 and html.count("not open for the whole") == 2
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+    chosen = [o for o in html.split('name="occurrence" value="')[1:3]]
+    starts = [c.split('"')[0] for c in chosen]
+    booked = post_form(
+        client, f"/resources/{sem.id}/book", {**data, "action": "book", "occurrence": starts}
+    )
+    assert booked.status_code == 302
+    assert db.session.scalar(select(func.count(Booking.id))) == 2
+
+
+def test_modify_and_cancel_pages(client, site):
+    m = site["m"]
+    booking = service.create_booking(site["eng"], site["gpu"].id, at(m, 9), at(m, 11), quantity=2)
+    login(client, "eng@example.com")
+    page = f"/bookings/{booking.id}"
+    changed = post_form(
+        client, f"{page}/modify", form_for(m, "09:00", "12:00", quantity="3"), token_from=page
+    )
+    assert changed.status_code == 302
+    db.session.expire_all()
+    assert (
+        db.session.get(Booking, booking.id).quantity,
+        db.session.get(Booking, booking.id).end_at,
+    ) == (3, at(m, 12))
+    too_many = post_form(
+        client,
+        f"{page}/modify",
+        form_for(m, "09:00", "12:00", quantity="9"),
+        token_from=page,
+        headers=EN,
+    )
+    assert too_many.status_code == 422 and "between 1 and 4" in text(too_many)
+    post_form(client, f"{page}/cancel", {"reason": "done", "scope": "one"}, token_from=page)
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status == "cancelled"
+    assert "Cancelled" in text(client.get("/bookings/", headers=EN))
+
+
+def test_others_cannot_see_a_booking(client, site):
+    booking = service.create_booking(
+        site["eng"], site["sem"].id, at(site["m"], 10), at(site["m"], 11)
+    )
+    make_user("nosy@example.com")
+    login(client, "nosy@example.com")
+    assert client.get(f"/bookings/{booking.id}").status_code == 404
+    assert (
+        post_form(
+            client, f"/bookings/{booking.id}/cancel", {"scope": "one"}, token_from="/bookings/"
+        ).status_code
+        == 404
+    )
+
+
+def test_operator_approves_rejects_and_books_on_behalf(client, site):
+    m = site["m"]
+    first = service.create_booking(site["eng"], site["line"].id, at(m, 9), at(m, 12))
+    second = service.create_booking(site["eng"], site["line"].id, at(m, 13), at(m, 15))
+    login(client, "op@example.com")
+    queue = text(client.get("/operate/CQ01/approvals", headers=EN))
+    assert "Startup" in queue and queue.count("data-booking=") == 2
+    post_form(
+        client,
+        f"/operate/CQ01/approvals/{first.id}/approve",
+        {"reason": ""},
+        token_from="/operate/CQ01/approvals",
+    )
+    no_reason = post_form(
+        client,
+        f"/operate/CQ01/approvals/{second.id}/reject",
+        {"reason": ""},
+        token_from="/operate/CQ01/approvals",
+        follow_redirects=True,
+        headers=EN,
+    )
+    assert "Give a reason" in text(no_reason)
+    post_form(
+        client,
+        f"/operate/CQ01/approvals/{second.id}/reject",
+        {"reason": "Line is reserved"},
+        token_from="/operate/CQ01/approvals",
+    )
+    db.session.expire_all()
+    assert (
+        db.session.get(Booking, first.id).status,
+        db.session.get(Booking, second.id).status,
+    ) == ("approved", "rejected")
+    sunday = m - timedelta(days=1)
+    data = {
+        "resource_id": str(site["sem"].id),
+        "email": "eng@example.com",
+        "day": sunday.date().isoformat(),
+        "start_time": "10:00",
+        "end_time": "11:00",
+        "quantity": "1",
+        "purpose": "",
+        "override_reason": "",
+    }
+    closed = post_form(client, "/operate/CQ01/bookings", data, headers=EN)
+    assert closed.status_code == 422 and "not open" in text(closed)
+    done = post_form(
+        client, "/operate/CQ01/bookings", {**data, "override_reason": "Weekend run agreed"}
+    )
+    assert done.status_code == 302
+    assert (
+        db.session.scalar(
+            select(Booking.override_reason).where(Booking.created_by_id == site["op"].id)
+        )
+        == "Weekend run agreed"
+    )
+
+
+def test_outage_page_lists_affected_bookings(client, site):
+    m = site["m"]
+    booking = service.create_booking(site["eng"], site["sem"].id, at(m, 14), at(m, 16))
+    login(client, "op@example.com")
+    data = {
+        "resource_id": str(site["sem"].id),
+        "day": m.date().isoformat(),
+        "start_time": "15:00",
+        "end_time": "17:00",
+        "reason": "Column bake-out",
+        "repeat": "",
+        "repeat_count": "",
+    }
+    response = post_form(client, "/operate/CQ01/outages", data, headers=EN)
+    assert response.status_code == 201
+    assert f'data-booking="{booking.id}"' in text(response)
+    assert db.session.scalar(select(func.count(Outage.id))) == 1
+    bad = post_form(client, "/operate/CQ01/outages", {**data, "end_time": "14:00"}, headers=EN)
+    assert bad.status_code == 422 and "after the start" in text(bad)
+    client2 = client.application.test_client()
+    login(client2, "eng@example.com")
+    assert "Column bake-out" in text(client2.get("/inbox", headers=EN))
+    assert '<span class="count">1</span>' in text(client2.get("/", headers=EN))
+
+
+def test_grants_page(client, site):
+    q = make_qualification(site["carrier"])
+    login(client, "op@example.com")
+    response = post_form(
+        client,
+        "/operate/CQ01/grants",
+        {"qualification_id": str(q.id), "email": "eng@example.com", "expires_on": ""},
+    )
+    assert response.status_code == 302
+    grant = db.session.scalar(select(QualificationGrant))
+    assert grant.user_id == site["eng"].id and grant.expires_at is None
+    unknown = post_form(
+        client,
+        "/operate/CQ01/grants",
+        {"qualification_id": str(q.id), "email": "ghost@example.com"},
+        headers=EN,
+    )
+    assert unknown.status_code == 422 and "No account" in text(unknown)
+    post_form(
+        client, f"/operate/CQ01/grants/{grant.id}/revoke", {}, token_from="/operate/CQ01/grants"
+    )
+    db.session.expire_all()
+    assert db.session.get(QualificationGrant, grant.id).revoked_at is not None
+
+
+def test_find_free_and_next_free(client, site):
+    m = site["m"]
+    service.create_booking(site["eng"], site["gpu"].id, at(m, 9), at(m, 17), quantity=3)
+    page = client.get(
+        f"/find?kind=compute&day={m.date().isoformat()}&start_time=09:00&end_time=17:00&quantity=2",
+        headers=EN,
+    )
+    assert page.status_code == 200 and "free-result" not in text(page)
+    page = client.get(
+        f"/find?kind=compute&day={m.date().isoformat()}&start_time=09:00&end_time=17:00&quantity=1",
+        headers=EN,
+    )
+    assert "1 / 4" in text(page)
+    bad = client.get("/find?kind=compute&day=nope&start_time=9&end_time=&quantity=0", headers=EN)
+    assert bad.status_code == 422
+    login(client, "eng@example.com")
+    nxt = client.get(f"/resources/{site['sem'].id}/next-free?hours=2&quantity=1", headers=EN)
+    assert nxt.status_code == 200 and 'id="next-free"' in text(nxt)
