@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test install install-test translations extract-messages lint db-upgrade demo clean screenshots
+.PHONY: run test install install-test translations extract-messages lint db-upgrade demo clean screenshots bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,3 +56,10 @@ clean:
 # Regenerates docs/screenshots/ from the browser journeys (needs Debian's Chromium).
 screenshots: install-test
 	SCREENSHOTS=1 REQUIRE_BROWSER=1 $(BIN)/python -m pytest -m browser -q
+
+# Benchmarks (figures go into docs/benchmarks.md by hand, with the machine and date).
+BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/booking_bench
+bench: install
+	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
+	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/run.py

@@ -55,6 +55,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     i18n.init_app(app)
     errors.init_app(app)
 
+    @app.get("/healthz")
+    def healthz():
+        # For load balancers and as the benchmarks' trivial endpoint: no database, no session.
+        return "ok", 200, {"Content-Type": "text/plain"}
+
     @app.context_processor
     def navigation():
         from booking.tenancy import operated_carriers
@@ -84,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from booking.accounts.cli import cli as api_token_cli
     from booking.accounts.views import bp as accounts_bp
     from booking.api.views import bp as api_bp
+    from booking.bookings.cli import cli as bookings_cli
     from booking.bookings.operate_views import bp as carrier_bookings_bp
     from booking.bookings.views import bp as bookings_bp
     from booking.carriers.views import admin_bp
@@ -105,6 +111,7 @@ def _register_blueprints(app: Flask) -> None:
         api_bp,
         api_token_cli,
         demo_cli,
+        bookings_cli,
     ):
         app.register_blueprint(blueprint)
 

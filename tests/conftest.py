@@ -89,7 +89,9 @@ class IsolatedClient(FlaskClient):
         # so without this the test would not see what the request commits.
         db.session.commit()
         with self.application.app_context():
-            return super().open(*args, **kwargs)
+            response = super().open(*args, **kwargs)
+        db.session.expire_all()  # and read what the request changed, not cached rows
+        return response
 
 
 @pytest.fixture

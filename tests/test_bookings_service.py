@@ -313,6 +313,8 @@ def test_next_free_slot_and_free_resources(world):
     make_resource(world["carrier"], "GPU 2", kind="compute", capacity=2, always_open=True)
     service.create_booking(world["eng"], gpu.id, at(m, 9), at(m, 17), quantity=7)
     found = service.free_resources(world["eng"], "compute", at(m, 9), at(m, 17), quantity=2)
-    assert [(r.name_en, free) for r, free in found] == [("GPU 2", 2)]
-    found = service.free_resources(world["eng"], "compute", at(m, 9), at(m, 17), quantity=1)
-    assert sorted((r.name_en, free) for r, free in found) == [("GPU", 1), ("GPU 2", 2)]
+    assert [(r.name_en, free) for r, free in found.results] == [("GPU 2", 2)] and found.total == 1
+    found = service.free_resources(
+        world["eng"], "compute", at(m, 9), at(m, 17), quantity=1, limit=1
+    )
+    assert found.total == 2 and len(found.results) == 1

@@ -168,7 +168,8 @@ def free():
     start, p1 = parse_time(request.args.get("start"), "start")
     end, p2 = parse_time(request.args.get("end"), "end")
     quantity, p3 = _int(request.args.get("quantity", "1"), "quantity", minimum=1, from_query=True)
-    _raise(p1 + p2 + p3)
+    limit, p4 = _int(request.args.get("limit", "100"), "limit", minimum=1, from_query=True)
+    _raise(p1 + p2 + p3 + p4)
     found = service.free_resources(
         g.api_user,
         request.args.get("kind") or None,
@@ -176,9 +177,15 @@ def free():
         end,
         quantity,
         carrier_code=request.args.get("carrier") or None,
+        limit=min(limit, 500),
     )
     return jsonify(
-        {"resources": [{**resource_json(r, current_locale()), "free": n} for r, n in found]}
+        {
+            "total": found.total,
+            "resources": [
+                {**resource_json(r, current_locale()), "free": n} for r, n in found.results
+            ],
+        }
     )
 
 

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import literal_column, or_, select, union_all
 
 from booking.accounts.models import User
 from booking.bookings import rules
@@ -26,8 +27,9 @@ from booking.bookings.models import (
     WaitlistEntry,
 )
 from booking.bookings.rules import BookingContext, Holding, ResourcePolicy
-from booking.catalogue.models import Resource
-from booking.catalogue.service import visible_resource, visible_resources_query
+from booking.carriers.models import Carrier
+from booking.catalogue.models import OpeningHours, Resource
+from booking.catalogue.service import may_see, visible_resource, visible_resources_query
 from booking.extensions import db
 from booking.locking import resource_locked
 from booking.notify.service import notify
@@ -49,6 +51,94 @@ class BookingRefused(ServiceError):
 # --- reading the facts the rules need ---------------------------------------------------------
 
 
+@dataclass
+class Facts:
+    """What decides availability over a window: capacity held (bookings and open waitlist
+    offers), maintenance windows, and imported busy blocks."""
+
+    holdings: list[Holding] = field(default_factory=list)
+    outages: list[tuple[datetime, datetime]] = field(default_factory=list)
+    busy_blocks: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+
+def facts_for(
+    resources,
+    window_from: datetime,
+    window_until: datetime,
+    *,
+    exclude_ids: tuple[int, ...] = (),
+    exclude_offer_id: int | None = None,
+    now: datetime | None = None,
+) -> dict[int, Facts]:
+    """Facts for one resource id or for a subquery of ids, in one round trip (UNION ALL)."""
+
+    def among(column):
+        return column == resources if isinstance(resources, int) else column.in_(resources)
+
+    now = now or utcnow()
+    held = select(
+        literal_column("'h'"),
+        Booking.resource_id,
+        Booking.busy_from,
+        Booking.busy_until,
+        Booking.quantity,
+    ).where(
+        among(Booking.resource_id),
+        Booking.status.in_(HOLDING),
+        Booking.busy_from < window_until,
+        Booking.busy_until > window_from,
+    )
+    if exclude_ids:
+        held = held.where(Booking.id.not_in(exclude_ids))
+    offered = select(
+        literal_column("'h'"),
+        WaitlistEntry.resource_id,
+        WaitlistEntry.busy_from,
+        WaitlistEntry.busy_until,
+        WaitlistEntry.quantity,
+    ).where(
+        among(WaitlistEntry.resource_id),
+        WaitlistEntry.status == OFFERED,
+        WaitlistEntry.offer_expires_at > now,
+        WaitlistEntry.busy_from < window_until,
+        WaitlistEntry.busy_until > window_from,
+    )
+    if exclude_offer_id is not None:
+        offered = offered.where(WaitlistEntry.id != exclude_offer_id)
+    closed = select(
+        literal_column("'o'"),
+        Outage.resource_id,
+        Outage.start_at,
+        Outage.end_at,
+        literal_column("0"),
+    ).where(among(Outage.resource_id), Outage.start_at < window_until, Outage.end_at > window_from)
+    blocked = select(
+        literal_column("'b'"),
+        BusyBlock.resource_id,
+        BusyBlock.start_at,
+        BusyBlock.end_at,
+        literal_column("0"),
+    ).where(
+        among(BusyBlock.resource_id),
+        BusyBlock.start_at < window_until,
+        BusyBlock.end_at > window_from,
+    )
+    found: dict[int, Facts] = {}
+    if isinstance(resources, int):
+        found[resources] = Facts()
+    for kind, resource_id, lo, hi, quantity in db.session.execute(
+        union_all(held, offered, closed, blocked)
+    ):
+        facts = found.setdefault(resource_id, Facts())
+        if kind == "h":
+            facts.holdings.append(Holding(lo, hi, quantity))
+        elif kind == "o":
+            facts.outages.append((lo, hi))
+        else:
+            facts.busy_blocks.append((lo, hi))
+    return found
+
+
 def holdings(
     resource_id: int,
     window_from: datetime,
@@ -57,55 +147,14 @@ def holdings(
     exclude_offer_id: int | None = None,
     now: datetime | None = None,
 ) -> list[Holding]:
-    """Capacity held over the window: bookings that hold capacity, and waitlist offers not
-    yet expired (an offer keeps its place for the person it was offered to)."""
-    stmt = select(Booking.busy_from, Booking.busy_until, Booking.quantity).where(
-        Booking.resource_id == resource_id,
-        Booking.status.in_(HOLDING),
-        Booking.busy_from < window_until,
-        Booking.busy_until > window_from,
-    )
-    if exclude_ids:
-        stmt = stmt.where(Booking.id.not_in(exclude_ids))
-    offers = select(
-        WaitlistEntry.busy_from, WaitlistEntry.busy_until, WaitlistEntry.quantity
-    ).where(
-        WaitlistEntry.resource_id == resource_id,
-        WaitlistEntry.status == OFFERED,
-        WaitlistEntry.offer_expires_at > (now or utcnow()),
-        WaitlistEntry.busy_from < window_until,
-        WaitlistEntry.busy_until > window_from,
-    )
-    if exclude_offer_id is not None:
-        offers = offers.where(WaitlistEntry.id != exclude_offer_id)
-    return [Holding(*row) for row in db.session.execute(stmt.union_all(offers))]
-
-
-def outages(resource_id: int, window_from: datetime, window_until: datetime):
-    return [
-        (row[0], row[1])
-        for row in db.session.execute(
-            select(Outage.start_at, Outage.end_at).where(
-                Outage.resource_id == resource_id,
-                Outage.start_at < window_until,
-                Outage.end_at > window_from,
-            )
-        )
-    ]
-
-
-def busy_blocks(resource_id: int, window_from: datetime, window_until: datetime):
-    # The seam for imported calendars: the calendar feature fills busy_blocks.
-    return [
-        (row[0], row[1])
-        for row in db.session.execute(
-            select(BusyBlock.start_at, BusyBlock.end_at).where(
-                BusyBlock.resource_id == resource_id,
-                BusyBlock.start_at < window_until,
-                BusyBlock.end_at > window_from,
-            )
-        )
-    ]
+    return facts_for(
+        resource_id,
+        window_from,
+        window_until,
+        exclude_ids=exclude_ids,
+        exclude_offer_id=exclude_offer_id,
+        now=now,
+    )[resource_id].holdings
 
 
 def is_qualified(user: User, resource: Resource, when: datetime | None = None) -> bool:
@@ -149,11 +198,19 @@ def _context(
     policy = ResourcePolicy.of(resource)
     busy_from, busy_until = rules.busy_interval(policy, start, end)
     now = now or utcnow()
+    facts = facts_for(
+        resource.id,
+        busy_from,
+        busy_until,
+        exclude_ids=exclude_ids,
+        exclude_offer_id=exclude_offer_id,
+        now=now,
+    )[resource.id]
     return BookingContext(
         now=now,
-        holdings=holdings(resource.id, busy_from, busy_until, exclude_ids, exclude_offer_id, now),
-        outages=outages(resource.id, busy_from, busy_until),
-        busy_blocks=busy_blocks(resource.id, busy_from, busy_until),
+        holdings=facts.holdings,
+        outages=facts.outages,
+        busy_blocks=facts.busy_blocks,
         qualified=is_qualified(booker, resource),
         member=is_member(booker, organisation_id),
         override=override,
@@ -274,16 +331,17 @@ def create_booking(
         )
     if problems:
         raise ServiceError(problems, 422)
-    resource = visible_resource(actor, resource_id)  # 404 if hidden from whoever acts
-    staff = is_staff_of(actor, resource.carrier_id)
-    if (on_behalf_of is not None or override_reason) and not staff:
-        raise ServiceError(
-            Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
-        )
     override = bool(override_reason and override_reason.strip())
     if organisation_id is None:
         organisation_id = default_organisation_id(booker)
     with resource_locked(resource_id) as resource:
+        if resource is None or not may_see(actor, resource):
+            raise NotFound()  # hidden from whoever acts, or no such resource
+        staff = is_staff_of(actor, resource.carrier_id)
+        if (on_behalf_of is not None or override_reason) and not staff:
+            raise ServiceError(
+                Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
+            )
         ctx = _context(
             resource,
             booker,
@@ -666,13 +724,9 @@ def availability(
     resource = visible_resource(user, resource_id)
     policy = ResourcePolicy.of(resource)
     pad = timedelta(minutes=policy.setup_minutes + policy.cleanup_minutes)
+    facts = facts_for(resource.id, window_from - pad, window_until + pad)[resource.id]
     pieces = rules.free_capacity_timeline(
-        policy,
-        holdings(resource.id, window_from - pad, window_until + pad),
-        outages(resource.id, window_from, window_until),
-        busy_blocks(resource.id, window_from, window_until),
-        window_from,
-        window_until,
+        policy, facts.holdings, facts.outages, facts.busy_blocks, window_from, window_until
     )
     return resource, pieces
 
@@ -696,11 +750,9 @@ def next_free_slot(
     )
     duration = timedelta(minutes=duration_minutes)
     pad = timedelta(minutes=policy.setup_minutes + policy.cleanup_minutes)
+    facts = facts_for(resource.id, candidate - pad, horizon + duration + pad, now=now)[resource.id]
     ctx = BookingContext(
-        now=now,
-        holdings=holdings(resource.id, candidate - pad, horizon + duration + pad),
-        outages=outages(resource.id, candidate - pad, horizon + duration + pad),
-        busy_blocks=busy_blocks(resource.id, candidate - pad, horizon + duration + pad),
+        now=now, holdings=facts.holdings, outages=facts.outages, busy_blocks=facts.busy_blocks
     )
     step = timedelta(minutes=policy.slot_minutes)
     while candidate <= horizon:
@@ -718,6 +770,12 @@ def _first_grid_point(policy: ResourcePolicy, moment: datetime) -> datetime:
     return (midnight + timedelta(minutes=slots * policy.slot_minutes)).astimezone(moment.tzinfo)
 
 
+@dataclass
+class FreeSearch:
+    total: int  # how many candidates can take the booking
+    results: list[tuple[Resource, int]]  # the first `limit` of them, with their free units
+
+
 def free_resources(
     user: User | None,
     kind: str | None,
@@ -726,9 +784,12 @@ def free_resources(
     quantity: int = 1,
     carrier_code: str | None = None,
     now: datetime | None = None,
-) -> list[tuple[Resource, int]]:
-    """Resources (visible to the user) that can take this booking, with their free units.
-    One query per kind of fact for all candidates, then the pure rules per resource."""
+    limit: int = 100,
+) -> FreeSearch:
+    """Every resource visible to the user is checked; those that can take this booking are
+    counted, and the first `limit` (catalogue order) returned with their free units. Four
+    queries whatever the number of candidates: their booking terms, their opening hours, the
+    facts over the window, and the page of resources to show."""
     problems = _shape_problems(start, end)
     if not problems and not start < end:
         problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
@@ -739,62 +800,68 @@ def free_resources(
     problems = catalogue_filter_problems(kind, carrier_code)
     if problems:
         raise ServiceError(problems)
-    candidates = list(
-        db.session.scalars(
-            visible_resources_query(user, kind=kind, carrier_code=carrier_code)
-        ).unique()
-    )
-    if not candidates:
-        return []
-    ids = [r.id for r in candidates]
-    max_pad = timedelta(minutes=max(r.setup_minutes + r.cleanup_minutes for r in candidates))
-    lo, hi = start - max_pad, end + max_pad
-    by_resource: dict[int, dict[str, list]] = {i: {"h": [], "o": [], "b": []} for i in ids}
-    for rid, bf, bu, q in db.session.execute(
-        select(Booking.resource_id, Booking.busy_from, Booking.busy_until, Booking.quantity).where(
-            Booking.resource_id.in_(ids),
-            Booking.status.in_(HOLDING),
-            Booking.busy_from < hi,
-            Booking.busy_until > lo,
+    visible = visible_resources_query(user, kind=kind, carrier_code=carrier_code)
+    terms = db.session.execute(
+        visible.with_only_columns(
+            Resource.id,
+            Resource.capacity,
+            Resource.slot_minutes,
+            Resource.min_duration_minutes,
+            Resource.max_duration_minutes,
+            Resource.min_notice_minutes,
+            Resource.max_advance_days,
+            Resource.setup_minutes,
+            Resource.cleanup_minutes,
+            Resource.always_open,
+            Carrier.timezone,
         )
-    ):
-        by_resource[rid]["h"].append(Holding(bf, bu, q))
-    now = now or utcnow()
-    for rid, bf, bu, q in db.session.execute(
+    ).all()
+    if not terms:
+        return FreeSearch(0, [])
+    candidate_ids = visible.with_only_columns(Resource.id).order_by(None).scalar_subquery()
+    hours: dict[int, list[tuple[int, int, int]]] = {}
+    for rid, weekday, opens, closes in db.session.execute(
         select(
-            WaitlistEntry.resource_id,
-            WaitlistEntry.busy_from,
-            WaitlistEntry.busy_until,
-            WaitlistEntry.quantity,
-        ).where(
-            WaitlistEntry.resource_id.in_(ids),
-            WaitlistEntry.status == OFFERED,
-            WaitlistEntry.offer_expires_at > now,
-            WaitlistEntry.busy_from < hi,
-            WaitlistEntry.busy_until > lo,
-        )
+            OpeningHours.resource_id, OpeningHours.weekday, OpeningHours.opens, OpeningHours.closes
+        ).where(OpeningHours.resource_id.in_(candidate_ids))
     ):
-        by_resource[rid]["h"].append(Holding(bf, bu, q))
-    for model, key in ((Outage, "o"), (BusyBlock, "b")):
-        for rid, s, e in db.session.execute(
-            select(model.resource_id, model.start_at, model.end_at).where(
-                model.resource_id.in_(ids), model.start_at < hi, model.end_at > lo
-            )
-        ):
-            by_resource[rid][key].append((s, e))
-    found = []
-    for resource in candidates:
-        facts = by_resource[resource.id]
-        policy = ResourcePolicy.of(resource)
+        hours.setdefault(rid, []).append((weekday, opens, closes))
+    max_pad = timedelta(minutes=max(row.setup_minutes + row.cleanup_minutes for row in terms))
+    now = now or utcnow()
+    facts = facts_for(candidate_ids, start - max_pad, end + max_pad, now=now)
+    empty = Facts()
+    found: list[tuple[int, int]] = []
+    for row in terms:
+        policy = ResourcePolicy(
+            capacity=row.capacity,
+            slot_minutes=row.slot_minutes,
+            min_duration_minutes=row.min_duration_minutes,
+            max_duration_minutes=row.max_duration_minutes,
+            min_notice_minutes=row.min_notice_minutes,
+            max_advance_days=row.max_advance_days,
+            setup_minutes=row.setup_minutes,
+            cleanup_minutes=row.cleanup_minutes,
+            always_open=row.always_open,
+            opening_hours=tuple(sorted(hours.get(row.id, ()))),
+            timezone=row.timezone,
+        )
+        known = facts.get(row.id, empty)
         ctx = BookingContext(
-            now=now, holdings=facts["h"], outages=facts["o"], busy_blocks=facts["b"]
+            now=now, holdings=known.holdings, outages=known.outages, busy_blocks=known.busy_blocks
         )
         if not rules.booking_problems(policy, start, end, quantity, ctx):
             busy_from, busy_until = rules.busy_interval(policy, start, end)
             found.append(
-                (resource, policy.capacity - rules.peak_load(facts["h"], busy_from, busy_until))
+                (row.id, policy.capacity - rules.peak_load(known.holdings, busy_from, busy_until))
             )
-    return found
+    page = found[:limit]
+    loaded = {
+        r.id: r
+        for r in db.session.scalars(
+            select(Resource).where(Resource.id.in_([rid for rid, _ in page]))
+        ).unique()
+    }
+    return FreeSearch(len(found), [(loaded[rid], free) for rid, free in page])
 
 
 __all__ = [

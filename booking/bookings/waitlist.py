@@ -24,11 +24,9 @@ from booking.bookings.service import (
     _context,
     _shape_problems,
     _when_params,
-    busy_blocks,
     create_booking,
     default_organisation_id,
-    holdings,
-    outages,
+    facts_for,
 )
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
@@ -152,12 +150,13 @@ def offer_freed_capacity(resource_id: int, now: datetime | None = None) -> list[
         ).all()
         minutes = current_app.config.get("WAITLIST_OFFER_MINUTES", 120)
         for entry in waiting:
+            facts = facts_for(resource_id, entry.busy_from, entry.busy_until, now=now)[resource_id]
             ctx = BookingContext(
                 now=now,
-                holdings=holdings(resource_id, entry.busy_from, entry.busy_until, now=now)
+                holdings=facts.holdings
                 + [Holding(o.busy_from, o.busy_until, o.quantity) for o in offered],
-                outages=outages(resource_id, entry.busy_from, entry.busy_until),
-                busy_blocks=busy_blocks(resource_id, entry.busy_from, entry.busy_until),
+                outages=facts.outages,
+                busy_blocks=facts.busy_blocks,
             )
             problems = rules.booking_problems(
                 policy, entry.start_at, entry.end_at, entry.quantity, ctx

@@ -83,6 +83,15 @@ def search_catalogue(
     return list(db.session.scalars(stmt).unique())
 
 
+def may_see(user: User | None, resource: Resource) -> bool:
+    """The visibility rule of visible_resources_query, for a resource already loaded."""
+    if resource.status != ACTIVE:
+        return False
+    if resource.visibility == PUBLIC:
+        return True
+    return resource.carrier_id in (resident_carrier_ids(user) | operated_carrier_ids(user))
+
+
 def visible_resource(user: User | None, resource_id: int) -> Resource:
     """One resource if this person may see it; otherwise not found (private ones included)."""
     stmt = visible_resources_query(user).where(Resource.id == resource_id)

@@ -1,0 +1,442 @@
+"""Benchmarks for the booking engine. `make bench` runs them and prints the figures.
+
+1. Availability of one resource over 4 weeks, 100,000 bookings in the database.
+2. Which of 2,000 compute resources are free for 2 h tomorrow.
+3. Booking creation throughput, 16 concurrent clients against gunicorn, next to /healthz.
+
+SQLite always; PostgreSQL when BENCH_POSTGRES_URL is set (the database is emptied).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import create_engine, func, insert, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from booking import create_app  # noqa: E402
+from booking.extensions import db  # noqa: E402
+
+SH = ZoneInfo("Asia/Shanghai")
+N_BOOKINGS = int(os.environ.get("BENCH_BOOKINGS", "100000"))
+N_RESOURCES = 500
+N_COMPUTE = 2000
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def timed(fn, rounds: int) -> dict:
+    fn()  # warm up
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return {"median_ms": statistics.median(samples), "p95_ms": percentile(samples, 95)}
+
+
+def fresh_database(url: str) -> None:
+    if url.startswith("sqlite"):
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    else:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+
+
+def populate(app) -> dict:
+    """500 instruments/licences holding 100,000 bookings, plus 2,000 GPU servers."""
+    from flask_migrate import upgrade
+
+    from booking.accounts.models import User
+    from booking.bookings.models import Booking
+    from booking.carriers.models import Carrier
+    from booking.catalogue.models import Resource
+    from booking.orgs.models import Membership, Organisation
+
+    with app.app_context():
+        upgrade()
+        user = User(email="bench@example.com", display_name="Bench", password_hash="x")
+        carrier = Carrier(code="BENCH", name_zh="基准", name_en="Bench")
+        org = Organisation(name="Bench Org")
+        db.session.add_all([user, carrier, org])
+        db.session.flush()
+        db.session.add(Membership(user_id=user.id, organisation_id=org.id, role="manager"))
+        common = dict(
+            carrier_id=carrier.id,
+            name_zh="资源",
+            description_zh="",
+            description_en="",
+            location="",
+            specs=[],
+            unit_zh="台",
+            unit_en="unit",
+            slot_minutes=60,
+            min_duration_minutes=60,
+            max_duration_minutes=24 * 60,
+            min_notice_minutes=0,
+            max_advance_days=365,
+            setup_minutes=0,
+            cleanup_minutes=0,
+            always_open=True,
+            requires_approval=False,
+            visibility="public",
+            status="active",
+        )
+        db.session.execute(
+            insert(Resource),
+            [
+                {**common, "kind": "licence", "name_en": f"Pool {i}", "capacity": 4}
+                for i in range(N_RESOURCES)
+            ]
+            + [
+                {**common, "kind": "compute", "name_en": f"GPU {i}", "capacity": 8}
+                for i in range(N_COMPUTE)
+            ],
+        )
+        db.session.commit()
+        ids = list(
+            db.session.scalars(
+                select(Resource.id).where(Resource.kind == "licence").order_by(Resource.id)
+            )
+        )
+        gpu_ids = list(db.session.scalars(select(Resource.id).where(Resource.kind == "compute")))
+        base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
+        per_resource = N_BOOKINGS // len(ids)
+        rows = []
+        for rid in ids:
+            for k in range(per_resource):
+                start = base + timedelta(hours=5 * k)
+                rows.append(
+                    dict(
+                        resource_id=rid,
+                        user_id=user.id,
+                        organisation_id=org.id,
+                        created_by_id=user.id,
+                        start_at=start,
+                        end_at=start + timedelta(hours=2),
+                        busy_from=start,
+                        busy_until=start + timedelta(hours=2),
+                        quantity=1,
+                        purpose="",
+                        status="approved",
+                        sequence=0,
+                        outage_conflict=False,
+                        created_at=base,
+                        updated_at=base,
+                    )
+                )
+        for chunk in range(0, len(rows), 5000):
+            db.session.execute(insert(Booking), rows[chunk : chunk + 5000])
+        # Some load on the GPUs tomorrow too.
+        tomorrow = datetime.now(SH).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(
+            days=1
+        )
+        db.session.execute(
+            insert(Booking),
+            [
+                dict(
+                    resource_id=rid,
+                    user_id=user.id,
+                    organisation_id=org.id,
+                    created_by_id=user.id,
+                    start_at=tomorrow,
+                    end_at=tomorrow + timedelta(hours=3),
+                    busy_from=tomorrow,
+                    busy_until=tomorrow + timedelta(hours=3),
+                    quantity=8 if i % 3 == 0 else 2,
+                    purpose="",
+                    status="approved",
+                    sequence=0,
+                    outage_conflict=False,
+                    created_at=base,
+                    updated_at=base,
+                )
+                for i, rid in enumerate(gpu_ids)
+            ],
+        )
+        db.session.commit()
+        db.session.execute(text("ANALYZE"))  # planner statistics, as a live database has them
+        db.session.commit()
+        total = db.session.scalar(select(func.count(Booking.id)))
+        return {
+            "user_id": user.id,
+            "resource_id": ids[len(ids) // 2],
+            "bookings": total,
+            "tomorrow": tomorrow,
+            "gpu_free_expected": sum(1 for i in range(len(gpu_ids)) if i % 3),
+        }
+
+
+def in_process(url: str) -> dict:
+    from booking.accounts.models import User
+    from booking.bookings import service
+
+    fresh_database(url)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    facts = populate(app)
+    with app.app_context():
+        user = db.session.get(User, facts["user_id"])
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        window = (start, start + timedelta(weeks=4))
+
+        def availability():
+            service.availability(user, facts["resource_id"], *window)
+            db.session.rollback()
+
+        tomorrow = facts["tomorrow"]
+
+        def free():
+            # All 2,000 evaluated and counted; the first page of 100 loaded to show.
+            found = service.free_resources(
+                user,
+                "compute",
+                tomorrow + timedelta(hours=1),
+                tomorrow + timedelta(hours=3),
+                quantity=1,
+            )
+            assert found.total == facts["gpu_free_expected"], found.total
+            db.session.rollback()
+
+        return {
+            "bookings": facts["bookings"],
+            "availability_4w": timed(availability, ROUNDS),
+            "free_2000": timed(free, max(20, ROUNDS // 10)),
+        }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
+    """Each client books its own free slots (no conflicts) as fast as it can; then the
+    same clients hit /healthz. Double bookings are counted from the database afterwards."""
+    from booking.accounts.models import User
+    from booking.accounts.service import create_api_token
+    from booking.bookings.models import HOLDING, Booking
+    from booking.carriers.models import Carrier
+    from booking.catalogue.models import Resource
+    from booking.orgs.models import Membership, Organisation
+
+    fresh_database(url)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+        carrier = Carrier(code="TP", name_zh="吞吐", name_en="Throughput")
+        org = Organisation(name="TP Org")
+        db.session.add_all([carrier, org])
+        db.session.flush()
+        terms = dict(
+            carrier_id=carrier.id,
+            kind="compute",
+            name_zh="算力",
+            capacity=4,
+            slot_minutes=60,
+            min_duration_minutes=60,
+            max_duration_minutes=120,
+            max_advance_days=3650,
+            always_open=True,
+            specs=[],
+        )
+        resource = Resource(name_en="GPU farm", **terms)
+        own = [Resource(name_en=f"GPU {i}", **terms) for i in range(clients)]
+        db.session.add_all([resource, *own])
+        tokens = []
+        for i in range(clients):
+            user = User(email=f"tp{i}@example.com", display_name=f"TP {i}", password_hash="x")
+            db.session.add(user)
+            db.session.flush()
+            db.session.add(Membership(user_id=user.id, organisation_id=org.id, role="member"))
+            tokens.append(create_api_token(user, "bench")[1])
+        db.session.commit()
+        resource_id = resource.id
+        own_ids = [r.id for r in own]
+    port = _free_port()
+    env = {**os.environ, "BOOKING_ENV": "production", "SECRET_KEY": "bench", "DATABASE_URL": url}
+    workers = str(os.cpu_count() * 2 + 1)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "--workers",
+            workers,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        start_day = datetime.now(SH).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+            days=2
+        )
+        lock = threading.Lock()
+
+        def run(shared: bool) -> tuple[dict, float]:
+            counters = {"booked": 0, "refused": 0, "errors": 0}
+
+            def booker(index: int):
+                _book_loop(index, shared, counters)
+
+            t0 = time.monotonic()
+            with ThreadPoolExecutor(clients) as pool:
+                list(pool.map(booker, range(clients)))
+            return counters, time.monotonic() - t0
+
+        def _book_loop(index: int, shared: bool, counters: dict):
+            deadline = time.monotonic() + seconds
+            slot = 0
+            target = resource_id if shared else own_ids[index]
+            while time.monotonic() < deadline:
+                # Shared: everyone walks the same hours of one 4-unit resource (contention and
+                # refusals). Own: each client books its own resource.
+                start = start_day + timedelta(hours=slot)
+                slot += 1
+                body = json.dumps(
+                    {
+                        "resource_id": target,
+                        "start": start.isoformat(),
+                        "end": (start + timedelta(hours=1)).isoformat(),
+                    }
+                ).encode()
+                request = urllib.request.Request(
+                    base + "/api/v1/bookings",
+                    data=body,
+                    method="POST",
+                    headers={
+                        "Authorization": f"Bearer {tokens[index]}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        response.read()
+                        key = "booked"
+                except urllib.error.HTTPError as error:
+                    key = "refused" if error.code == 409 else "errors"
+                except OSError:
+                    key = "errors"
+                with lock:
+                    counters[key] += 1
+
+        counters, elapsed = run(shared=True)
+        own_counters, own_elapsed = run(shared=False)
+        trivial = {"n": 0}
+
+        def pinger(_):
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                urllib.request.urlopen(base + "/healthz", timeout=10).read()
+                with lock:
+                    trivial["n"] += 1
+
+        t1 = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(pinger, range(clients)))
+        trivial_elapsed = time.monotonic() - t1
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    with app.app_context():
+        rows = db.session.execute(
+            select(Booking.busy_from, Booking.busy_until, Booking.quantity).where(
+                Booking.resource_id == resource_id, Booking.status.in_(HOLDING)
+            )
+        ).all()
+    per_hour: dict[datetime, int] = {}
+    for lo, _hi, q in rows:
+        per_hour[lo] = per_hour.get(lo, 0) + q
+    over = sum(1 for v in per_hour.values() if v > 4)
+    requests_per_s = (counters["booked"] + counters["refused"]) / elapsed
+    trivial_per_s = trivial["n"] / trivial_elapsed
+    own_per_s = own_counters["booked"] / own_elapsed
+    return {
+        "workers": int(workers),
+        "clients": clients,
+        **counters,
+        "booking_requests_per_s": requests_per_s,
+        "bookings_made_per_s": counters["booked"] / elapsed,
+        "own_bookings_per_s": own_per_s,
+        "own_errors": own_counters["errors"] + own_counters["refused"],
+        "healthz_per_s": trivial_per_s,
+        "ratio": requests_per_s / trivial_per_s,
+        "own_ratio": own_per_s / trivial_per_s,
+        "slots_over_capacity": over,
+    }
+
+
+def main() -> None:
+    targets = {"sqlite": f"sqlite:///{ROOT / 'instance' / 'bench.db'}"}
+    if os.environ.get("BENCH_POSTGRES_URL"):
+        targets["postgresql"] = os.environ["BENCH_POSTGRES_URL"]
+    (ROOT / "instance").mkdir(exist_ok=True)
+    print(
+        f"machine: {platform.node()} · {platform.processor() or platform.machine()} · "
+        f"{os.cpu_count()} cores · Python {platform.python_version()} · {datetime.now():%Y-%m-%d}"
+    )
+    for name, url in targets.items():
+        figures = in_process(url)
+        a, f = figures["availability_4w"], figures["free_2000"]
+        print(f"[{name}] bookings in database: {figures['bookings']}")
+        print(
+            f"[{name}] availability, 1 resource, 4 weeks: median {a['median_ms']:.2f} ms, p95 {a['p95_ms']:.2f} ms (target p95 < 10 ms)"
+        )
+        print(
+            f"[{name}] free for 2 h tomorrow among 2,000 GPU servers: median {f['median_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms (target p95 < 150 ms)"
+        )
+    if "postgresql" in targets:
+        t = throughput(targets["postgresql"])
+        print(
+            f"[postgresql] gunicorn {t['workers']} workers, {t['clients']} clients, one shared 4-unit resource: "
+            f"{t['booking_requests_per_s']:.0f} booking requests/s ({t['bookings_made_per_s']:.0f} booked/s, "
+            f"{t['refused']} refused as full, {t['errors']} errors); ratio to /healthz {t['ratio']:.3f}; "
+            f"slots over capacity: {t['slots_over_capacity']}"
+        )
+        print(
+            f"[postgresql] same, each client its own resource: {t['own_bookings_per_s']:.0f} bookings/s "
+            f"({t['own_errors']} not booked); ratio to /healthz {t['own_ratio']:.3f}"
+        )
+        print(f"[postgresql] /healthz (no database): {t['healthz_per_s']:.0f} req/s")
+
+
+if __name__ == "__main__":
+    main()
