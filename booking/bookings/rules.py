@@ -22,6 +22,8 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_OCCURRENCES = 200
 
+# Problems with the request's shape: nothing else is checked after one of these.
+SHAPE_CODES = frozenset({"invalid_time", "naive_datetime", "out_of_range", "end_before_start"})
 # Conflicts with other use of the resource: the API answers these with 409.
 CONFLICT_CODES = frozenset({"capacity_exceeded", "outage", "busy_block"})
 # What an operator may waive, with a recorded reason. Capacity, outages, the slot grid,
@@ -136,9 +138,29 @@ def load_timeline(
 
 
 def peak_load(holdings: Iterable[Holding], window_from: datetime, window_until: datetime) -> int:
-    return max(
-        (used for _, _, used in load_timeline(holdings, window_from, window_until)), default=0
-    )
+    """The most held at any instant of [window_from, window_until)."""
+    events = []
+    for h in holdings:
+        lo, hi = max(h.busy_from, window_from), min(h.busy_until, window_until)
+        if lo < hi:
+            events.append((lo, h.quantity))
+            events.append((hi, -h.quantity))
+    if len(events) <= 2:
+        return events[0][1] if events else 0
+    events.sort()  # at the same instant, releases (negative) come before takes
+    level = peak = 0
+    for _, change in events:
+        level += change
+        peak = max(peak, level)
+    return peak
+
+
+def free_units(
+    policy: ResourcePolicy, holdings: Iterable[Holding], start: datetime, end: datetime
+) -> int:
+    """Units free for the whole of a booking from start to end (its buffers included)."""
+    busy_from, busy_until = busy_interval(policy, start, end)
+    return max(policy.capacity - peak_load(holdings, busy_from, busy_until), 0)
 
 
 def opening_intervals(
@@ -201,6 +223,26 @@ def booking_problems(
 ) -> list[Problem]:
     """Every reason this booking cannot be made (empty list: it can). With ctx.override the
     overridable problems are left out."""
+    problems = term_problems(policy, start, end, quantity, ctx.now, ctx.member, ctx.qualified)
+    if problems and problems[0].code in SHAPE_CODES:
+        return problems
+    problems += conflict_problems(policy, start, end, quantity, ctx)
+    if ctx.override:
+        problems = [p for p in problems if p.code not in OVERRIDABLE_CODES]
+    return problems
+
+
+def term_problems(
+    policy: ResourcePolicy,
+    start: datetime | None,
+    end: datetime | None,
+    quantity: int,
+    now: datetime,
+    member: bool = True,
+    qualified: bool = True,
+) -> list[Problem]:
+    """What the resource's terms say about this request, whatever else is booked: shape,
+    grid, duration, notice, advance window, opening hours, membership, qualification."""
     problems: list[Problem] = []
     if start is None or end is None:
         return [_p("invalid_time", _l("Give a start and an end time."), "start")]
@@ -252,9 +294,9 @@ def booking_problems(
                 "end",
             )
         )
-    if start < ctx.now:
+    if start < now:
         problems.append(_p("in_the_past", _l("The start is in the past."), "start"))
-    elif start < ctx.now + timedelta(minutes=policy.min_notice_minutes):
+    elif start < now + timedelta(minutes=policy.min_notice_minutes):
         problems.append(
             _p(
                 "too_short_notice",
@@ -265,7 +307,7 @@ def booking_problems(
                 "start",
             )
         )
-    if start > ctx.now + timedelta(days=policy.max_advance_days):
+    if start > now + timedelta(days=policy.max_advance_days):
         problems.append(
             _p(
                 "too_far_ahead",
@@ -284,7 +326,7 @@ def booking_problems(
                 "start",
             )
         )
-    if not ctx.member:
+    if not member:
         problems.append(
             _p(
                 "not_member",
@@ -292,22 +334,31 @@ def booking_problems(
                 "organisation_id",
             )
         )
-    if not ctx.qualified:
+    if not qualified:
         problems.append(
             _p(
                 "not_qualified",
                 _l("You need the qualification this resource requires before booking it."),
             )
         )
+
+    return problems
+
+
+def conflict_problems(
+    policy: ResourcePolicy, start: datetime, end: datetime, quantity: int, ctx: BookingContext
+) -> list[Problem]:
+    """Conflicts with other use of the resource over the busy interval (buffers included):
+    maintenance, imported busy blocks, capacity."""
+    problems: list[Problem] = []
     busy_from, busy_until = busy_interval(policy, start, end)
     if any(overlaps(busy_from, busy_until, lo, hi) for lo, hi in ctx.outages):
         problems.append(_p("outage", _l("The resource is closed for maintenance at this time.")))
     if any(overlaps(busy_from, busy_until, lo, hi) for lo, hi in ctx.busy_blocks):
         problems.append(_p("busy_block", _l("The carrier's own calendar marks this time as busy.")))
     if 1 <= quantity <= policy.capacity:
-        in_use = peak_load(ctx.holdings, busy_from, busy_until)
-        if in_use + quantity > policy.capacity:
-            free = max(policy.capacity - in_use, 0)
+        free = free_units(policy, ctx.holdings, start, end)
+        if quantity > free:
             problems.append(
                 _p(
                     "capacity_exceeded",
@@ -321,8 +372,6 @@ def booking_problems(
                     capacity=policy.capacity,
                 )
             )
-    if ctx.override:
-        problems = [p for p in problems if p.code not in OVERRIDABLE_CODES]
     return problems
 
 

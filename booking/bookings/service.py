@@ -128,7 +128,7 @@ def facts_for(
         found[resources] = Facts()
     for kind, resource_id, lo, hi, quantity in db.session.execute(
         union_all(held, offered, closed, blocked)
-    ):
+    ).all():
         facts = found.setdefault(resource_id, Facts())
         if kind == "h":
             facts.holdings.append(Holding(lo, hi, quantity))
@@ -831,6 +831,8 @@ def free_resources(
     facts = facts_for(candidate_ids, start - max_pad, end + max_pad, now=now)
     empty = Facts()
     found: list[tuple[int, int]] = []
+    # Many resources share the same terms: judge each set of terms once.
+    terms_ok: dict[ResourcePolicy, bool] = {}
     for row in terms:
         policy = ResourcePolicy(
             capacity=row.capacity,
@@ -845,15 +847,19 @@ def free_resources(
             opening_hours=tuple(sorted(hours.get(row.id, ()))),
             timezone=row.timezone,
         )
+        if policy not in terms_ok:
+            terms_ok[policy] = not rules.term_problems(policy, start, end, quantity, now)
+        if not terms_ok[policy]:
+            continue
         known = facts.get(row.id, empty)
-        ctx = BookingContext(
-            now=now, holdings=known.holdings, outages=known.outages, busy_blocks=known.busy_blocks
-        )
-        if not rules.booking_problems(policy, start, end, quantity, ctx):
-            busy_from, busy_until = rules.busy_interval(policy, start, end)
-            found.append(
-                (row.id, policy.capacity - rules.peak_load(known.holdings, busy_from, busy_until))
-            )
+        free = rules.free_units(policy, known.holdings, start, end)
+        if free < quantity:
+            continue
+        if known.outages or known.busy_blocks:
+            ctx = BookingContext(now=now, outages=known.outages, busy_blocks=known.busy_blocks)
+            if rules.conflict_problems(policy, start, end, quantity, ctx):
+                continue
+        found.append((row.id, free))
     page = found[:limit]
     loaded = {
         r.id: r

@@ -73,7 +73,7 @@ def _book_page(
         preview=preview,
         refused=refused,
         next_free=next_free,
-        next_free_form=next_free_form or NextFreeForm(request.args),
+        next_free_form=next_free_form or NextFreeForm(request.args, prefix="next"),
         kind_labels=KIND_LABELS,
     ), status
 
@@ -181,7 +181,7 @@ def book(resource_id: int):
 @login_required
 def next_free(resource_id: int):
     resource = visible_resource(current_user, resource_id)
-    form = NextFreeForm(request.args)
+    form = NextFreeForm(request.args, prefix="next")
     booking_form = BookingForm(formdata=None)
     booking_form.organisation_id.choices = _organisation_choices(current_user)
     if not form.validate():
