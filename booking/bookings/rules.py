@@ -60,19 +60,31 @@ class ResourcePolicy:
     @classmethod
     def of(cls, resource) -> ResourcePolicy:
         """Read a policy off anything shaped like a catalogue Resource."""
-        return cls(
-            capacity=resource.capacity,
-            slot_minutes=resource.slot_minutes,
-            min_duration_minutes=resource.min_duration_minutes,
-            max_duration_minutes=resource.max_duration_minutes,
-            min_notice_minutes=resource.min_notice_minutes,
-            max_advance_days=resource.max_advance_days,
-            setup_minutes=resource.setup_minutes,
-            cleanup_minutes=resource.cleanup_minutes,
-            always_open=resource.always_open,
-            opening_hours=tuple((h.weekday, h.opens, h.closes) for h in resource.opening_hours),
-            timezone=resource.carrier.timezone,
+        return cls.from_terms(
+            resource,
+            tuple((h.weekday, h.opens, h.closes) for h in resource.opening_hours),
+            resource.carrier.timezone,
             active=resource.status == "active",
+        )
+
+    @classmethod
+    def from_terms(
+        cls, terms, opening_hours: tuple, timezone: str, active: bool = True
+    ) -> ResourcePolicy:
+        """From anything with the resource's booking-term attributes (a model or a row)."""
+        return cls(
+            capacity=terms.capacity,
+            slot_minutes=terms.slot_minutes,
+            min_duration_minutes=terms.min_duration_minutes,
+            max_duration_minutes=terms.max_duration_minutes,
+            min_notice_minutes=terms.min_notice_minutes,
+            max_advance_days=terms.max_advance_days,
+            setup_minutes=terms.setup_minutes,
+            cleanup_minutes=terms.cleanup_minutes,
+            always_open=terms.always_open,
+            opening_hours=opening_hours,
+            timezone=timezone,
+            active=active,
         )
 
     @property

@@ -270,6 +270,15 @@ def _when_params(resource: Resource, start: datetime) -> dict:
     }
 
 
+def _notify_about(booking: Booking, user_id: int, kind: str, **extra) -> None:
+    notify(
+        user_id,
+        kind,
+        {**_when_params(booking.resource, booking.start_at), **extra},
+        link=f"/bookings/{booking.id}",
+    )
+
+
 def default_organisation_id(user: User) -> int | None:
     ids = [m.organisation_id for m in user.memberships]
     return ids[0] if len(ids) == 1 else None
@@ -390,12 +399,7 @@ def create_booking(
             from_offer.status, from_offer.booking_id = "accepted", booking.id
         if status == REQUESTED:
             for staff_member in resource.carrier.staff:
-                notify(
-                    staff_member.user_id,
-                    "booking_requested",
-                    _when_params(booking.resource, booking.start_at),
-                    link=f"/bookings/{booking.id}",
-                )
+                _notify_about(booking, staff_member.user_id, "booking_requested")
         db.session.commit()
     return booking
 
@@ -478,12 +482,7 @@ def modify_booking(
             },
         )
         if actor.id != booking.user_id:
-            notify(
-                booking.user_id,
-                "booking_changed",
-                _when_params(booking.resource, booking.start_at),
-                link=f"/bookings/{booking.id}",
-            )
+            _notify_about(booking, booking.user_id, "booking_changed")
         db.session.commit()
     if freed:
         _offer_freed(booking.resource_id, now)
@@ -543,12 +542,7 @@ def cancel_booking(
             fee_percent=terms["fee_percent"],
         )
         if notify_owner and actor.id != booking.user_id:
-            notify(
-                booking.user_id,
-                "booking_cancelled",
-                _when_params(booking.resource, booking.start_at),
-                link=f"/bookings/{booking.id}",
-            )
+            _notify_about(booking, booking.user_id, "booking_cancelled")
         db.session.commit()
     _offer_freed(booking.resource_id, now)
     return booking
@@ -587,12 +581,7 @@ def approve_booking(
         booking.status = APPROVED
         booking.sequence += 1
         _record(booking, operator, "approved", REQUESTED, APPROVED, reason)
-        notify(
-            booking.user_id,
-            "booking_approved",
-            _when_params(booking.resource, booking.start_at),
-            link=f"/bookings/{booking.id}",
-        )
+        _notify_about(booking, booking.user_id, "booking_approved")
         db.session.commit()
     return booking
 
@@ -613,12 +602,7 @@ def reject_booking(operator: User, booking_id, reason: str, now: datetime | None
         booking.status = REJECTED
         booking.sequence += 1
         _record(booking, operator, "rejected", REQUESTED, REJECTED, reason.strip())
-        notify(
-            booking.user_id,
-            "booking_rejected",
-            {**_when_params(booking.resource, booking.start_at), "reason": reason.strip()},
-            link=f"/bookings/{booking.id}",
-        )
+        _notify_about(booking, booking.user_id, "booking_rejected", reason=reason.strip())
         db.session.commit()
     _offer_freed(booking.resource_id, now)
     return booking
@@ -834,19 +818,7 @@ def free_resources(
     # Many resources share the same terms: judge each set of terms once.
     terms_ok: dict[ResourcePolicy, bool] = {}
     for row in terms:
-        policy = ResourcePolicy(
-            capacity=row.capacity,
-            slot_minutes=row.slot_minutes,
-            min_duration_minutes=row.min_duration_minutes,
-            max_duration_minutes=row.max_duration_minutes,
-            min_notice_minutes=row.min_notice_minutes,
-            max_advance_days=row.max_advance_days,
-            setup_minutes=row.setup_minutes,
-            cleanup_minutes=row.cleanup_minutes,
-            always_open=row.always_open,
-            opening_hours=tuple(sorted(hours.get(row.id, ()))),
-            timezone=row.timezone,
-        )
+        policy = ResourcePolicy.from_terms(row, tuple(sorted(hours.get(row.id, ()))), row.timezone)
         if policy not in terms_ok:
             terms_ok[policy] = not rules.term_problems(policy, start, end, quantity, now)
         if not terms_ok[policy]:
