@@ -22,9 +22,14 @@ def test_demo_load_is_complete_and_idempotent(app, cli_runner, client):
     carriers, resources, memberships = counts()
     assert carriers >= 3 and resources >= 20
     assert set(db.session.scalars(select(Resource.kind).distinct())) == set(KINDS)
+    from booking.bookings.models import Booking
+
+    assert set(db.session.scalars(select(Booking.status))) == {"approved", "requested"}
+    bookings = db.session.scalar(select(func.count(Booking.id)))
     second = cli_runner.invoke(args=["demo", "load"])
     assert second.exit_code == 0
     assert counts() == (carriers, resources, memberships)
+    assert db.session.scalar(select(func.count(Booking.id))) == bookings
 
     # The demo accounts work with the documented password and roles.
     login(client, "engineer@demo.test", "demo12345")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask import Blueprint, current_app
 from sqlalchemy import select
@@ -159,7 +161,43 @@ def load_demo() -> dict[str, int]:
         )
         create_resource(carrier, fields)
         created["resources"] += 1
+    created["bookings"] = _demo_bookings(users)
     return created
+
+
+def _demo_bookings(users: dict[str, User]) -> int:
+    """A few bookings so that pages have something to show: an approved GPU booking and a
+    pilot-line request waiting for approval. Only when the demo engineer has none."""
+    from booking.bookings.models import Booking, QualificationGrant
+    from booking.bookings.service import BookingRefused, create_booking, next_free_slot
+
+    engineer = users["engineer@demo.test"]
+    if db.session.scalar(select(Booking.id).where(Booking.user_id == engineer.id).limit(1)):
+        return 0
+    cq01 = db.session.scalar(select(Carrier).where(Carrier.code == "CQ01"))
+    for q in db.session.scalars(select(Qualification).where(Qualification.carrier_id == cq01.id)):
+        db.session.add(QualificationGrant(user_id=engineer.id, qualification_id=q.id))
+    db.session.commit()
+    made = 0
+    wanted = [("compute", 180, 2), ("pilot_line", None, 1)]
+    for kind, minutes, quantity in wanted:
+        resource = db.session.scalar(
+            select(Resource).where(Resource.carrier_id == cq01.id, Resource.kind == kind,
+                                   Resource.visibility == "public").order_by(Resource.id)
+        )
+        if resource is None:
+            continue
+        duration = minutes or resource.min_duration_minutes
+        start = next_free_slot(engineer, resource.id, duration, quantity)
+        if start is None:
+            continue
+        try:
+            create_booking(engineer, resource.id, start, start + timedelta(minutes=duration),
+                           quantity=quantity, purpose="演示预约 Demo booking")
+            made += 1
+        except BookingRefused:
+            continue
+    return made
 
 
 @cli.cli.command("load")
