@@ -39,6 +39,23 @@ class Config:
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "noreply@booking.local")
     MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "10"))
 
+    WAITLIST_OFFER_MINUTES = 120
+
+    # Calendar feeds: the window they cover, how long cancelled bookings stay in them.
+    CALENDAR_FEED_PAST_DAYS = int(os.environ.get("CALENDAR_FEED_PAST_DAYS", "90"))
+    CALENDAR_FEED_FUTURE_DAYS = int(os.environ.get("CALENDAR_FEED_FUTURE_DAYS", "365"))
+    CALENDAR_FEED_KEEP_CANCELLED_DAYS = 30
+    CALENDAR_REFRESH_MINUTES = 60
+    CALENDAR_UID_DOMAIN = os.environ.get("CALENDAR_UID_DOMAIN", "booking.local")
+    # Calendar import: limits for fetching other people's calendars.
+    CALENDAR_IMPORT_TIMEOUT = float(os.environ.get("CALENDAR_IMPORT_TIMEOUT", "10"))
+    CALENDAR_IMPORT_MAX_BYTES = int(os.environ.get("CALENDAR_IMPORT_MAX_BYTES", str(5 * 1024 * 1024)))
+    CALENDAR_IMPORT_MAX_REDIRECTS = 3
+    CALENDAR_IMPORT_MAX_EVENTS = 20000
+    CALENDAR_IMPORT_DAYS_AHEAD = 366
+    # Refuse loopback, private and link-local addresses (no SSRF) unless this is set.
+    CALENDAR_IMPORT_ALLOW_PRIVATE = _env_bool("CALENDAR_IMPORT_ALLOW_PRIVATE")
+
     PASSWORD_RESET_MAX_AGE = 3600  # seconds a reset link stays valid
     INVITATION_DAYS = 14
     CATALOGUE_PAGE_SIZE = 24

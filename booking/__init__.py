@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 from flask import Flask, g
@@ -54,6 +56,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     _register_blueprints(app)
     i18n.init_app(app)
     errors.init_app(app)
+    _redact_feed_secrets_in_logs()
 
     @app.get("/healthz")
     def healthz():
@@ -78,6 +81,7 @@ def _register_models() -> None:
     # Import every model module so metadata (and Alembic) knows all tables.
     from booking.accounts import models as _a  # noqa: F401
     from booking.bookings import models as _b  # noqa: F401
+    from booking.calendars import models as _cal  # noqa: F401
     from booking.carriers import models as _c  # noqa: F401
     from booking.catalogue import models as _r  # noqa: F401
     from booking.notify import models as _n  # noqa: F401
@@ -86,12 +90,16 @@ def _register_models() -> None:
 
 def _register_blueprints(app: Flask) -> None:
     import booking.bookings.api  # noqa: F401 - adds the booking routes to the API blueprint
+    import booking.calendars.api  # noqa: F401 - adds /api/v1/me/feeds
     from booking.accounts.cli import cli as api_token_cli
     from booking.accounts.views import bp as accounts_bp
     from booking.api.views import bp as api_bp
     from booking.bookings.cli import cli as bookings_cli
     from booking.bookings.operate_views import bp as carrier_bookings_bp
     from booking.bookings.views import bp as bookings_bp
+    from booking.calendars.cli import cli as calendars_cli
+    from booking.calendars.operate_views import bp as calendar_sources_bp
+    from booking.calendars.views import bp as calendars_bp
     from booking.carriers.views import admin_bp
     from booking.carriers.views import bp as carrier_bp
     from booking.catalogue.operate_views import bp as resources_bp
@@ -100,7 +108,7 @@ def _register_blueprints(app: Flask) -> None:
     from booking.orgs.views import bp as orgs_bp
     from booking.tenancy import operate_blueprint
 
-    operate = operate_blueprint(carrier_bp, resources_bp, carrier_bookings_bp)
+    operate = operate_blueprint(carrier_bp, resources_bp, carrier_bookings_bp, calendar_sources_bp)
     for blueprint in (
         catalogue_bp,
         bookings_bp,
@@ -112,8 +120,29 @@ def _register_blueprints(app: Flask) -> None:
         api_token_cli,
         demo_cli,
         bookings_cli,
+        calendars_bp,
+        calendars_cli,
     ):
         app.register_blueprint(blueprint)
+
+
+class _RedactFeedSecrets(logging.Filter):
+    """Feed links are secrets: access logs show only their first characters."""
+
+    pattern = re.compile(r"(/feeds/cal_[A-Za-z0-9_-]{4})[A-Za-z0-9_-]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/feeds/" in message:
+            record.msg, record.args = self.pattern.sub(r"\1…", message), ()
+        return True
+
+
+def _redact_feed_secrets_in_logs() -> None:
+    for name in ("werkzeug", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactFeedSecrets) for f in logger.filters):
+            logger.addFilter(_RedactFeedSecrets())
 
 
 @event.listens_for(Engine, "connect")

@@ -296,5 +296,7 @@ def test_find_free_and_next_free(client, site):
     bad = client.get("/find?kind=compute&day=nope&start_time=9&end_time=&quantity=0", headers=EN)
     assert bad.status_code == 422
     login(client, "eng@example.com")
-    nxt = client.get(f"/resources/{site['sem'].id}/next-free?next-hours=2&next-quantity=1", headers=EN)
+    nxt = client.get(
+        f"/resources/{site['sem'].id}/next-free?next-hours=2&next-quantity=1", headers=EN
+    )
     assert nxt.status_code == 200 and 'id="next-free"' in text(nxt)

@@ -182,8 +182,13 @@ def _demo_bookings(users: dict[str, User]) -> int:
     wanted = [("compute", 180, 2), ("pilot_line", None, 1)]
     for kind, minutes, quantity in wanted:
         resource = db.session.scalar(
-            select(Resource).where(Resource.carrier_id == cq01.id, Resource.kind == kind,
-                                   Resource.visibility == "public").order_by(Resource.id)
+            select(Resource)
+            .where(
+                Resource.carrier_id == cq01.id,
+                Resource.kind == kind,
+                Resource.visibility == "public",
+            )
+            .order_by(Resource.id)
         )
         if resource is None:
             continue
@@ -192,8 +197,14 @@ def _demo_bookings(users: dict[str, User]) -> int:
         if start is None:
             continue
         try:
-            create_booking(engineer, resource.id, start, start + timedelta(minutes=duration),
-                           quantity=quantity, purpose="演示预约 Demo booking")
+            create_booking(
+                engineer,
+                resource.id,
+                start,
+                start + timedelta(minutes=duration),
+                quantity=quantity,
+                purpose="演示预约 Demo booking",
+            )
             made += 1
         except BookingRefused:
             continue

@@ -22,6 +22,10 @@ MESSAGES = {
     ),
     "waitlist_offer": _l("A place on %(resource)s on %(when)s is free for you until %(until)s."),
     "waitlist_expired": _l("Your waitlist offer for %(resource)s on %(when)s has expired."),
+    "calendar_import_failed": _l(
+        "Importing the calendar %(source)s of %(resource)s failed: %(reason)s"
+    ),
+    "calendar_conflict": _l("A booking of %(resource)s on %(when)s now overlaps %(source)s."),
     "qualification_granted": _l("You are now qualified for %(qualification)s."),
     "qualification_revoked": _l("Your qualification for %(qualification)s was revoked."),
 }
@@ -42,8 +46,20 @@ def render(note: Notification) -> str:
 
     from booking.i18n import local_time
 
-    params = {"resource": "", "when": "", "reason": "", "until": "", "qualification": ""}
+    params = {
+        "resource": "",
+        "when": "",
+        "reason": "",
+        "until": "",
+        "qualification": "",
+        "source": "",
+    }
     params.update(note.params or {})
+    if params.get("failure"):  # an import failure code, described in the reader's language
+        from booking.calendars.importer import describe
+
+        code, _sep, detail = params["failure"].partition(":")
+        params["reason"] = describe(code, detail)
     zone = params.get("tz")
     # Times are stored as ISO 8601 and shown in the carrier's zone and the reader's language.
     if params.get("start"):

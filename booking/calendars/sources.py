@@ -1,0 +1,229 @@
+"""Imported busy calendars of a resource: add, refresh (keeping the last good blocks when a
+source fails), remove; bookings that newly conflict are flagged to the carrier's operators."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, select
+
+from booking.bookings.models import HOLDING, Booking, BookingEvent, BusyBlock
+from booking.calendars.importer import ImportFailure, check_url, describe, fetch, parse_busy
+from booking.calendars.models import FILE, URL, CalendarSource
+from booking.catalogue.models import Resource
+from booking.extensions import db
+from booking.locking import begin_write
+from booking.notify.service import notify
+from booking.problems import NotFound, Problem, ServiceError
+from booking.text_rules import plain_text_problems
+from booking.types import utcnow
+
+
+def error_text(source: CalendarSource) -> str:
+    """The source's last error in the reader's language."""
+    if not source.last_error:
+        return ""
+    code, _sep, detail = source.last_error.partition(":")
+    return describe(code, detail)
+
+
+def sources_of(resource: Resource) -> list[CalendarSource]:
+    return list(
+        db.session.scalars(
+            select(CalendarSource)
+            .where(CalendarSource.resource_id == resource.id)
+            .order_by(CalendarSource.id)
+        )
+    )
+
+
+def _window():
+    now = utcnow()
+    return now - timedelta(days=1), now + timedelta(
+        days=current_app.config["CALENDAR_IMPORT_DAYS_AHEAD"]
+    )
+
+
+def _parse(data: bytes, resource: Resource):
+    return parse_busy(
+        data,
+        resource.carrier.timezone,
+        *_window(),
+        current_app.config["CALENDAR_IMPORT_MAX_EVENTS"],
+    )
+
+
+def _fetch(url: str) -> bytes:
+    cfg = current_app.config
+    return fetch(
+        url,
+        timeout=cfg["CALENDAR_IMPORT_TIMEOUT"],
+        max_bytes=cfg["CALENDAR_IMPORT_MAX_BYTES"],
+        allow_private=cfg["CALENDAR_IMPORT_ALLOW_PRIVATE"],
+        max_redirects=cfg["CALENDAR_IMPORT_MAX_REDIRECTS"],
+    )
+
+
+def add_url_source(resource: Resource, name: str, url: str) -> CalendarSource:
+    problems = plain_text_problems(name, "name", 120)
+    url = (url or "").strip()
+    if len(url) > 2000:
+        problems.append(
+            Problem("too_long", _l("Must be at most %(max)d characters.", max=2000), "url")
+        )
+    else:
+        try:
+            check_url(url, current_app.config["CALENDAR_IMPORT_ALLOW_PRIVATE"])
+        except ImportFailure as failure:
+            problems.append(Problem(failure.code, failure.message, "url"))
+    if problems:
+        raise ServiceError(problems, 422)
+    source = CalendarSource(resource_id=resource.id, kind=URL, name=name.strip(), url=url)
+    db.session.add(source)
+    db.session.commit()
+    refresh_source(source.id)
+    return source
+
+
+def add_file_source(resource: Resource, name: str, data: bytes) -> CalendarSource:
+    """An uploaded file is read once; a bad file saves nothing."""
+    problems = plain_text_problems(name, "name", 120)
+    if len(data) > current_app.config["CALENDAR_IMPORT_MAX_BYTES"]:
+        problems.append(Problem("too_large", _l("The file is too large."), "file"))
+    blocks = []
+    if not problems:
+        try:
+            blocks = _parse(data, resource)
+        except ImportFailure as failure:
+            problems.append(Problem(failure.code, failure.message, "file"))
+    if problems:
+        raise ServiceError(problems, 422)
+    source = CalendarSource(resource_id=resource.id, kind=FILE, name=name.strip())
+    db.session.add(source)
+    db.session.flush()
+    _replace_blocks(source, blocks)
+    return source
+
+
+def refresh_source(source_id: int) -> CalendarSource:
+    source = db.session.get(CalendarSource, source_id)
+    if source is None:
+        raise NotFound()
+    if source.kind != URL:
+        return source
+    now = utcnow()
+    try:
+        blocks = _parse(_fetch(source.url), source.resource)
+    except ImportFailure as failure:
+        begin_write()
+        source = db.session.get(CalendarSource, source_id)
+        source.last_attempt_at = now
+        source.last_error, source.last_error_at = failure.stored, now
+        for staff in source.resource.carrier.staff:
+            notify(
+                staff.user_id,
+                "calendar_import_failed",
+                {
+                    "source": source.name,
+                    "reason": str(failure.message),
+                    "resource": {"zh": source.resource.name_zh, "en": source.resource.name_en},
+                },
+            )
+        db.session.commit()  # the last good blocks stay
+        return source
+    _replace_blocks(source, blocks)
+    return source
+
+
+def _replace_blocks(source: CalendarSource, blocks) -> None:
+    begin_write()
+    source = db.session.get(CalendarSource, source.id)
+    now = utcnow()
+    old = [
+        (b.start_at, b.end_at)
+        for b in db.session.scalars(select(BusyBlock).where(BusyBlock.source_id == source.id))
+    ]
+    db.session.execute(delete(BusyBlock).where(BusyBlock.source_id == source.id))
+    db.session.add_all(
+        [
+            BusyBlock(
+                resource_id=source.resource_id,
+                start_at=lo,
+                end_at=hi,
+                summary=summary,
+                source_id=source.id,
+            )
+            for lo, hi, summary in blocks
+        ]
+    )
+    source.last_attempt_at = source.last_success_at = now
+    source.last_error = None
+    source.block_count = len(blocks)
+    _flag_new_conflicts(source, old, blocks, now)
+    db.session.commit()
+
+
+def _flag_new_conflicts(source: CalendarSource, old, blocks, now) -> None:
+    """Bookings that overlap a block now and did not before: recorded on the booking and
+    told to the operators; never cancelled by the import."""
+    if not blocks:
+        return
+    upcoming = db.session.scalars(
+        select(Booking).where(
+            Booking.resource_id == source.resource_id,
+            Booking.status.in_(HOLDING),
+            Booking.busy_until > now,
+            Booking.busy_from < blocks[-1][1],
+        )
+    ).all()
+
+    def hits(booking: Booking, intervals) -> bool:
+        return any(booking.busy_from < hi and lo < booking.busy_until for lo, hi, *_ in intervals)
+
+    for booking in upcoming:
+        if hits(booking, blocks) and not hits(booking, old):
+            booking.events.append(
+                BookingEvent(
+                    action="calendar_conflict",
+                    from_status=booking.status,
+                    to_status=booking.status,
+                    reason=source.name,
+                    details={"source_id": source.id},
+                )
+            )
+            for staff in source.resource.carrier.staff:
+                notify(
+                    staff.user_id,
+                    "calendar_conflict",
+                    {
+                        "source": source.name,
+                        "start": booking.start_at.isoformat(),
+                        "tz": source.resource.carrier.timezone,
+                        "resource": {"zh": source.resource.name_zh, "en": source.resource.name_en},
+                    },
+                    link=f"/bookings/{booking.id}",
+                )
+
+
+def refresh_all() -> tuple[int, int]:
+    """For the CLI and the scheduler: (sources refreshed, sources that failed)."""
+    ids = list(db.session.scalars(select(CalendarSource.id).where(CalendarSource.kind == URL)))
+    failed = 0
+    for source_id in ids:
+        if refresh_source(source_id).last_error:
+            failed += 1
+    return len(ids), failed
+
+
+def delete_source(carrier_id: int, source_id) -> None:
+    try:
+        source = db.session.get(CalendarSource, int(source_id))
+    except (TypeError, ValueError):
+        source = None
+    if source is None or source.resource.carrier_id != carrier_id:
+        raise NotFound()
+    db.session.execute(delete(BusyBlock).where(BusyBlock.source_id == source.id))
+    db.session.delete(source)
+    db.session.commit()

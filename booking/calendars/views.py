@@ -1,0 +1,145 @@
+"""Feeds (by secret link), public resource feeds, single-booking .ics, and the feed settings."""
+
+from __future__ import annotations
+
+import gzip
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from booking.accounts.forms import EmptyForm
+from booking.bookings.service import booking_for
+from booking.calendars import service
+from booking.calendars.models import CARRIER, ORGANISATION, RESOURCE, USER
+from booking.i18n import current_locale
+from booking.problems import NotFound
+from booking.tenancy import operated_carriers
+
+bp = Blueprint("calendars", __name__)
+
+CALENDAR_TYPE = "text/calendar; charset=utf-8"
+
+
+def _calendar_response(body: bytes, filename: str, etag: str | None = None, last_modified=None):
+    headers = {"Content-Disposition": f'inline; filename="{filename}"', "Vary": "Accept-Encoding"}
+    if "gzip" in request.accept_encodings:
+        body = gzip.compress(body, compresslevel=6)
+        headers["Content-Encoding"] = "gzip"
+    response = Response(body, content_type=CALENDAR_TYPE, headers=headers)
+    if etag:
+        response.headers["ETag"] = etag
+        response.headers["Cache-Control"] = "private, max-age=300"
+    if last_modified:
+        response.last_modified = last_modified
+    return response
+
+
+def _feed(spec: service.FeedSpec, filename: str):
+    """Answer a revalidation from one aggregate query; render only when something changed."""
+    etag, last_modified = service.validator(spec)
+    not_modified = Response(status=304, headers={"ETag": etag})
+    if request.if_none_match:
+        if request.if_none_match.contains(etag.strip('"')):
+            return not_modified
+    elif request.if_modified_since and last_modified is not None:
+        if last_modified.replace(microsecond=0) <= request.if_modified_since:
+            return not_modified
+    return _calendar_response(service.render_feed(spec), filename, etag, last_modified)
+
+
+@bp.get("/feeds/<secret>.ics")
+def feed(secret: str):
+    token = service.token_for_secret(secret)
+    if token is None:
+        raise NotFound()  # unknown, revoked, or its owner lost the right: no data, no hint
+    return _feed(service.spec_for_token(token), f"{token.scope}-{token.scope_id}.ics")
+
+
+@bp.get("/calendars/resources/<int:resource_id>.ics")
+def public_resource_feed(resource_id: int):
+    return _feed(
+        service.public_resource_spec(resource_id, current_locale()), f"resource-{resource_id}.ics"
+    )
+
+
+@bp.get("/bookings/<int:booking_id>.ics")
+@login_required
+def booking_ics(booking_id: int):
+    booking = booking_for(current_user, booking_id)
+    body = service.single_booking_ics(booking, current_locale())
+    response = _calendar_response(body, f"booking-{booking.id}.ics")
+    response.headers["Content-Disposition"] = f'attachment; filename="booking-{booking.id}.ics"'
+    return response
+
+
+def _choices() -> list[tuple[str, int, str]]:
+    """Feeds this person may create: theirs, their organisations', their carriers'."""
+    locale = current_locale()
+    options = [(USER, current_user.id, _("My bookings"))]
+    for m in current_user.memberships:
+        if m.role == "manager":
+            options.append(
+                (
+                    ORGANISATION,
+                    m.organisation_id,
+                    _("Bookings of %(name)s", name=m.organisation.name),
+                )
+            )
+    for carrier in operated_carriers(current_user):
+        options.append(
+            (CARRIER, carrier.id, _("All bookings at %(name)s", name=carrier.name(locale)))
+        )
+    return options
+
+
+@bp.get("/account/feeds")
+@login_required
+def settings():
+    service.user_feed(current_user)
+    locale = current_locale()
+    feeds = [
+        (t, service.feed_title(t, locale), service.feed_url(service.feed_secret(t)))
+        for t in service.feeds_of(current_user)
+    ]
+    existing = {(t.scope, t.scope_id) for t, _, _ in feeds}
+    return render_template(
+        "calendars/feeds.html",
+        feeds=feeds,
+        empty_form=EmptyForm(),
+        options=[o for o in _choices() if (o[0], o[1]) not in existing],
+    )
+
+
+@bp.post("/account/feeds")
+@login_required
+def create():
+    if EmptyForm().validate_on_submit():
+        scope = request.form.get("scope", "")
+        try:
+            scope_id = int(request.form.get("scope_id", ""))
+        except ValueError:
+            raise NotFound() from None
+        if scope not in (USER, ORGANISATION, CARRIER, RESOURCE):
+            raise NotFound()
+        service.create_feed(current_user, scope, scope_id)
+        flash(_("Feed link created."), "success")
+    return redirect(url_for(".settings"))
+
+
+@bp.post("/account/feeds/<int:feed_id>/revoke")
+@login_required
+def revoke(feed_id: int):
+    if EmptyForm().validate_on_submit():
+        service.revoke_feed(current_user, feed_id)
+        flash(_("Feed link revoked: calendars using it stop updating."), "success")
+    return redirect(url_for(".settings"))
+
+
+@bp.post("/account/feeds/<int:feed_id>/regenerate")
+@login_required
+def regenerate(feed_id: int):
+    if EmptyForm().validate_on_submit():
+        service.regenerate_feed(current_user, feed_id)
+        flash(_("New feed link made; the old one no longer works."), "success")
+    return redirect(url_for(".settings"))
