@@ -434,20 +434,43 @@ def feed_benchmark(url: str, n: int = 10_000) -> dict:
         db.session.add_all([user, carrier, org])
         db.session.flush()
         db.session.add(Membership(user_id=user.id, organisation_id=org.id, role="manager"))
-        resources = [Resource(carrier_id=carrier.id, kind="instrument", name_zh=f"仪器 {i}",
-                              name_en=f"Instrument {i}", capacity=1, always_open=True, specs=[])
-                     for i in range(50)]
+        resources = [
+            Resource(
+                carrier_id=carrier.id,
+                kind="instrument",
+                name_zh=f"仪器 {i}",
+                name_en=f"Instrument {i}",
+                capacity=1,
+                always_open=True,
+                specs=[],
+            )
+            for i in range(50)
+        ]
         db.session.add_all(resources)
         db.session.flush()
         base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=80)
         rows = []
         for k in range(n):
             start = base + timedelta(hours=k // 50 * 2)
-            rows.append(dict(resource_id=resources[k % 50].id, user_id=user.id, organisation_id=org.id,
-                             created_by_id=user.id, start_at=start, end_at=start + timedelta(hours=1),
-                             busy_from=start, busy_until=start + timedelta(hours=1), quantity=1,
-                             purpose="测试用途", status="approved", sequence=0, outage_conflict=False,
-                             created_at=base, updated_at=base))
+            rows.append(
+                dict(
+                    resource_id=resources[k % 50].id,
+                    user_id=user.id,
+                    organisation_id=org.id,
+                    created_by_id=user.id,
+                    start_at=start,
+                    end_at=start + timedelta(hours=1),
+                    busy_from=start,
+                    busy_until=start + timedelta(hours=1),
+                    quantity=1,
+                    purpose="测试用途",
+                    status="approved",
+                    sequence=0,
+                    outage_conflict=False,
+                    created_at=base,
+                    updated_at=base,
+                )
+            )
         db.session.execute(insert(Booking), rows)
         db.session.commit()
         spec = feeds.FeedSpec("user", user.id, "zh", False)
@@ -476,7 +499,11 @@ def feed_benchmark(url: str, n: int = 10_000) -> dict:
                 cal.add_component(ev)
             bare.body = cal.to_ical()
 
-        results = {"render": timed(render, 5), "revalidate": timed(revalidate, 50), "bare": timed(bare, 5)}
+        results = {
+            "render": timed(render, 5),
+            "revalidate": timed(revalidate, 50),
+            "bare": timed(bare, 5),
+        }
         results["bytes"], results["bare_bytes"] = len(render.body), len(bare.body)
         results["events"] = render.body.count(b"BEGIN:VEVENT")
         return results
@@ -502,10 +529,12 @@ def main() -> None:
             f"[{name}] free for 2 h tomorrow among 2,000 GPU servers: median {f['median_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms (target p95 < 150 ms)"
         )
     f = feed_benchmark(targets["sqlite"])
-    print(f"[sqlite] feed of {f['events']} bookings: render median {f['render']['median_ms']:.0f} ms, "
-          f"{f['bytes'] / 1e6:.1f} MB; revalidation (304) median {f['revalidate']['median_ms']:.1f} ms, "
-          f"p95 {f['revalidate']['p95_ms']:.1f} ms; bare icalendar serialisation of the same events "
-          f"{f['bare']['median_ms']:.0f} ms, {f['bare_bytes'] / 1e6:.1f} MB")
+    print(
+        f"[sqlite] feed of {f['events']} bookings: render median {f['render']['median_ms']:.0f} ms, "
+        f"{f['bytes'] / 1e6:.1f} MB; revalidation (304) median {f['revalidate']['median_ms']:.1f} ms, "
+        f"p95 {f['revalidate']['p95_ms']:.1f} ms; bare icalendar serialisation of the same events "
+        f"{f['bare']['median_ms']:.0f} ms, {f['bare_bytes'] / 1e6:.1f} MB"
+    )
     if "postgresql" in targets:
         t = throughput(targets["postgresql"])
         print(

@@ -153,8 +153,10 @@ def test_engineer_books_from_the_week_view_and_cancels(live_server, browser):
     assert page.get_by_text("预约成功。").is_visible()
     assert page.get_by_role("heading", level=1).inner_text().startswith("GPU 推理与开发服务器")
     booking_url = page.url
+    booking_id = booking_url.rstrip("/").rsplit("/", 1)[-1]
     page.get_by_role("link", name="我的预约").click()
-    assert page.locator("table.bookings").first.get_by_text("GPU 推理与开发服务器").is_visible()
+    row = page.locator(f"tr[data-booking='{booking_id}']")
+    assert "GPU 推理与开发服务器" in row.inner_text() and "已批准" in row.inner_text()
     page.goto(booking_url)
     page.locator("form[action$='/cancel'] button").click()
     assert page.get_by_text("已取消").first.is_visible()

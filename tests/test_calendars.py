@@ -119,6 +119,14 @@ def test_user_feed_is_valid_for_three_parsers(client, world):
     assert len(expanded) == 2
 
 
+def test_requested_bookings_are_tentative(client, world):
+    line = make_resource(world["carrier"], "Line", kind="pilot_line", requires_approval=True)
+    pending = bookings.create_booking(world["eng"], line.id, at(world["m"], 9), at(world["m"], 12))
+    _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
+    events = {str(e["UID"]): e for e in vevents(fetch(client, service.feed_url(secret)).data)}
+    assert str(events[f"booking-{pending.id}@booking.local"]["STATUS"]) == "TENTATIVE"
+
+
 def test_uids_stable_sequence_rises_and_cancellations_stay(client, world):
     _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
     first = {str(e["UID"]): e for e in vevents(fetch(client, service.feed_url(secret)).data)}
