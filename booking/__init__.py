@@ -92,6 +92,7 @@ def _register_blueprints(app: Flask) -> None:
     import booking.bookings.api  # noqa: F401 - adds the booking routes to the API blueprint
     import booking.calendars.api  # noqa: F401 - adds /api/v1/me/feeds
     from booking.accounts.cli import cli as api_token_cli
+    from booking.accounts.cli import users_cli
     from booking.accounts.views import bp as accounts_bp
     from booking.api.views import bp as api_bp
     from booking.bookings.cli import cli as bookings_cli
@@ -118,6 +119,7 @@ def _register_blueprints(app: Flask) -> None:
         operate,
         api_bp,
         api_token_cli,
+        users_cli,
         demo_cli,
         bookings_cli,
         calendars_bp,

@@ -197,3 +197,16 @@ def test_change_password_needs_the_current_one(client):
         headers={"Accept-Language": "en"},
     )
     assert response.status_code == 422 and "not correct" in response.get_data(as_text=True)
+
+
+def test_cli_makes_a_platform_admin(cli_runner):
+    make_user("boss@example.com")
+    result = cli_runner.invoke(args=["users", "make-admin", "BOSS@example.com"])
+    assert result.exit_code == 0
+    db.session.expire_all()
+    assert (
+        db.session.scalar(select(User.is_platform_admin).where(User.email == "boss@example.com"))
+        is True
+    )
+    missing = cli_runner.invoke(args=["users", "make-admin", "ghost@example.com"])
+    assert missing.exit_code != 0 and "Register first" in missing.output

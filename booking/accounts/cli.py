@@ -17,3 +17,20 @@ def create(email: str, name: str) -> None:
     token, secret = service.create_api_token(user, name)
     click.echo(f"Token {token.prefix}… created for {user.email}. It is shown only once:")
     click.echo(secret)
+
+
+users_cli = Blueprint("users_cli", __name__, cli_group="users")
+
+
+@users_cli.cli.command("make-admin")
+@click.argument("email")
+def make_admin(email: str) -> None:
+    """Make the account EMAIL a platform admin (for the first admin of a new deployment)."""
+    from booking.extensions import db
+
+    user = service.user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No user with e-mail {email!r}. Register first.")
+    user.is_platform_admin = True
+    db.session.commit()
+    click.echo(f"{user.email} is now a platform admin.")

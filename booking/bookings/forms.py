@@ -29,6 +29,17 @@ def local_moment(day: date | None, clock: time | None, tz: str) -> datetime | No
     return datetime.combine(day, clock).replace(tzinfo=ZoneInfo(tz))
 
 
+def quantity_field() -> IntegerField:
+    return IntegerField(
+        _l("Quantity"),
+        default=1,
+        validators=[
+            InputRequired(REQUIRED_MESSAGE),
+            NumberRange(min=1, message=_l("Must be at least %(min)d.")),
+        ],
+    )
+
+
 class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
@@ -47,14 +58,7 @@ class _When:
 
 
 class BookingForm(_When, FlaskForm):
-    quantity = IntegerField(
-        _l("Quantity"),
-        default=1,
-        validators=[
-            InputRequired(REQUIRED_MESSAGE),
-            NumberRange(min=1, message=_l("Must be at least %(min)d.")),
-        ],
-    )
+    quantity = quantity_field()
     organisation_id = SelectField(_l("Paying organisation"), coerce=int, validate_choice=True)
     purpose = TextAreaField(_l("Purpose"), validators=[Length(max=2000)])
     repeat = SelectField(
@@ -88,13 +92,7 @@ class BookingForm(_When, FlaskForm):
 
 
 class ModifyForm(_When, FlaskForm):
-    quantity = IntegerField(
-        _l("Quantity"),
-        validators=[
-            InputRequired(REQUIRED_MESSAGE),
-            NumberRange(min=1, message=_l("Must be at least %(min)d.")),
-        ],
-    )
+    quantity = quantity_field()
     reason = StringField(_l("Reason (optional)"), validators=[Length(max=500)])
 
 
@@ -121,14 +119,7 @@ class OnBehalfForm(_When, FlaskForm):
     organisation_id = IntegerField(
         _l("Organisation id (if the person has several)"), validators=[Optional()]
     )
-    quantity = IntegerField(
-        _l("Quantity"),
-        default=1,
-        validators=[
-            InputRequired(REQUIRED_MESSAGE),
-            NumberRange(min=1, message=_l("Must be at least %(min)d.")),
-        ],
-    )
+    quantity = quantity_field()
     purpose = StringField(_l("Purpose"), validators=[Length(max=2000)])
     override_reason = StringField(
         _l("Override the booking rules, because… (optional)"), validators=[Length(max=500)]
@@ -176,14 +167,7 @@ class FindFreeForm(FlaskForm):
     day = DateField(_l("Date"), validators=[InputRequired(REQUIRED_MESSAGE)])
     start_time = TimeField(_l("From"), validators=[InputRequired(REQUIRED_MESSAGE)])
     end_time = TimeField(_l("To"), validators=[InputRequired(REQUIRED_MESSAGE)])
-    quantity = IntegerField(
-        _l("Quantity"),
-        default=1,
-        validators=[
-            InputRequired(REQUIRED_MESSAGE),
-            NumberRange(min=1, message=_l("Must be at least %(min)d.")),
-        ],
-    )
+    quantity = quantity_field()
 
 
 class NextFreeForm(FlaskForm):
@@ -198,11 +182,4 @@ class NextFreeForm(FlaskForm):
             NumberRange(min=1, max=24 * 14, message=_l("Between %(min)d and %(max)d.")),
         ],
     )
-    quantity = IntegerField(
-        _l("Quantity"),
-        default=1,
-        validators=[
-            InputRequired(REQUIRED_MESSAGE),
-            NumberRange(min=1, message=_l("Must be at least %(min)d.")),
-        ],
-    )
+    quantity = quantity_field()
