@@ -84,6 +84,7 @@ def _register_models() -> None:
     from booking.calendars import models as _cal  # noqa: F401
     from booking.carriers import models as _c  # noqa: F401
     from booking.catalogue import models as _r  # noqa: F401
+    from booking.metering import models as _m  # noqa: F401
     from booking.notify import models as _n  # noqa: F401
     from booking.orgs import models as _o  # noqa: F401
 
@@ -91,6 +92,7 @@ def _register_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     import booking.bookings.api  # noqa: F401 - adds the booking routes to the API blueprint
     import booking.calendars.api  # noqa: F401 - adds /api/v1/me/feeds
+    import booking.metering.api  # noqa: F401 - adds /api/v1/usage
     from booking.accounts.cli import cli as api_token_cli
     from booking.accounts.cli import users_cli
     from booking.accounts.views import bp as accounts_bp
@@ -106,10 +108,14 @@ def _register_blueprints(app: Flask) -> None:
     from booking.catalogue.operate_views import bp as resources_bp
     from booking.catalogue.views import bp as catalogue_bp
     from booking.demo.cli import cli as demo_cli
+    from booking.metering.operate_views import bp as carrier_usage_bp
+    from booking.metering.views import bp as metering_bp
     from booking.orgs.views import bp as orgs_bp
     from booking.tenancy import operate_blueprint
 
-    operate = operate_blueprint(carrier_bp, resources_bp, carrier_bookings_bp, calendar_sources_bp)
+    operate = operate_blueprint(
+        carrier_bp, resources_bp, carrier_bookings_bp, calendar_sources_bp, carrier_usage_bp
+    )
     for blueprint in (
         catalogue_bp,
         bookings_bp,
@@ -124,6 +130,7 @@ def _register_blueprints(app: Flask) -> None:
         bookings_cli,
         calendars_bp,
         calendars_cli,
+        metering_bp,
     ):
         app.register_blueprint(blueprint)
 

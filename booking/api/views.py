@@ -31,10 +31,21 @@ def api_error(problems: list[Problem], status: int):
 @bp.before_request
 def _authenticate():
     header = request.headers.get("Authorization", "")
-    g.api_user = None
+    g.api_user = g.meter = None
     if header:
         scheme, _, secret = header.partition(" ")
-        user = user_for_api_token(secret.strip()) if scheme.lower() == "bearer" else None
+        secret = secret.strip()
+        if scheme.lower() == "bearer" and secret.startswith("mtr_"):
+            from booking.metering.service import meter_for_secret
+
+            g.meter = meter_for_secret(secret)
+            if g.meter is None:
+                return api_error(
+                    [Problem("invalid_token", _l("The API token is missing, invalid or revoked."))],
+                    401,
+                )
+            return None
+        user = user_for_api_token(secret) if scheme.lower() == "bearer" else None
         if user is None:
             return api_error(
                 [Problem("invalid_token", _l("The API token is missing, invalid or revoked."))],

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import literal_column, or_, select, union_all
+from sqlalchemy import literal, literal_column, or_, select, union_all
 
 from booking.accounts.models import User
 from booking.bookings import rules
@@ -32,13 +32,15 @@ from booking.catalogue.models import OpeningHours, Resource
 from booking.catalogue.service import may_see, visible_resource, visible_resources_query
 from booking.extensions import db
 from booking.locking import resource_locked
+from booking.metering.models import UsageRecord
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership
 from booking.problems import NotFound, Problem, ServiceError
 from booking.tenancy import is_staff_of
-from booking.types import utcnow
+from booking.types import UTCDateTime, utcnow
 
 MAX_PURPOSE_LENGTH = 2000
+WALK_UP_HOLD_MINUTES = 60
 
 
 class BookingRefused(ServiceError):
@@ -123,11 +125,27 @@ def facts_for(
         BusyBlock.start_at < window_until,
         BusyBlock.end_at > window_from,
     )
+    # Walk-up use (no booking) blocks the resource while open: treated as held until an hour
+    # from now, rolling, since its end is not known yet.
+    walk_up_until = now + timedelta(minutes=WALK_UP_HOLD_MINUTES)
+    walking = select(
+        literal_column("'h'"),
+        UsageRecord.resource_id,
+        UsageRecord.start_at,
+        literal(walk_up_until, UTCDateTime),
+        UsageRecord.quantity,
+    ).where(
+        among(UsageRecord.resource_id),
+        UsageRecord.booking_id.is_(None),
+        UsageRecord.end_at.is_(None),
+        UsageRecord.start_at < window_until,
+        literal(walk_up_until, UTCDateTime) > window_from,
+    )
     found: dict[int, Facts] = {}
     if isinstance(resources, int):
         found[resources] = Facts()
     for kind, resource_id, lo, hi, quantity in db.session.execute(
-        union_all(held, offered, closed, blocked)
+        union_all(held, offered, walking, closed, blocked)
     ).all():
         facts = found.setdefault(resource_id, Facts())
         if kind == "h":

@@ -236,8 +236,16 @@ def _detail_page(booking, modify_form=None, status=200):
         if end.date() != start.date():
             modify_form.end_day.data = end.date()
         modify_form.quantity.data = booking.quantity
+    from booking.metering.service import EARLY_CHECK_IN, usage_of_booking
     from booking.tenancy import is_staff_of
 
+    now = utcnow()
+    staff = is_staff_of(current_user, booking.resource.carrier_id)
+    can_check_in = (
+        booking.status == APPROVED
+        and (booking.user_id == current_user.id or staff)
+        and booking.start_at - EARLY_CHECK_IN <= now < booking.end_at
+    )
     return render_template(
         "bookings/detail.html",
         booking=booking,
@@ -246,7 +254,9 @@ def _detail_page(booking, modify_form=None, status=200):
         terms=service.cancellation_terms(booking),
         open=booking.status in (REQUESTED, APPROVED),
         kind_labels=KIND_LABELS,
-        is_staff=is_staff_of(current_user, booking.resource.carrier_id),
+        is_staff=staff,
+        can_check_in=can_check_in,
+        usages=usage_of_booking(booking.id),
         empty_form=EmptyForm(),
     ), status
 

@@ -1,0 +1,635 @@
+"""Metering use cases: check in and out, walk-up use, operator corrections, machine reports.
+Each that changes who holds the resource locks it first (booking.locking)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, select
+
+from booking.accounts.models import User
+from booking.accounts.service import user_by_email
+from booking.bookings import rules
+from booking.bookings.models import APPROVED, COMPLETED, IN_USE, Booking, BookingEvent
+from booking.bookings.rules import BookingContext, ResourcePolicy
+from booking.bookings.service import (
+    booking_for,
+    default_organisation_id,
+    facts_for,
+    is_member,
+    is_qualified,
+)
+from booking.carriers.models import CARRIER_ADMIN, Carrier
+from booking.catalogue.models import Resource
+from booking.catalogue.service import may_see
+from booking.extensions import db
+from booking.locking import begin_write, resource_locked
+from booking.metering.models import (
+    CHECK_IN,
+    METER,
+    OPERATOR,
+    WALK_UP,
+    MeterToken,
+    OpenUsageUnit,
+    UsageEvent,
+    UsageRecord,
+)
+from booking.problems import NotFound, Problem, ServiceError
+from booking.tenancy import is_staff_of, staff_role
+from booking.text_rules import plain_text_problems
+from booking.types import utcnow
+
+EARLY_CHECK_IN = timedelta(minutes=15)
+METER_PREFIX = "mtr_"
+
+
+def _snapshot(usage: UsageRecord) -> dict:
+    return {
+        "start": usage.start_at.isoformat(),
+        "end": usage.end_at.isoformat() if usage.end_at else None,
+        "quantity": usage.quantity,
+        "waived": usage.waived,
+    }
+
+
+def _record(
+    usage: UsageRecord,
+    actor: User | None,
+    action: str,
+    before: dict | None = None,
+    reason: str = "",
+) -> None:
+    usage.events.append(
+        UsageEvent(
+            actor_id=actor.id if actor else None,
+            action=action,
+            before=before or {},
+            after=_snapshot(usage),
+            reason=reason,
+        )
+    )
+
+
+def _take_units(resource: Resource, usage: UsageRecord, quantity: int) -> None:
+    """Give the usage the lowest free capacity units (rows whose primary key is the guard)."""
+    taken = set(
+        db.session.scalars(
+            select(OpenUsageUnit.unit_index).where(OpenUsageUnit.resource_id == resource.id)
+        )
+    )
+    free = [i for i in range(resource.capacity) if i not in taken][:quantity]
+    if len(free) < quantity:
+        raise ServiceError(Problem("in_use", _l("The resource is fully in use right now.")), 409)
+    db.session.add_all(
+        OpenUsageUnit(resource_id=resource.id, unit_index=i, usage_id=usage.id) for i in free
+    )
+
+
+def open_usage(resource_id: int) -> list[UsageRecord]:
+    return list(
+        db.session.scalars(
+            select(UsageRecord)
+            .where(UsageRecord.resource_id == resource_id, UsageRecord.end_at.is_(None))
+            .order_by(UsageRecord.start_at)
+        )
+    )
+
+
+def check_in(actor: User, booking_id, now: datetime | None = None) -> UsageRecord:
+    """The booker (or an operator for them) starts using a booked slot."""
+    now = now or utcnow()
+    booking = booking_for(actor, booking_id)
+    staff = is_staff_of(actor, booking.resource.carrier_id)
+    if booking.user_id != actor.id and not staff:
+        raise ServiceError(
+            Problem("forbidden", _l("Only the booker or an operator can check in.")), 403
+        )
+    with resource_locked(booking.resource_id) as resource:
+        booking = db.session.get(Booking, booking.id, populate_existing=True)
+        if booking.status != APPROVED:
+            raise ServiceError(
+                Problem("not_checkable", _l("Only approved bookings can be checked in.")), 409
+            )
+        if not (booking.start_at - EARLY_CHECK_IN <= now < booking.end_at):
+            raise ServiceError(
+                Problem(
+                    "outside_booking",
+                    _l(
+                        "Check-in opens 15 minutes before the booking starts and closes at its end."
+                    ),
+                ),
+                409,
+            )
+        usage = UsageRecord(
+            carrier_id=resource.carrier_id,
+            resource_id=resource.id,
+            booking_id=booking.id,
+            user_id=booking.user_id,
+            organisation_id=booking.organisation_id,
+            start_at=now,
+            quantity=booking.quantity,
+            source=OPERATOR if booking.user_id != actor.id else CHECK_IN,
+            created_by_id=actor.id,
+        )
+        db.session.add(usage)
+        db.session.flush()
+        _take_units(resource, usage, booking.quantity)
+        _record(usage, actor, "checked_in")
+        booking.status = IN_USE
+        booking.sequence += 1
+        booking.events.append(
+            BookingEvent(
+                actor_id=actor.id, action="checked_in", from_status=APPROVED, to_status=IN_USE
+            )
+        )
+        db.session.commit()
+    return usage
+
+
+def _usage_for(actor: User, usage_id) -> UsageRecord:
+    try:
+        usage = db.session.get(UsageRecord, int(usage_id))
+    except (TypeError, ValueError):
+        usage = None
+    if usage is None or not (usage.user_id == actor.id or is_staff_of(actor, usage.carrier_id)):
+        raise NotFound()
+    return usage
+
+
+def check_out(actor: User, usage_id, now: datetime | None = None) -> UsageRecord:
+    now = now or utcnow()
+    usage = _usage_for(actor, usage_id)
+    with resource_locked(usage.resource_id):
+        usage = db.session.get(UsageRecord, usage.id, populate_existing=True)
+        if usage.end_at is not None:
+            raise ServiceError(Problem("not_open", _l("This session has already ended.")), 409)
+        usage.end_at = max(now, usage.start_at + timedelta(minutes=1))
+        db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
+        _record(usage, actor, "checked_out")
+        if usage.booking_id:
+            booking = db.session.get(Booking, usage.booking_id)
+            if booking.status == IN_USE:
+                booking.status = COMPLETED
+                booking.sequence += 1
+                booking.events.append(
+                    BookingEvent(
+                        actor_id=actor.id,
+                        action="checked_out",
+                        from_status=IN_USE,
+                        to_status=COMPLETED,
+                    )
+                )
+        db.session.commit()
+    return usage
+
+
+def walk_up(
+    actor: User,
+    resource_id: int,
+    *,
+    quantity: int = 1,
+    organisation_id: int | None = None,
+    on_behalf_of: User | None = None,
+    now: datetime | None = None,
+) -> UsageRecord:
+    """Use a free resource now without a booking; it blocks the resource while open."""
+    now = now or utcnow()
+    user = on_behalf_of or actor
+    organisation_id = organisation_id or default_organisation_id(user)
+    with resource_locked(resource_id) as resource:
+        if resource is None or not may_see(actor, resource):
+            raise NotFound()
+        staff = is_staff_of(actor, resource.carrier_id)
+        if on_behalf_of is not None and not staff:
+            raise ServiceError(
+                Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
+            )
+        policy = ResourcePolicy.of(resource)
+        end = now + timedelta(minutes=policy.slot_minutes)
+        facts = facts_for(resource.id, now, end, now=now)[resource.id]
+        ctx = BookingContext(
+            now=now, holdings=facts.holdings, outages=facts.outages, busy_blocks=facts.busy_blocks
+        )
+        problems = [p for p in rules.conflict_problems(policy, now, end, quantity, ctx)]
+        if not 1 <= quantity <= resource.capacity:
+            problems.append(
+                Problem(
+                    "invalid_quantity",
+                    _l(
+                        "The quantity must be between 1 and %(capacity)d.",
+                        capacity=resource.capacity,
+                    ),
+                    "quantity",
+                )
+            )
+        if not is_member(user, organisation_id):
+            problems.append(
+                Problem(
+                    "not_member",
+                    _l("You can only book for an organisation you are a member of."),
+                    "organisation_id",
+                )
+            )
+        if not is_qualified(user, resource, now):
+            problems.append(
+                Problem(
+                    "not_qualified",
+                    _l("You need the qualification this resource requires before booking it."),
+                )
+            )
+        if resource.status != "active":
+            problems.append(
+                Problem("resource_retired", _l("This resource is retired and cannot be booked."))
+            )
+        if problems:
+            raise ServiceError(problems, 409 if rules.is_conflict_only(problems) else 422)
+        usage = UsageRecord(
+            carrier_id=resource.carrier_id,
+            resource_id=resource.id,
+            user_id=user.id,
+            organisation_id=organisation_id,
+            start_at=now,
+            quantity=quantity,
+            source=WALK_UP,
+            created_by_id=actor.id,
+        )
+        db.session.add(usage)
+        db.session.flush()
+        _take_units(resource, usage, quantity)
+        _record(usage, actor, "walked_up")
+        db.session.commit()
+    return usage
+
+
+def correct(
+    operator: User,
+    usage_id,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    quantity: int | None = None,
+    waived: bool | None = None,
+    reason: str = "",
+) -> UsageRecord:
+    usage = _usage_for(operator, usage_id)
+    if not is_staff_of(operator, usage.carrier_id):
+        raise NotFound()
+    problems = []
+    if not (reason or "").strip():
+        problems.append(
+            Problem("reason_required", _l("Give a reason for the correction."), "reason")
+        )
+    new_start, new_end = start or usage.start_at, end or usage.end_at
+    if new_end is not None and not new_start < new_end:
+        problems.append(Problem("end_before_start", _l("The end must be after the start."), "end"))
+    if quantity is not None and not 1 <= quantity <= usage.resource.capacity:
+        problems.append(
+            Problem(
+                "invalid_quantity",
+                _l(
+                    "The quantity must be between 1 and %(capacity)d.",
+                    capacity=usage.resource.capacity,
+                ),
+                "quantity",
+            )
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    begin_write()
+    usage = db.session.get(UsageRecord, usage.id, populate_existing=True)
+    before = _snapshot(usage)
+    usage.start_at, usage.end_at = new_start, new_end
+    if quantity is not None:
+        usage.quantity = quantity
+    if waived is not None:
+        usage.waived = waived
+    _record(usage, operator, "corrected", before, reason.strip())
+    db.session.commit()
+    return usage
+
+
+def carrier_usage(
+    carrier_id: int, since: datetime | None = None, limit: int = 500
+) -> list[UsageRecord]:
+    stmt = select(UsageRecord).where(UsageRecord.carrier_id == carrier_id)
+    if since:
+        stmt = stmt.where((UsageRecord.end_at.is_(None)) | (UsageRecord.end_at > since))
+    return list(db.session.scalars(stmt.order_by(UsageRecord.start_at.desc()).limit(limit)))
+
+
+def usage_of_booking(booking_id: int) -> list[UsageRecord]:
+    return list(
+        db.session.scalars(
+            select(UsageRecord)
+            .where(UsageRecord.booking_id == booking_id)
+            .order_by(UsageRecord.start_at)
+        )
+    )
+
+
+# --- machine reports -------------------------------------------------------------------------
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_meter_token(
+    carrier: Carrier, admin: User, name: str, resource_ids: list[int]
+) -> tuple[MeterToken, str]:
+    if staff_role(admin, carrier.id) != CARRIER_ADMIN:
+        raise ServiceError(Problem("forbidden", _l("Only the carrier admin can do this.")), 403)
+    problems = plain_text_problems(name, "name", 80)
+    resources = list(
+        db.session.scalars(
+            select(Resource).where(
+                Resource.id.in_(resource_ids or [0]), Resource.carrier_id == carrier.id
+            )
+        )
+    )
+    if not resources or len(resources) != len(set(resource_ids)):
+        problems.append(
+            Problem(
+                "invalid_resources",
+                _l("Choose one or more of this carrier's resources."),
+                "resource_ids",
+            )
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    secret = METER_PREFIX + secrets.token_urlsafe(32)
+    token = MeterToken(
+        carrier_id=carrier.id,
+        name=name.strip(),
+        prefix=secret[:10],
+        token_hash=_hash(secret),
+        created_by_id=admin.id,
+        resources=resources,
+    )
+    db.session.add(token)
+    db.session.commit()
+    return token, secret
+
+
+def meter_tokens(carrier: Carrier) -> list[MeterToken]:
+    return list(
+        db.session.scalars(
+            select(MeterToken)
+            .where(MeterToken.carrier_id == carrier.id)
+            .order_by(MeterToken.created_at.desc())
+        )
+    )
+
+
+def revoke_meter_token(carrier: Carrier, token_id) -> None:
+    try:
+        token = db.session.get(MeterToken, int(token_id))
+    except (TypeError, ValueError):
+        token = None
+    if token is None or token.carrier_id != carrier.id:
+        raise NotFound()
+    token.revoked_at = token.revoked_at or utcnow()
+    db.session.commit()
+
+
+def meter_for_secret(secret: str | None) -> MeterToken | None:
+    if not secret or not secret.startswith(METER_PREFIX) or len(secret) > 100:
+        return None
+    digest = _hash(secret)
+    token = db.session.scalar(select(MeterToken).where(MeterToken.token_hash == digest))
+    if token is None or not hmac.compare_digest(token.token_hash, digest) or token.revoked_at:
+        return None
+    return token
+
+
+@dataclass
+class RowResult:
+    row: int
+    status: str  # accepted | duplicate | refused
+    usage_id: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "row": self.row,
+            "status": self.status,
+            "usage_id": self.usage_id,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def _parse_moment(value, name: str) -> tuple[datetime | None, list[Problem]]:
+    if not isinstance(value, str) or not value.strip():
+        return None, [Problem("required", _l("This field is required."), name)]
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None, [
+            Problem(
+                "invalid_datetime",
+                _l("Use an ISO 8601 time such as 2026-12-01T09:00:00+08:00."),
+                name,
+            )
+        ]
+    if moment.tzinfo is None:
+        return None, [Problem("naive_datetime", _l("Times must include a time zone offset."), name)]
+    return moment, []
+
+
+def _int_value(value, name: str, required: bool = False):
+    if value in (None, ""):
+        return (
+            (None, [Problem("required", _l("This field is required."), name)])
+            if required
+            else (None, [])
+        )
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None, [Problem("invalid_integer", _l("Must be a whole number."), name)]
+    return value, []
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Who reports: a meter token (its resources) or an operator (all the carrier's)."""
+
+    carrier_id: int
+    allowed: dict
+    meter_token_id: int | None = None
+    actor: User | None = None
+
+    @classmethod
+    def of_token(cls, token: MeterToken) -> Reporter:
+        return cls(token.carrier_id, {r.id: r for r in token.resources}, token.id)
+
+    @classmethod
+    def of_operator(cls, carrier: Carrier, operator: User) -> Reporter:
+        resources = db.session.scalars(select(Resource).where(Resource.carrier_id == carrier.id))
+        return cls(carrier.id, {r.id: r for r in resources}, None, operator)
+
+
+def report_usage(reporter: Reporter, rows: list) -> list[RowResult]:
+    """Record reported usage, row by row. A row is accepted, a harmless duplicate (same
+    external id, same content), or refused with its reasons; a refused row saves nothing and
+    does not stop the others."""
+    results = []
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            results.append(
+                RowResult(
+                    number,
+                    "refused",
+                    problems=[Problem("invalid_row", _l("Each row must be an object."))],
+                )
+            )
+            continue
+        results.append(_report_one(reporter, number, row))
+    return results
+
+
+def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
+    allowed = reporter.allowed
+    problems: list[Problem] = []
+    resource_id, p = _int_value(row.get("resource_id"), "resource_id", required=True)
+    problems += p
+    start, p = _parse_moment(row.get("start"), "start")
+    problems += p
+    end, p = _parse_moment(row.get("end"), "end")
+    problems += p
+    quantity, p = _int_value(row.get("quantity", 1), "quantity")
+    problems += p
+    booking_id, p = _int_value(row.get("booking_id"), "booking_id")
+    problems += p
+    external_id = row.get("external_id")
+    if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 120:
+        problems.append(
+            Problem(
+                "invalid_external_id",
+                _l("Give an external id (at most 120 characters) so re-sending is harmless."),
+                "external_id",
+            )
+        )
+    resource = allowed.get(resource_id) if resource_id is not None else None
+    if resource_id is not None and resource is None:
+        problems.append(
+            Problem(
+                "unknown_resource",
+                _l("This token may not report for this resource."),
+                "resource_id",
+            )
+        )
+    if start and end and not start < end:
+        problems.append(Problem("end_before_start", _l("The end must be after the start."), "end"))
+    if quantity is not None and resource is not None and not 1 <= quantity <= resource.capacity:
+        problems.append(
+            Problem(
+                "invalid_quantity",
+                _l("The quantity must be between 1 and %(capacity)d.", capacity=resource.capacity),
+                "quantity",
+            )
+        )
+    user, booking = None, None
+    if booking_id is not None:
+        booking = db.session.get(Booking, booking_id)
+        if booking is None or booking.resource_id != resource_id:
+            problems.append(
+                Problem("unknown_booking", _l("No such booking of this resource."), "booking_id")
+            )
+        else:
+            user = booking.user
+    elif row.get("user_email"):
+        user = user_by_email(str(row.get("user_email")))
+        if user is None:
+            problems.append(
+                Problem("unknown_user", _l("No account uses this e-mail address."), "user_email")
+            )
+    else:
+        problems.append(Problem("required", _l("Give a user_email or a booking_id."), "user_email"))
+    if problems:
+        return RowResult(number, "refused", problems=problems)
+    external_id = external_id.strip()
+    existing = db.session.scalar(
+        select(UsageRecord).where(
+            UsageRecord.carrier_id == reporter.carrier_id, UsageRecord.external_id == external_id
+        )
+    )
+    content = (resource.id, start, end, quantity or 1, user.id)
+    if existing is not None:
+        same = (
+            existing.resource_id,
+            existing.start_at,
+            existing.end_at,
+            existing.quantity,
+            existing.user_id,
+        ) == content
+        if same:
+            return RowResult(number, "duplicate", existing.id)
+        return RowResult(
+            number,
+            "refused",
+            existing.id,
+            [
+                Problem(
+                    "external_id_conflict",
+                    _l("This external id was already reported with different values."),
+                    "external_id",
+                )
+            ],
+        )
+    begin_write()
+    usage = UsageRecord(
+        carrier_id=reporter.carrier_id,
+        resource_id=resource.id,
+        booking_id=booking.id if booking else None,
+        user_id=user.id,
+        organisation_id=booking.organisation_id if booking else default_organisation_id(user),
+        start_at=start,
+        end_at=end,
+        quantity=quantity or 1,
+        source=METER,
+        external_id=external_id,
+        meter_token_id=reporter.meter_token_id,
+        created_by_id=reporter.actor.id if reporter.actor else None,
+    )
+    db.session.add(usage)
+    db.session.flush()
+    _record(usage, reporter.actor, "reported")
+    db.session.commit()
+    return RowResult(number, "accepted", usage.id)
+
+
+CSV_COLUMNS = ("resource_id", "user_email", "booking_id", "start", "end", "quantity", "external_id")
+
+
+def rows_from_csv(text: str) -> tuple[list[dict], list[Problem]]:
+    """CSV with a header row naming (some of) CSV_COLUMNS, e.g. from a Slurm sacct or FlexLM
+    summary; unknown columns are ignored."""
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        header = reader.fieldnames or []
+        missing = {"resource_id", "start", "end", "external_id"} - set(header)
+        if missing:
+            return [], [
+                Problem(
+                    "missing_columns",
+                    _l("The CSV lacks the columns: %(names)s.", names=", ".join(sorted(missing))),
+                    "file",
+                )
+            ]
+        rows = [
+            {k: (v or "").strip() for k, v in record.items() if k in CSV_COLUMNS}
+            for record in reader
+        ]
+    except csv.Error:
+        return [], [Problem("invalid_csv", _l("The file is not valid CSV."), "file")]
+    if len(rows) > 10000:
+        return [], [Problem("too_many_rows", _l("At most 10,000 rows at a time."), "file")]
+    return rows, []

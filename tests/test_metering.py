@@ -1,0 +1,263 @@
+"""Usage metering: check-in/out, walk-up, corrections, machine reports (both databases)."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from booking.bookings import service as bookings
+from booking.extensions import db
+from booking.metering import service
+from booking.metering.models import OpenUsageUnit, UsageRecord
+from booking.problems import NotFound, ServiceError
+from booking.types import utcnow
+from tests.conftest import login, post_form
+from tests.factories import make_carrier, make_org, make_resource, make_user
+
+
+@pytest.fixture
+def lab(app):
+    op = make_user("op@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    eng, other = make_user("eng@example.com"), make_user("other@example.com")
+    org = make_org("Startup", members=[eng, other])
+    gpu = make_resource(
+        carrier,
+        "GPU",
+        kind="compute",
+        capacity=2,
+        always_open=True,
+        slot_minutes=15,
+        min_duration_minutes=15,
+    )
+    return {"op": op, "carrier": carrier, "eng": eng, "other": other, "org": org, "gpu": gpu}
+
+
+def _booking_now(lab, user, quantity=1, minutes_from_now=5):
+    now = utcnow()
+    start = now.replace(second=0, microsecond=0) + timedelta(minutes=15 - now.minute % 15)
+    return bookings.create_booking(
+        user, lab["gpu"].id, start, start + timedelta(hours=1), quantity=quantity
+    ), start
+
+
+def test_check_in_and_out(lab):
+    booking, start = _booking_now(lab, lab["eng"])
+    with pytest.raises(ServiceError) as early:
+        service.check_in(lab["eng"], booking.id, now=start - timedelta(minutes=30))
+    assert early.value.code == "outside_booking"
+    with pytest.raises(NotFound):
+        service.check_in(make_user("x@example.com"), booking.id, now=start)
+    usage = service.check_in(lab["eng"], booking.id, now=start - timedelta(minutes=5))
+    assert usage.is_open and db.session.get(type(booking), booking.id).status == "in_use"
+    assert db.session.scalar(select(func.count()).select_from(OpenUsageUnit)) == 1
+    done = service.check_out(lab["eng"], usage.id, now=start + timedelta(minutes=40))
+    assert done.end_at == start + timedelta(minutes=40)
+    assert db.session.get(type(booking), booking.id).status == "completed"
+    assert db.session.scalar(select(func.count()).select_from(OpenUsageUnit)) == 0
+    with pytest.raises(ServiceError):
+        service.check_out(lab["eng"], usage.id)
+
+
+def test_the_database_refuses_two_open_sessions_on_one_unit(lab):
+    booking, start = _booking_now(lab, lab["eng"])
+    usage = service.check_in(lab["eng"], booking.id, now=start)
+    db.session.add(OpenUsageUnit(resource_id=lab["gpu"].id, unit_index=0, usage_id=usage.id))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+
+
+def test_walk_up_takes_free_units_and_blocks_bookings(lab):
+    first = service.walk_up(lab["eng"], lab["gpu"].id, quantity=2)
+    assert first.source == "walkup" and first.booking_id is None
+    with pytest.raises(ServiceError) as full:
+        service.walk_up(lab["other"], lab["gpu"].id)
+    assert full.value.status == 409
+    now = utcnow()
+    start = now.replace(second=0, microsecond=0) + timedelta(minutes=15 - now.minute % 15)
+    with pytest.raises(bookings.BookingRefused) as refused:
+        bookings.create_booking(lab["other"], lab["gpu"].id, start, start + timedelta(minutes=15))
+    assert {p.code for p in refused.value.problems} == {"capacity_exceeded"}
+    service.check_out(lab["eng"], first.id)
+    assert (
+        bookings.create_booking(
+            lab["other"], lab["gpu"].id, start, start + timedelta(minutes=15)
+        ).status
+        == "approved"
+    )
+
+
+def test_corrections_keep_the_original(lab):
+    usage = service.walk_up(lab["eng"], lab["gpu"].id)
+    service.check_out(lab["eng"], usage.id)
+    with pytest.raises(ServiceError) as no_reason:
+        service.correct(lab["op"], usage.id, quantity=2, reason=" ")
+    assert no_reason.value.code == "reason_required"
+    with pytest.raises(NotFound):
+        service.correct(lab["eng"], usage.id, quantity=2, reason="mine")  # not an operator
+    fixed = service.correct(
+        lab["op"], usage.id, quantity=2, waived=True, reason="Forgot the second GPU; goodwill"
+    )
+    assert (fixed.quantity, fixed.waived) == (2, True)
+    last = fixed.events[-1]
+    assert (
+        last.before["quantity"] == 1 and last.after["quantity"] == 2 and "goodwill" in last.reason
+    )
+
+
+@pytest.fixture
+def meter(lab, client):
+    other_carrier = make_carrier("CQ02")
+    foreign = make_resource(other_carrier, "Foreign")
+    _token, secret = service.create_meter_token(lab["carrier"], lab["op"], "Slurm", [lab["gpu"].id])
+
+    def post(body):
+        return client.post(
+            "/api/v1/usage",
+            json=body,
+            headers={"Authorization": f"Bearer {secret}", "Accept-Language": "en"},
+        )
+
+    return {"post": post, "foreign": foreign, "secret": secret}
+
+
+def job(lab, **overrides):
+    start = utcnow().replace(microsecond=0) - timedelta(hours=3)
+    body = {
+        "resource_id": lab["gpu"].id,
+        "user_email": "eng@example.com",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=2)).isoformat(),
+        "quantity": 2,
+        "external_id": "slurm-1001",
+    }
+    body.update(overrides)
+    return body
+
+
+def test_machine_reports_are_idempotent(lab, meter):
+    first = meter["post"](job(lab))
+    assert first.status_code == 201 and first.json["status"] == "accepted"
+    again = meter["post"](job(lab))
+    assert again.status_code == 200 and again.json["status"] == "duplicate"
+    changed = meter["post"](job(lab, quantity=1))
+    assert changed.status_code == 409 and changed.json["error"]["code"] == "external_id_conflict"
+    record = db.session.scalar(select(UsageRecord))
+    assert (record.source, record.quantity, record.user_id) == ("meter", 2, lab["eng"].id)
+    assert db.session.scalar(select(func.count(UsageRecord.id))) == 1
+
+
+def test_batch_reports_say_row_by_row(lab, meter):
+    start = utcnow().replace(microsecond=0) - timedelta(hours=5)
+    rows = [
+        job(lab, external_id="a"),
+        job(
+            lab,
+            external_id="b",
+            end=(start - timedelta(hours=1)).isoformat(),
+            start=start.isoformat(),
+        ),
+        job(lab, external_id="c", resource_id=meter["foreign"].id),
+        job(lab, external_id="d", quantity=-1),
+        job(lab, external_id="e", start="2026-12-01T09:00:00"),
+        job(lab, external_id="f", user_email="ghost@example.com"),
+        "not an object",
+        job(lab, external_id="a"),
+    ]
+    response = meter["post"](rows)
+    assert response.status_code == 200
+    report = response.json
+    assert (report["accepted"], report["duplicates"], report["refused"]) == (1, 1, 6)
+    codes = {r["row"]: [p["code"] for p in r["problems"]] for r in report["results"]}
+    assert codes[2] == ["end_before_start"] and codes[3] == ["unknown_resource"]
+    assert (
+        codes[4] == ["invalid_quantity"]
+        and codes[5] == ["naive_datetime"]
+        and codes[6] == ["unknown_user"]
+    )
+    assert db.session.scalar(select(func.count(UsageRecord.id))) == 1
+
+
+def test_usage_api_needs_a_live_meter_token(lab, meter, client):
+    assert client.post("/api/v1/usage", json=job(lab)).status_code == 401
+    service.revoke_meter_token(
+        lab["carrier"], db.session.scalar(select(UsageRecord.meter_token_id)) or 1
+    )
+    response = meter["post"](job(lab))
+    assert response.status_code == 401
+    bad = client.post(
+        "/api/v1/usage",
+        data="{oops",
+        content_type="application/json",
+        headers={"Authorization": "Bearer mtr_nothing"},
+    )
+    assert bad.status_code == 401
+
+
+def test_operator_csv_upload_and_pages(client, lab, meter):
+    login(client, "op@example.com")
+    start = (utcnow().replace(microsecond=0) - timedelta(hours=4)).isoformat()
+    end = (utcnow().replace(microsecond=0) - timedelta(hours=3)).isoformat()
+    csv_text = (
+        "resource_id,user_email,start,end,quantity,external_id\n"
+        f"{lab['gpu'].id},eng@example.com,{start},{end},1,flex-1\n"
+        f"{lab['gpu'].id},eng@example.com,{end},{start},1,flex-2\n"
+    )
+    response = post_form(
+        client,
+        "/operate/CQ01/usage/upload",
+        {"file": (io.BytesIO(csv_text.encode()), "usage.csv")},
+        token_from="/operate/CQ01/usage",
+        content_type="multipart/form-data",
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert (
+        "1 rows accepted, 0 already known, 1 refused" in html
+        and 'data-row="2" class="refused"' in html
+    )
+    bad = post_form(
+        client,
+        "/operate/CQ01/usage/upload",
+        {"file": (io.BytesIO(b"foo,bar\n1,2\n"), "x.csv")},
+        token_from="/operate/CQ01/usage",
+        content_type="multipart/form-data",
+        headers={"Accept-Language": "en"},
+    )
+    assert bad.status_code == 422 and "lacks the columns" in bad.get_data(as_text=True)
+    qr = client.get(f"/operate/CQ01/resources/{lab['gpu'].id}/qr")
+    assert (
+        qr.status_code == 200
+        and b"<svg" in qr.data
+        and f"/kiosk/{lab['gpu'].id}".encode() in qr.data
+    )
+    kiosk = client.get(f"/kiosk/{lab['gpu'].id}", headers={"Accept-Language": "en"})
+    assert kiosk.status_code == 200 and "Use it now without a booking" in kiosk.get_data(
+        as_text=True
+    )
+
+
+def test_kiosk_walk_up_and_check_out_in_the_browserless_way(client, lab):
+    login(client, "eng@example.com")
+    response = post_form(
+        client,
+        f"/kiosk/{lab['gpu'].id}/walk-up",
+        {"quantity": "1"},
+        token_from=f"/kiosk/{lab['gpu'].id}",
+    )
+    assert response.status_code == 302
+    usage = db.session.scalar(select(UsageRecord))
+    assert usage.is_open and usage.user_id == lab["eng"].id
+    page = client.get(f"/kiosk/{lab['gpu'].id}", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
+    assert "You are checked in since" in page
+    post_form(client, f"/usage/{usage.id}/check-out", {}, token_from=f"/kiosk/{lab['gpu'].id}")
+    db.session.expire_all()
+    assert db.session.get(UsageRecord, usage.id).end_at is not None
