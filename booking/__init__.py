@@ -80,6 +80,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 def _register_models() -> None:
     # Import every model module so metadata (and Alembic) knows all tables.
     from booking.accounts import models as _a  # noqa: F401
+    from booking.billing import models as _bill  # noqa: F401
     from booking.bookings import models as _b  # noqa: F401
     from booking.calendars import models as _cal  # noqa: F401
     from booking.carriers import models as _c  # noqa: F401
@@ -97,6 +98,7 @@ def _register_blueprints(app: Flask) -> None:
     from booking.accounts.cli import users_cli
     from booking.accounts.views import bp as accounts_bp
     from booking.api.views import bp as api_bp
+    from booking.billing.operate_views import bp as rates_bp
     from booking.bookings.cli import cli as bookings_cli
     from booking.bookings.operate_views import bp as carrier_bookings_bp
     from booking.bookings.views import bp as bookings_bp
@@ -114,7 +116,12 @@ def _register_blueprints(app: Flask) -> None:
     from booking.tenancy import operate_blueprint
 
     operate = operate_blueprint(
-        carrier_bp, resources_bp, carrier_bookings_bp, calendar_sources_bp, carrier_usage_bp
+        carrier_bp,
+        resources_bp,
+        carrier_bookings_bp,
+        calendar_sources_bp,
+        carrier_usage_bp,
+        rates_bp,
     )
     for blueprint in (
         catalogue_bp,

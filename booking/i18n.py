@@ -95,5 +95,8 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.jinja_env.filters["localtime"] = local_time
     app.jinja_env.filters["hhmm"] = minutes_to_hhmm
+    from booking.billing.money import format_yuan
+
+    app.jinja_env.filters["yuan"] = format_yuan
     app.jinja_env.globals["LOCALES"] = LOCALES
     app.jinja_env.globals["current_locale"] = current_locale

@@ -422,6 +422,28 @@ def create_booking(
     return booking
 
 
+def check_booking(
+    user: User,
+    resource_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    quantity: int = 1,
+    organisation_id: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """The rules' verdict without booking (the form's "check" button): raises BookingRefused."""
+    problems = _shape_problems(start, end)
+    if problems:
+        raise BookingRefused(problems)
+    resource = visible_resource(user, resource_id)
+    organisation_id = organisation_id or default_organisation_id(user)
+    ctx = _context(resource, user, organisation_id, start, end, now=now)
+    problems = rules.booking_problems(ResourcePolicy.of(resource), start, end, quantity, ctx)
+    if problems:
+        raise BookingRefused(problems)
+
+
 # --- modify, cancel, approve, reject ---------------------------------------------------------
 
 

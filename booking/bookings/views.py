@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
@@ -33,6 +34,12 @@ from booking.web import show_problems
 
 bp = Blueprint("bookings", __name__)
 
+TIER_NAMES = {
+    "resident": _l("resident"),
+    "member": _l("platform member"),
+    "external": _l("external"),
+}
+
 
 def _week_param(tz: str) -> date:
     raw = request.args.get("week", "")
@@ -47,8 +54,32 @@ def _organisation_choices(user) -> list[tuple[int, str]]:
     return [(m.organisation.id, m.organisation.name) for m in user.memberships]
 
 
+def bookings_check(resource, form, start, end):
+    """The rules' verdict on the form's booking without making it: None when it can be made."""
+    try:
+        service.check_booking(
+            current_user,
+            resource.id,
+            start,
+            end,
+            quantity=form.quantity.data,
+            organisation_id=form.organisation_id.data,
+        )
+    except service.BookingRefused as refused:
+        show_problems(form, refused)
+        return refused
+    return None
+
+
 def _book_page(
-    resource, form, status=200, preview=None, refused=None, next_free=None, next_free_form=None
+    resource,
+    form,
+    status=200,
+    preview=None,
+    refused=None,
+    next_free=None,
+    next_free_form=None,
+    estimate=None,
 ):
     tz = resource.carrier.timezone
     monday = _week_param(tz)
@@ -72,9 +103,11 @@ def _book_page(
         next_week=monday + timedelta(days=7),
         preview=preview,
         refused=refused,
+        estimate=estimate,
         next_free=next_free,
         next_free_form=next_free_form or NextFreeForm(request.args, prefix="next"),
         kind_labels=KIND_LABELS,
+        tier_labels=TIER_NAMES,
     ), status
 
 
@@ -112,6 +145,19 @@ def book(resource_id: int):
     rrule = form.rrule()
     action = request.form.get("action", "book")
     try:
+        if action == "check" and not rrule:
+            from booking.billing.service import estimate
+
+            service_check = bookings_check(resource, form, start, end)
+            return _book_page(
+                resource,
+                form,
+                200 if not service_check else service_check.status,
+                refused=service_check,
+                estimate=estimate(
+                    resource, form.organisation_id.data, start, end, form.quantity.data
+                ),
+            )
         if rrule and action == "check":
             occurrences = series_service.preview_series(
                 current_user,

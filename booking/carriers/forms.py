@@ -2,8 +2,8 @@ from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired
+from wtforms import EmailField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, NumberRange
 
 from booking.forms import REQUIRED_MESSAGE, PlainText
 
@@ -31,6 +31,27 @@ class CarrierForm(FlaskForm):
 
 
 class CarrierSettingsForm(FlaskForm):
+    free_cancellation_hours = IntegerField(
+        _l("Free cancellation until (hours before the start)"),
+        validators=[
+            InputRequired(REQUIRED_MESSAGE),
+            NumberRange(min=0, max=24 * 60, message=_l("Between %(min)d and %(max)d.")),
+        ],
+    )
+    late_cancellation_fee_percent = IntegerField(
+        _l("Late-cancellation fee (% of the booked charge)"),
+        validators=[
+            InputRequired(REQUIRED_MESSAGE),
+            NumberRange(min=0, max=100, message=_l("Between %(min)d and %(max)d.")),
+        ],
+    )
+    no_show_fee_percent = IntegerField(
+        _l("No-show fee (% of the booked charge)"),
+        validators=[
+            InputRequired(REQUIRED_MESSAGE),
+            NumberRange(min=0, max=100, message=_l("Between %(min)d and %(max)d.")),
+        ],
+    )
     name_zh = StringField(_l("Name (Chinese)"), validators=[PlainText(120)])
     name_en = StringField(_l("Name (English)"), validators=[PlainText(120)])
     address = StringField(_l("Address"), validators=[PlainText(200, required=False)])

@@ -30,6 +30,7 @@ class Carrier(db.Model):
     # this percentage of the booked charge (billed by the billing feature).
     free_cancellation_hours: Mapped[int] = mapped_column(Integer, default=24)
     late_cancellation_fee_percent: Mapped[int] = mapped_column(Integer, default=50)
+    no_show_fee_percent: Mapped[int] = mapped_column(Integer, default=100)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     staff = relationship("CarrierStaff", back_populates="carrier", cascade="all, delete-orphan")

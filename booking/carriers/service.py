@@ -98,7 +98,9 @@ def update_settings(
     timezone: str,
     description_zh: str = "",
     description_en: str = "",
+    policy: dict[str, int] | None = None,
 ) -> Carrier:
+    """`policy`: free_cancellation_hours, late_cancellation_fee_percent, no_show_fee_percent."""
     problems = (
         plain_text_problems(name_zh, "name_zh", 120)
         + plain_text_problems(name_en, "name_en", 120)
@@ -106,8 +108,24 @@ def update_settings(
     )
     if timezone not in available_timezones():
         problems.append(Problem("invalid_timezone", _l("Unknown time zone."), "timezone"))
+    limits = {
+        "free_cancellation_hours": 24 * 60,
+        "late_cancellation_fee_percent": 100,
+        "no_show_fee_percent": 100,
+    }
+    for name, value in (policy or {}).items():
+        if name not in limits or not isinstance(value, int) or not 0 <= value <= limits[name]:
+            problems.append(
+                Problem(
+                    "invalid_policy",
+                    _l("Between %(min)d and %(max)d.", min=0, max=limits.get(name, 0)),
+                    name,
+                )
+            )
     if problems:
         raise ServiceError(problems)
+    for name, value in (policy or {}).items():
+        setattr(carrier, name, value)
     carrier.name_zh, carrier.name_en = name_zh.strip(), name_en.strip()
     carrier.address, carrier.timezone = (address or "").strip(), timezone
     carrier.description_zh, carrier.description_en = description_zh or "", description_en or ""

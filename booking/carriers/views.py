@@ -79,6 +79,11 @@ def settings():
                 timezone=form.timezone.data,
                 description_zh=form.description_zh.data,
                 description_en=form.description_en.data,
+                policy={
+                    "free_cancellation_hours": form.free_cancellation_hours.data,
+                    "late_cancellation_fee_percent": form.late_cancellation_fee_percent.data,
+                    "no_show_fee_percent": form.no_show_fee_percent.data,
+                },
             )
         except ServiceError as error:
             show_problems(form, error)

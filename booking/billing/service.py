@@ -1,0 +1,140 @@
+"""Pricing use cases: rates (with history) and the estimate shown before booking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from booking.accounts.models import User
+from booking.billing import pricing
+from booking.billing.models import Rate
+from booking.billing.money import parse_yuan
+from booking.catalogue.models import Resource
+from booking.extensions import db
+from booking.orgs.models import Residency
+from booking.problems import Problem, ServiceError
+
+
+def rates_of(resource: Resource) -> list[Rate]:
+    return list(
+        db.session.scalars(
+            select(Rate)
+            .where(Rate.resource_id == resource.id)
+            .order_by(Rate.tier, Rate.effective_from.desc())
+        )
+    )
+
+
+def add_rate(
+    operator: User,
+    resource: Resource,
+    *,
+    tier: str,
+    unit: str,
+    price: str,
+    minimum: str = "0",
+    setup_fee: str = "0",
+    basis: str = pricing.BOOKED,
+    effective_from: date | None,
+) -> Rate:
+    problems = []
+    if tier not in pricing.TIERS:
+        problems.append(Problem("invalid_tier", _l("Unknown price tier."), "tier"))
+    if unit not in pricing.UNITS:
+        problems.append(Problem("invalid_unit", _l("Unknown charging unit."), "unit"))
+    if basis not in pricing.BASES:
+        problems.append(Problem("invalid_basis", _l("Unknown charge basis."), "basis"))
+    amounts = {}
+    for name, text in (
+        ("price", price),
+        ("minimum", minimum or "0"),
+        ("setup_fee", setup_fee or "0"),
+    ):
+        amounts[name] = parse_yuan(text)
+        if amounts[name] is None:
+            problems.append(
+                Problem(
+                    "invalid_amount",
+                    _l(
+                        "Enter an amount in yuan, not negative, with at most two decimals (e.g. 120.50)."
+                    ),
+                    name,
+                )
+            )
+    if effective_from is None:
+        problems.append(Problem("required", _l("This field is required."), "effective_from"))
+    if not problems and db.session.scalar(
+        select(Rate.id).where(
+            Rate.resource_id == resource.id,
+            Rate.tier == tier,
+            Rate.effective_from == effective_from,
+        )
+    ):
+        problems.append(
+            Problem(
+                "rate_exists",
+                _l(
+                    "A rate for this tier already starts on that day; start the new one on another day."
+                ),
+                "effective_from",
+            )
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    rate = Rate(
+        resource_id=resource.id,
+        tier=tier,
+        unit=unit,
+        price_fen=amounts["price"],
+        minimum_fen=amounts["minimum"],
+        setup_fee_fen=amounts["setup_fee"],
+        basis=basis,
+        effective_from=effective_from,
+        created_by_id=operator.id,
+    )
+    db.session.add(rate)
+    db.session.commit()
+    return rate
+
+
+def tier_of(organisation_id: int | None, carrier_id: int) -> str:
+    resident_at = (
+        db.session.scalars(
+            select(Residency.carrier_id).where(Residency.organisation_id == organisation_id)
+        )
+        if organisation_id
+        else []
+    )
+    return pricing.tier_for(carrier_id, resident_at)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    charge: pricing.Charge
+    tier: str
+    hours: float
+
+
+def estimate(
+    resource: Resource,
+    organisation_id: int | None,
+    start: datetime,
+    end: datetime,
+    quantity: int = 1,
+) -> Estimate | None:
+    """What a booking would cost at the rate in force on its day (booked time: the used time
+    is not known yet); None when the carrier has set no rate for the tier."""
+    if not (isinstance(start, datetime) and isinstance(end, datetime) and start < end):
+        return None
+    tier = tier_of(organisation_id, resource.carrier_id)
+    day = start.astimezone(ZoneInfo(resource.carrier.timezone)).date()
+    rate = pricing.rate_in_force([r.terms() for r in rates_of(resource)], tier, day)
+    if rate is None:
+        return None
+    minutes = int((end - start).total_seconds() // 60)
+    result = pricing.charge(rate, booked_minutes=minutes, quantity=quantity)
+    return Estimate(result, tier, minutes / 60)

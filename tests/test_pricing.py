@@ -1,0 +1,238 @@
+"""Money and pricing: pure rules with hypothesis, rates with history, the booking estimate."""
+
+import math
+from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from booking.billing import pricing
+from booking.billing.models import Rate
+from booking.billing.money import format_yuan, parse_yuan, round_fen
+from booking.billing.service import add_rate, estimate
+from booking.extensions import db
+from booking.problems import ServiceError
+from tests.booking_helpers import at, next_monday
+from tests.conftest import login, post_form
+from tests.factories import make_carrier, make_org, make_resource, make_user
+
+
+def test_parse_and_format_yuan():
+    assert (
+        parse_yuan("360") == 36000 and parse_yuan("¥1,234.56") == 123456 and parse_yuan("0.5") == 50
+    )
+    for bad in ("-1", "1.234", "abc", "", "NaN", "Infinity", "1e20", None):
+        assert parse_yuan(bad) is None, bad
+    assert format_yuan(123456) == "¥1,234.56" and format_yuan(5) == "¥0.05"
+    assert round_fen(Decimal("2.5")) == 3 and round_fen(Decimal("2.4999")) == 2
+    assert round_fen(Fraction(14630, 20)) == 732  # 731.5 exactly: the half goes up
+    assert round_fen(Fraction(14630, 20)) == 732  # 731.5 exactly: half goes up
+
+
+def test_tiers():
+    assert pricing.tier_for(1, [1, 2]) == "resident"
+    assert pricing.tier_for(1, [2]) == "member"
+    assert pricing.tier_for(1, []) == "external"
+
+
+def test_rate_history_picks_the_rate_in_force():
+    old = pricing.RateTerms("resident", "hour", 10000, date(2026, 1, 1))
+    new = pricing.RateTerms("resident", "hour", 12000, date(2026, 12, 1))
+    other = pricing.RateTerms("external", "hour", 30000, date(2025, 1, 1))
+    rates = [old, new, other]
+    assert pricing.rate_in_force(rates, "resident", date(2026, 11, 30)) == old
+    assert pricing.rate_in_force(rates, "resident", date(2026, 12, 1)) == new
+    assert pricing.rate_in_force(rates, "member", date(2026, 12, 1)) is None
+
+
+def test_units_bases_minimum_and_setup():
+    hourly = pricing.RateTerms(
+        "resident", "hour", 12000, date(2026, 1, 1), minimum_fen=20000, setup_fee_fen=5000
+    )
+    assert pricing.charge(hourly, booked_minutes=180).amount_fen == 36000 + 5000
+    small = pricing.charge(hourly, booked_minutes=30)
+    assert small.amount_fen == 20000 and small.minimum_applied
+    gpu = pricing.RateTerms("member", "quantity_hour", 1500, date(2026, 1, 1), basis="greater")
+    assert pricing.charge(gpu, booked_minutes=120, used_minutes=150, quantity=2).amount_fen == 7500
+    used = pricing.RateTerms("member", "hour", 999, date(2026, 1, 1), basis="used")
+    assert (
+        pricing.charge(used, booked_minutes=120, used_minutes=20).amount_fen == 333
+    )  # 332.999… → 333
+    daily = pricing.RateTerms("external", "day", 800000, date(2026, 1, 1))
+    assert pricing.charge(daily, booked_minutes=2 * 1440).amount_fen == 1600000
+    run = pricing.RateTerms("external", "run", 45000, date(2026, 1, 1))
+    assert pricing.charge(run, booked_minutes=999).amount_fen == 45000
+    assert pricing.fee(33333, 50) == 16667
+
+
+rate_terms = st.builds(
+    pricing.RateTerms,
+    tier=st.sampled_from(pricing.TIERS),
+    unit=st.sampled_from(pricing.UNITS),
+    price_fen=st.integers(0, 10**7),
+    effective_from=st.just(date(2026, 1, 1)),
+    minimum_fen=st.integers(0, 10**6),
+    setup_fee_fen=st.integers(0, 10**6),
+    basis=st.sampled_from(pricing.BASES),
+)
+
+
+@given(
+    rate=rate_terms,
+    booked=st.integers(1, 20000),
+    used=st.integers(1, 20000),
+    quantity=st.integers(1, 64),
+)
+def test_a_charge_is_exact_rounded_once_and_never_below_the_minimum(rate, booked, used, quantity):
+    result = pricing.charge(rate, booked_minutes=booked, used_minutes=used, quantity=quantity)
+    assert isinstance(result.amount_fen, int)
+    assert result.amount_fen >= rate.minimum_fen
+    minutes = Fraction(pricing.billed_minutes(rate.basis, booked, used))
+    exact = {
+        "hour": rate.price_fen * minutes / 60,
+        "day": rate.price_fen * minutes / 1440,
+        "quantity_hour": rate.price_fen * minutes / 60 * quantity,
+        "run": Fraction(rate.price_fen),
+    }[rate.unit]
+    exact = max(exact + rate.setup_fee_fen, Fraction(rate.minimum_fen))
+    # Rounded once, half-up: within half a fen, and exact halves go up.
+    assert abs(result.amount_fen - exact) <= Fraction(1, 2)
+    assert result.amount_fen == math.floor(exact + Fraction(1, 2))
+    longer = pricing.charge(
+        rate, booked_minutes=booked + 60, used_minutes=used + 60, quantity=quantity
+    )
+    assert longer.amount_fen >= result.amount_fen  # more time never costs less
+
+
+@pytest.fixture
+def priced(app):
+    op = make_user("op@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    sem = make_resource(carrier, "SEM")
+    resident, outsider = make_user("res@example.com"), make_user("out@example.com")
+    make_org("Resident Co", members=[resident], resident_at=[carrier])
+    make_org("Outside Co", members=[outsider])
+    return {"op": op, "carrier": carrier, "sem": sem, "resident": resident, "outsider": outsider}
+
+
+def test_rates_keep_history_and_refuse_bad_input(priced):
+    sem, op = priced["sem"], priced["op"]
+    add_rate(op, sem, tier="resident", unit="hour", price="120", effective_from=date(2026, 1, 1))
+    add_rate(
+        op,
+        sem,
+        tier="resident",
+        unit="hour",
+        price="150.50",
+        minimum="100",
+        effective_from=date(2027, 1, 1),
+    )
+    cases = [
+        (dict(price="-5"), "invalid_amount"),
+        (dict(price="1.234"), "invalid_amount"),
+        (dict(price="12", minimum="x"), "invalid_amount"),
+        (dict(price="1", tier="vip"), "invalid_tier"),
+        (dict(price="1", unit="minute"), "invalid_unit"),
+        (dict(price="1", basis="mood"), "invalid_basis"),
+        (dict(price="1", effective_from=date(2026, 1, 1)), "rate_exists"),
+    ]
+    for overrides, code in cases:
+        values = dict(tier="resident", unit="hour", effective_from=date(2026, 6, 1)) | overrides
+        with pytest.raises(ServiceError) as refused:
+            add_rate(op, sem, **values)
+        assert code in {p.code for p in refused.value.problems}, overrides
+    assert db.session.scalar(select(func.count(Rate.id))) == 2
+
+
+def test_estimate_uses_the_tier_and_the_rate_of_the_day(priced):
+    sem, op, m = priced["sem"], priced["op"], next_monday()
+    add_rate(
+        op,
+        sem,
+        tier="resident",
+        unit="hour",
+        price="120",
+        effective_from=m.date() - timedelta(days=30),
+    )
+    add_rate(
+        op,
+        sem,
+        tier="member",
+        unit="hour",
+        price="200",
+        effective_from=m.date() - timedelta(days=30),
+    )
+    add_rate(
+        op,
+        sem,
+        tier="resident",
+        unit="hour",
+        price="150",
+        effective_from=m.date() + timedelta(days=1),
+    )
+    resident_org = priced["resident"].memberships[0].organisation_id
+    e = estimate(sem, resident_org, at(m, 9), at(m, 12))
+    assert (e.charge.amount_fen, e.tier, e.hours) == (36000, "resident", 3)
+    later = estimate(sem, resident_org, at(m, 9) + timedelta(days=1), at(m, 12) + timedelta(days=1))
+    assert later.charge.amount_fen == 45000
+    outsider_org = priced["outsider"].memberships[0].organisation_id
+    assert estimate(sem, outsider_org, at(m, 9), at(m, 12)) is None  # no external rate set
+
+
+def test_estimate_on_the_booking_form_and_the_rates_page(client, priced):
+    sem, m = priced["sem"], next_monday()
+    login(client, "op@example.com")
+    page = f"/operate/CQ01/resources/{sem.id}/rates"
+    ok = post_form(
+        client,
+        page,
+        {
+            "tier": "resident",
+            "unit": "hour",
+            "price": "120",
+            "minimum": "0",
+            "setup_fee": "0",
+            "basis": "booked",
+            "effective_from": (m.date() - timedelta(days=7)).isoformat(),
+        },
+    )
+    assert ok.status_code == 302
+    bad = post_form(
+        client,
+        page,
+        {
+            "tier": "resident",
+            "unit": "hour",
+            "price": "-3",
+            "minimum": "0",
+            "setup_fee": "0",
+            "basis": "booked",
+            "effective_from": m.date().isoformat(),
+        },
+        headers={"Accept-Language": "en"},
+    )
+    assert bad.status_code == 422 and "at most two decimals" in bad.get_data(as_text=True)
+    assert "¥120.00" in client.get(page).get_data(as_text=True)
+    engineer = client.application.test_client()
+    login(engineer, "res@example.com")
+    org_id = priced["resident"].memberships[0].organisation_id
+    response = post_form(
+        engineer,
+        f"/resources/{sem.id}/book",
+        {
+            "day": m.date().isoformat(),
+            "start_time": "09:00",
+            "end_time": "12:00",
+            "quantity": "1",
+            "organisation_id": str(org_id),
+            "action": "check",
+        },
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 200
+    assert "About ¥360.00 for 3 h at the resident rate." in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Rate)) == 1
