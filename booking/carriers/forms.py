@@ -39,14 +39,14 @@ class CarrierSettingsForm(FlaskForm):
         ],
     )
     late_cancellation_fee_percent = IntegerField(
-        _l("Late-cancellation fee (% of the booked charge)"),
+        _l("Late-cancellation fee, in percent of the booked charge"),
         validators=[
             InputRequired(REQUIRED_MESSAGE),
             NumberRange(min=0, max=100, message=_l("Between %(min)d and %(max)d.")),
         ],
     )
     no_show_fee_percent = IntegerField(
-        _l("No-show fee (% of the booked charge)"),
+        _l("No-show fee, in percent of the booked charge"),
         validators=[
             InputRequired(REQUIRED_MESSAGE),
             NumberRange(min=0, max=100, message=_l("Between %(min)d and %(max)d.")),
