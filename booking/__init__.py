@@ -80,6 +80,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 def _register_models() -> None:
     # Import every model module so metadata (and Alembic) knows all tables.
     from booking.accounts import models as _a  # noqa: F401
+    from booking.billing import invoice_models as _inv  # noqa: F401
     from booking.billing import models as _bill  # noqa: F401
     from booking.bookings import models as _b  # noqa: F401
     from booking.calendars import models as _cal  # noqa: F401
@@ -98,6 +99,9 @@ def _register_blueprints(app: Flask) -> None:
     from booking.accounts.cli import users_cli
     from booking.accounts.views import bp as accounts_bp
     from booking.api.views import bp as api_bp
+    from booking.billing.cli import cli as invoices_cli
+    from booking.billing.invoice_views import bp as invoices_bp
+    from booking.billing.invoice_views import org_bp as org_invoices_bp
     from booking.billing.operate_views import bp as rates_bp
     from booking.bookings.cli import cli as bookings_cli
     from booking.bookings.operate_views import bp as carrier_bookings_bp
@@ -122,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
         calendar_sources_bp,
         carrier_usage_bp,
         rates_bp,
+        invoices_bp,
     )
     for blueprint in (
         catalogue_bp,
@@ -138,6 +143,8 @@ def _register_blueprints(app: Flask) -> None:
         calendars_bp,
         calendars_cli,
         metering_bp,
+        org_invoices_bp,
+        invoices_cli,
     ):
         app.register_blueprint(blueprint)
 

@@ -55,3 +55,13 @@ def resource_locked(resource_id: int) -> Iterator[Resource | None]:
     except BaseException:
         db.session.rollback()
         raise
+
+
+def lock_row(model, ident: int):
+    """Serialise a use case on one row (e.g. a carrier during its invoice run)."""
+    session = db.session()
+    if session.get_bind().dialect.name == "sqlite":
+        begin_write()
+    else:
+        session.scalar(select(model.id).where(model.id == ident).with_for_update())
+    return session.get(model, ident, populate_existing=True)

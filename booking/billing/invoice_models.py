@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from booking.extensions import db
+from booking.types import UTCDateTime, utcnow
+
+DRAFT, ISSUED = "draft", "issued"
+INVOICE, CREDIT_NOTE = "invoice", "credit_note"
+BOOKING_LINE, USAGE_LINE, NO_SHOW_LINE, LATE_CANCEL_LINE, ADJUSTMENT_LINE = (
+    "booking",
+    "usage",
+    "no_show",
+    "late_cancel",
+    "adjustment",
+)
+
+
+class Invoice(db.Model):
+    """One organisation's charges at one carrier for one billing period. Drafts change;
+    issued invoices never do (corrections are credit notes)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("carrier_id", "number"),
+        # At most one open draft per organisation, carrier and period: a second run adds to it.
+        Index(
+            "uq_invoices_one_draft",
+            "carrier_id",
+            "organisation_id",
+            "period",
+            unique=True,
+            sqlite_where=text("status = 'draft'"),
+            postgresql_where=text("status = 'draft'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(
+        ForeignKey("carriers.id", ondelete="CASCADE"), index=True
+    )
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    kind: Mapped[str] = mapped_column(String(16), default=INVOICE)
+    status: Mapped[str] = mapped_column(String(16), default=DRAFT)
+    number: Mapped[str | None] = mapped_column(String(32))
+    credits_invoice_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoices.id", ondelete="SET NULL")
+    )
+    total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    carrier = relationship("Carrier", lazy="joined")
+    organisation = relationship("Organisation", lazy="joined")
+    lines = relationship(
+        "InvoiceLine", order_by="InvoiceLine.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class InvoiceLine(db.Model):
+    """One charge, with where it came from and how it was priced (a snapshot of the rate)."""
+
+    __tablename__ = "invoice_lines"
+    __table_args__ = (
+        # Nothing is billed twice: one line per source and kind, across all invoices.
+        Index(
+            "uq_invoice_lines_source",
+            "source_kind",
+            "source_id",
+            unique=True,
+            sqlite_where=text("source_id IS NOT NULL"),
+            postgresql_where=text("source_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(
+        ForeignKey("invoices.id", ondelete="CASCADE"), index=True
+    )
+    source_kind: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[int | None] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    minutes: Mapped[int] = mapped_column(Integer, default=0)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    tier: Mapped[str] = mapped_column(String(16), default="")
+    unit: Mapped[str] = mapped_column(String(16), default="")
+    price_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class InvoiceCounter(db.Model):
+    """The last number issued per carrier and year: locked while issuing, so numbers have no gaps."""
+
+    __tablename__ = "invoice_counters"
+
+    carrier_id: Mapped[int] = mapped_column(
+        ForeignKey("carriers.id", ondelete="CASCADE"), primary_key=True
+    )
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)

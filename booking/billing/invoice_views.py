@@ -1,0 +1,251 @@
+"""Invoice pages: operators run, adjust, issue, credit and export; organisation managers read."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import InputRequired
+
+from booking.accounts.forms import EmptyForm
+from booking.billing import invoices as service
+from booking.forms import REQUIRED_MESSAGE
+from booking.problems import ServiceError
+from booking.web import show_problems
+
+bp = Blueprint("invoices", __name__)  # under /operate/<code>/
+org_bp = Blueprint("org_invoices", __name__)
+
+LINE_KINDS = {
+    "booking": _l("booking"),
+    "usage": _l("use without booking"),
+    "no_show": _l("no-show fee"),
+    "late_cancel": _l("late-cancellation fee"),
+    "adjustment": _l("adjustment"),
+}
+
+
+class RunForm(FlaskForm):
+    period = StringField(_l("Period (YYYY-MM)"), validators=[InputRequired(REQUIRED_MESSAGE)])
+
+
+class AdjustForm(FlaskForm):
+    description = StringField(_l("Description"))
+    amount = StringField(
+        _l("Amount in yuan (negative for a discount)"), validators=[InputRequired(REQUIRED_MESSAGE)]
+    )
+    reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED_MESSAGE)])
+
+
+class CreditForm(FlaskForm):
+    amount = StringField(
+        _l("Amount to credit (yuan)"), validators=[InputRequired(REQUIRED_MESSAGE)]
+    )
+    reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED_MESSAGE)])
+
+
+def _list(form=None, status=200):
+    if form is None:
+        form = RunForm(formdata=None)
+        form.period.data = datetime.now(ZoneInfo(g.carrier.timezone)).strftime("%Y-%m")
+    return render_template(
+        "billing/invoices.html",
+        form=form,
+        invoices=service.carrier_invoices(g.carrier),
+        empty_form=EmptyForm(),
+    ), status
+
+
+@bp.get("/invoices")
+def index():
+    return _list()
+
+
+@bp.post("/invoices/run")
+def run():
+    form = RunForm()
+    if form.validate_on_submit():
+        try:
+            result = service.run_invoices(g.carrier, form.period.data)
+        except ServiceError as error:
+            show_problems(form, error)
+            return _list(form, 422)
+        flash(
+            _(
+                "%(n)d lines added to %(m)d draft invoices.",
+                n=result.lines_added,
+                m=len(result.invoices),
+            ),
+            "success",
+        )
+        if result.unpriced:
+            flash(
+                _(
+                    "%(n)d items were skipped because no rate was in force for them.",
+                    n=result.unpriced,
+                ),
+                "error",
+            )
+        return redirect(url_for(".index"))
+    return _list(form, 422)
+
+
+def _detail(invoice, adjust_form=None, credit_form=None, status=200):
+    return render_template(
+        "billing/invoice.html",
+        invoice=invoice,
+        kinds=LINE_KINDS,
+        staff=True,
+        adjust_form=adjust_form or AdjustForm(formdata=None),
+        credit_form=credit_form or CreditForm(formdata=None),
+        empty_form=EmptyForm(),
+    ), status
+
+
+@bp.get("/invoices/<invoice_id>")
+def detail(invoice_id):
+    return _detail(service._of_carrier(g.carrier, invoice_id))
+
+
+@bp.post("/invoices/<invoice_id>/adjust")
+def adjust(invoice_id):
+    invoice = service._of_carrier(g.carrier, invoice_id)
+    form = AdjustForm()
+    if form.validate_on_submit():
+        try:
+            service.adjust(
+                current_user,
+                g.carrier,
+                invoice.id,
+                form.description.data,
+                form.amount.data,
+                form.reason.data,
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+            return _detail(invoice, adjust_form=form, status=error.status)
+        flash(_("Line added."), "success")
+        return redirect(url_for(".detail", invoice_id=invoice.id))
+    return _detail(invoice, adjust_form=form, status=422)
+
+
+@bp.post("/invoices/<invoice_id>/issue")
+def issue(invoice_id):
+    if EmptyForm().validate_on_submit():
+        try:
+            invoice = service.issue(current_user, g.carrier, invoice_id)
+            flash(_("Invoice %(number)s issued.", number=invoice.number), "success")
+        except ServiceError as error:
+            if error.status == 404:
+                raise
+            show_problems(None, error)
+    return redirect(url_for(".detail", invoice_id=invoice_id))
+
+
+@bp.post("/invoices/<invoice_id>/credit")
+def credit(invoice_id):
+    invoice = service._of_carrier(g.carrier, invoice_id)
+    form = CreditForm()
+    if form.validate_on_submit():
+        try:
+            note = service.credit_note(
+                current_user, g.carrier, invoice.id, form.amount.data, form.reason.data
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+            return _detail(invoice, credit_form=form, status=error.status)
+        flash(_("Credit note %(number)s issued.", number=note.number), "success")
+        return redirect(url_for(".detail", invoice_id=note.id))
+    return _detail(invoice, credit_form=form, status=422)
+
+
+@bp.post("/invoices/<invoice_id>/paid")
+def paid(invoice_id):
+    if EmptyForm().validate_on_submit():
+        try:
+            service.mark_paid(g.carrier, invoice_id, request.form.get("paid") == "1")
+        except ServiceError as error:
+            if error.status == 404:
+                raise
+            show_problems(None, error)
+    return redirect(url_for(".detail", invoice_id=invoice_id))
+
+
+@bp.get("/invoices/export.csv")
+def export():
+    """Every line of the carrier's invoices (a period with ?period=), for accounting."""
+    period = request.args.get("period") or None
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "number",
+            "status",
+            "period",
+            "organisation",
+            "line",
+            "kind",
+            "description",
+            "start",
+            "minutes",
+            "quantity",
+            "tier",
+            "unit",
+            "price_fen",
+            "amount_fen",
+            "reason",
+        ]
+    )
+    for invoice in service.carrier_invoices(g.carrier, period):
+        for line in invoice.lines:
+            writer.writerow(
+                [
+                    invoice.number or "",
+                    invoice.status,
+                    invoice.period,
+                    invoice.organisation.name,
+                    line.id,
+                    line.source_kind,
+                    line.description,
+                    line.started_at.isoformat() if line.started_at else "",
+                    line.minutes,
+                    line.quantity,
+                    line.tier,
+                    line.unit,
+                    line.price_fen,
+                    line.amount_fen,
+                    line.reason,
+                ]
+            )
+    return Response(
+        "\ufeff" + out.getvalue(),
+        content_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="invoices-{g.carrier.code}-{period or "all"}.csv"'
+        },
+    )
+
+
+@org_bp.get("/organisations/<int:org_id>/invoices")
+@login_required
+def org_index(org_id: int):
+    return render_template(
+        "billing/org_invoices.html",
+        invoices=service.organisation_invoices(current_user, org_id),
+        org_id=org_id,
+    )
+
+
+@org_bp.get("/invoices/<int:invoice_id>")
+@login_required
+def org_detail(invoice_id: int):
+    invoice = service.organisation_invoice(current_user, invoice_id)
+    return render_template("billing/invoice.html", invoice=invoice, kinds=LINE_KINDS, staff=False)

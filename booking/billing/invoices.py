@@ -1,0 +1,489 @@
+"""Invoices: the period run (drafts from what is not yet billed), adjustments, issuing with
+gap-free numbers, credit notes, payment marks. Each run and each issue serialises on a row
+in the database, and a unique index on (source kind, source id) means nothing is billed twice."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from booking.accounts.models import User
+from booking.billing import pricing
+from booking.billing.invoice_models import (
+    ADJUSTMENT_LINE,
+    BOOKING_LINE,
+    CREDIT_NOTE,
+    DRAFT,
+    ISSUED,
+    LATE_CANCEL_LINE,
+    NO_SHOW_LINE,
+    USAGE_LINE,
+    Invoice,
+    InvoiceCounter,
+    InvoiceLine,
+)
+from booking.billing.models import Rate
+from booking.billing.money import parse_yuan
+from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, BookingEvent
+from booking.carriers.models import Carrier
+from booking.catalogue.models import Resource
+from booking.extensions import db
+from booking.i18n import pick
+from booking.locking import lock_row
+from booking.metering.models import UsageRecord
+from booking.orgs.models import MANAGER, Membership, Residency
+from booking.problems import NotFound, Problem, ServiceError
+from booking.tenancy import is_staff_of
+from booking.types import utcnow
+
+PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def period_window(period: str, tz: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The month in the carrier's local time, as UTC bounds; refuses malformed or future periods."""
+    match = PERIOD.match((period or "").strip())
+    if not match:
+        raise ServiceError(
+            Problem("invalid_period", _l("Write the period as YYYY-MM, e.g. 2026-11."), "period"),
+            422,
+        )
+    year, month = int(match.group(1)), int(match.group(2))
+    zone = ZoneInfo(tz)
+    start = datetime.combine(date(year, month, 1), time(0), tzinfo=zone)
+    end = datetime.combine(date(year + month // 12, month % 12 + 1, 1), time(0), tzinfo=zone)
+    if start > (now or utcnow()) or year < 2000:
+        raise ServiceError(
+            Problem("future_period", _l("This period has not started yet."), "period"), 422
+        )
+    return start, end
+
+
+@dataclass
+class Item:
+    """A charge found by the run, not yet on any invoice."""
+
+    organisation_id: int
+    kind: str
+    source_id: int
+    description: str
+    started_at: datetime
+    minutes: int
+    quantity: int
+    tier: str
+    rate: pricing.RateTerms
+    amount_fen: int
+
+
+@dataclass
+class RunResult:
+    invoices: list[Invoice] = field(default_factory=list)
+    lines_added: int = 0
+    unpriced: int = 0  # items skipped because no rate was in force for their tier
+
+
+def _rates(resource_ids) -> dict[int, list[pricing.RateTerms]]:
+    found: dict[int, list[pricing.RateTerms]] = defaultdict(list)
+    for rate in db.session.scalars(select(Rate).where(Rate.resource_id.in_(resource_ids))):
+        found[rate.resource_id].append(rate.terms())
+    return found
+
+
+def _tiers(carrier_id: int, organisation_ids) -> dict[int, str]:
+    resident_at: dict[int, set[int]] = defaultdict(set)
+    for org_id, c_id in db.session.execute(
+        select(Residency.organisation_id, Residency.carrier_id).where(
+            Residency.organisation_id.in_(organisation_ids)
+        )
+    ):
+        resident_at[org_id].add(c_id)
+    return {org: pricing.tier_for(carrier_id, resident_at[org]) for org in organisation_ids}
+
+
+def _billed(kind: str) -> set[int]:
+    return set(
+        db.session.scalars(
+            select(InvoiceLine.source_id).where(
+                InvoiceLine.source_kind == kind, InvoiceLine.source_id.is_not(None)
+            )
+        )
+    )
+
+
+def billable_items(
+    carrier: Carrier, window_from: datetime, window_until: datetime
+) -> tuple[list[Item], int]:
+    """Completed bookings, use without a booking, no-shows and late cancellations of the
+    period that are on no invoice yet, priced at the rate in force on their day."""
+    zone = ZoneInfo(carrier.timezone)
+    resources = {
+        r.id: r
+        for r in db.session.scalars(select(Resource).where(Resource.carrier_id == carrier.id))
+    }
+    if not resources:
+        return [], 0
+    rates = _rates(list(resources))
+    in_period = (Booking.end_at > window_from) & (Booking.end_at <= window_until)
+    bookings = (
+        db.session.scalars(
+            select(Booking).where(
+                Booking.resource_id.in_(list(resources)),
+                Booking.status.in_((COMPLETED, NO_SHOW, CANCELLED)),
+                (in_period)
+                | (
+                    (Booking.status == CANCELLED)
+                    & (Booking.start_at >= window_from)
+                    & (Booking.start_at < window_until)
+                ),
+            )
+        )
+        .unique()
+        .all()
+    )
+    walk_ups = db.session.scalars(
+        select(UsageRecord).where(
+            UsageRecord.carrier_id == carrier.id,
+            UsageRecord.booking_id.is_(None),
+            UsageRecord.end_at.is_not(None),
+            UsageRecord.end_at > window_from,
+            UsageRecord.end_at <= window_until,
+            UsageRecord.waived.is_(False),
+            UsageRecord.organisation_id.is_not(None),
+        )
+    ).all()
+    used: dict[int, tuple[int, bool]] = {}
+    booking_ids = [b.id for b in bookings]
+    if booking_ids:
+        for u in db.session.scalars(
+            select(UsageRecord).where(UsageRecord.booking_id.in_(booking_ids))
+        ):
+            minutes, waived = used.get(u.booking_id, (0, False))
+            if u.end_at is not None:
+                minutes += int((u.end_at - u.start_at).total_seconds() // 60)
+            used[u.booking_id] = (minutes, waived or u.waived)
+    late = set()
+    if booking_ids:
+        for event in db.session.scalars(
+            select(BookingEvent).where(
+                BookingEvent.booking_id.in_(booking_ids), BookingEvent.action == "cancelled"
+            )
+        ):
+            if (event.details or {}).get("late"):
+                late.add(event.booking_id)
+    tiers = _tiers(
+        carrier.id, {b.organisation_id for b in bookings} | {u.organisation_id for u in walk_ups}
+    )
+    billed = {
+        kind: _billed(kind) for kind in (BOOKING_LINE, USAGE_LINE, NO_SHOW_LINE, LATE_CANCEL_LINE)
+    }
+    items, unpriced = [], 0
+
+    def price(resource, org_id, start, booked, used_minutes, quantity):
+        rate = pricing.rate_in_force(
+            rates[resource.id], tiers[org_id], start.astimezone(zone).date()
+        )
+        if rate is None:
+            return None
+        return rate, pricing.charge(
+            rate, booked_minutes=booked, used_minutes=used_minutes, quantity=quantity
+        )
+
+    for b in bookings:
+        resource = resources[b.resource_id]
+        booked = int((b.end_at - b.start_at).total_seconds() // 60)
+        if b.status == COMPLETED:
+            kind, minutes_used = BOOKING_LINE, used.get(b.id, (None, False))
+            if b.id in billed[kind] or minutes_used[1]:  # already billed, or waived by an operator
+                continue
+        elif b.status == NO_SHOW:
+            kind, minutes_used = NO_SHOW_LINE, (None, False)
+        else:
+            if b.id not in late:
+                continue
+            kind, minutes_used = LATE_CANCEL_LINE, (None, False)
+        if b.id in billed[kind]:
+            continue
+        priced = price(resource, b.organisation_id, b.start_at, booked, minutes_used[0], b.quantity)
+        if priced is None:
+            unpriced += 1
+            continue
+        rate, result = priced
+        amount = result.amount_fen
+        if kind == NO_SHOW_LINE:
+            amount = pricing.fee(amount, carrier.no_show_fee_percent)
+        elif kind == LATE_CANCEL_LINE:
+            amount = pricing.fee(amount, carrier.late_cancellation_fee_percent)
+        items.append(
+            Item(
+                b.organisation_id,
+                kind,
+                b.id,
+                pick(resource.name_zh, resource.name_en, "zh"),
+                b.start_at,
+                result.billed_minutes,
+                b.quantity,
+                tiers[b.organisation_id],
+                rate,
+                amount,
+            )
+        )
+    for u in walk_ups:
+        if u.id in billed[USAGE_LINE]:
+            continue
+        resource = resources[u.resource_id]
+        minutes = int((u.end_at - u.start_at).total_seconds() // 60)
+        priced = price(resource, u.organisation_id, u.start_at, minutes, minutes, u.quantity)
+        if priced is None:
+            unpriced += 1
+            continue
+        rate, result = priced
+        items.append(
+            Item(
+                u.organisation_id,
+                USAGE_LINE,
+                u.id,
+                pick(resource.name_zh, resource.name_en, "zh"),
+                u.start_at,
+                minutes,
+                u.quantity,
+                tiers[u.organisation_id],
+                rate,
+                result.amount_fen,
+            )
+        )
+    return items, unpriced
+
+
+def _recount(invoice: Invoice) -> None:
+    invoice.total_fen = sum(line.amount_fen for line in invoice.lines)
+
+
+def run_invoices(carrier: Carrier, period: str, now: datetime | None = None) -> RunResult:
+    """Create or extend this period's drafts with everything not yet billed. Runs of one
+    carrier are serialised on its row; running again adds only what is new."""
+    window = period_window(period, carrier.timezone, now)
+    result = RunResult()
+    carrier = lock_row(Carrier, carrier.id)
+    items, result.unpriced = billable_items(carrier, *window)
+    by_org: dict[int, list[Item]] = defaultdict(list)
+    for item in items:
+        by_org[item.organisation_id].append(item)
+    for org_id, org_items in sorted(by_org.items()):
+        invoice = db.session.scalar(
+            select(Invoice).where(
+                Invoice.carrier_id == carrier.id,
+                Invoice.organisation_id == org_id,
+                Invoice.period == period.strip(),
+                Invoice.status == DRAFT,
+            )
+        )
+        if invoice is None:
+            invoice = Invoice(carrier_id=carrier.id, organisation_id=org_id, period=period.strip())
+            db.session.add(invoice)
+        for item in org_items:
+            invoice.lines.append(
+                InvoiceLine(
+                    source_kind=item.kind,
+                    source_id=item.source_id,
+                    description=item.description,
+                    started_at=item.started_at,
+                    minutes=item.minutes,
+                    quantity=item.quantity,
+                    tier=item.tier,
+                    unit=item.rate.unit,
+                    price_fen=item.rate.price_fen,
+                    amount_fen=item.amount_fen,
+                )
+            )
+            result.lines_added += 1
+        _recount(invoice)
+        result.invoices.append(invoice)
+    db.session.commit()
+    return result
+
+
+def _draft(carrier: Carrier, invoice_id) -> Invoice:
+    invoice = _of_carrier(carrier, invoice_id)
+    if invoice.status != DRAFT:
+        raise ServiceError(
+            Problem("issued", _l("Issued invoices never change: make a credit note instead.")), 409
+        )
+    return invoice
+
+
+def _of_carrier(carrier: Carrier, invoice_id) -> Invoice:
+    try:
+        invoice = db.session.get(Invoice, int(invoice_id))
+    except (TypeError, ValueError):
+        invoice = None
+    if invoice is None or invoice.carrier_id != carrier.id:
+        raise NotFound()
+    return invoice
+
+
+def _amount_and_reason(amount: str, reason: str, allow_negative: bool = True) -> tuple[int, str]:
+    problems = []
+    text = (amount or "").strip()
+    negative = allow_negative and text.startswith("-")
+    fen = parse_yuan(text[1:] if negative else text)
+    if fen is None or fen == 0:
+        problems.append(
+            Problem(
+                "invalid_amount",
+                _l(
+                    "Enter an amount in yuan, not negative, with at most two decimals (e.g. 120.50)."
+                ),
+                "amount",
+            )
+        )
+    if not (reason or "").strip():
+        problems.append(Problem("reason_required", _l("Give a reason."), "reason"))
+    if problems:
+        raise ServiceError(problems, 422)
+    return (-fen if negative else fen), reason.strip()
+
+
+def adjust(
+    operator: User, carrier: Carrier, invoice_id, description: str, amount: str, reason: str
+) -> Invoice:
+    """An explicit line on a draft (a discount is a negative amount), with its reason."""
+    invoice = _draft(carrier, invoice_id)
+    fen, reason = _amount_and_reason(amount, reason)
+    invoice.lines.append(
+        InvoiceLine(
+            source_kind=ADJUSTMENT_LINE,
+            description=(description or "").strip()[:200] or reason,
+            amount_fen=fen,
+            reason=reason,
+            created_by_id=operator.id,
+        )
+    )
+    _recount(invoice)
+    db.session.commit()
+    return invoice
+
+
+def _next_number(carrier: Carrier, year: int) -> str:
+    counter = db.session.get(InvoiceCounter, (carrier.id, year))
+    if counter is None:
+        counter = InvoiceCounter(carrier_id=carrier.id, year=year, last=0)
+        db.session.add(counter)
+    counter.last += 1
+    return f"{carrier.code}-{year}-{counter.last:04d}"
+
+
+def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = None) -> Invoice:
+    """Number the draft (gap-free per carrier and year) and freeze it."""
+    now = now or utcnow()
+    carrier = lock_row(Carrier, carrier.id)  # one issuer at a time per carrier: no gaps, no twins
+    invoice = _draft(carrier, invoice_id)
+    year = now.astimezone(ZoneInfo(carrier.timezone)).year
+    invoice.number = _next_number(carrier, year)
+    invoice.status, invoice.issued_at, invoice.issued_by_id = ISSUED, now, operator.id
+    db.session.commit()
+    return invoice
+
+
+def credit_note(
+    operator: User,
+    carrier: Carrier,
+    invoice_id,
+    amount: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Invoice:
+    """A correction of an issued invoice: a new, numbered document that references it."""
+    original = _of_carrier(carrier, invoice_id)
+    if original.status != ISSUED or original.kind == CREDIT_NOTE:
+        raise ServiceError(Problem("not_issued", _l("Only issued invoices can be credited.")), 409)
+    fen, reason = _amount_and_reason(amount, reason, allow_negative=False)
+    already = db.session.scalar(
+        select(func.coalesce(func.sum(Invoice.total_fen), 0)).where(
+            Invoice.credits_invoice_id == original.id
+        )
+    )
+    if fen > original.total_fen + already:  # credit notes are negative
+        raise ServiceError(
+            Problem(
+                "too_much", _l("A credit cannot exceed what is left of the invoice."), "amount"
+            ),
+            422,
+        )
+    note = Invoice(
+        carrier_id=carrier.id,
+        organisation_id=original.organisation_id,
+        period=original.period,
+        kind=CREDIT_NOTE,
+        credits_invoice_id=original.id,
+    )
+    with force_locale("zh"):
+        note.lines.append(
+            InvoiceLine(
+                source_kind=ADJUSTMENT_LINE,
+                description=_("Credit for %(number)s", number=original.number),
+                amount_fen=-fen,
+                reason=reason,
+                created_by_id=operator.id,
+            )
+        )
+    _recount(note)
+    db.session.add(note)
+    db.session.flush()
+    return issue(operator, carrier, note.id, now)
+
+
+def mark_paid(carrier: Carrier, invoice_id, paid: bool, now: datetime | None = None) -> Invoice:
+    invoice = _of_carrier(carrier, invoice_id)
+    if invoice.status != ISSUED:
+        raise ServiceError(Problem("not_issued", _l("Only issued invoices can be paid.")), 409)
+    invoice.paid_at = (now or utcnow()) if paid else None
+    db.session.commit()
+    return invoice
+
+
+def carrier_invoices(carrier: Carrier, period: str | None = None) -> list[Invoice]:
+    stmt = select(Invoice).where(Invoice.carrier_id == carrier.id)
+    if period:
+        stmt = stmt.where(Invoice.period == period)
+    return list(db.session.scalars(stmt.order_by(Invoice.period.desc(), Invoice.id)).unique())
+
+
+def organisation_invoices(user: User, organisation_id: int) -> list[Invoice]:
+    """Issued invoices and credit notes of an organisation, for its managers."""
+    if not db.session.scalar(
+        select(Membership.id).where(
+            Membership.user_id == user.id,
+            Membership.organisation_id == organisation_id,
+            Membership.role == MANAGER,
+        )
+    ):
+        raise NotFound()
+    return list(
+        db.session.scalars(
+            select(Invoice)
+            .where(Invoice.organisation_id == organisation_id, Invoice.status == ISSUED)
+            .order_by(Invoice.issued_at.desc())
+        ).unique()
+    )
+
+
+def organisation_invoice(user: User, invoice_id) -> Invoice:
+    try:
+        invoice = db.session.get(Invoice, int(invoice_id))
+    except (TypeError, ValueError):
+        invoice = None
+    if invoice is None or invoice.status != ISSUED:
+        raise NotFound()
+    organisation_invoices(user, invoice.organisation_id)  # 404 unless a manager
+    return invoice
+
+
+def may_see_as_staff(user: User, invoice: Invoice) -> bool:
+    return is_staff_of(user, invoice.carrier_id)

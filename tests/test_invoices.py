@@ -1,0 +1,253 @@
+"""Invoice runs, issuing and credit notes (both databases)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from booking.billing import invoices
+from booking.billing.invoice_models import Invoice, InvoiceLine
+from booking.billing.service import add_rate
+from booking.bookings import service as bookings
+from booking.bookings.models import Booking
+from booking.extensions import db
+from booking.metering import service as metering
+from booking.problems import ServiceError
+from tests.booking_helpers import SH
+from tests.conftest import login, post_form
+from tests.factories import make_carrier, make_org, make_resource, make_user
+
+
+def last_month() -> tuple[str, datetime]:
+    first_of_this = datetime.now(SH).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    monday = first_of_this - timedelta(days=20)
+    monday -= timedelta(days=monday.weekday())
+    return monday.strftime("%Y-%m"), monday
+
+
+@pytest.fixture
+def billed(app):
+    op = make_user("op@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    eng = make_user("eng@example.com")
+    manager = make_user("boss@example.com")
+    org = make_org("Startup", members=[eng], managers=[manager], resident_at=[carrier])
+    sem = make_resource(carrier, "SEM")
+    gpu = make_resource(carrier, "GPU", kind="compute", capacity=4, always_open=True)
+    add_rate(op, sem, tier="resident", unit="hour", price="120", effective_from=date(2020, 1, 1))
+    add_rate(
+        op,
+        gpu,
+        tier="resident",
+        unit="quantity_hour",
+        price="15",
+        basis="used",
+        effective_from=date(2020, 1, 1),
+    )
+    period, monday = last_month()
+    return {
+        "op": op,
+        "carrier": carrier,
+        "eng": eng,
+        "manager": manager,
+        "org": org,
+        "sem": sem,
+        "gpu": gpu,
+        "period": period,
+        "day": monday,
+    }
+
+
+def used_booking(w, hour: int, hours: int = 2) -> Booking:
+    start = w["day"].replace(hour=hour)
+    booking = bookings.create_booking(
+        w["eng"], w["sem"].id, start, start + timedelta(hours=hours), now=start - timedelta(days=1)
+    )
+    usage = metering.check_in(w["eng"], booking.id, now=start)
+    metering.check_out(w["eng"], usage.id, now=start + timedelta(hours=hours))
+    return booking
+
+
+def walk_up(w, hour: int, minutes: int, quantity: int):
+    start = w["day"].replace(hour=hour)
+    usage = metering.walk_up(w["eng"], w["gpu"].id, quantity=quantity, now=start)
+    return metering.check_out(w["eng"], usage.id, now=start + timedelta(minutes=minutes))
+
+
+def test_run_bills_each_thing_once(billed):
+    used_booking(billed, 10)
+    walk_up(billed, 14, 90, 2)
+    result = invoices.run_invoices(billed["carrier"], billed["period"])
+    (invoice,) = result.invoices
+    assert sorted((line.source_kind, line.amount_fen) for line in invoice.lines) == [
+        ("booking", 24000),
+        ("usage", 4500),
+    ]  # 2 h × ¥120; 1.5 h × 2 GPUs × ¥15
+    assert invoice.total_fen == 28500 and invoice.status == "draft"
+    again = invoices.run_invoices(billed["carrier"], billed["period"])
+    assert again.lines_added == 0
+    used_booking(billed, 16, 1)
+    more = invoices.run_invoices(billed["carrier"], billed["period"])
+    assert more.lines_added == 1 and more.invoices[0].id == invoice.id
+    assert db.session.scalar(select(func.count(Invoice.id))) == 1
+    assert db.session.get(Invoice, invoice.id).total_fen == 28500 + 12000
+
+
+def test_no_show_and_late_cancellation_fees(billed):
+    start = billed["day"].replace(hour=9)
+    missed = bookings.create_booking(
+        billed["eng"],
+        billed["sem"].id,
+        start,
+        start + timedelta(hours=1),
+        now=start - timedelta(days=2),
+    )
+    db.session.get(Booking, missed.id).status = "no_show"  # the scheduler marks these
+    db.session.commit()
+    late = bookings.create_booking(
+        billed["eng"],
+        billed["sem"].id,
+        start + timedelta(hours=3),
+        start + timedelta(hours=5),
+        now=start - timedelta(days=2),
+    )
+    bookings.cancel_booking(billed["eng"], late.id, now=start)
+    early = bookings.create_booking(
+        billed["eng"],
+        billed["sem"].id,
+        start + timedelta(hours=6),
+        start + timedelta(hours=7),
+        now=start - timedelta(days=2),
+    )
+    bookings.cancel_booking(billed["eng"], early.id, now=start - timedelta(days=2))
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    assert sorted((line.source_kind, line.amount_fen) for line in invoice.lines) == [
+        ("late_cancel", 12000),  # 50 % of 2 h × ¥120
+        ("no_show", 12000),  # 100 % of 1 h × ¥120
+    ]
+
+
+def test_issue_numbers_are_gap_free_and_issued_invoices_never_change(billed):
+    used_booking(billed, 10)
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    with pytest.raises(ServiceError) as no_reason:
+        invoices.adjust(billed["op"], billed["carrier"], invoice.id, "Discount", "-20", "")
+    assert no_reason.value.code == "reason_required"
+    invoices.adjust(
+        billed["op"], billed["carrier"], invoice.id, "Startup discount", "-40", "First month"
+    )
+    issued = invoices.issue(billed["op"], billed["carrier"], invoice.id)
+    year = datetime.now(SH).year
+    assert issued.number == f"CQ01-{year}-0001" and issued.total_fen == 24000 - 4000
+    with pytest.raises(ServiceError) as frozen:
+        invoices.adjust(billed["op"], billed["carrier"], invoice.id, "x", "1", "late change")
+    assert frozen.value.status == 409
+    with pytest.raises(ServiceError):
+        invoices.issue(billed["op"], billed["carrier"], invoice.id)
+    with pytest.raises(ServiceError) as too_much:
+        invoices.credit_note(billed["op"], billed["carrier"], invoice.id, "500", "wrong")
+    assert too_much.value.code == "too_much"
+    note = invoices.credit_note(
+        billed["op"], billed["carrier"], invoice.id, "50", "Fifteen minutes of downtime"
+    )
+    assert (
+        note.number == f"CQ01-{year}-0002"
+        and note.total_fen == -5000
+        and note.credits_invoice_id == invoice.id
+    )
+    # New use after issuing goes on a new draft for the same period, never on the issued one.
+    used_booking(billed, 16, 1)
+    (supplement,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    assert supplement.id != invoice.id and supplement.total_fen == 12000
+    assert (
+        invoices.issue(billed["op"], billed["carrier"], supplement.id).number == f"CQ01-{year}-0003"
+    )
+
+
+def test_bad_periods(billed):
+    for period, code in [
+        ("2026-13", "invalid_period"),
+        ("Nov 2026", "invalid_period"),
+        ("", "invalid_period"),
+        ((datetime.now(SH) + timedelta(days=40)).strftime("%Y-%m"), "future_period"),
+    ]:
+        with pytest.raises(ServiceError) as refused:
+            invoices.run_invoices(billed["carrier"], period)
+        assert refused.value.code == code, period
+    assert db.session.scalar(select(func.count(Invoice.id))) == 0
+
+
+def test_two_runs_at_once_bill_once(app, billed):
+    for hour in (9, 11, 13, 15):
+        used_booking(billed, hour, 1)
+    carrier_id, period = billed["carrier"].id, billed["period"]
+    db.session.commit()
+    errors = []
+
+    def run():
+        with app.app_context():
+            try:
+                from booking.carriers.models import Carrier
+
+                invoices.run_invoices(db.session.get(Carrier, carrier_id), period)
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert db.session.scalar(select(func.count(Invoice.id))) == 1
+    assert db.session.scalar(select(func.count(InvoiceLine.id))) == 4
+
+
+def test_invoice_pages(client, billed):
+    used_booking(billed, 10)
+    login(client, "op@example.com")
+    response = post_form(
+        client,
+        "/operate/CQ01/invoices/run",
+        {"period": billed["period"]},
+        token_from="/operate/CQ01/invoices",
+    )
+    assert response.status_code == 302
+    bad = post_form(
+        client,
+        "/operate/CQ01/invoices/run",
+        {"period": "someday"},
+        token_from="/operate/CQ01/invoices",
+        headers={"Accept-Language": "en"},
+    )
+    assert bad.status_code == 422 and "YYYY-MM" in bad.get_data(as_text=True)
+    invoice = db.session.scalar(select(Invoice))
+    page = f"/operate/CQ01/invoices/{invoice.id}"
+    assert "¥240.00" in client.get(page).get_data(as_text=True)
+    post_form(client, f"{page}/issue", {}, token_from=page)
+    db.session.expire_all()
+    number = db.session.get(Invoice, invoice.id).number
+    export = client.get("/operate/CQ01/invoices/export.csv")
+    assert export.status_code == 200 and number in export.get_data(as_text=True)
+    manager = client.application.test_client()
+    login(manager, "boss@example.com")
+    assert number in manager.get(f"/organisations/{billed['org'].id}/invoices").get_data(
+        as_text=True
+    )
+    assert manager.get(f"/invoices/{invoice.id}").status_code == 200
+    member = client.application.test_client()
+    login(member, "eng@example.com")
+    assert member.get(f"/invoices/{invoice.id}").status_code == 404  # managers only
+
+
+def test_cli_runs_a_period(cli_runner, billed):
+    used_booking(billed, 10)
+    result = cli_runner.invoke(args=["invoices", "run", "--period", billed["period"]])
+    assert result.exit_code == 0 and "CQ01: 1 lines on 1 drafts" in result.output
+    bad = cli_runner.invoke(args=["invoices", "run", "--period", "2026-99"])
+    assert bad.exit_code != 0
