@@ -251,3 +251,48 @@ def test_cli_runs_a_period(cli_runner, billed):
     assert result.exit_code == 0 and "CQ01: 1 lines on 1 drafts" in result.output
     bad = cli_runner.invoke(args=["invoices", "run", "--period", "2026-99"])
     assert bad.exit_code != 0
+
+
+def test_pdf_excel_and_the_buyers_invoice_details(client, billed):
+    import io as _io
+
+    from openpyxl import load_workbook
+
+    from booking.orgs.service import update_billing_profile
+
+    with pytest.raises(ServiceError) as bad_tax_id:
+        update_billing_profile(
+            billed["manager"], billed["org"].id, "重庆山城智感科技有限公司", "12-34"
+        )
+    assert bad_tax_id.value.code == "invalid_tax_id"
+    update_billing_profile(
+        billed["manager"], billed["org"].id, "重庆山城智感科技有限公司", "91500000ma5u000001"
+    )
+    used_booking(billed, 10)
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    issued = invoices.issue(billed["op"], billed["carrier"], invoice.id)
+    assert (issued.buyer_title, issued.buyer_tax_id) == (
+        "重庆山城智感科技有限公司",
+        "91500000MA5U000001",
+    )
+    update_billing_profile(billed["manager"], billed["org"].id, "Renamed Ltd", "")
+    db.session.expire_all()
+    assert (
+        db.session.get(Invoice, invoice.id).buyer_title == "重庆山城智感科技有限公司"
+    )  # frozen when issued
+    login(client, "op@example.com")
+    pdf = client.get(f"/operate/CQ01/invoices/{invoice.id}.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert b"STSong-Light" in pdf.data and b"UniGB-UCS2-H" in pdf.data  # a CJK font, not boxes
+    xlsx = client.get("/operate/CQ01/invoices/export.xlsx")
+    book = load_workbook(_io.BytesIO(xlsx.data))
+    rows = list(book["invoices"].iter_rows(values_only=True))
+    assert (
+        rows[1][0] == issued.number
+        and rows[1][7] == 240.0
+        and rows[1][5] == "重庆山城智感科技有限公司"
+    )
+    assert [r[11] for r in book["lines"].iter_rows(min_row=2, values_only=True)] == [240.0]
+    manager = client.application.test_client()
+    login(manager, "boss@example.com")
+    assert manager.get(f"/invoices/{invoice.id}.pdf").data.startswith(b"%PDF")

@@ -57,6 +57,9 @@ class Invoice(db.Model):
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The buyer as it stood when issued (发票抬头, 税号): an issued invoice never changes.
+    buyer_title: Mapped[str | None] = mapped_column(String(200))
+    buyer_tax_id: Mapped[str | None] = mapped_column(String(30))
 
     carrier = relationship("Carrier", lazy="joined")
     organisation = relationship("Organisation", lazy="joined")

@@ -234,6 +234,43 @@ def export():
     )
 
 
+def _pdf_response(invoice):
+    from booking.billing.documents import invoice_pdf
+    from booking.i18n import current_locale
+
+    name = invoice.number or f"draft-{invoice.id}"
+    return Response(
+        invoice_pdf(invoice, current_locale()),
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+    )
+
+
+@bp.get("/invoices/<invoice_id>.pdf")
+def pdf(invoice_id):
+    return _pdf_response(service._of_carrier(g.carrier, invoice_id))
+
+
+@bp.get("/invoices/export.xlsx")
+def export_xlsx():
+    from booking.billing.documents import invoices_xlsx
+
+    period = request.args.get("period") or None
+    return Response(
+        invoices_xlsx(service.carrier_invoices(g.carrier, period)),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={
+            "Content-Disposition": f'attachment; filename="invoices-{g.carrier.code}-{period or "all"}.xlsx"'
+        },
+    )
+
+
+@org_bp.get("/invoices/<int:invoice_id>.pdf")
+@login_required
+def org_pdf(invoice_id: int):
+    return _pdf_response(service.organisation_invoice(current_user, invoice_id))
+
+
 @org_bp.get("/organisations/<int:org_id>/invoices")
 @login_required
 def org_index(org_id: int):

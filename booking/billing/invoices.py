@@ -386,6 +386,8 @@ def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = N
     invoice = _draft(carrier, invoice_id)
     year = now.astimezone(ZoneInfo(carrier.timezone)).year
     invoice.number = _next_number(carrier, year)
+    invoice.buyer_title = invoice.organisation.invoice_title or invoice.organisation.name
+    invoice.buyer_tax_id = invoice.organisation.tax_id or invoice.organisation.credit_code
     invoice.status, invoice.issued_at, invoice.issued_by_id = ISSUED, now, operator.id
     db.session.commit()
     return invoice

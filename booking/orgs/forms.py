@@ -22,3 +22,10 @@ class InviteForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+
+
+class BillingProfileForm(FlaskForm):
+    invoice_title = StringField(
+        _l("Invoice title (发票抬头)"), validators=[PlainText(200, required=False)]
+    )
+    tax_id = StringField(_l("Tax id (税号)"))

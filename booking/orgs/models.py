@@ -21,6 +21,9 @@ class Organisation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     credit_code: Mapped[str | None] = mapped_column(String(18))  # 统一社会信用代码, optional
+    # What invoices are made out to: 发票抬头 and 税号 (the tax id is usually the credit code).
+    invoice_title: Mapped[str | None] = mapped_column(String(200))
+    tax_id: Mapped[str | None] = mapped_column(String(30))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     memberships = relationship(

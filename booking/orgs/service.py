@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 
@@ -211,3 +212,27 @@ def remove_member(manager: User, organisation_id: int, membership_id: int) -> No
 
 def all_organisations() -> list[Organisation]:
     return list(db.session.scalars(select(Organisation).order_by(Organisation.name)))
+
+
+TAX_ID = re.compile(r"^[0-9A-Z]{15,20}$")
+
+
+def update_billing_profile(
+    manager: User, organisation_id: int, invoice_title: str, tax_id: str
+) -> Organisation:
+    """What invoices are made out to (发票抬头, 税号); used from the next issued invoice on."""
+    org = organisation_for_manager(manager, organisation_id)
+    tax_id = (tax_id or "").strip().upper()
+    problems = plain_text_problems(invoice_title, "invoice_title", 200, required=False)
+    if tax_id and not TAX_ID.match(tax_id):
+        problems.append(
+            Problem(
+                "invalid_tax_id", _l("A tax id has 15 to 20 digits or capital letters."), "tax_id"
+            )
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    org.invoice_title = (invoice_title or "").strip() or None
+    org.tax_id = tax_id or None
+    db.session.commit()
+    return org

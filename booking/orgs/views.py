@@ -4,7 +4,7 @@ from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
 from booking.orgs import service
-from booking.orgs.forms import InviteForm, OrganisationForm, RoleForm
+from booking.orgs.forms import BillingProfileForm, InviteForm, OrganisationForm, RoleForm
 from booking.problems import ServiceError
 from booking.web import show_problems
 
@@ -41,7 +41,7 @@ def create():
     )
 
 
-def _render_detail(org_id: int, invite_form=None, status=200, invitation=None):
+def _render_detail(org_id: int, invite_form=None, status=200, invitation=None, billing_form=None):
     org = service.organisation_for_member(current_user, org_id)
     mine = service.membership(current_user, org_id)
     return (
@@ -52,6 +52,7 @@ def _render_detail(org_id: int, invite_form=None, status=200, invitation=None):
             members=service.members(org),
             invitations=service.pending_invitations(org) if mine.role == "manager" else [],
             invite_form=invite_form or InviteForm(),
+            billing_form=billing_form or BillingProfileForm(obj=org),
             role_form=RoleForm(),
             empty_form=EmptyForm(),
             new_invitation=invitation,
@@ -124,3 +125,22 @@ def accept_invitation(token: str):
         flash(_("You have joined %(org)s.", org=org.name), "success")
         return redirect(url_for("orgs.detail", org_id=org.id))
     return render_template("orgs/accept.html", invitation=invitation, form=form)
+
+
+@bp.post("/<int:org_id>/billing")
+@login_required
+def billing_profile(org_id: int):
+    form = BillingProfileForm()
+    if form.validate_on_submit():
+        try:
+            service.update_billing_profile(
+                current_user, org_id, form.invoice_title.data, form.tax_id.data
+            )
+        except ServiceError as error:
+            if error.status != 422:
+                raise
+            show_problems(form, error)
+        else:
+            flash(_("Invoice details saved."), "success")
+            return redirect(url_for("orgs.detail", org_id=org_id))
+    return _render_detail(org_id, billing_form=form, status=422)
