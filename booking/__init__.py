@@ -82,6 +82,7 @@ def _register_models() -> None:
     from booking.accounts import models as _a  # noqa: F401
     from booking.billing import invoice_models as _inv  # noqa: F401
     from booking.billing import models as _bill  # noqa: F401
+    from booking.billing import voucher_models as _vouchers  # noqa: F401
     from booking.bookings import models as _b  # noqa: F401
     from booking.calendars import models as _cal  # noqa: F401
     from booking.carriers import models as _c  # noqa: F401
@@ -103,6 +104,8 @@ def _register_blueprints(app: Flask) -> None:
     from booking.billing.invoice_views import bp as invoices_bp
     from booking.billing.invoice_views import org_bp as org_invoices_bp
     from booking.billing.operate_views import bp as rates_bp
+    from booking.billing.voucher_views import admin_bp as vouchers_admin_bp
+    from booking.billing.voucher_views import bp as voucher_claims_bp
     from booking.bookings.cli import cli as bookings_cli
     from booking.bookings.operate_views import bp as carrier_bookings_bp
     from booking.bookings.views import bp as bookings_bp
@@ -127,6 +130,7 @@ def _register_blueprints(app: Flask) -> None:
         carrier_usage_bp,
         rates_bp,
         invoices_bp,
+        voucher_claims_bp,
     )
     for blueprint in (
         catalogue_bp,
@@ -144,6 +148,7 @@ def _register_blueprints(app: Flask) -> None:
         calendars_cli,
         metering_bp,
         org_invoices_bp,
+        vouchers_admin_bp,
         invoices_cli,
     ):
         app.register_blueprint(blueprint)

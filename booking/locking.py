@@ -65,3 +65,11 @@ def lock_row(model, ident: int):
     else:
         session.scalar(select(model.id).where(model.id == ident).with_for_update())
     return session.get(model, ident, populate_existing=True)
+
+
+def lock_also(model, ident: int) -> None:
+    """Lock one more row inside a transaction that already serialises (see lock_row). On
+    SQLite that transaction holds the database's write lock already, so nothing is needed."""
+    session = db.session()
+    if session.get_bind().dialect.name != "sqlite":
+        session.scalar(select(model.id).where(model.id == ident).with_for_update())

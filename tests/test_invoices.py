@@ -296,3 +296,126 @@ def test_pdf_excel_and_the_buyers_invoice_details(client, billed):
     manager = client.application.test_client()
     login(manager, "boss@example.com")
     assert manager.get(f"/invoices/{invoice.id}.pdf").data.startswith(b"%PDF")
+
+
+def test_vouchers_subsidise_lines_up_to_coverage_and_balance(billed):
+    from booking.billing import vouchers
+    from booking.billing.voucher_models import Voucher
+
+    admin = make_user("admin@example.com")
+    admin.is_platform_admin = True
+    db.session.commit()
+    with pytest.raises(ServiceError) as bad:
+        vouchers.create_programme(
+            admin,
+            name="Bad",
+            issuer="CQ",
+            coverage_percent=150,
+            cap="100",
+            valid_from=date(2026, 1, 1),
+            valid_until=date(2025, 1, 1),
+        )
+    assert {p.code for p in bad.value.problems} == {"invalid_coverage", "invalid_window"}
+    programme = vouchers.create_programme(
+        admin,
+        name="2026 科技创新券",
+        issuer="重庆市科学技术局",
+        coverage_percent=50,
+        cap="300",
+        valid_from=date(2020, 1, 1),
+        valid_until=date(2030, 12, 31),
+        carrier_codes=["CQ01"],
+        kinds=["instrument"],
+    )
+    with pytest.raises(ServiceError) as over:
+        vouchers.grant(admin, programme.id, "Startup", "400")
+    assert over.value.code == "over_cap"
+    voucher = vouchers.grant(admin, programme.id, "startup", "150")
+    used_booking(billed, 9, 2)  # ¥240 → ¥120 covered
+    used_booking(billed, 12, 2)  # ¥240 → only ¥30 left on the voucher
+    walk_up(billed, 15, 60, 1)  # a GPU (compute): not eligible
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    subsidies = sorted(
+        (line.source_kind, line.amount_fen, line.subsidy_fen) for line in invoice.lines
+    )
+    assert subsidies == [("booking", 24000, 3000), ("booking", 24000, 12000), ("usage", 1500, 0)]
+    assert (invoice.total_fen, invoice.subsidy_fen, invoice.due_fen) == (49500, 15000, 34500)
+    db.session.expire_all()
+    assert db.session.get(Voucher, voucher.id).balance_fen == 0
+    # The balance cannot go negative even if the application tried.
+    db.session.get(Voucher, voucher.id).used_fen = 20000
+    with pytest.raises(Exception):  # noqa: B017 - IntegrityError on both databases
+        db.session.commit()
+    db.session.rollback()
+    issued = invoices.issue(billed["op"], billed["carrier"], invoice.id)
+    claim = vouchers.claims(billed["carrier"], programme.id, billed["period"])
+    assert [(c.line.invoice_id, c.amount_fen) for c in claim] == [
+        (issued.id, 12000),
+        (issued.id, 3000),
+    ] or sorted(c.amount_fen for c in claim) == [3000, 12000]
+
+
+def test_voucher_admin_pages_and_claims(client, billed):
+    admin = make_user("admin@example.com")
+    admin.is_platform_admin = True
+    db.session.commit()
+    login(client, "admin@example.com")
+    assert client.get("/admin/vouchers/").status_code == 200
+    bad = post_form(
+        client,
+        "/admin/vouchers/programmes",
+        {
+            "name": "X",
+            "issuer": "Y",
+            "coverage_percent": "120",
+            "cap": "1000",
+            "valid_from": "2026-01-01",
+            "valid_until": "2026-12-31",
+        },
+        token_from="/admin/vouchers/",
+        headers={"Accept-Language": "en"},
+    )
+    assert bad.status_code == 422 and "percentage from 1 to 100" in bad.get_data(as_text=True)
+    ok = post_form(
+        client,
+        "/admin/vouchers/programmes",
+        {
+            "name": "创新券",
+            "issuer": "科技局",
+            "coverage_percent": "50",
+            "cap": "1000",
+            "valid_from": "2020-01-01",
+            "valid_until": "2030-12-31",
+        },
+        token_from="/admin/vouchers/",
+    )
+    assert ok.status_code == 302
+    from booking.billing.voucher_models import VoucherProgramme
+
+    programme = db.session.scalar(select(VoucherProgramme))
+    granted = post_form(
+        client,
+        "/admin/vouchers/grants",
+        {"programme_id": str(programme.id), "organisation": "Startup", "amount": "100"},
+        token_from="/admin/vouchers/",
+    )
+    assert granted.status_code == 302
+    used_booking(billed, 10)
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    invoices.issue(billed["op"], billed["carrier"], invoice.id)
+    operator = client.application.test_client()
+    login(operator, "op@example.com")
+    claims = operator.get(f"/operate/CQ01/vouchers/{programme.id}/claims.csv").get_data(
+        as_text=True
+    )
+    assert "Startup" in claims and "100.00" in claims and "240.00" in claims
+    assert "¥100.00" in operator.get(f"/operate/CQ01/invoices/{invoice.id}").get_data(as_text=True)
+    manager = client.application.test_client()
+    login(manager, "boss@example.com")
+    page = manager.get(
+        f"/organisations/{billed['org'].id}", headers={"Accept-Language": "en"}
+    ).get_data(as_text=True)
+    assert "¥0.00 left of ¥100.00" in page
+    assert (
+        client.application.test_client().get("/admin/vouchers/").status_code == 302
+    )  # sign in first

@@ -52,7 +52,8 @@ class Invoice(db.Model):
     credits_invoice_id: Mapped[int | None] = mapped_column(
         ForeignKey("invoices.id", ondelete="SET NULL")
     )
-    total_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # list price
+    subsidy_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # paid by vouchers
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -64,8 +65,17 @@ class Invoice(db.Model):
     carrier = relationship("Carrier", lazy="joined")
     organisation = relationship("Organisation", lazy="joined")
     lines = relationship(
-        "InvoiceLine", order_by="InvoiceLine.id", cascade="all, delete-orphan", lazy="selectin"
+        "InvoiceLine",
+        order_by="InvoiceLine.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        back_populates="invoice",
     )
+
+    @property
+    def due_fen(self) -> int:
+        """What the organisation pays: the list price less the voucher subsidy."""
+        return self.total_fen - self.subsidy_fen
 
 
 class InvoiceLine(db.Model):
@@ -98,8 +108,12 @@ class InvoiceLine(db.Model):
     unit: Mapped[str] = mapped_column(String(16), default="")
     price_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
+    subsidy_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    kind_of_resource: Mapped[str] = mapped_column(String(16), default="")
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    invoice = relationship("Invoice", back_populates="lines")
 
 
 class InvoiceCounter(db.Model):

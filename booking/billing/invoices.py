@@ -32,6 +32,7 @@ from booking.billing.invoice_models import (
 )
 from booking.billing.models import Rate
 from booking.billing.money import parse_yuan
+from booking.billing.vouchers import apply_subsidies
 from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, BookingEvent
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
@@ -80,6 +81,7 @@ class Item:
     tier: str
     rate: pricing.RateTerms
     amount_fen: int
+    resource_kind: str = ""
 
 
 @dataclass
@@ -232,6 +234,7 @@ def billable_items(
                 tiers[b.organisation_id],
                 rate,
                 amount,
+                resource.kind,
             )
         )
     for u in walk_ups:
@@ -256,6 +259,7 @@ def billable_items(
                 tiers[u.organisation_id],
                 rate,
                 result.amount_fen,
+                resource.kind,
             )
         )
     return items, unpriced
@@ -263,6 +267,7 @@ def billable_items(
 
 def _recount(invoice: Invoice) -> None:
     invoice.total_fen = sum(line.amount_fen for line in invoice.lines)
+    invoice.subsidy_fen = sum(line.subsidy_fen or 0 for line in invoice.lines)
 
 
 def run_invoices(carrier: Carrier, period: str, now: datetime | None = None) -> RunResult:
@@ -287,22 +292,26 @@ def run_invoices(carrier: Carrier, period: str, now: datetime | None = None) -> 
         if invoice is None:
             invoice = Invoice(carrier_id=carrier.id, organisation_id=org_id, period=period.strip())
             db.session.add(invoice)
+        new_lines = []
         for item in org_items:
-            invoice.lines.append(
-                InvoiceLine(
-                    source_kind=item.kind,
-                    source_id=item.source_id,
-                    description=item.description,
-                    started_at=item.started_at,
-                    minutes=item.minutes,
-                    quantity=item.quantity,
-                    tier=item.tier,
-                    unit=item.rate.unit,
-                    price_fen=item.rate.price_fen,
-                    amount_fen=item.amount_fen,
-                )
+            line = InvoiceLine(
+                source_kind=item.kind,
+                source_id=item.source_id,
+                description=item.description,
+                started_at=item.started_at,
+                minutes=item.minutes,
+                quantity=item.quantity,
+                tier=item.tier,
+                unit=item.rate.unit,
+                price_fen=item.rate.price_fen,
+                amount_fen=item.amount_fen,
+                subsidy_fen=0,
+                kind_of_resource=item.resource_kind,
             )
+            invoice.lines.append(line)
+            new_lines.append(line)
             result.lines_added += 1
+        apply_subsidies(invoice, new_lines, carrier)
         _recount(invoice)
         result.invoices.append(invoice)
     db.session.commit()

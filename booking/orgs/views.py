@@ -3,6 +3,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
+from booking.billing.vouchers import vouchers_of
 from booking.orgs import service
 from booking.orgs.forms import BillingProfileForm, InviteForm, OrganisationForm, RoleForm
 from booking.problems import ServiceError
@@ -53,6 +54,7 @@ def _render_detail(org_id: int, invite_form=None, status=200, invitation=None, b
             invitations=service.pending_invitations(org) if mine.role == "manager" else [],
             invite_form=invite_form or InviteForm(),
             billing_form=billing_form or BillingProfileForm(obj=org),
+            vouchers=vouchers_of(org.id) if mine.role == "manager" else [],
             role_form=RoleForm(),
             empty_form=EmptyForm(),
             new_invitation=invitation,

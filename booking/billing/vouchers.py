@@ -1,0 +1,214 @@
+"""Innovation vouchers (科技创新券): programmes, grants, the subsidy applied at invoicing, and
+the claim list a carrier sends the issuer."""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from booking.accounts.models import User
+from booking.billing import pricing
+from booking.billing.invoice_models import BOOKING_LINE, USAGE_LINE, Invoice, InvoiceLine
+from booking.billing.money import parse_yuan
+from booking.billing.voucher_models import Voucher, VoucherProgramme, VoucherUse
+from booking.carriers.models import Carrier
+from booking.catalogue.models import KINDS
+from booking.extensions import db
+from booking.locking import lock_also
+from booking.orgs.models import Organisation
+from booking.problems import NotFound, Problem, ServiceError
+from booking.text_rules import plain_text_problems
+
+SUBSIDISED = (BOOKING_LINE, USAGE_LINE)  # use of resources; not fees for no-shows or late cancels
+
+
+def _admin(user: User) -> None:
+    if not user.is_platform_admin:
+        raise NotFound()
+
+
+def programmes() -> list[VoucherProgramme]:
+    return list(
+        db.session.scalars(select(VoucherProgramme).order_by(VoucherProgramme.valid_from.desc()))
+    )
+
+
+def create_programme(
+    admin: User,
+    *,
+    name: str,
+    issuer: str,
+    coverage_percent,
+    cap: str,
+    valid_from: date | None,
+    valid_until: date | None,
+    carrier_codes=(),
+    kinds=(),
+) -> VoucherProgramme:
+    _admin(admin)
+    problems = plain_text_problems(name, "name", 120) + plain_text_problems(issuer, "issuer", 120)
+    if not isinstance(coverage_percent, int) or not 1 <= coverage_percent <= 100:
+        problems.append(
+            Problem(
+                "invalid_coverage",
+                _l("The coverage is a percentage from 1 to 100."),
+                "coverage_percent",
+            )
+        )
+    cap_fen = parse_yuan(cap)
+    if not cap_fen:
+        problems.append(
+            Problem(
+                "invalid_amount",
+                _l(
+                    "Enter an amount in yuan, not negative, with at most two decimals (e.g. 120.50)."
+                ),
+                "cap",
+            )
+        )
+    if valid_from is None or valid_until is None or valid_from > valid_until:
+        problems.append(
+            Problem("invalid_window", _l("The validity must start before it ends."), "valid_until")
+        )
+    carriers = list(
+        db.session.scalars(select(Carrier).where(Carrier.code.in_(list(carrier_codes))))
+    )
+    if len(carriers) != len(set(carrier_codes)):
+        problems.append(Problem("unknown_carrier", _l("Unknown carrier."), "carriers"))
+    if any(k not in KINDS for k in kinds):
+        problems.append(Problem("invalid_kind", _l("Unknown kind of resource."), "kinds"))
+    if problems:
+        raise ServiceError(problems, 422)
+    programme = VoucherProgramme(
+        name=name.strip(),
+        issuer=issuer.strip(),
+        coverage_percent=coverage_percent,
+        cap_fen=cap_fen,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        kinds=list(kinds),
+        carriers=carriers,
+    )
+    db.session.add(programme)
+    db.session.commit()
+    return programme
+
+
+def grant(admin: User, programme_id: int, organisation_name: str, amount: str) -> Voucher:
+    """Grant (or top up) an organisation's voucher, never beyond the programme's cap."""
+    _admin(admin)
+    programme = db.session.get(VoucherProgramme, programme_id)
+    if programme is None:
+        raise NotFound()
+    problems = []
+    org = db.session.scalar(
+        select(Organisation).where(
+            func.lower(Organisation.name) == (organisation_name or "").strip().lower()
+        )
+    )
+    if org is None:
+        problems.append(
+            Problem("unknown_organisation", _l("No organisation has this name."), "organisation")
+        )
+    fen = parse_yuan(amount)
+    if not fen:
+        problems.append(
+            Problem(
+                "invalid_amount",
+                _l(
+                    "Enter an amount in yuan, not negative, with at most two decimals (e.g. 120.50)."
+                ),
+                "amount",
+            )
+        )
+    voucher = None
+    if org is not None:
+        voucher = db.session.scalar(
+            select(Voucher).where(
+                Voucher.programme_id == programme.id, Voucher.organisation_id == org.id
+            )
+        )
+    if fen and (voucher.amount_fen if voucher else 0) + fen > programme.cap_fen:
+        problems.append(
+            Problem(
+                "over_cap", _l("This would exceed the programme's cap per organisation."), "amount"
+            )
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    if voucher is None:
+        voucher = Voucher(
+            programme_id=programme.id, organisation_id=org.id, amount_fen=0, granted_by_id=admin.id
+        )
+        db.session.add(voucher)
+    voucher.amount_fen += fen
+    db.session.commit()
+    return voucher
+
+
+def vouchers_of(organisation_id: int) -> list[Voucher]:
+    return list(
+        db.session.scalars(
+            select(Voucher)
+            .where(Voucher.organisation_id == organisation_id)
+            .order_by(Voucher.granted_at)
+        )
+    )
+
+
+def apply_subsidies(invoice: Invoice, lines: list[InvoiceLine], carrier: Carrier) -> int:
+    """Line by line in date order: up to the coverage ratio and the remaining balance of each
+    eligible voucher. Vouchers are locked while they are drawn on, so two runs at once cannot
+    spend the same balance (and a check constraint keeps it from going negative)."""
+    zone = ZoneInfo(carrier.timezone)
+    vouchers = [v for v in vouchers_of(invoice.organisation_id) if v.balance_fen > 0]
+    total = 0
+    locked: set[int] = set()
+    for line in sorted(
+        (x for x in lines if x.source_kind in SUBSIDISED and x.amount_fen > 0),
+        key=lambda x: (x.started_at, x.id or 0),
+    ):
+        day = line.started_at.astimezone(zone).date()
+        for voucher in vouchers:
+            programme = voucher.programme
+            if not (programme.valid_from <= day <= programme.valid_until):
+                continue
+            if programme.carriers and carrier.id not in {c.id for c in programme.carriers}:
+                continue
+            if programme.kinds and line.kind_of_resource not in programme.kinds:
+                continue
+            if voucher.id not in locked:
+                lock_also(Voucher, voucher.id)
+                db.session.refresh(voucher)
+                locked.add(voucher.id)
+            room = pricing.fee(line.amount_fen, programme.coverage_percent) - line.subsidy_fen
+            subsidy = min(room, voucher.balance_fen)
+            if subsidy <= 0:
+                continue
+            voucher.used_fen += subsidy
+            line.subsidy_fen += subsidy
+            db.session.add(VoucherUse(voucher_id=voucher.id, line=line, amount_fen=subsidy))
+            total += subsidy
+    return total
+
+
+def claims(carrier: Carrier, programme_id: int, period: str | None = None) -> list[VoucherUse]:
+    """What this carrier recovers from the issuer for a programme: the subsidised lines of its
+    issued invoices."""
+    stmt = (
+        select(VoucherUse)
+        .join(Voucher)
+        .join(InvoiceLine, VoucherUse.invoice_line_id == InvoiceLine.id)
+        .join(Invoice, InvoiceLine.invoice_id == Invoice.id)
+        .where(
+            Voucher.programme_id == programme_id,
+            Invoice.carrier_id == carrier.id,
+            Invoice.status == "issued",
+        )
+    )
+    if period:
+        stmt = stmt.where(Invoice.period == period)
+    return list(db.session.scalars(stmt.order_by(Invoice.number, InvoiceLine.id)).unique())
