@@ -509,6 +509,102 @@ def feed_benchmark(url: str, n: int = 10_000) -> dict:
         return results
 
 
+def invoice_benchmark(url: str, organisations: int = 1000, per_org: int = 30) -> dict:
+    """The month's invoice run for 1,000 organisations with 30 usage records each."""
+    import resource as _resource
+    from datetime import date as _date
+
+    from flask_migrate import upgrade
+
+    from booking.billing.invoices import run_invoices
+    from booking.billing.models import Rate
+    from booking.carriers.models import Carrier
+    from booking.catalogue.models import Resource
+    from booking.metering.models import UsageRecord
+    from booking.orgs.models import Organisation, Residency
+
+    fresh_database(url)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        carrier = Carrier(code="INV", name_zh="账单", name_en="Invoices")
+        db.session.add(carrier)
+        db.session.flush()
+        resources = [
+            Resource(
+                carrier_id=carrier.id,
+                kind="compute",
+                name_zh=f"GPU {i}",
+                name_en=f"GPU {i}",
+                capacity=8,
+                always_open=True,
+                specs=[],
+            )
+            for i in range(10)
+        ]
+        db.session.add_all(resources)
+        db.session.flush()
+        db.session.add_all(
+            Rate(
+                resource_id=r.id,
+                tier="resident",
+                unit="quantity_hour",
+                price_fen=1500,
+                basis="used",
+                effective_from=_date(2020, 1, 1),
+            )
+            for r in resources
+        )
+        orgs = [Organisation(name=f"Org {i:04d}") for i in range(organisations)]
+        db.session.add_all(orgs)
+        db.session.flush()
+        db.session.add_all(Residency(organisation_id=o.id, carrier_id=carrier.id) for o in orgs)
+        first = datetime.now(SH).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        month_start = (first - timedelta(days=1)).replace(day=1)
+        period = month_start.strftime("%Y-%m")
+        rows = []
+        for n, org in enumerate(orgs):
+            for k in range(per_org):
+                start = month_start + timedelta(hours=10 + k * 13, minutes=n % 60)
+                rows.append(
+                    dict(
+                        carrier_id=carrier.id,
+                        resource_id=resources[(n + k) % 10].id,
+                        organisation_id=org.id,
+                        start_at=start.astimezone(UTC),
+                        end_at=(start + timedelta(minutes=90)).astimezone(UTC),
+                        quantity=1 + k % 4,
+                        source="meter",
+                        external_id=f"job-{n}-{k}",
+                        waived=False,
+                        created_at=start.astimezone(UTC),
+                        updated_at=start.astimezone(UTC),
+                    )
+                )
+        for chunk in range(0, len(rows), 5000):
+            db.session.execute(insert(UsageRecord), rows[chunk : chunk + 5000])
+        db.session.commit()
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+        db.session.remove()
+        carrier = db.session.scalar(select(Carrier).where(Carrier.code == "INV"))
+        t0 = time.perf_counter()
+        result = run_invoices(carrier, period)
+        elapsed = time.perf_counter() - t0
+        peak = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss * 1024  # the process's peak RSS
+        t1 = time.perf_counter()
+        again = run_invoices(carrier, period)
+        rerun = time.perf_counter() - t1
+        return {
+            "invoices": len(result.invoices),
+            "lines": result.lines_added,
+            "seconds": elapsed,
+            "peak_mb": peak / 1e6,
+            "rerun_seconds": rerun,
+            "rerun_lines": again.lines_added,
+        }
+
+
 def main() -> None:
     targets = {"sqlite": f"sqlite:///{ROOT / 'instance' / 'bench.db'}"}
     if os.environ.get("BENCH_POSTGRES_URL"):
@@ -535,6 +631,13 @@ def main() -> None:
         f"p95 {f['revalidate']['p95_ms']:.1f} ms; bare icalendar serialisation of the same events "
         f"{f['bare']['median_ms']:.0f} ms, {f['bare_bytes'] / 1e6:.1f} MB"
     )
+    for name, url in targets.items():
+        i = invoice_benchmark(url)
+        print(
+            f"[{name}] invoice run, {i['invoices']} organisations, {i['lines']} lines: {i['seconds']:.1f} s, "
+            f"peak RSS of the process {i['peak_mb']:.0f} MB (target < 20 s); re-run adds {i['rerun_lines']} lines "
+            f"in {i['rerun_seconds']:.1f} s"
+        )
     if "postgresql" in targets:
         t = throughput(targets["postgresql"])
         print(

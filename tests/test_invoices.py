@@ -419,3 +419,121 @@ def test_voucher_admin_pages_and_claims(client, billed):
     assert (
         client.application.test_client().get("/admin/vouchers/").status_code == 302
     )  # sign in first
+
+
+def _grant(billed, coverage: int, amount: str):
+    from booking.billing import vouchers
+
+    admin = db.session.scalar(
+        select(type(billed["op"])).where(type(billed["op"]).email == "admin@example.com")
+    )
+    if admin is None:
+        admin = make_user("admin@example.com")
+        admin.is_platform_admin = True
+        db.session.commit()
+    programme = vouchers.create_programme(
+        admin,
+        name=f"P{coverage}-{amount}",
+        issuer="科技局",
+        coverage_percent=coverage,
+        cap="100000",
+        valid_from=date(2020, 1, 1),
+        valid_until=date(2030, 12, 31),
+    )
+    return vouchers.grant(admin, programme.id, "Startup", amount)
+
+
+def test_two_runs_at_once_spend_a_voucher_once(app, billed):
+    from booking.billing.voucher_models import Voucher
+
+    voucher = _grant(billed, 50, "200")
+    for hour in (9, 11, 13, 15):
+        used_booking(billed, hour, 1)  # 4 × ¥120, half covered: ¥240 wanted, ¥200 available
+    carrier_id, period = billed["carrier"].id, billed["period"]
+    db.session.commit()
+
+    def run():
+        with app.app_context():
+            from booking.carriers.models import Carrier
+
+            try:
+                invoices.run_invoices(db.session.get(Carrier, carrier_id), period)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    db.session.commit()
+    db.session.expire_all()  # read what the two runs committed
+    (invoice,) = db.session.scalars(select(Invoice)).all()
+    assert invoice.subsidy_fen == 20000
+    assert db.session.get(Voucher, voucher.id).used_fen == 20000
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_runs = iter(range(10**6))
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    jobs=st.lists(st.tuples(st.integers(1, 300), st.integers(1, 4)), min_size=1, max_size=8),
+    coverage=st.integers(1, 100),
+    voucher_yuan=st.integers(1, 500),
+)
+def test_invoice_totals_are_the_sum_of_their_lines(app, jobs, coverage, voucher_yuan):
+    """For random usage and vouchers: the list price is the sum of the lines, the subsidy the
+    sum of the line subsidies, no line gets more than its coverage, and the voucher spends
+    exactly what the lines received, never more than it holds."""
+    from booking.billing.voucher_models import Voucher
+    from booking.carriers.models import Carrier
+
+    n = next(_runs)
+    op = make_user(f"op{n}@example.com")
+    carrier = make_carrier(f"H{n}", admin=op)
+    user = make_user(f"user{n}@example.com")
+    org = make_org(f"Org {n}", members=[user], resident_at=[carrier])
+    gpu = make_resource(carrier, "GPU", kind="compute", capacity=4, always_open=True)
+    add_rate(
+        op,
+        gpu,
+        tier="resident",
+        unit="quantity_hour",
+        price="15.37",
+        basis="used",
+        effective_from=date(2020, 1, 1),
+    )
+    admin = make_user(f"admin{n}@example.com")
+    admin.is_platform_admin = True
+    db.session.commit()
+    from booking.billing import vouchers
+
+    programme = vouchers.create_programme(
+        admin,
+        name=f"H{n}",
+        issuer="局",
+        coverage_percent=coverage,
+        cap="100000",
+        valid_from=date(2020, 1, 1),
+        valid_until=date(2030, 12, 31),
+    )
+    voucher = vouchers.grant(admin, programme.id, org.name, str(voucher_yuan))
+    period, day = last_month()
+    for k, (minutes, quantity) in enumerate(jobs):
+        start = day.replace(hour=0) + timedelta(hours=k * 6)
+        usage = metering.walk_up(user, gpu.id, quantity=quantity, now=start)
+        metering.check_out(user, usage.id, now=start + timedelta(minutes=minutes))
+    (invoice,) = invoices.run_invoices(db.session.get(Carrier, carrier.id), period).invoices
+    assert invoice.total_fen == sum(line.amount_fen for line in invoice.lines)
+    assert invoice.subsidy_fen == sum(line.subsidy_fen for line in invoice.lines)
+    for line in invoice.lines:
+        assert 0 <= line.subsidy_fen <= line.amount_fen * coverage / 100 + 0.5
+    spent = db.session.get(Voucher, voucher.id).used_fen
+    assert spent == invoice.subsidy_fen <= voucher_yuan * 100
+    assert invoice.due_fen == invoice.total_fen - invoice.subsidy_fen >= 0
