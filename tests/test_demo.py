@@ -26,10 +26,17 @@ def test_demo_load_is_complete_and_idempotent(app, cli_runner, client):
 
     assert set(db.session.scalars(select(Booking.status))) == {"approved", "requested"}
     bookings = db.session.scalar(select(func.count(Booking.id)))
+    from booking.billing.models import Rate
+    from booking.billing.voucher_models import Voucher
+
+    rates = db.session.scalar(select(func.count(Rate.id)))
+    assert rates == 3 * resources and db.session.scalar(select(func.count(Voucher.id))) == 1
     second = cli_runner.invoke(args=["demo", "load"])
     assert second.exit_code == 0
     assert counts() == (carriers, resources, memberships)
     assert db.session.scalar(select(func.count(Booking.id))) == bookings
+    assert db.session.scalar(select(func.count(Rate.id))) == rates
+    assert db.session.scalar(select(func.count(Voucher.id))) == 1
 
     # The demo accounts work with the documented password and roles.
     login(client, "engineer@demo.test", "demo12345")

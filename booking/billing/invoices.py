@@ -32,7 +32,7 @@ from booking.billing.invoice_models import (
 )
 from booking.billing.models import Rate
 from booking.billing.money import parse_yuan
-from booking.billing.vouchers import apply_subsidies
+from booking.billing.vouchers import apply_subsidies, usable_vouchers
 from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, BookingEvent
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
@@ -280,17 +280,28 @@ def run_invoices(carrier: Carrier, period: str, now: datetime | None = None) -> 
     by_org: dict[int, list[Item]] = defaultdict(list)
     for item in items:
         by_org[item.organisation_id].append(item)
-    for org_id, org_items in sorted(by_org.items()):
-        invoice = db.session.scalar(
+    # Two queries for every organisation at once: their open drafts and their vouchers.
+    drafts = {
+        invoice.organisation_id: invoice
+        for invoice in db.session.scalars(
             select(Invoice).where(
                 Invoice.carrier_id == carrier.id,
-                Invoice.organisation_id == org_id,
                 Invoice.period == period.strip(),
                 Invoice.status == DRAFT,
             )
         )
+    }
+    vouchers_by_org = usable_vouchers(list(by_org))
+    for org_id, org_items in sorted(by_org.items()):
+        invoice = drafts.get(org_id)
         if invoice is None:
-            invoice = Invoice(carrier_id=carrier.id, organisation_id=org_id, period=period.strip())
+            invoice = Invoice(
+                carrier_id=carrier.id,
+                organisation_id=org_id,
+                period=period.strip(),
+                total_fen=0,
+                subsidy_fen=0,
+            )
             db.session.add(invoice)
         new_lines = []
         for item in org_items:
@@ -311,7 +322,7 @@ def run_invoices(carrier: Carrier, period: str, now: datetime | None = None) -> 
             invoice.lines.append(line)
             new_lines.append(line)
             result.lines_added += 1
-        apply_subsidies(invoice, new_lines, carrier)
+        apply_subsidies(invoice, new_lines, carrier, vouchers_by_org.get(org_id, []))
         _recount(invoice)
         result.invoices.append(invoice)
     db.session.commit()

@@ -159,12 +159,34 @@ def vouchers_of(organisation_id: int) -> list[Voucher]:
     )
 
 
-def apply_subsidies(invoice: Invoice, lines: list[InvoiceLine], carrier: Carrier) -> int:
+def usable_vouchers(organisation_ids: list[int]) -> dict[int, list[Voucher]]:
+    """Vouchers with something left, per organisation, in one query."""
+    found: dict[int, list[Voucher]] = {}
+    if not organisation_ids:
+        return found
+    for voucher in db.session.scalars(
+        select(Voucher)
+        .where(Voucher.organisation_id.in_(organisation_ids), Voucher.used_fen < Voucher.amount_fen)
+        .order_by(Voucher.granted_at, Voucher.id)
+    ):
+        found.setdefault(voucher.organisation_id, []).append(voucher)
+    return found
+
+
+def apply_subsidies(
+    invoice: Invoice,
+    lines: list[InvoiceLine],
+    carrier: Carrier,
+    vouchers: list[Voucher] | None = None,
+) -> int:
     """Line by line in date order: up to the coverage ratio and the remaining balance of each
     eligible voucher. Vouchers are locked while they are drawn on, so two runs at once cannot
     spend the same balance (and a check constraint keeps it from going negative)."""
     zone = ZoneInfo(carrier.timezone)
-    vouchers = [v for v in vouchers_of(invoice.organisation_id) if v.balance_fen > 0]
+    if vouchers is None:
+        vouchers = [v for v in vouchers_of(invoice.organisation_id) if v.balance_fen > 0]
+    if not vouchers:
+        return 0
     total = 0
     locked: set[int] = set()
     for line in sorted(

@@ -161,8 +161,90 @@ def load_demo() -> dict[str, int]:
         )
         create_resource(carrier, fields)
         created["resources"] += 1
+    created["rates"] = _demo_rates(users["operator@demo.test"])
     created["bookings"] = _demo_bookings(users)
+    _demo_voucher(users["admin@demo.test"])
     return created
+
+
+# Plausible prices in yuan for resident / platform member / external users, by kind.
+DEMO_PRICES = {
+    "instrument": ("hour", "120", "200", "300"),
+    "pilot_line": ("day", "3000", "5000", "8000"),
+    "compute": ("quantity_hour", "12", "18", "25"),
+    "licence": ("quantity_hour", "30", "45", "60"),
+}
+
+
+def _demo_rates(by: User) -> int:
+    """A rate per tier for every demo resource that has none yet."""
+    from datetime import date
+
+    from booking.billing.models import Rate
+    from booking.billing.money import parse_yuan
+
+    priced = set(db.session.scalars(select(Rate.resource_id).distinct()))
+    made = 0
+    for resource in db.session.scalars(select(Resource)):
+        if resource.id in priced:
+            continue
+        unit, *prices = DEMO_PRICES[resource.kind]
+        for tier, price in zip(("resident", "member", "external"), prices, strict=True):
+            db.session.add(
+                Rate(
+                    resource_id=resource.id,
+                    tier=tier,
+                    unit=unit,
+                    price_fen=parse_yuan(price),
+                    minimum_fen=parse_yuan(price) if unit == "hour" else 0,
+                    basis="greater" if unit != "day" else "booked",
+                    effective_from=date(2026, 1, 1),
+                    created_by_id=by.id,
+                )
+            )
+            made += 1
+    db.session.commit()
+    return made
+
+
+def _demo_voucher(admin: User) -> None:
+    """A municipal voucher programme with a grant to the demo startup."""
+    from datetime import date
+
+    from booking.billing.voucher_models import Voucher, VoucherProgramme
+
+    programme = db.session.scalar(
+        select(VoucherProgramme).where(VoucherProgramme.name == "2026 年度科技创新券")
+    )
+    if programme is None:
+        programme = VoucherProgramme(
+            name="2026 年度科技创新券",
+            issuer="重庆市科学技术局（演示）",
+            coverage_percent=50,
+            cap_fen=5_000_000,
+            valid_from=date(2026, 1, 1),
+            valid_until=date(2027, 12, 31),
+            kinds=[],
+        )
+        db.session.add(programme)
+        db.session.flush()
+    org = db.session.scalar(
+        select(Organisation).where(Organisation.name == DEMO_ORGANISATIONS[0][0])
+    )
+    if not db.session.scalar(
+        select(Voucher.id).where(
+            Voucher.programme_id == programme.id, Voucher.organisation_id == org.id
+        )
+    ):
+        db.session.add(
+            Voucher(
+                programme_id=programme.id,
+                organisation_id=org.id,
+                amount_fen=2_000_000,
+                granted_by_id=admin.id,
+            )
+        )
+    db.session.commit()
 
 
 def _demo_bookings(users: dict[str, User]) -> int:
