@@ -56,7 +56,15 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
                 else "—",
             ),
         ]
-        header = [_("What"), _("Start"), _("Hours"), _("Quantity"), _("Rate"), _("Amount")]
+        header = [
+            _("Item"),
+            _("Start"),
+            _("Hours"),
+            _("Quantity"),
+            _("Rate"),
+            _("Amount"),
+            _("Voucher subsidy"),
+        ]
         rows = [
             [
                 Paragraph(
@@ -69,11 +77,23 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
                 str(line.quantity) if line.unit else "",
                 format_yuan(line.price_fen) if line.unit else "",
                 format_yuan(line.amount_fen),
+                format_yuan(line.subsidy_fen) if line.subsidy_fen else "",
             ]
             for line in invoice.lines
         ]
-        total_label = _("Total")
-    story = [Paragraph(f"{carrier} · {heading}", title_style), Spacer(1, 6 * mm)]
+        totals = [
+            [
+                "",
+                "",
+                "",
+                "",
+                _("List price"),
+                format_yuan(invoice.total_fen),
+                format_yuan(invoice.subsidy_fen),
+            ],
+            ["", "", "", "", _("Amount due"), "", format_yuan(invoice.due_fen)],
+        ]
+    story = [Paragraph(f"{carrier} — {heading}", title_style), Spacer(1, 6 * mm)]
     facts_table = Table(
         [[Paragraph(k, body), Paragraph(str(v), body)] for k, v in facts],
         colWidths=[45 * mm, 120 * mm],
@@ -81,8 +101,8 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
     facts_table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT)]))
     story += [facts_table, Spacer(1, 6 * mm)]
     lines = Table(
-        [header, *rows, ["", "", "", "", total_label, format_yuan(invoice.total_fen)]],
-        colWidths=[62 * mm, 30 * mm, 14 * mm, 14 * mm, 22 * mm, 26 * mm],
+        [header, *rows, *totals],
+        colWidths=[48 * mm, 28 * mm, 12 * mm, 12 * mm, 22 * mm, 24 * mm, 28 * mm],
         repeatRows=1,
     )
     lines.setStyle(
@@ -94,7 +114,7 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
                 ("LINEBELOW", (0, 0), (-1, -2), 0.25, colors.HexColor("#d0d5dd")),
                 ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("FONTSIZE", (-2, -1), (-1, -1), 11),
+                ("FONTSIZE", (-3, -1), (-1, -1), 11),
             ]
         )
     )
