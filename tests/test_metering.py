@@ -34,7 +34,15 @@ def lab(app):
         slot_minutes=15,
         min_duration_minutes=15,
     )
-    return {"op": op, "carrier": carrier, "eng": eng, "other": other, "org": org, "gpu": gpu}
+    return {
+        "op": op,
+        "carrier": carrier,
+        "eng": eng,
+        "other": other,
+        "org": org,
+        "gpu": gpu,
+        "job_start": utcnow().replace(microsecond=0) - timedelta(hours=3),
+    }
 
 
 def _booking_now(lab, user, quantity=1, minutes_from_now=5):
@@ -127,7 +135,7 @@ def meter(lab, client):
 
 
 def job(lab, **overrides):
-    start = utcnow().replace(microsecond=0) - timedelta(hours=3)
+    start = lab["job_start"]  # fixed per test, so that re-sent rows are really identical
     body = {
         "resource_id": lab["gpu"].id,
         "user_email": "eng@example.com",
