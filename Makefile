@@ -39,9 +39,11 @@ db-upgrade: install
 demo: db-upgrade
 	$(FLASK) demo load
 
+# The web server and, beside it, the scheduler process (reminders, no-shows, mail, …).
 run: demo
-	@echo "Serving on http://127.0.0.1:$(PORT)"
-	$(FLASK) run --host 127.0.0.1 --port $(PORT)
+	@echo "Serving on http://127.0.0.1:$(PORT); the scheduler runs beside it"
+	$(FLASK) scheduler & SCHEDULER=$$!; trap 'kill $$SCHEDULER 2>/dev/null' EXIT INT TERM; \
+	  $(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 test: install-test
 	$(BIN)/ruff check booking tests config.py wsgi.py

@@ -40,6 +40,10 @@ class Config:
     MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "10"))
 
     WAITLIST_OFFER_MINUTES = 120
+    # Links in mails (the scheduler has no request to take the host from).
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    NO_SHOW_GRACE_MINUTES = 15
+    REMINDER_LEADS_MINUTES = (24 * 60, 60)
 
     # Calendar feeds: the window they cover, how long cancelled bookings stay in them.
     CALENDAR_FEED_PAST_DAYS = int(os.environ.get("CALENDAR_FEED_PAST_DAYS", "90"))

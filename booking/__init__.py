@@ -65,6 +65,10 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     @app.context_processor
     def navigation():
+        from flask import has_request_context
+
+        if not has_request_context():  # mails rendered by the scheduler
+            return {"nav_carriers": [], "g": g, "unread_count": 0}
         from booking.tenancy import operated_carriers
 
         unread = 0
@@ -87,6 +91,7 @@ def _register_models() -> None:
     from booking.calendars import models as _cal  # noqa: F401
     from booking.carriers import models as _c  # noqa: F401
     from booking.catalogue import models as _r  # noqa: F401
+    from booking.jobs import models as _jobs  # noqa: F401
     from booking.metering import models as _m  # noqa: F401
     from booking.notify import models as _n  # noqa: F401
     from booking.orgs import models as _o  # noqa: F401
@@ -117,6 +122,9 @@ def _register_blueprints(app: Flask) -> None:
     from booking.catalogue.operate_views import bp as resources_bp
     from booking.catalogue.views import bp as catalogue_bp
     from booking.demo.cli import cli as demo_cli
+    from booking.jobs.cli import cli as jobs_cli
+    from booking.jobs.cli import scheduler_cli
+    from booking.jobs.views import bp as jobs_bp
     from booking.metering.operate_views import bp as carrier_usage_bp
     from booking.metering.views import bp as metering_bp
     from booking.orgs.views import bp as orgs_bp
@@ -149,6 +157,9 @@ def _register_blueprints(app: Flask) -> None:
         metering_bp,
         org_invoices_bp,
         vouchers_admin_bp,
+        jobs_bp,
+        jobs_cli,
+        scheduler_cli,
         invoices_cli,
     ):
         app.register_blueprint(blueprint)

@@ -69,3 +69,7 @@ class ApiTokenForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """Just the CSRF token, for buttons that POST."""
+
+
+class MailPreferenceForm(FlaskForm):
+    mail_notifications = BooleanField(_l("Also send my notifications by e-mail"))

@@ -97,6 +97,11 @@ def change_password(user: User, current: str, new: str) -> None:
     set_password(user, new)
 
 
+def set_mail_preference(user: User, wanted: bool) -> None:
+    user.mail_notifications = wanted
+    db.session.commit()
+
+
 def set_locale(user: User, locale: str) -> None:
     if locale not in LOCALES:
         raise ServiceError(

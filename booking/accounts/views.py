@@ -10,6 +10,7 @@ from booking.accounts.forms import (
     ForgotPasswordForm,
     LanguageForm,
     LoginForm,
+    MailPreferenceForm,
     RegisterForm,
     ResetPasswordForm,
 )
@@ -114,6 +115,7 @@ def _render_settings(status: int = 200, **forms):
             tokens=service.list_api_tokens(current_user),
             new_token=forms.get("new_token"),
             empty_form=EmptyForm(),
+            mail_form=MailPreferenceForm(mail_notifications=current_user.mail_notifications),
         ),
         status,
     )
@@ -167,4 +169,14 @@ def revoke_token(token_id: int):
     if EmptyForm().validate_on_submit():
         service.revoke_api_token(current_user, token_id)
         flash(_("The token has been revoked."), "success")
+    return redirect(url_for("accounts.settings"))
+
+
+@bp.post("/settings/mail")
+@login_required
+def set_mail_preference():
+    form = MailPreferenceForm()
+    if form.validate_on_submit():
+        service.set_mail_preference(current_user, bool(form.mail_notifications.data))
+        flash(_("Mail preference saved."), "success")
     return redirect(url_for("accounts.settings"))

@@ -26,6 +26,14 @@ MESSAGES = {
         "Importing the calendar %(source)s of %(resource)s failed: %(reason)s"
     ),
     "calendar_conflict": _l("A booking of %(resource)s on %(when)s now overlaps %(source)s."),
+    "booking_reminder": _l("Reminder: your booking of %(resource)s starts %(when)s."),
+    "booking_no_show": _l(
+        "You did not check in for %(resource)s on %(when)s: the booking is marked as a no-show."
+    ),
+    "voucher_expiring": _l(
+        "Your innovation voucher %(programme)s expires on %(until)s and still has a balance."
+    ),
+    "approvals_pending": _l("%(count)s booking requests are waiting for approval."),
     "qualification_granted": _l("You are now qualified for %(qualification)s."),
     "qualification_revoked": _l("Your qualification for %(qualification)s was revoked."),
 }

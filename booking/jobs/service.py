@@ -1,0 +1,331 @@
+"""Scheduled jobs. Each selects its work by state and time window (so it catches up after a
+pause), is idempotent (a state change or a SentOnce key), and runs under a lease in the
+database, so two scheduler processes never do the same job at once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from booking.bookings.models import (
+    APPROVED,
+    COMPLETED,
+    IN_USE,
+    NO_SHOW,
+    REQUESTED,
+    Booking,
+    BookingEvent,
+)
+from booking.bookings.service import _when_params
+from booking.carriers.models import Carrier
+from booking.catalogue.models import Resource
+from booking.extensions import db
+from booking.jobs.models import JobRun, SentOnce
+from booking.locking import resource_locked
+from booking.metering.models import OpenUsageUnit, UsageEvent, UsageRecord
+from booking.notify.service import notify
+from booking.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def once(key: str, user_id: int | None = None) -> bool:
+    """Claim an idempotency key; False if it was claimed before (by this or another process)."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(SentOnce(key=key[:120], user_id=user_id))
+        return True
+    except IntegrityError:
+        return False
+
+
+# --- the jobs --------------------------------------------------------------------------------
+
+
+def mark_no_shows(now: datetime) -> str:
+    """Approved bookings not checked in within the grace period become no-shows (billed by
+    the carrier's no-show policy); looks back a week so a paused scheduler catches up."""
+    grace = timedelta(minutes=current_app.config["NO_SHOW_GRACE_MINUTES"])
+    candidates = db.session.scalars(
+        select(Booking.id).where(
+            Booking.status == APPROVED,
+            Booking.start_at <= now - grace,
+            Booking.start_at > now - timedelta(days=7),
+        )
+    ).all()
+    marked = 0
+    for booking_id in candidates:
+        booking = db.session.get(Booking, booking_id)
+        with resource_locked(booking.resource_id):
+            booking = db.session.get(Booking, booking_id, populate_existing=True)
+            used = db.session.scalar(
+                select(UsageRecord.id).where(UsageRecord.booking_id == booking_id)
+            )
+            if booking.status != APPROVED or used:
+                db.session.rollback()
+                continue
+            booking.status, booking.sequence = NO_SHOW, booking.sequence + 1
+            booking.events.append(
+                BookingEvent(
+                    action="no_show",
+                    from_status=APPROVED,
+                    to_status=NO_SHOW,
+                    reason="not checked in",
+                )
+            )
+            notify(
+                booking.user_id,
+                "booking_no_show",
+                _when_params(booking.resource, booking.start_at),
+                link=f"/bookings/{booking.id}",
+            )
+            db.session.commit()
+            marked += 1
+    return f"{marked} marked"
+
+
+def complete_finished(now: datetime) -> str:
+    """Bookings in use whose time is over (with the grace period) are completed; a session
+    nobody checked out is closed at the booking's end."""
+    grace = timedelta(minutes=current_app.config["NO_SHOW_GRACE_MINUTES"])
+    ids = db.session.scalars(
+        select(Booking.id).where(Booking.status == IN_USE, Booking.end_at <= now - grace)
+    ).all()
+    done = 0
+    for booking_id in ids:
+        booking = db.session.get(Booking, booking_id)
+        with resource_locked(booking.resource_id):
+            booking = db.session.get(Booking, booking_id, populate_existing=True)
+            if booking.status != IN_USE:
+                db.session.rollback()
+                continue
+            for usage in db.session.scalars(
+                select(UsageRecord).where(
+                    UsageRecord.booking_id == booking_id, UsageRecord.end_at.is_(None)
+                )
+            ):
+                usage.end_at = max(booking.end_at, usage.start_at + timedelta(minutes=1))
+                db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
+                usage.events.append(
+                    UsageEvent(action="closed_automatically", reason="not checked out")
+                )
+            booking.status, booking.sequence = COMPLETED, booking.sequence + 1
+            booking.events.append(
+                BookingEvent(
+                    action="completed", from_status=IN_USE, to_status=COMPLETED, reason="time over"
+                )
+            )
+            db.session.commit()
+            done += 1
+    return f"{done} completed"
+
+
+def send_reminders(now: datetime) -> str:
+    """A reminder per lead time (e.g. 24 h and 1 h) before each approved booking, once."""
+    sent = 0
+    for lead in current_app.config["REMINDER_LEADS_MINUTES"]:
+        due = (
+            db.session.scalars(
+                select(Booking).where(
+                    Booking.status == APPROVED,
+                    Booking.start_at > now,
+                    Booking.start_at <= now + timedelta(minutes=lead),
+                )
+            )
+            .unique()
+            .all()
+        )
+        for booking in due:
+            if once(f"reminder:{booking.id}:{lead}", booking.user_id):
+                notify(
+                    booking.user_id,
+                    "booking_reminder",
+                    _when_params(booking.resource, booking.start_at),
+                    link=f"/bookings/{booking.id}",
+                )
+                sent += 1
+        db.session.commit()
+    return f"{sent} sent"
+
+
+def expire_waitlist_offers(now: datetime) -> str:
+    from booking.bookings.waitlist import expire_offers
+
+    return f"{expire_offers(now)} resources checked"
+
+
+def refresh_calendars(now: datetime) -> str:
+    from booking.calendars.sources import refresh_all
+
+    count, failed = refresh_all()
+    return f"{count} refreshed, {failed} failed"
+
+
+def monthly_invoices(now: datetime) -> str:
+    """On the first days of a month, the previous month's drafts for every carrier, once."""
+    from booking.billing.invoices import run_invoices
+
+    made = 0
+    for carrier in db.session.scalars(select(Carrier)).all():
+        local = now.astimezone(ZoneInfo(carrier.timezone))
+        period = (local.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        if once(f"invoice-run:{carrier.id}:{period}"):
+            db.session.commit()
+            made += run_invoices(carrier, period, now).lines_added
+    return f"{made} lines"
+
+
+def voucher_expiry_notices(now: datetime) -> str:
+    from booking.billing.voucher_models import Voucher, VoucherProgramme
+    from booking.orgs.models import MANAGER, Membership
+
+    soon = (now + timedelta(days=30)).date()
+    vouchers = db.session.scalars(
+        select(Voucher)
+        .join(VoucherProgramme)
+        .where(
+            Voucher.used_fen < Voucher.amount_fen,
+            VoucherProgramme.valid_until <= soon,
+            VoucherProgramme.valid_until >= now.date(),
+        )
+    ).all()
+    sent = 0
+    for voucher in vouchers:
+        if not once(f"voucher-expiry:{voucher.id}"):
+            continue
+        managers = db.session.scalars(
+            select(Membership.user_id).where(
+                Membership.organisation_id == voucher.organisation_id, Membership.role == MANAGER
+            )
+        )
+        for user_id in managers:
+            notify(
+                user_id,
+                "voucher_expiring",
+                {
+                    "programme": voucher.programme.name,
+                    "until": voucher.programme.valid_until.isoformat(),
+                },
+                link=f"/organisations/{voucher.organisation_id}",
+            )
+            sent += 1
+    db.session.commit()
+    return f"{sent} sent"
+
+
+def approvals_digest(now: datetime) -> str:
+    """Once a day, each carrier's staff hear how many requests wait for approval."""
+    sent = 0
+    for carrier in db.session.scalars(select(Carrier)).all():
+        waiting = db.session.scalars(
+            select(Booking.id)
+            .join(Resource)
+            .where(Resource.carrier_id == carrier.id, Booking.status == REQUESTED)
+        ).all()
+        day = now.astimezone(ZoneInfo(carrier.timezone)).date().isoformat()
+        if waiting and once(f"digest:{carrier.id}:{day}"):
+            for staff in carrier.staff:
+                notify(
+                    staff.user_id,
+                    "approvals_pending",
+                    {"count": len(waiting)},
+                    link=f"/operate/{carrier.code}/approvals",
+                )
+                sent += 1
+    db.session.commit()
+    return f"{sent} sent"
+
+
+def mail_outbox(now: datetime) -> str:
+    from booking.notify.mailer import send_pending
+
+    return send_pending(now)
+
+
+# name: (function, minutes between runs)
+JOBS: dict[str, tuple[Callable[[datetime], str], int]] = {
+    "mail": (mail_outbox, 1),
+    "reminders": (send_reminders, 5),
+    "no_shows": (mark_no_shows, 5),
+    "completion": (complete_finished, 10),
+    "waitlist_offers": (expire_waitlist_offers, 5),
+    "calendar_refresh": (refresh_calendars, 30),
+    "monthly_invoices": (monthly_invoices, 60),
+    "voucher_expiry": (voucher_expiry_notices, 24 * 60),
+    "approvals_digest": (approvals_digest, 60),
+}
+
+
+# --- running a job under a lease -------------------------------------------------------------
+
+
+def _ensure_row(name: str) -> None:
+    if db.session.get(JobRun, name) is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(JobRun(name=name, runs=0))
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+
+
+def lease(name: str, now: datetime, seconds: int, owner: str) -> bool:
+    """Take the job's lease if nobody holds a live one: one atomic UPDATE on both databases."""
+    _ensure_row(name)
+    taken = db.session.execute(
+        update(JobRun)
+        .where(JobRun.name == name, (JobRun.leased_until.is_(None)) | (JobRun.leased_until < now))
+        .values(leased_until=now + timedelta(seconds=seconds), leased_by=owner, last_started_at=now)
+    ).rowcount
+    db.session.commit()
+    return taken == 1
+
+
+def run_job(name: str, now: datetime | None = None, owner: str | None = None) -> str:
+    """Run one job once if its lease is free; returns what it did, "skipped" or the error.
+    A failing job records its error and releases the lease; other jobs are unaffected."""
+    if name not in JOBS:
+        raise KeyError(name)
+    now = now or utcnow()
+    owner = owner or owner_name()
+    function, minutes = JOBS[name]
+    if not lease(name, now, max(minutes * 60, 300), owner):
+        return "skipped"
+    result, error = None, None
+    try:
+        result = function(now)
+    except Exception as exc:  # noqa: BLE001 - recorded for operators, then the next job runs
+        db.session.rollback()
+        log.exception("job %s failed", name)
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+    finished = utcnow()
+    values = {
+        "leased_until": None,
+        "leased_by": None,
+        "last_finished_at": finished,
+        "runs": JobRun.runs + 1,
+    }
+    if error:
+        values |= {"last_error": error, "last_error_at": finished}
+    else:
+        values |= {"last_result": result}
+    db.session.execute(update(JobRun).where(JobRun.name == name).values(**values))
+    db.session.commit()
+    return error or result
+
+
+def statuses() -> list[tuple[str, int, JobRun | None]]:
+    rows = {r.name: r for r in db.session.scalars(select(JobRun))}
+    return [(name, minutes, rows.get(name)) for name, (_fn, minutes) in JOBS.items()]

@@ -1,0 +1,204 @@
+"""Scheduled jobs: catch-up by state, once only, leases across processes (both databases)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from booking.bookings import service as bookings
+from booking.bookings.models import Booking
+from booking.extensions import db
+from booking.jobs import service as jobs
+from booking.jobs.models import JobRun
+from booking.metering import service as metering
+from booking.metering.models import UsageRecord
+from booking.notify.models import Notification
+from booking.types import utcnow
+from tests.booking_helpers import at, next_monday
+from tests.conftest import ROOT, login
+from tests.factories import make_carrier, make_org, make_resource, make_user
+
+
+@pytest.fixture
+def site(app):
+    op = make_user("op@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    eng = make_user("eng@example.com")
+    make_org("Startup", members=[eng])
+    sem = make_resource(carrier, "SEM", always_open=True)
+    line = make_resource(carrier, "Line", requires_approval=True, always_open=True)
+    return {"op": op, "carrier": carrier, "eng": eng, "sem": sem, "line": line, "m": next_monday()}
+
+
+def notes(kind: str) -> int:
+    return db.session.scalar(select(func.count(Notification.id)).where(Notification.kind == kind))
+
+
+def test_no_shows_are_marked_once_and_checked_in_bookings_are_not(site):
+    m = site["m"]
+    missed = bookings.create_booking(site["eng"], site["sem"].id, at(m, 9), at(m, 10))
+    used = bookings.create_booking(site["eng"], site["sem"].id, at(m, 11), at(m, 12))
+    metering.check_in(site["eng"], used.id, now=at(m, 11))
+    assert jobs.run_job("no_shows", now=at(m, 11, 30)) == "1 marked"
+    db.session.expire_all()
+    assert db.session.get(Booking, missed.id).status == "no_show"
+    assert db.session.get(Booking, used.id).status == "in_use"
+    assert jobs.run_job("no_shows", now=at(m, 11, 45)) == "0 marked"
+    assert notes("booking_no_show") == 1
+
+
+def test_completion_closes_forgotten_sessions_at_the_booking_end(site):
+    m = site["m"]
+    booking = bookings.create_booking(site["eng"], site["sem"].id, at(m, 9), at(m, 10))
+    metering.check_in(site["eng"], booking.id, now=at(m, 9))
+    assert jobs.run_job("completion", now=at(m, 10, 5)) == "0 completed"  # within the grace period
+    assert jobs.run_job("completion", now=at(m, 12)) == "1 completed"
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status == "completed"
+    usage = db.session.scalar(select(UsageRecord))
+    assert usage.end_at == at(m, 10) and usage.events[-1].action == "closed_automatically"
+
+
+def test_reminders_once_per_lead_and_catching_up(site):
+    m = site["m"]
+    bookings.create_booking(site["eng"], site["sem"].id, at(m, 9), at(m, 10))
+    assert jobs.run_job("reminders", now=at(m, 9) - timedelta(hours=30)) == "0 sent"
+    # The scheduler was down until 40 minutes before: both the 24 h and the 1 h reminder go out now.
+    assert jobs.run_job("reminders", now=at(m, 9) - timedelta(minutes=40)) == "2 sent"
+    assert jobs.run_job("reminders", now=at(m, 9) - timedelta(minutes=30)) == "0 sent"
+    assert notes("booking_reminder") == 2
+
+
+def test_leases_and_errors(site, monkeypatch):
+    now = utcnow()
+    assert jobs.lease("reminders", now, 60, "a") is True
+    assert jobs.lease("reminders", now, 60, "b") is False
+    assert jobs.run_job("reminders", now=now) == "skipped"
+    assert (
+        jobs.lease("reminders", now + timedelta(seconds=61), 60, "b") is True
+    )  # an expired lease is taken over
+
+    def broken(now):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(jobs.JOBS, "completion", (broken, 10))
+    assert jobs.run_job("completion") == "RuntimeError: disk full"
+    row = db.session.get(JobRun, "completion")
+    db.session.refresh(row)
+    assert row.last_error == "RuntimeError: disk full" and row.leased_until is None
+    assert jobs.run_job("approvals_digest") == "0 sent"  # other jobs keep running
+
+
+def test_monthly_invoices_and_digest_run_once(site):
+    bookings.create_booking(site["eng"], site["line"].id, at(site["m"], 9), at(site["m"], 12))
+    assert jobs.run_job("approvals_digest") == "1 sent"
+    assert jobs.run_job("approvals_digest") == "0 sent"
+    assert jobs.run_job("monthly_invoices").endswith("lines")
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(jobs.SentOnce)
+            .where(jobs.SentOnce.key.like("invoice-run:%"))
+        )
+        == 1
+    )
+    jobs.run_job("monthly_invoices")
+    assert (
+        db.session.scalar(
+            select(func.count())
+            .select_from(jobs.SentOnce)
+            .where(jobs.SentOnce.key.like("invoice-run:%"))
+        )
+        == 1
+    )
+
+
+def test_two_scheduler_processes_send_each_reminder_once(app, site, database_url):
+    """Two processes run the reminder job at the same moment: leases and once-only keys mean
+    each reminder is sent once."""
+    start = (utcnow() + timedelta(minutes=50)).replace(second=0, microsecond=0)
+    start -= timedelta(minutes=start.minute % 30)
+    if start <= utcnow():
+        start += timedelta(minutes=30)
+    bookings.create_booking(site["eng"], site["sem"].id, start, start + timedelta(minutes=30))
+    db.session.commit()
+    flask = str(Path(sys.executable).with_name("flask"))
+    env = {**os.environ, "DATABASE_URL": database_url, "BOOKING_ENV": "development"}
+    processes = [
+        subprocess.Popen(
+            [flask, "--app", "wsgi", "jobs", "run", "reminders"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=60)[0].decode() for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    db.session.commit()
+    assert notes("booking_reminder") == 2, outputs  # 24 h and 1 h leads, each once
+
+
+def test_status_page(client, site):
+    from booking.jobs.service import run_job
+
+    run_job("approvals_digest")
+    login(client, "op@example.com")
+    page = client.get("/admin/jobs", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'data-job="approvals_digest"' in page and "0 sent" in page
+    make_user("plain@example.com")
+    plain = client.application.test_client()
+    login(plain, "plain@example.com")
+    assert plain.get("/admin/jobs").status_code == 404
+
+
+def test_notifications_are_mailed_after_commit_in_the_recipients_language(app, site, smtp_inbox):
+    from email import policy
+    from email.parser import BytesParser
+
+    site["eng"].locale = "en"
+    db.session.commit()
+    line_booking = bookings.create_booking(
+        site["eng"], site["line"].id, at(site["m"], 9), at(site["m"], 12)
+    )
+    bookings.approve_booking(site["op"], line_booking.id)
+    assert jobs.run_job("mail").startswith("2 sent")  # the operator's request note and the approval
+    recipients = sorted(r[0][0] for r in smtp_inbox.messages)
+    assert recipients == ["eng@example.com", "op@example.com"]
+    approval = next(m for r, m in smtp_inbox.messages if r == ["eng@example.com"])
+    assert "was approved" in approval["Subject"]  # English, the engineer's language
+    parts = {p.get_content_type(): p for p in approval.walk()}
+    assert {"text/plain", "text/html", "text/calendar"} <= set(parts)
+    ics_bytes = parts["text/calendar"].get_payload(decode=True)
+    import icalendar
+
+    calendar = icalendar.Calendar.from_ical(ics_bytes)
+    assert str(calendar["METHOD"]) == "REQUEST" and len(calendar.walk("VEVENT")) == 1
+    assert jobs.run_job("mail").startswith("0 sent")  # once
+    del BytesParser, policy
+
+
+def test_a_rolled_back_booking_mails_nothing_and_smtp_failures_are_retried(app, site):
+    from booking.notify.models import Notification
+
+    with pytest.raises(bookings.BookingRefused):
+        bookings.create_booking(site["eng"], site["line"].id, at(site["m"], 9), at(site["m"], 9))
+    assert db.session.scalar(select(func.count(Notification.id))) == 0
+    bookings.create_booking(site["eng"], site["line"].id, at(site["m"], 9), at(site["m"], 12))
+    app.config.update(
+        MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=1, MAIL_TIMEOUT=2
+    )  # nobody listens
+    assert "1 to retry" in jobs.run_job("mail")
+    note = db.session.scalar(select(Notification))
+    db.session.refresh(note)
+    assert note.mail_state == "pending" and note.mail_attempts == 1 and note.mail_next_at > utcnow()
+    site["op"].mail_notifications = False
+    db.session.commit()
+    assert "1 skipped" in jobs.run_job("mail", now=utcnow() + timedelta(minutes=2))
