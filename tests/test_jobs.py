@@ -202,3 +202,62 @@ def test_a_rolled_back_booking_mails_nothing_and_smtp_failures_are_retried(app, 
     site["op"].mail_notifications = False
     db.session.commit()
     assert "1 skipped" in jobs.run_job("mail", now=utcnow() + timedelta(minutes=2))
+
+
+def test_invoice_voucher_and_qualification_events_reach_the_inbox(app, site):
+    from datetime import date
+
+    from booking.billing import invoices, vouchers
+    from booking.billing.service import add_rate
+    from booking.bookings.models import QualificationGrant
+    from booking.notify.service import render
+    from tests.factories import make_qualification
+
+    manager = make_user("boss@example.com", locale="en")
+    org = site["eng"].memberships[0].organisation
+    from booking.orgs.models import Membership
+
+    db.session.add(Membership(user_id=manager.id, organisation_id=org.id, role="manager"))
+    admin = make_user("admin@example.com")
+    admin.is_platform_admin = True
+    db.session.commit()
+    programme = vouchers.create_programme(
+        admin,
+        name="创新券",
+        issuer="科技局",
+        coverage_percent=50,
+        cap="1000",
+        valid_from=date(2020, 1, 1),
+        valid_until=date(2030, 1, 1),
+    )
+    vouchers.grant(admin, programme.id, org.name, "100")
+    note = db.session.scalar(select(Notification).where(Notification.kind == "voucher_granted"))
+    assert note.user_id == manager.id and "¥100.00" in render(note)
+    add_rate(
+        site["op"],
+        site["sem"],
+        tier="external",
+        unit="hour",
+        price="100",
+        effective_from=date(2020, 1, 1),
+    )
+    m = site["m"] - timedelta(days=40)
+    booking = bookings.create_booking(
+        site["eng"], site["sem"].id, at(m, 9), at(m, 10), now=at(m, 8)
+    )
+    usage = metering.check_in(site["eng"], booking.id, now=at(m, 9))
+    metering.check_out(site["eng"], usage.id, now=at(m, 10))
+    period = at(m, 9).strftime("%Y-%m")
+    (invoice,) = invoices.run_invoices(site["carrier"], period).invoices
+    invoices.issue(site["op"], site["carrier"], invoice.id)
+    issued = db.session.scalar(select(Notification).where(Notification.kind == "invoice_issued"))
+    assert issued.user_id == manager.id and issued.link == f"/invoices/{invoice.id}"
+    q = make_qualification(site["carrier"])
+    db.session.add(
+        QualificationGrant(
+            user_id=site["eng"].id, qualification_id=q.id, expires_at=utcnow() + timedelta(days=10)
+        )
+    )
+    db.session.commit()
+    assert jobs.run_job("qualification_expiry") == "1 sent"
+    assert jobs.run_job("qualification_expiry") == "0 sent"

@@ -409,6 +409,24 @@ def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = N
     invoice.buyer_title = invoice.organisation.invoice_title or invoice.organisation.name
     invoice.buyer_tax_id = invoice.organisation.tax_id or invoice.organisation.credit_code
     invoice.status, invoice.issued_at, invoice.issued_by_id = ISSUED, now, operator.id
+    from booking.billing.money import format_yuan
+    from booking.notify.service import notify
+
+    for manager_id in db.session.scalars(
+        select(Membership.user_id).where(
+            Membership.organisation_id == invoice.organisation_id, Membership.role == MANAGER
+        )
+    ):
+        notify(
+            manager_id,
+            "invoice_issued",
+            {
+                "number": invoice.number,
+                "amount": format_yuan(invoice.due_fen),
+                "carrier": {"zh": carrier.name_zh, "en": carrier.name_en},
+            },
+            link=f"/invoices/{invoice.id}",
+        )
     db.session.commit()
     return invoice
 

@@ -145,6 +145,21 @@ def grant(admin: User, programme_id: int, organisation_name: str, amount: str) -
         )
         db.session.add(voucher)
     voucher.amount_fen += fen
+    from booking.billing.money import format_yuan
+    from booking.notify.service import notify
+    from booking.orgs.models import MANAGER, Membership
+
+    for manager_id in db.session.scalars(
+        select(Membership.user_id).where(
+            Membership.organisation_id == org.id, Membership.role == MANAGER
+        )
+    ):
+        notify(
+            manager_id,
+            "voucher_granted",
+            {"amount": format_yuan(fen), "programme": programme.name},
+            link=f"/organisations/{org.id}",
+        )
     db.session.commit()
     return voucher
 

@@ -225,6 +225,38 @@ def voucher_expiry_notices(now: datetime) -> str:
     return f"{sent} sent"
 
 
+def qualification_expiry_notices(now: datetime) -> str:
+    """Two weeks before a qualification expires, its holder hears about it, once."""
+    from booking.bookings.models import QualificationGrant
+
+    expiring = (
+        db.session.scalars(
+            select(QualificationGrant).where(
+                QualificationGrant.revoked_at.is_(None),
+                QualificationGrant.expires_at > now,
+                QualificationGrant.expires_at <= now + timedelta(days=14),
+            )
+        )
+        .unique()
+        .all()
+    )
+    sent = 0
+    for grant in expiring:
+        if once(f"qualification-expiry:{grant.id}", grant.user_id):
+            q = grant.qualification
+            notify(
+                grant.user_id,
+                "qualification_expiring",
+                {
+                    "qualification": {"zh": q.name_zh, "en": q.name_en},
+                    "until": grant.expires_at.date().isoformat(),
+                },
+            )
+            sent += 1
+    db.session.commit()
+    return f"{sent} sent"
+
+
 def approvals_digest(now: datetime) -> str:
     """Once a day, each carrier's staff hear how many requests wait for approval."""
     sent = 0
@@ -264,6 +296,7 @@ JOBS: dict[str, tuple[Callable[[datetime], str], int]] = {
     "calendar_refresh": (refresh_calendars, 30),
     "monthly_invoices": (monthly_invoices, 60),
     "voucher_expiry": (voucher_expiry_notices, 24 * 60),
+    "qualification_expiry": (qualification_expiry_notices, 24 * 60),
     "approvals_digest": (approvals_digest, 60),
 }
 

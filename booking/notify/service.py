@@ -34,6 +34,11 @@ MESSAGES = {
         "Your innovation voucher %(programme)s expires on %(until)s and still has a balance."
     ),
     "approvals_pending": _l("%(count)s booking requests are waiting for approval."),
+    "invoice_issued": _l("Invoice %(number)s from %(carrier)s: %(amount)s due."),
+    "voucher_granted": _l(
+        "Your organisation received an innovation voucher of %(amount)s (%(programme)s)."
+    ),
+    "qualification_expiring": _l("Your qualification for %(qualification)s expires on %(until)s."),
     "qualification_granted": _l("You are now qualified for %(qualification)s."),
     "qualification_revoked": _l("Your qualification for %(qualification)s was revoked."),
 }
