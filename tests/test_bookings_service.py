@@ -212,7 +212,11 @@ def test_outage_blocks_new_bookings_and_flags_existing(world):
     db.session.expire_all()
     flagged = db.session.get(Booking, b.id)
     assert flagged.outage_conflict and flagged.events[-1].action == "outage_conflict"
-    note = db.session.scalar(select(Notification).where(Notification.user_id == world["eng"].id))
+    note = db.session.scalar(
+        select(Notification).where(
+            Notification.user_id == world["eng"].id, Notification.kind == "outage_conflict"
+        )
+    )
     assert note.kind == "outage_conflict" and "Filament change" in render(note)
     with pytest.raises(service.BookingRefused) as refused:
         service.create_booking(world["other"], world["sem"].id, at(m, 16), at(m, 17))

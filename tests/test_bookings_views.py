@@ -252,7 +252,8 @@ def test_outage_page_lists_affected_bookings(client, site):
     client2 = client.application.test_client()
     login(client2, "eng@example.com")
     assert "Column bake-out" in text(client2.get("/inbox", headers=EN))
-    assert '<span class="count">1</span>' in text(client2.get("/", headers=EN))
+    # Unread: the booking's confirmation and the maintenance notice.
+    assert '<span class="count">2</span>' in text(client2.get("/", headers=EN))
 
 
 def test_grants_page(client, site):

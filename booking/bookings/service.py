@@ -418,6 +418,8 @@ def create_booking(
         if status == REQUESTED:
             for staff_member in resource.carrier.staff:
                 _notify_about(booking, staff_member.user_id, "booking_requested")
+        elif series is None:  # a series gets no mail per occurrence
+            _notify_about(booking, booker.id, "booking_confirmed")  # mailed with the .ics
         db.session.commit()
     return booking
 
@@ -581,7 +583,7 @@ def cancel_booking(
             late=terms["late"],
             fee_percent=terms["fee_percent"],
         )
-        if notify_owner and actor.id != booking.user_id:
+        if notify_owner:  # the owner's mail carries the CANCEL .ics that removes the event
             _notify_about(booking, booking.user_id, "booking_cancelled")
         db.session.commit()
     _offer_freed(booking.resource_id, now)

@@ -17,7 +17,7 @@ def run(name: str) -> None:
 @cli.cli.command("list")
 def list_jobs() -> None:
     """Each job's interval, last run and last error."""
-    for name, minutes, row in statuses():
+    for name, minutes, row, _next in statuses():
         last = row.last_finished_at.isoformat() if row and row.last_finished_at else "never"
         click.echo(
             f"{name:18} every {minutes:5d} min  last {last}  {row.last_error or '' if row else ''}"

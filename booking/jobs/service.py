@@ -359,6 +359,15 @@ def run_job(name: str, now: datetime | None = None, owner: str | None = None) ->
     return error or result
 
 
-def statuses() -> list[tuple[str, int, JobRun | None]]:
+def statuses() -> list[tuple[str, int, JobRun | None, datetime | None]]:
+    """Each job with its interval, its row and when it runs next (its last start plus its
+    interval; "now" when it never ran or is overdue — the scheduler catches up)."""
     rows = {r.name: r for r in db.session.scalars(select(JobRun))}
-    return [(name, minutes, rows.get(name)) for name, (_fn, minutes) in JOBS.items()]
+    found = []
+    for name, (_fn, minutes) in JOBS.items():
+        row = rows.get(name)
+        started = row.last_started_at if row else None
+        found.append(
+            (name, minutes, row, started + timedelta(minutes=minutes) if started else None)
+        )
+    return found

@@ -13,6 +13,7 @@ from booking.types import utcnow
 # How each kind reads; params are filled in at read time, in the reader's language.
 MESSAGES = {
     "booking_requested": _l("New booking request for %(resource)s on %(when)s."),
+    "booking_confirmed": _l("Your booking of %(resource)s on %(when)s is confirmed."),
     "booking_approved": _l("Your booking of %(resource)s on %(when)s was approved."),
     "booking_rejected": _l("Your booking of %(resource)s on %(when)s was rejected: %(reason)s"),
     "booking_cancelled": _l("The booking of %(resource)s on %(when)s was cancelled."),
