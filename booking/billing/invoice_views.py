@@ -112,12 +112,12 @@ def _detail(invoice, adjust_form=None, credit_form=None, status=200):
 
 @bp.get("/invoices/<invoice_id>")
 def detail(invoice_id):
-    return _detail(service._of_carrier(g.carrier, invoice_id))
+    return _detail(service.invoice_of_carrier(g.carrier, invoice_id))
 
 
 @bp.post("/invoices/<invoice_id>/adjust")
 def adjust(invoice_id):
-    invoice = service._of_carrier(g.carrier, invoice_id)
+    invoice = service.invoice_of_carrier(g.carrier, invoice_id)
     form = AdjustForm()
     if form.validate_on_submit():
         try:
@@ -152,7 +152,7 @@ def issue(invoice_id):
 
 @bp.post("/invoices/<invoice_id>/credit")
 def credit(invoice_id):
-    invoice = service._of_carrier(g.carrier, invoice_id)
+    invoice = service.invoice_of_carrier(g.carrier, invoice_id)
     form = CreditForm()
     if form.validate_on_submit():
         try:
@@ -248,7 +248,7 @@ def _pdf_response(invoice):
 
 @bp.get("/invoices/<invoice_id>.pdf")
 def pdf(invoice_id):
-    return _pdf_response(service._of_carrier(g.carrier, invoice_id))
+    return _pdf_response(service.invoice_of_carrier(g.carrier, invoice_id))
 
 
 @bp.get("/invoices/export.xlsx")

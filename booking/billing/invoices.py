@@ -330,7 +330,7 @@ def run_invoices(carrier: Carrier, period: str, now: datetime | None = None) -> 
 
 
 def _draft(carrier: Carrier, invoice_id) -> Invoice:
-    invoice = _of_carrier(carrier, invoice_id)
+    invoice = invoice_of_carrier(carrier, invoice_id)
     if invoice.status != DRAFT:
         raise ServiceError(
             Problem("issued", _l("Issued invoices never change: make a credit note instead.")), 409
@@ -338,7 +338,7 @@ def _draft(carrier: Carrier, invoice_id) -> Invoice:
     return invoice
 
 
-def _of_carrier(carrier: Carrier, invoice_id) -> Invoice:
+def invoice_of_carrier(carrier: Carrier, invoice_id) -> Invoice:
     try:
         invoice = db.session.get(Invoice, int(invoice_id))
     except (TypeError, ValueError):
@@ -440,7 +440,7 @@ def credit_note(
     now: datetime | None = None,
 ) -> Invoice:
     """A correction of an issued invoice: a new, numbered document that references it."""
-    original = _of_carrier(carrier, invoice_id)
+    original = invoice_of_carrier(carrier, invoice_id)
     if original.status != ISSUED or original.kind == CREDIT_NOTE:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be credited.")), 409)
     fen, reason = _amount_and_reason(amount, reason, allow_negative=False)
@@ -480,7 +480,7 @@ def credit_note(
 
 
 def mark_paid(carrier: Carrier, invoice_id, paid: bool, now: datetime | None = None) -> Invoice:
-    invoice = _of_carrier(carrier, invoice_id)
+    invoice = invoice_of_carrier(carrier, invoice_id)
     if invoice.status != ISSUED:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be paid.")), 409)
     invoice.paid_at = (now or utcnow()) if paid else None
