@@ -67,6 +67,38 @@ def fresh_database(url: str) -> None:
         engine.dispose()
 
 
+def booking_row(
+    resource_id: int,
+    user_id: int,
+    organisation_id: int,
+    start: datetime,
+    hours: float,
+    *,
+    quantity: int = 1,
+    purpose: str = "",
+    stamp: datetime,
+) -> dict:
+    """One approved booking, as a row for a bulk insert (no buffers)."""
+    end = start + timedelta(hours=hours)
+    return dict(
+        resource_id=resource_id,
+        user_id=user_id,
+        organisation_id=organisation_id,
+        created_by_id=user_id,
+        start_at=start,
+        end_at=end,
+        busy_from=start,
+        busy_until=end,
+        quantity=quantity,
+        purpose=purpose,
+        status="approved",
+        sequence=0,
+        outage_conflict=False,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+
+
 def populate(app) -> dict:
     """500 instruments/licences holding 100,000 bookings, plus 2,000 GPU servers."""
     from flask_migrate import upgrade
@@ -130,25 +162,7 @@ def populate(app) -> dict:
         for rid in ids:
             for k in range(per_resource):
                 start = base + timedelta(hours=5 * k)
-                rows.append(
-                    dict(
-                        resource_id=rid,
-                        user_id=user.id,
-                        organisation_id=org.id,
-                        created_by_id=user.id,
-                        start_at=start,
-                        end_at=start + timedelta(hours=2),
-                        busy_from=start,
-                        busy_until=start + timedelta(hours=2),
-                        quantity=1,
-                        purpose="",
-                        status="approved",
-                        sequence=0,
-                        outage_conflict=False,
-                        created_at=base,
-                        updated_at=base,
-                    )
-                )
+                rows.append(booking_row(rid, user.id, org.id, start, 2, stamp=base))
         for chunk in range(0, len(rows), 5000):
             db.session.execute(insert(Booking), rows[chunk : chunk + 5000])
         # Some load on the GPUs tomorrow too.
@@ -158,22 +172,8 @@ def populate(app) -> dict:
         db.session.execute(
             insert(Booking),
             [
-                dict(
-                    resource_id=rid,
-                    user_id=user.id,
-                    organisation_id=org.id,
-                    created_by_id=user.id,
-                    start_at=tomorrow,
-                    end_at=tomorrow + timedelta(hours=3),
-                    busy_from=tomorrow,
-                    busy_until=tomorrow + timedelta(hours=3),
-                    quantity=8 if i % 3 == 0 else 2,
-                    purpose="",
-                    status="approved",
-                    sequence=0,
-                    outage_conflict=False,
-                    created_at=base,
-                    updated_at=base,
+                booking_row(
+                    rid, user.id, org.id, tomorrow, 3, quantity=8 if i % 3 == 0 else 2, stamp=base
                 )
                 for i, rid in enumerate(gpu_ids)
             ],
@@ -453,22 +453,8 @@ def feed_benchmark(url: str, n: int = 10_000) -> dict:
         for k in range(n):
             start = base + timedelta(hours=k // 50 * 2)
             rows.append(
-                dict(
-                    resource_id=resources[k % 50].id,
-                    user_id=user.id,
-                    organisation_id=org.id,
-                    created_by_id=user.id,
-                    start_at=start,
-                    end_at=start + timedelta(hours=1),
-                    busy_from=start,
-                    busy_until=start + timedelta(hours=1),
-                    quantity=1,
-                    purpose="测试用途",
-                    status="approved",
-                    sequence=0,
-                    outage_conflict=False,
-                    created_at=base,
-                    updated_at=base,
+                booking_row(
+                    resources[k % 50].id, user.id, org.id, start, 1, purpose="测试用途", stamp=base
                 )
             )
         db.session.execute(insert(Booking), rows)

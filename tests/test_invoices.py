@@ -302,9 +302,7 @@ def test_vouchers_subsidise_lines_up_to_coverage_and_balance(billed):
     from booking.billing import vouchers
     from booking.billing.voucher_models import Voucher
 
-    admin = make_user("admin@example.com")
-    admin.is_platform_admin = True
-    db.session.commit()
+    admin = make_user("admin@example.com", admin=True)
     with pytest.raises(ServiceError) as bad:
         vouchers.create_programme(
             admin,
@@ -356,9 +354,7 @@ def test_vouchers_subsidise_lines_up_to_coverage_and_balance(billed):
 
 
 def test_voucher_admin_pages_and_claims(client, billed):
-    admin = make_user("admin@example.com")
-    admin.is_platform_admin = True
-    db.session.commit()
+    make_user("admin@example.com", admin=True)
     login(client, "admin@example.com")
     assert client.get("/admin/vouchers/").status_code == 200
     bad = post_form(
@@ -428,9 +424,7 @@ def _grant(billed, coverage: int, amount: str):
         select(type(billed["op"])).where(type(billed["op"]).email == "admin@example.com")
     )
     if admin is None:
-        admin = make_user("admin@example.com")
-        admin.is_platform_admin = True
-        db.session.commit()
+        admin = make_user("admin@example.com", admin=True)
     programme = vouchers.create_programme(
         admin,
         name=f"P{coverage}-{amount}",
@@ -509,9 +503,7 @@ def test_invoice_totals_are_the_sum_of_their_lines(app, jobs, coverage, voucher_
         basis="used",
         effective_from=date(2020, 1, 1),
     )
-    admin = make_user(f"admin{n}@example.com")
-    admin.is_platform_admin = True
-    db.session.commit()
+    admin = make_user(f"admin{n}@example.com", admin=True)
     from booking.billing import vouchers
 
     programme = vouchers.create_programme(
@@ -537,3 +529,27 @@ def test_invoice_totals_are_the_sum_of_their_lines(app, jobs, coverage, voucher_
     spent = db.session.get(Voucher, voucher.id).used_fen
     assert spent == invoice.subsidy_fen <= voucher_yuan * 100
     assert invoice.due_fen == invoice.total_fen - invoice.subsidy_fen >= 0
+
+
+def test_the_period_is_the_carriers_local_month(billed):
+    """A use that ends at 23:30 on the month's last day in Shanghai (15:30 UTC) is in that
+    month; one from 00:30 on the next day is not, though both fall on the same UTC date."""
+    from datetime import UTC
+
+    start, end = invoices.period_window(
+        "2026-10", "Asia/Shanghai", now=datetime(2026, 11, 27, tzinfo=UTC)
+    )
+    assert (start, end) == (
+        datetime(2026, 9, 30, 16, tzinfo=UTC),
+        datetime(2026, 10, 31, 16, tzinfo=UTC),
+    )
+    period, _monday = last_month()
+    first_of_this = datetime.now(SH).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    late = first_of_this - timedelta(minutes=90)  # 22:30 on the last day of last month
+    early = first_of_this + timedelta(minutes=30)  # 00:30 on the first of this month
+    for begin in (late, early):
+        usage = metering.walk_up(billed["eng"], billed["gpu"].id, quantity=1, now=begin)
+        metering.check_out(billed["eng"], usage.id, now=begin + timedelta(hours=1))
+    assert late.astimezone(UTC).date() == early.astimezone(UTC).date()
+    (invoice,) = invoices.run_invoices(billed["carrier"], period).invoices
+    assert [line.started_at for line in invoice.lines] == [late]

@@ -218,9 +218,7 @@ def test_invoice_voucher_and_qualification_events_reach_the_inbox(app, site):
     from booking.orgs.models import Membership
 
     db.session.add(Membership(user_id=manager.id, organisation_id=org.id, role="manager"))
-    admin = make_user("admin@example.com")
-    admin.is_platform_admin = True
-    db.session.commit()
+    admin = make_user("admin@example.com", admin=True)
     programme = vouchers.create_programme(
         admin,
         name="创新券",

@@ -17,7 +17,7 @@ from booking.billing import vouchers
 from booking.carriers.service import all_carriers
 from booking.catalogue.forms import KIND_LABELS
 from booking.forms import REQUIRED_MESSAGE
-from booking.problems import NotFound, ServiceError
+from booking.problems import ServiceError
 from booking.tenancy import platform_admin_required
 from booking.web import show_problems
 
@@ -54,12 +54,7 @@ def _page(programme_form=None, grant_form=None, status=200):
     grant_form = grant_form or GrantForm(formdata=None)
     listed = vouchers.programmes()
     grant_form.programme_id.choices = [(p.id, p.name) for p in listed]
-    from sqlalchemy import select
-
-    from booking.billing.voucher_models import Voucher
-    from booking.extensions import db
-
-    granted = list(db.session.scalars(select(Voucher).order_by(Voucher.granted_at.desc())))
+    granted = vouchers.all_grants()
     return render_template(
         "billing/vouchers.html",
         programmes=listed,
@@ -124,11 +119,7 @@ def grant():
 @bp.get("/vouchers/<int:programme_id>/claims.csv")
 def claims(programme_id: int):
     """The claim list to recover a programme's subsidies from its issuer."""
-    from booking.billing.voucher_models import VoucherProgramme
-    from booking.extensions import db
-
-    if db.session.get(VoucherProgramme, programme_id) is None:
-        raise NotFound()
+    vouchers.programme(programme_id)  # 404 for an unknown programme
     period = request.args.get("period") or None
     out = io.StringIO()
     writer = csv.writer(out)

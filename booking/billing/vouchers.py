@@ -164,6 +164,17 @@ def grant(admin: User, programme_id: int, organisation_name: str, amount: str) -
     return voucher
 
 
+def all_grants() -> list[Voucher]:
+    return list(db.session.scalars(select(Voucher).order_by(Voucher.granted_at.desc())))
+
+
+def programme(programme_id: int) -> VoucherProgramme:
+    found = db.session.get(VoucherProgramme, programme_id)
+    if found is None:
+        raise NotFound()
+    return found
+
+
 def vouchers_of(organisation_id: int) -> list[Voucher]:
     return list(
         db.session.scalars(

@@ -88,7 +88,8 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def invite(manager: User, organisation_id: int, email: str, role: str) -> Invitation:
+def invite(manager: User, organisation_id: int, email: str, role: str) -> tuple[Invitation, str]:
+    """Invite by e-mail; returns the invitation and its link (only its hash is stored)."""
     org = organisation_for_manager(manager, organisation_id)
     email = normalise_email(email)
     problems = email_problems(email)
@@ -121,8 +122,7 @@ def invite(manager: User, organisation_id: int, email: str, role: str) -> Invita
             "orgs/mail/invitation.txt", org=org, manager=manager, link=link, invitation=invitation
         )
     send_mail(email, subject, text)
-    invitation.link = link  # for the inviter's page and tests; not stored
-    return invitation
+    return invitation, link
 
 
 def pending_invitations(org: Organisation) -> list[Invitation]:

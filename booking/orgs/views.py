@@ -42,7 +42,9 @@ def create():
     )
 
 
-def _render_detail(org_id: int, invite_form=None, status=200, invitation=None, billing_form=None):
+def _render_detail(
+    org_id: int, invite_form=None, status=200, invitation_link=None, billing_form=None
+):
     org = service.organisation_for_member(current_user, org_id)
     mine = service.membership(current_user, org_id)
     return (
@@ -57,7 +59,7 @@ def _render_detail(org_id: int, invite_form=None, status=200, invitation=None, b
             vouchers=vouchers_of(org.id) if mine.role == "manager" else [],
             role_form=RoleForm(),
             empty_form=EmptyForm(),
-            new_invitation=invitation,
+            invitation_link=invitation_link,
         ),
         status,
     )
@@ -75,14 +77,14 @@ def invite(org_id: int):
     form = InviteForm()
     if form.validate_on_submit():
         try:
-            invitation = service.invite(current_user, org_id, form.email.data, form.role.data)
+            invitation, link = service.invite(current_user, org_id, form.email.data, form.role.data)
         except ServiceError as error:
             if error.status != 400:
                 raise
             show_problems(form, error)
         else:
             flash(_("Invitation sent to %(email)s.", email=invitation.email), "success")
-            return _render_detail(org_id, invitation=invitation)
+            return _render_detail(org_id, invitation_link=link)
     return _render_detail(org_id, invite_form=form, status=422)
 
 
