@@ -122,12 +122,16 @@ def _register_blueprints(app: Flask) -> None:
     from booking.catalogue.operate_views import bp as resources_bp
     from booking.catalogue.views import bp as catalogue_bp
     from booking.demo.cli import cli as demo_cli
+    from booking.home.views import bp as home_bp
     from booking.jobs.cli import cli as jobs_cli
     from booking.jobs.cli import scheduler_cli
     from booking.jobs.views import bp as jobs_bp
     from booking.metering.operate_views import bp as carrier_usage_bp
     from booking.metering.views import bp as metering_bp
     from booking.orgs.views import bp as orgs_bp
+    from booking.reports.views import admin_bp as platform_reports_bp
+    from booking.reports.views import carrier_bp as carrier_reports_bp
+    from booking.reports.views import org_bp as org_reports_bp
     from booking.tenancy import operate_blueprint
 
     operate = operate_blueprint(
@@ -139,6 +143,7 @@ def _register_blueprints(app: Flask) -> None:
         rates_bp,
         invoices_bp,
         voucher_claims_bp,
+        carrier_reports_bp,
     )
     for blueprint in (
         catalogue_bp,
@@ -161,6 +166,9 @@ def _register_blueprints(app: Flask) -> None:
         jobs_cli,
         scheduler_cli,
         invoices_cli,
+        platform_reports_bp,
+        org_reports_bp,
+        home_bp,
     ):
         app.register_blueprint(blueprint)
 

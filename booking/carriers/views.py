@@ -3,6 +3,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from booking.accounts.forms import EmptyForm
+from booking.calendars.sources import error_text
 from booking.carriers import service
 from booking.carriers.forms import (
     CarrierForm,
@@ -12,6 +13,7 @@ from booking.carriers.forms import (
     StaffForm,
 )
 from booking.catalogue.service import carrier_resources
+from booking.home.service import operator_home
 from booking.orgs.service import all_organisations
 from booking.problems import ServiceError
 from booking.tenancy import carrier_admin_required, platform_admin_required
@@ -62,6 +64,8 @@ def dashboard():
         resources=carrier_resources(g.carrier, include_retired=False),
         residents=service.residents_of(g.carrier),
         staff=service.staff_of(g.carrier),
+        home=operator_home(g.carrier),
+        source_error=error_text,
     )
 
 

@@ -1,0 +1,173 @@
+"""The engineer's home and the operator's overview, against the database and through views."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from booking.billing.invoice_models import DRAFT, Invoice, InvoiceLine
+from booking.billing.models import Rate
+from booking.billing.voucher_models import Voucher, VoucherProgramme
+from booking.bookings.models import OFFERED, Booking, WaitlistEntry
+from booking.calendars.models import CalendarSource
+from booking.extensions import db
+from booking.home import service
+from booking.metering.models import UsageRecord
+from tests.conftest import login
+from tests.factories import make_carrier, make_org, make_resource, make_user
+
+SH = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 11, 18, 10, 30, tzinfo=SH).astimezone(UTC)  # a Wednesday, 10:30 local
+
+
+def _local(day, hour, minute=0):
+    return datetime(2026, 11, day, hour, minute, tzinfo=SH).astimezone(UTC)
+
+
+def _book(resource, user, org, start, end, status, quantity=1):
+    booking = Booking(
+        resource_id=resource.id,
+        user_id=user.id,
+        organisation_id=org.id,
+        start_at=start,
+        end_at=end,
+        busy_from=start,
+        busy_until=end,
+        quantity=quantity,
+        status=status,
+    )
+    db.session.add(booking)
+    db.session.flush()
+    return booking
+
+
+def _scene():
+    operator = make_user("op@home.test", locale="en")
+    engineer = make_user("eng@home.test", locale="en", name="Eng")
+    carrier = make_carrier("HM01", operators=[operator])
+    org = make_org("Home Co", members=[engineer], resident_at=[carrier])
+    gpu = make_resource(carrier, "GPU box", kind="compute", capacity=4)
+    db.session.add(
+        Rate(
+            resource_id=gpu.id,
+            tier="resident",
+            unit="quantity_hour",
+            price_fen=2500,
+            effective_from=date(2026, 1, 1),
+        )
+    )
+    return operator, engineer, carrier, org, gpu
+
+
+def test_engineer_home_lists_what_comes_next_and_what_this_month_costs(app, client):
+    _operator, engineer, carrier, org, gpu = _scene()
+    # This month: 2 GPUs × 3 h done earlier (¥150), 1 GPU × 2 h tomorrow (¥50); October is
+    # another month and is not counted.
+    _book(gpu, engineer, org, _local(3, 9), _local(3, 12), "completed", 2)
+    tomorrow = _book(gpu, engineer, org, _local(19, 9), _local(19, 11), "approved")
+    _book(gpu, engineer, org, _local(20, 9), _local(20, 10), "requested")
+    october = datetime(2026, 10, 20, 9, tzinfo=SH).astimezone(UTC)
+    _book(gpu, engineer, org, october, october + timedelta(hours=5), "completed", 4)
+    db.session.add(
+        WaitlistEntry(
+            resource_id=gpu.id,
+            user_id=engineer.id,
+            organisation_id=org.id,
+            start_at=_local(21, 9),
+            end_at=_local(21, 10),
+            busy_from=_local(21, 9),
+            busy_until=_local(21, 10),
+            status=OFFERED,
+            offered_at=NOW,
+            offer_expires_at=NOW + timedelta(hours=1),
+        )
+    )
+    programme = VoucherProgramme(
+        name="Chongqing innovation voucher",
+        issuer="CQ STC",
+        coverage_percent=50,
+        cap_fen=10_000_00,
+        valid_from=date(2026, 1, 1),
+        valid_until=date(2026, 12, 31),
+    )
+    db.session.add(programme)
+    db.session.flush()
+    db.session.add(
+        Voucher(programme_id=programme.id, organisation_id=org.id, amount_fen=80000, used_fen=30000)
+    )
+    db.session.commit()
+
+    home = service.engineer_home(engineer, now=NOW)
+    assert [b.id for b in home.next_bookings] == [tomorrow.id]
+    assert len(home.pending) == 1
+    assert len(home.offers) == 1
+    # 2 × 3 h and 1 × 2 h at ¥25 per GPU-hour; requests and October do not count.
+    assert home.month_spend_fen == 15000 + 5000
+    assert home.unpriced == 0
+    assert home.voucher_balance_fen == 50000
+
+    login(client, "eng@home.test")
+    html = client.get("/home").get_data(as_text=True)
+    assert "Chongqing innovation voucher" in html
+
+
+def test_engineer_home_page(app, client):
+    _operator, engineer, _carrier, org, gpu = _scene()
+    now = datetime.now(UTC)
+    soon = now.replace(microsecond=0) + timedelta(days=1)
+    _book(gpu, engineer, org, soon, soon + timedelta(hours=3), "approved", 2)
+    db.session.commit()
+    login(client, "eng@home.test")
+    html = client.get("/home").get_data(as_text=True)
+    assert "GPU box" in html
+    assert 'id="voucher-balance">¥0.00' in html
+
+
+def test_operator_overview_shows_today_late_open_errors_and_drafts(app, client):
+    _operator, engineer, carrier, org, gpu = _scene()
+    late = _book(gpu, engineer, org, _local(18, 9), _local(18, 12), "approved")
+    inside = _book(gpu, engineer, org, _local(18, 10), _local(18, 13), "in_use")
+    later = _book(gpu, engineer, org, _local(18, 15), _local(18, 16), "approved")
+    _book(gpu, engineer, org, _local(19, 9), _local(19, 10), "approved")  # tomorrow: not shown
+    _book(gpu, engineer, org, _local(18, 14), _local(18, 15), "requested")
+    db.session.add(
+        UsageRecord(
+            carrier_id=carrier.id,
+            resource_id=gpu.id,
+            booking_id=inside.id,
+            user_id=engineer.id,
+            organisation_id=org.id,
+            start_at=_local(18, 10),
+            quantity=1,
+            source="checkin",
+        )
+    )
+    db.session.add(
+        CalendarSource(
+            resource_id=gpu.id,
+            kind="url",
+            name="Lab calendar",
+            url="https://calendar.example/lab.ics",
+            last_error="timeout:",
+            last_error_at=NOW,
+        )
+    )
+    draft = Invoice(carrier_id=carrier.id, organisation_id=org.id, period="2026-10", status=DRAFT)
+    draft.lines = [InvoiceLine(source_kind="adjustment", amount_fen=1200, reason="setup")]
+    draft.total_fen = 1200
+    db.session.add(draft)
+    db.session.commit()
+
+    home = service.operator_home(carrier, now=NOW)
+    states = {b.id: state for entry in home.today for b, state in entry.bookings}
+    assert states == {late.id: "late", inside.id: "in", later.id: "expected"}
+    assert home.late_count == 1
+    assert [u.booking_id for u in home.open_sessions] == [inside.id]
+    assert [s.name for s in home.import_errors] == ["Lab calendar"]
+    assert [i.id for i in home.drafts] == [draft.id]
+    assert len(home.approvals) == 1
+
+    login(client, "op@home.test")
+    html = client.get("/operate/HM01/").get_data(as_text=True)
+    assert "Lab calendar" in html and "Home Co" in html
+    assert 'id="draft-count"' in html

@@ -1,0 +1,451 @@
+"""Reports: every figure checked against a hand-computed expectation, on both databases.
+
+The scene is one week, Monday 2 to Sunday 8 March 2026, at a carrier in Asia/Shanghai:
+- "Tester" (capacity 2, open Mon–Fri 09:00–18:00) with two maintenance windows;
+- "Cluster" (capacity 1, always open) used across local midnights, inside and at the edges of
+  the week;
+- a resident organisation R, a platform member M (resident at another carrier) and an external
+  organisation E.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import event
+
+from booking.billing.invoice_models import (
+    ADJUSTMENT_LINE,
+    BOOKING_LINE,
+    DRAFT,
+    ISSUED,
+    USAGE_LINE,
+    Invoice,
+    InvoiceLine,
+)
+from booking.billing.models import Rate
+from booking.bookings.models import Booking, Outage
+from booking.extensions import db
+from booking.metering.models import UsageRecord
+from booking.problems import NotFound, ServiceError
+from booking.reports import service
+from booking.reports.figures import hours
+from tests.conftest import login
+from tests.factories import make_carrier, make_org, make_resource, make_user
+
+SH = ZoneInfo("Asia/Shanghai")
+WEEK = service.Period(date(2026, 3, 2), date(2026, 3, 8))
+NOW = datetime(2026, 3, 20, tzinfo=UTC)
+
+
+def local(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=SH).astimezone(UTC)
+
+
+def _booking(resource, user, org, start, end, status, quantity=1):
+    booking = Booking(
+        resource_id=resource.id,
+        user_id=user.id,
+        organisation_id=org.id,
+        start_at=start,
+        end_at=end,
+        busy_from=start,
+        busy_until=end,
+        quantity=quantity,
+        status=status,
+    )
+    db.session.add(booking)
+    db.session.flush()
+    return booking
+
+
+def _usage(resource, org, start, end, quantity=1, booking=None, source="walkup"):
+    record = UsageRecord(
+        carrier_id=resource.carrier_id,
+        resource_id=resource.id,
+        booking_id=booking.id if booking else None,
+        organisation_id=org.id,
+        start_at=start,
+        end_at=end,
+        quantity=quantity,
+        source=source,
+    )
+    db.session.add(record)
+    db.session.flush()
+    return record
+
+
+def _invoice(carrier, org, status, lines):
+    invoice = Invoice(
+        carrier_id=carrier.id,
+        organisation_id=org.id,
+        period="2026-03",
+        status=status,
+        number=f"{carrier.code}-2026-{org.id:04d}" if status == ISSUED else None,
+        issued_at=NOW if status == ISSUED else None,
+    )
+    invoice.lines = lines
+    invoice.total_fen = sum(line.amount_fen for line in lines)
+    invoice.subsidy_fen = sum(line.subsidy_fen or 0 for line in lines)
+    db.session.add(invoice)
+    db.session.flush()
+    return invoice
+
+
+@pytest.fixture
+def scene(app):
+    operator = make_user("op@reports.test", locale="en")
+    manager = make_user("manager@reports.test", locale="en")
+    engineer = make_user("engineer@reports.test")
+    carrier = make_carrier("RP01", operators=[operator])
+    other = make_carrier("RP02")
+    resident = make_org(
+        "Resident Co", managers=[manager], members=[engineer], resident_at=[carrier]
+    )
+    member = make_org("Member Co", resident_at=[other])
+    external = make_org("External Co")
+    tester = make_resource(carrier, "Tester", capacity=2)  # Mon–Fri 09:00–18:00
+    cluster = make_resource(carrier, "Cluster", kind="compute", always_open=True)
+    cluster.opening_hours = []
+    make_resource(other, "Elsewhere")
+
+    # Maintenance: Tue 10–12 (2 open hours lost) and Wed 17–20 (1 open hour lost).
+    db.session.add_all(
+        [
+            Outage(resource_id=tester.id, start_at=local(3, 10), end_at=local(3, 12)),
+            Outage(resource_id=tester.id, start_at=local(4, 17), end_at=local(4, 20)),
+        ]
+    )
+    # Tester: a resident booking of both units, used for 2.5 h of its 3 h.
+    done_r = _booking(tester, engineer, resident, local(2, 9), local(2, 12), "completed", 2)
+    _usage(tester, resident, local(2, 9), local(2, 11, 30), 2, done_r, "checkin")
+    # An external booking, fully used.
+    done_e = _booking(tester, engineer, external, local(5, 14), local(5, 16), "completed")
+    _usage(tester, external, local(5, 14), local(5, 16), 1, done_e, "checkin")
+    # A platform member walks up for an hour.
+    walk_m = _usage(tester, member, local(6, 10), local(6, 11))
+    # A no-show, a cancellation and a rejection.
+    _booking(tester, engineer, resident, local(4, 9), local(4, 10), "no_show")
+    _booking(tester, engineer, external, local(6, 14), local(6, 15), "cancelled")
+    _booking(tester, engineer, external, local(6, 15), local(6, 16), "rejected")
+    # Cluster, across midnights: Sat 22:00 → Sun 02:00 inside the week, and one hour at each
+    # edge (Sun 1 Mar 23:00 → Mon 01:00, Sun 8 Mar 23:00 → Mon 9 Mar 01:00).
+    _usage(cluster, resident, local(7, 22), local(8, 2))
+    _usage(cluster, resident, local(1, 23), local(2, 1))
+    _usage(cluster, resident, local(8, 23), local(9, 1))
+    # A resident rate on the cluster: its unbilled Saturday night is estimated at 4 h × ¥10.
+    db.session.add(
+        Rate(
+            resource_id=cluster.id,
+            tier="resident",
+            unit="hour",
+            price_fen=1000,
+            effective_from=date(2026, 1, 1),
+        )
+    )
+    # Money: an issued invoice for the resident (with a voucher subsidy and an adjustment),
+    # one for the external organisation, and a draft for the member.
+    _invoice(
+        carrier,
+        resident,
+        ISSUED,
+        [
+            InvoiceLine(
+                source_kind=BOOKING_LINE,
+                source_id=done_r.id,
+                started_at=done_r.start_at,
+                tier="resident",
+                amount_fen=30000,
+                subsidy_fen=10000,
+            ),
+            InvoiceLine(source_kind=ADJUSTMENT_LINE, amount_fen=-500, reason="goodwill"),
+        ],
+    )
+    _invoice(
+        carrier,
+        external,
+        ISSUED,
+        [
+            InvoiceLine(
+                source_kind=BOOKING_LINE,
+                source_id=done_e.id,
+                started_at=done_e.start_at,
+                tier="external",
+                amount_fen=20000,
+            )
+        ],
+    )
+    _invoice(
+        carrier,
+        member,
+        DRAFT,
+        [
+            InvoiceLine(
+                source_kind=USAGE_LINE,
+                source_id=walk_m.id,
+                started_at=walk_m.start_at,
+                tier="member",
+                amount_fen=5000,
+            )
+        ],
+    )
+    db.session.commit()
+    return {
+        "carrier": carrier,
+        "other": other,
+        "tester": tester,
+        "cluster": cluster,
+        "resident": resident,
+        "member": member,
+        "external": external,
+        "manager": manager,
+        "engineer": engineer,
+        "operator": operator,
+    }
+
+
+def _row(report, resource):
+    return next(r for r in report.rows if r.resource.id == resource.id)
+
+
+def test_resource_figures_match_hand_computed_values(scene):
+    report = service.carrier_report(scene["carrier"], WEEK, now=NOW)
+    tester = _row(report, scene["tester"]).figures
+    # 5 days × 9 h × 2 units, minus 2 h and 1 h of maintenance on both units.
+    assert tester.available_s == (90 - 4 - 2) * 3600
+    # Confirmed bookings: 3 h × 2 + 2 h + the no-show's 1 h; cancelled and rejected do not count.
+    assert tester.booked_s == 9 * 3600
+    # Used: 2.5 h × 2 + 2 h + 1 h.
+    assert tester.used_s == 8 * 3600
+    assert tester.utilisation == Fraction(8, 84)
+    assert tester.bookings == 4  # the rejected request is not a booking
+    assert tester.cancellation_rate == Fraction(1, 4)
+    assert tester.no_show_rate == Fraction(1, 3)
+    assert tester.used_by_tier_s == {"resident": 5 * 3600, "member": 3600, "external": 2 * 3600}
+    assert tester.organisations == {scene["resident"].id, scene["member"].id, scene["external"].id}
+    assert tester.external_organisations == {scene["member"].id, scene["external"].id}
+    assert tester.sharing_rate == Fraction(3, 8)
+    assert tester.invoiced_fen == 50000
+    assert tester.subsidy_fen == 10000
+    assert tester.estimated_fen == 5000  # the member's draft line
+    assert tester.external_income_fen == 20000 + 5000
+
+    cluster = _row(report, scene["cluster"]).figures
+    assert cluster.available_s == 7 * 24 * 3600
+    assert cluster.used_s == (4 + 1 + 1) * 3600
+    assert cluster.estimated_fen == 4 * 1000
+    assert cluster.invoiced_fen == 0
+
+
+def test_carrier_totals_include_adjustments_and_sum_the_resources(scene):
+    report = service.carrier_report(scene["carrier"], WEEK, now=NOW)
+    total = report.total
+    assert total.invoiced_fen == 50000  # the adjustment is dated 1 March, before this week
+    assert total.estimated_fen == 5000 + 4000
+    assert total.used_s == 14 * 3600
+    assert total.available_s == 84 * 3600 + 168 * 3600
+    assert report.invoiced_by_month == {"2026-03": 50000}
+    assert report.estimated_by_month == {"2026-03": 9000}
+    assert {r.resource.name_en for r in report.rows} == {"Tester", "Cluster"}
+    # Lines that bill no use (adjustments, credit notes) count from their invoice's month.
+    march = service.carrier_report(
+        scene["carrier"], service.Period(date(2026, 3, 1), date(2026, 3, 31)), now=NOW
+    )
+    assert march.total.invoiced_fen == 50000 - 500
+    assert march.unattributed.invoiced_fen == -500
+    assert march.invoiced_by_month == {"2026-03": 49500}
+
+
+def test_use_across_midnight_counts_on_each_local_day(scene):
+    report = service.carrier_report(scene["carrier"], WEEK, now=NOW)
+    cluster = _row(report, scene["cluster"])
+    assert not WEEK.by_month
+    assert cluster.used_by_bucket["2026-03-02"] == 3600  # Mon 00:00–01:00 of the early session
+    assert cluster.used_by_bucket["2026-03-07"] == 2 * 3600  # Sat 22:00–24:00
+    assert cluster.used_by_bucket["2026-03-08"] == 2 * 3600 + 3600  # Sun 00–02 and 23–24
+    assert cluster.utilisation_in("2026-03-07") == Fraction(2, 24)
+    # The heat map is in local hours: Saturday (5) 22 and 23 h, Sunday (6) 0, 1 and 23 h.
+    grid = report.heat_map
+    assert [grid[5][22], grid[5][23], grid[6][0], grid[6][1], grid[6][23]] == [3600] * 5
+    assert grid[0][0] == 3600  # Monday 00–01
+    assert grid[0][9] == 2 * 3600  # two units of Tester from 09:00
+    assert sum(map(sum, grid)) == 14 * 3600
+
+
+def test_open_session_counts_until_now(scene):
+    _usage(scene["cluster"], scene["resident"], local(3, 8), None)
+    db.session.commit()
+    report = service.carrier_report(scene["carrier"], WEEK, now=local(3, 11))
+    assert _row(report, scene["cluster"]).figures.used_s == (6 + 3) * 3600
+
+
+def test_platform_report_puts_carriers_side_by_side(scene):
+    admin = make_user("root@reports.test", admin=True)
+    report = service.platform_report(admin, WEEK, now=NOW)
+    assert [c.carrier.code for c in report.carriers] == ["RP01", "RP02"]
+    assert report.total.used_s == 14 * 3600
+    assert report.total.external_income_fen == 25000
+    assert report.total.available_s == (84 + 168 + 45) * 3600  # "Elsewhere": 5 × 9 h
+    with pytest.raises(NotFound):
+        service.platform_report(scene["operator"], WEEK)
+
+
+def test_organisation_report_shows_its_own_use_and_issued_spend(scene):
+    report = service.organisation_report(scene["manager"], scene["resident"].id, WEEK, now=NOW)
+    by_resource = {u.resource.name_en: u for u in report.rows}
+    assert by_resource["Tester"].booked_s == (6 + 1) * 3600  # its no-show held the resource
+    assert by_resource["Tester"].used_s == 5 * 3600
+    assert by_resource["Tester"].invoiced_fen == 30000
+    assert by_resource["Tester"].paid_fen == 20000
+    assert by_resource["Cluster"].used_s == 6 * 3600
+    assert report.unattributed_fen == -500
+    assert report.total.invoiced_fen == 29500
+    with pytest.raises(NotFound):
+        service.organisation_report(scene["engineer"], scene["resident"].id, WEEK)  # not manager
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "code"),
+    [
+        ("2026-13-01", "", "invalid_date"),
+        ("yesterday", "2026-03-01", "invalid_date"),
+        ("2026-03-09", "2026-03-01", "period_order"),
+        ("2020-01-01", "2026-03-01", "period_too_long"),
+    ],
+)
+def test_bad_periods_are_refused_with_a_reason(app, first, last, code):
+    with pytest.raises(ServiceError) as caught:
+        service.parse_period(first, last, date(2026, 11, 27))
+    assert [p.code for p in caught.value.problems] == [code]
+
+
+def test_default_period_is_the_last_twelve_months():
+    period = service.parse_period(None, None, date(2026, 1, 15))
+    assert (period.first, period.last) == (date(2025, 2, 1), date(2026, 1, 15))
+    assert period.by_month and period.months[0] == "2025-02" and period.months[-1] == "2026-01"
+
+
+def test_query_count_does_not_grow_with_data(scene):
+    """The report reads each table once, however many resources and bookings there are."""
+
+    def count_queries(carrier):
+        statements = []
+
+        def note(_conn, _cursor, statement, *_args):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", note)
+        try:
+            db.session.expire_all()
+            service.carrier_report(carrier, WEEK, now=NOW)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", note)
+        return statements
+
+    before = count_queries(scene["carrier"])
+    for n in range(12):
+        extra = make_resource(scene["carrier"], f"Extra {n}", capacity=3)
+        booking = _booking(
+            extra, scene["engineer"], scene["external"], local(3, 9), local(3, 11), "completed"
+        )
+        _usage(extra, scene["external"], local(3, 9), local(3, 11), 1, booking, "checkin")
+        db.session.add(
+            Rate(
+                resource_id=extra.id,
+                tier="external",
+                unit="hour",
+                price_fen=100,
+                effective_from=date(2026, 1, 1),
+            )
+        )
+    db.session.commit()
+    after = count_queries(scene["carrier"])
+    assert len(after) == len(before), "\n".join(s[:80] for s in after)
+    # One query per table, plus the invoice run's look-up of unbilled use (with its eager loads).
+    assert len(before) <= 40, "\n".join(s[:100] for s in before)
+
+
+# --- the pages and exports ----------------------------------------------------------------
+
+
+def _csv(response) -> list[list[str]]:
+    text = response.get_data(as_text=True).lstrip("\ufeff")
+    return list(csv.reader(io.StringIO(text)))
+
+
+def test_operator_page_and_exports_show_the_same_numbers(scene, client):
+    login(client, "op@reports.test")
+    page = client.get("/operate/RP01/reports/?from=2026-03-02&to=2026-03-08")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "<svg" in html and "<script" not in html  # charts drawn on the server, no JS
+    assert "9.5 %" in html  # Tester: 8 / 84 h
+    rows = _csv(
+        client.get("/operate/RP01/reports/export/resources.csv?from=2026-03-02&to=2026-03-08")
+    )
+    header, tester = rows[0], next(r for r in rows if r[0].startswith("Tester"))
+    assert tester[header.index("Used hours")] == "8.0"
+    assert tester[header.index("Utilisation")] == "9.5"
+    assert tester[header.index("Invoiced")] == "500.00"
+    assert rows[-1][0] == "Total" and rows[-1][header.index("Invoiced")] == "500.00"
+
+    workbook = client.get("/operate/RP01/reports/export/all.xlsx?from=2026-03-02&to=2026-03-08")
+    assert workbook.status_code == 200
+    book = load_workbook(io.BytesIO(workbook.data))
+    assert len(book.sheetnames) == 5
+    sheet = book[book.sheetnames[0]]
+    values = [[c.value for c in r] for r in sheet.iter_rows()]
+    xlsx_tester = next(r for r in values if str(r[0]).startswith("Tester"))
+    assert xlsx_tester[header.index("Used hours")] == 8.0
+    assert xlsx_tester[header.index("Invoiced")] == 500.0
+
+    sharing = _csv(
+        client.get("/operate/RP01/reports/export/sharing.csv?from=2026-03-02&to=2026-03-08")
+    )
+    total = sharing[-1]
+    assert total[1:] == ["3.0", "14.0", "21.4", "2", "250.00"]  # 3 external h of 8 + 6
+
+
+def test_reports_are_scoped_to_roles(scene, client):
+    login(client, "op@reports.test")
+    assert client.get("/operate/RP02/reports/").status_code == 404
+    assert client.get("/operate/RP02/reports/export/resources.csv").status_code == 404
+    assert client.get("/admin/reports/").status_code == 404
+    org = scene["resident"].id
+    assert client.get(f"/organisations/{org}/report/").status_code == 404
+    client.post("/account/logout")
+    login(client, "manager@reports.test")
+    page = client.get(f"/organisations/{org}/report/?from=2026-03-02&to=2026-03-08")
+    assert page.status_code == 200
+    rows = _csv(
+        client.get(f"/organisations/{org}/report/export/usage.csv?from=2026-03-02&to=2026-03-08")
+    )
+    assert rows[-1][0] == "Total" and rows[-1][-1] == "195.00"  # 295 invoiced − 100 subsidy
+
+
+def test_platform_admin_sees_every_carrier(scene, client):
+    make_user("root@reports.test", admin=True, locale="en")
+    login(client, "root@reports.test")
+    rows = _csv(client.get("/admin/reports/export/carriers.csv?from=2026-03-02&to=2026-03-08"))
+    assert [r[0] for r in rows[1:]] == ["RP01 Incubator", "RP02 Incubator", "Platform"]
+    assert hours(14 * 3600) == float(rows[-1][rows[0].index("Used hours")])
+
+
+def test_bad_period_on_the_page_is_a_translated_error_not_a_500(scene, client):
+    user = make_user("zh@reports.test", locale="zh")
+    from booking.carriers.models import OPERATOR, CarrierStaff
+
+    db.session.add(CarrierStaff(user_id=user.id, carrier_id=scene["carrier"].id, role=OPERATOR))
+    db.session.commit()
+    login(client, "zh@reports.test")
+    page = client.get("/operate/RP01/reports/?from=2026-02-30")
+    assert page.status_code == 422
+    assert "日期格式" in page.get_data(as_text=True)
+    assert client.get("/operate/RP01/reports/export/resources.csv?to=x").status_code == 422
+    assert client.get("/operate/RP01/reports/export/nothing.csv").status_code == 404
