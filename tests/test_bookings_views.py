@@ -301,3 +301,5 @@ def test_find_free_and_next_free(client, site):
         f"/resources/{site['sem'].id}/next-free?next-hours=2&next-quantity=1", headers=EN
     )
     assert nxt.status_code == 200 and 'id="next-free"' in text(nxt)
+    # A one-unit resource shows no quantity field, and its search form still sends one.
+    assert 'name="next-quantity" value="1"' in text(nxt)
