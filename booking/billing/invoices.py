@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from booking.accounts.models import User
 from booking.billing import pricing
@@ -82,6 +82,7 @@ class Item:
     rate: pricing.RateTerms
     amount_fen: int
     resource_kind: str = ""
+    resource_id: int | None = None
 
 
 @dataclass
@@ -109,16 +110,6 @@ def _tiers(carrier_id: int, organisation_ids) -> dict[int, str]:
     return {org: pricing.tier_for(carrier_id, resident_at[org]) for org in organisation_ids}
 
 
-def _billed(kind: str) -> set[int]:
-    return set(
-        db.session.scalars(
-            select(InvoiceLine.source_id).where(
-                InvoiceLine.source_kind == kind, InvoiceLine.source_id.is_not(None)
-            )
-        )
-    )
-
-
 def billable_items(
     carrier: Carrier, window_from: datetime, window_until: datetime
 ) -> tuple[list[Item], int]:
@@ -133,24 +124,56 @@ def billable_items(
         return [], 0
     rates = _rates(list(resources))
     in_period = (Booking.end_at > window_from) & (Booking.end_at <= window_until)
-    bookings = (
-        db.session.scalars(
-            select(Booking).where(
-                Booking.resource_id.in_(list(resources)),
-                Booking.status.in_((COMPLETED, NO_SHOW, CANCELLED)),
-                (in_period)
-                | (
-                    (Booking.status == CANCELLED)
-                    & (Booking.start_at >= window_from)
-                    & (Booking.start_at < window_until)
-                ),
-            )
-        )
-        .unique()
-        .all()
+    # A booking is billed once, by the line kind its state calls for; the database skips
+    # those already on an invoice, so a year-long window reads only what is still unbilled.
+    line_kind = case(
+        (Booking.status == COMPLETED, BOOKING_LINE),
+        (Booking.status == NO_SHOW, NO_SHOW_LINE),
+        else_=LATE_CANCEL_LINE,
     )
-    walk_ups = db.session.scalars(
-        select(UsageRecord).where(
+    already_billed = (
+        select(InvoiceLine.id)
+        .where(InvoiceLine.source_id == Booking.id, InvoiceLine.source_kind == line_kind)
+        .exists()
+    )
+    unbilled = (
+        Booking.resource_id.in_(list(resources)),
+        Booking.status.in_((COMPLETED, NO_SHOW, CANCELLED)),
+        (in_period)
+        | (
+            (Booking.status == CANCELLED)
+            & (Booking.start_at >= window_from)
+            & (Booking.start_at < window_until)
+        ),
+        ~already_billed,
+    )
+    # Plain rows, not entities: a run may price thousands of bookings.
+    bookings = db.session.execute(
+        select(
+            Booking.id,
+            Booking.resource_id,
+            Booking.organisation_id,
+            Booking.start_at,
+            Booking.end_at,
+            Booking.status,
+            Booking.quantity,
+        ).where(*unbilled)
+    ).all()
+    unbilled_ids = select(Booking.id).where(*unbilled)
+    usage_billed = (
+        select(InvoiceLine.id)
+        .where(InvoiceLine.source_id == UsageRecord.id, InvoiceLine.source_kind == USAGE_LINE)
+        .exists()
+    )
+    walk_ups = db.session.execute(
+        select(
+            UsageRecord.id,
+            UsageRecord.resource_id,
+            UsageRecord.organisation_id,
+            UsageRecord.start_at,
+            UsageRecord.end_at,
+            UsageRecord.quantity,
+        ).where(
             UsageRecord.carrier_id == carrier.id,
             UsageRecord.booking_id.is_(None),
             UsageRecord.end_at.is_not(None),
@@ -158,33 +181,31 @@ def billable_items(
             UsageRecord.end_at <= window_until,
             UsageRecord.waived.is_(False),
             UsageRecord.organisation_id.is_not(None),
+            ~usage_billed,
         )
     ).all()
     used: dict[int, tuple[int, bool]] = {}
-    booking_ids = [b.id for b in bookings]
-    if booking_ids:
-        for u in db.session.scalars(
-            select(UsageRecord).where(UsageRecord.booking_id.in_(booking_ids))
-        ):
-            minutes, waived = used.get(u.booking_id, (0, False))
-            if u.end_at is not None:
-                minutes += int((u.end_at - u.start_at).total_seconds() // 60)
-            used[u.booking_id] = (minutes, waived or u.waived)
     late = set()
-    if booking_ids:
-        for event in db.session.scalars(
-            select(BookingEvent).where(
-                BookingEvent.booking_id.in_(booking_ids), BookingEvent.action == "cancelled"
+    if bookings:
+        for booking_id, start, end, waived_now in db.session.execute(
+            select(
+                UsageRecord.booking_id, UsageRecord.start_at, UsageRecord.end_at, UsageRecord.waived
+            ).where(UsageRecord.booking_id.in_(unbilled_ids))
+        ):
+            minutes, waived = used.get(booking_id, (0, False))
+            if end is not None:
+                minutes += int((end - start).total_seconds() // 60)
+            used[booking_id] = (minutes, waived or waived_now)
+        for booking_id, details in db.session.execute(
+            select(BookingEvent.booking_id, BookingEvent.details).where(
+                BookingEvent.booking_id.in_(unbilled_ids), BookingEvent.action == "cancelled"
             )
         ):
-            if (event.details or {}).get("late"):
-                late.add(event.booking_id)
+            if (details or {}).get("late"):
+                late.add(booking_id)
     tiers = _tiers(
         carrier.id, {b.organisation_id for b in bookings} | {u.organisation_id for u in walk_ups}
     )
-    billed = {
-        kind: _billed(kind) for kind in (BOOKING_LINE, USAGE_LINE, NO_SHOW_LINE, LATE_CANCEL_LINE)
-    }
     items, unpriced = [], 0
 
     def price(resource, org_id, start, booked, used_minutes, quantity):
@@ -202,7 +223,7 @@ def billable_items(
         booked = int((b.end_at - b.start_at).total_seconds() // 60)
         if b.status == COMPLETED:
             kind, minutes_used = BOOKING_LINE, used.get(b.id, (None, False))
-            if b.id in billed[kind] or minutes_used[1]:  # already billed, or waived by an operator
+            if minutes_used[1]:  # waived by an operator
                 continue
         elif b.status == NO_SHOW:
             kind, minutes_used = NO_SHOW_LINE, (None, False)
@@ -210,8 +231,6 @@ def billable_items(
             if b.id not in late:
                 continue
             kind, minutes_used = LATE_CANCEL_LINE, (None, False)
-        if b.id in billed[kind]:
-            continue
         priced = price(resource, b.organisation_id, b.start_at, booked, minutes_used[0], b.quantity)
         if priced is None:
             unpriced += 1
@@ -235,11 +254,10 @@ def billable_items(
                 rate,
                 amount,
                 resource.kind,
+                resource.id,
             )
         )
     for u in walk_ups:
-        if u.id in billed[USAGE_LINE]:
-            continue
         resource = resources[u.resource_id]
         minutes = int((u.end_at - u.start_at).total_seconds() // 60)
         priced = price(resource, u.organisation_id, u.start_at, minutes, minutes, u.quantity)
@@ -260,6 +278,7 @@ def billable_items(
                 rate,
                 result.amount_fen,
                 resource.kind,
+                resource.id,
             )
         )
     return items, unpriced
