@@ -92,3 +92,52 @@ def test_bucket_keys_cover_every_day_or_month():
         "2026-03",
     ]
     assert len(f.bucket_keys(date(2026, 1, 30), date(2026, 3, 2), False)) == 32
+
+
+opening_row = st.tuples(
+    st.integers(min_value=0, max_value=6),
+    st.integers(min_value=0, max_value=1380),
+    st.integers(min_value=30, max_value=1440),
+).filter(lambda r: r[1] < r[2])
+
+
+@given(
+    st.lists(opening_row, max_size=6),
+    st.booleans(),
+    st.integers(min_value=0, max_value=20),
+    st.integers(min_value=0, max_value=10),
+    intervals,
+)
+def test_open_seconds_by_day_measures_the_opening_intervals(
+    rows, always_open, offset, length, cuts
+):
+    """The fast day-by-day count agrees with measuring the booking engine's opening intervals."""
+    from booking.bookings.rules import ResourcePolicy, opening_intervals
+
+    first = date(2026, 3, 1) + timedelta(days=offset)
+    last = first + timedelta(days=length)
+    window = (
+        datetime.combine(first, datetime.min.time(), SH),
+        datetime.combine(last + timedelta(days=1), datetime.min.time(), SH),
+    )
+    policy = ResourcePolicy(
+        capacity=1,
+        slot_minutes=30,
+        min_duration_minutes=30,
+        max_duration_minutes=60,
+        always_open=always_open,
+        opening_hours=tuple(rows),
+    )
+    expected: dict[date, int] = {}
+    for lo, hi in f.subtract(opening_intervals(policy, *window), cuts):
+        for day, secs in f.seconds_by_day(lo, hi, SH).items():
+            expected[day] = expected.get(day, 0) + secs
+    fast = f.open_seconds_by_day(
+        rows,
+        always_open,
+        first,
+        last,
+        8 * 3600,
+        [(int(lo.timestamp()), int(hi.timestamp())) for lo, hi in cuts],
+    )
+    assert fast == {day: secs for day, secs in expected.items() if secs}

@@ -246,14 +246,14 @@ def test_resource_figures_match_hand_computed_values(scene):
 def test_carrier_totals_include_adjustments_and_sum_the_resources(scene):
     report = service.carrier_report(scene["carrier"], WEEK, now=NOW)
     total = report.total
-    assert total.invoiced_fen == 50000  # the adjustment is dated 1 March, before this week
+    # The adjustment bills no use: it counts with its invoice's month, March.
+    assert total.invoiced_fen == 50000 - 500
     assert total.estimated_fen == 5000 + 4000
     assert total.used_s == 14 * 3600
     assert total.available_s == 84 * 3600 + 168 * 3600
-    assert report.invoiced_by_month == {"2026-03": 50000}
+    assert report.invoiced_by_month == {"2026-03": 49500}
     assert report.estimated_by_month == {"2026-03": 9000}
     assert {r.resource.name_en for r in report.rows} == {"Tester", "Cluster"}
-    # Lines that bill no use (adjustments, credit notes) count from their invoice's month.
     march = service.carrier_report(
         scene["carrier"], service.Period(date(2026, 3, 1), date(2026, 3, 31)), now=NOW
     )
@@ -393,7 +393,7 @@ def test_operator_page_and_exports_show_the_same_numbers(scene, client):
     assert tester[header.index("Used hours")] == "8.0"
     assert tester[header.index("Utilisation")] == "9.5"
     assert tester[header.index("Invoiced")] == "500.00"
-    assert rows[-1][0] == "Total" and rows[-1][header.index("Invoiced")] == "500.00"
+    assert rows[-1][0] == "Total" and rows[-1][header.index("Invoiced")] == "495.00"
 
     workbook = client.get("/operate/RP01/reports/export/all.xlsx?from=2026-03-02&to=2026-03-08")
     assert workbook.status_code == 200

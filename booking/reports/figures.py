@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from booking.billing.pricing import EXTERNAL, MEMBER, RESIDENT, TIERS
@@ -58,27 +59,43 @@ def seconds(intervals: Iterable[Interval]) -> int:
     return sum(int((hi - lo).total_seconds()) for lo, hi in intervals)
 
 
-def _pieces(
-    start: datetime, end: datetime, zone: ZoneInfo, step: str
-) -> Iterator[tuple[datetime, int]]:
-    """Split [start, end) at local midnights ("day") or local hours ("hour"); yields the local
-    start of each piece and its length in seconds."""
+DAY, HOUR = 86400, 3600
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+EPOCH_WEEKDAY = 3  # 1 January 1970 was a Thursday
+
+
+def _pieces(start: datetime, end: datetime, zone: ZoneInfo, step: int) -> Iterator[tuple[int, int]]:
+    """Split [start, end) at local midnights (step DAY) or local hours (step HOUR); yields each
+    piece's start as wall-clock seconds since 1970 and its length in seconds."""
+    offset = start.astimezone(zone).utcoffset()
+    if offset == end.astimezone(zone).utcoffset():
+        # No clock change inside: integer arithmetic on wall-clock seconds (the fast, common case).
+        shift = int(offset.total_seconds())
+        t, stop = int(start.timestamp()) + shift, int(end.timestamp()) + shift
+        while t < stop:
+            nxt = min((t // step + 1) * step, stop)
+            yield t, nxt - t
+            t = nxt
+        return
     t = start
-    while t < end:
+    while t < end:  # across a daylight-saving change: step through local time
         local = t.astimezone(zone)
-        if step == "day":
-            boundary = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), zone)
-        else:
-            boundary = local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        nxt = min(boundary.astimezone(start.tzinfo), end)
-        yield local, int((nxt - t).total_seconds())
+        wall = int(local.replace(tzinfo=UTC).timestamp())
+        boundary = local + timedelta(seconds=(wall // step + 1) * step - wall)
+        nxt = min(boundary.astimezone(UTC), end)
+        yield wall, int((nxt - t).total_seconds())
         t = nxt
+
+
+@lru_cache(maxsize=8192)
+def _day_of(day_number: int) -> date:
+    return date.fromordinal(EPOCH_ORDINAL + day_number)
 
 
 def seconds_by_day(start: datetime, end: datetime, zone: ZoneInfo) -> dict[date, int]:
     out: dict[date, int] = defaultdict(int)
-    for local, secs in _pieces(start, end, zone, "day"):
-        out[local.date()] += secs
+    for wall, secs in _pieces(start, end, zone, DAY):
+        out[_day_of(wall // DAY)] += secs
     return out
 
 
@@ -86,16 +103,94 @@ def add_to_heat_map(
     grid: list[list[int]], start: datetime, end: datetime, zone: ZoneInfo, weight: int = 1
 ) -> None:
     """Add the interval's seconds (times `weight`, e.g. units used) to a 7 × 24 weekday-hour grid."""
-    for local, secs in _pieces(start, end, zone, "hour"):
-        grid[local.weekday()][local.hour] += secs * weight
+    for wall, secs in _pieces(start, end, zone, HOUR):
+        grid[(wall // DAY + EPOCH_WEEKDAY) % 7][wall % DAY // HOUR] += secs * weight
+
+
+class Clock:
+    """Local time of one carrier over a window, on epoch seconds. When the zone keeps one UTC
+    offset through the window (Asia/Shanghai always does) everything is integer arithmetic;
+    otherwise it steps through local time around each clock change."""
+
+    def __init__(self, zone: ZoneInfo, lo: int, hi: int):
+        self.zone = zone
+        offsets = {
+            datetime.fromtimestamp(t, zone).utcoffset() for t in range(lo, hi + DAY, DAY // 2)
+        }
+        self.shift = int(offsets.pop().total_seconds()) if len(offsets) == 1 else None
+
+    def _pieces(self, lo: int, hi: int, step: int) -> Iterator[tuple[int, int]]:
+        if self.shift is None:
+            yield from _pieces(
+                datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC), self.zone, step
+            )
+            return
+        t, stop = lo + self.shift, hi + self.shift
+        while t < stop:
+            nxt = min((t // step + 1) * step, stop)
+            yield t, nxt - t
+            t = nxt
+
+    def day(self, moment: int) -> date:
+        if self.shift is not None:
+            return _day_of((moment + self.shift) // DAY)
+        return datetime.fromtimestamp(moment, self.zone).date()
+
+    def by_day(self, lo: int, hi: int) -> Iterator[tuple[date, int]]:
+        for wall, secs in self._pieces(lo, hi, DAY):
+            yield _day_of(wall // DAY), secs
+
+    def into_heat_map(self, grid: list[list[int]], lo: int, hi: int, weight: int = 1) -> None:
+        for wall, secs in self._pieces(lo, hi, HOUR):
+            grid[(wall // DAY + EPOCH_WEEKDAY) % 7][wall % DAY // HOUR] += secs * weight
+
+
+def open_seconds_by_day(
+    opening_rows: Iterable[tuple[int, int, int]],
+    always_open: bool,
+    first: date,
+    last: date,
+    shift: int,
+    cuts: Iterable[tuple[int, int]] = (),
+) -> dict[date, int]:
+    """Open seconds per local day from `first` to `last`, for a zone with the fixed UTC offset
+    `shift`, minus the `cuts` (maintenance, as epoch seconds). Opening rows are (weekday, opens,
+    closes) in minutes after local midnight; the same figures as measuring
+    `bookings.rules.opening_intervals`, without building a datetime per interval."""
+    by_weekday: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for weekday, opens, closes in opening_rows:
+        by_weekday[weekday].append((opens * 60, closes * 60))
+    if always_open:
+        by_weekday = {d: [(0, DAY)] for d in range(7)}
+    cuts_by_day: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for lo, hi in union((lo + shift, hi + shift) for lo, hi in cuts):  # as wall-clock seconds
+        for number in range(lo // DAY, (hi - 1) // DAY + 1):
+            cuts_by_day[number].append((lo, hi))
+    out: dict[date, int] = {}
+    first_number = first.toordinal() - EPOCH_ORDINAL
+    for number in range(first_number, last.toordinal() - EPOCH_ORDINAL + 1):
+        spans = by_weekday.get((number + EPOCH_WEEKDAY) % 7)
+        if not spans:
+            continue
+        midnight = number * DAY
+        intervals = [(midnight + a, midnight + b) for a, b in spans]
+        if number in cuts_by_day:
+            intervals = subtract(intervals, cuts_by_day[number])
+        else:
+            intervals = union(intervals)
+        secs = sum(hi - lo for lo, hi in intervals)
+        if secs:
+            out[_day_of(number)] = secs
+    return out
 
 
 def empty_heat_map() -> list[list[int]]:
     return [[0] * 24 for _ in range(7)]
 
 
+@lru_cache(maxsize=8192)
 def bucket_key(day: date, by_month: bool) -> str:
-    return day.strftime("%Y-%m") if by_month else day.isoformat()
+    return f"{day.year:04d}-{day.month:02d}" if by_month else day.isoformat()
 
 
 def bucket_keys(first: date, last: date, by_month: bool) -> list[str]:
@@ -157,15 +252,18 @@ class Figures:
 
     def count_booking(self, status: str) -> None:
         """Count a booking that starts in the period by its state."""
-        if status == "rejected":
+        self.count_bookings(status, 1)
+
+    def count_bookings(self, status: str, n: int) -> None:
+        if status == "rejected" or not n:
             return
-        self.bookings += 1
+        self.bookings += n
         if status == "cancelled":
-            self.cancellations += 1
+            self.cancellations += n
         elif status in ("completed", "no_show"):
-            self.finished += 1
+            self.finished += n
             if status == "no_show":
-                self.no_shows += 1
+                self.no_shows += n
 
     def count_use(self, secs: int, tier: str, organisation_id: int | None) -> None:
         self.used_s += secs

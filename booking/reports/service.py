@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_, select
+from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import selectinload
 
 from booking.accounts.models import User
@@ -168,13 +168,22 @@ def platform_report(user: User, period: Period, now: datetime | None = None) -> 
     return PlatformReport(period, _reports(carriers, period, now))
 
 
+def _epoch(column):
+    """A timestamp column as whole seconds since 1970 (UTC), computed by the database: reading
+    integers is several times cheaper than building a datetime per value."""
+    if db.engine.dialect.name == "sqlite":
+        return cast(func.strftime("%s", column), Integer)
+    return cast(func.floor(func.extract("epoch", column)), BigInteger)
+
+
 def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> list[CarrierReport]:
-    now = now or utcnow()
+    now_s = int((now or utcnow()).timestamp())
     reports = {c.id: CarrierReport(c, period) for c in carriers}
     if not carriers:
         return []
     windows = {c.id: period.window(c.timezone) for c in carriers}
-    zones = {c.id: ZoneInfo(c.timezone) for c in carriers}
+    spans = {c: (int(lo.timestamp()), int(hi.timestamp())) for c, (lo, hi) in windows.items()}
+    clocks = {c.id: f.Clock(ZoneInfo(c.timezone), *spans[c.id]) for c in carriers}
     load_from = min(w[0] for w in windows.values())
     load_until = max(w[1] for w in windows.values())
     resources = list(
@@ -187,12 +196,8 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
     )
     by_id = {r.id: r for r in resources}
     rows: dict[int, ResourceRow] = {r.id: ResourceRow(r) for r in resources}
-
-    def bucket(day: date) -> str:
-        return f.bucket_key(day, period.by_month)
-
-    def in_window(resource_id: int, start: datetime, end: datetime):
-        return f.clip((start, end), windows[by_id[resource_id].carrier_id])
+    carrier_of = {r.id: r.carrier_id for r in resources}
+    by_month = period.by_month
 
     outages: dict[int, list[f.Interval]] = defaultdict(list)
     for resource_id, start, end in db.session.execute(
@@ -205,46 +210,61 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
         outages[resource_id].append((start, end))
 
     for resource in resources:
-        zone = zones[resource.carrier_id]
-        policy = ResourcePolicy.of(resource)
-        window = windows[resource.carrier_id]
-        open_spans = f.subtract(opening_intervals(policy, *window), outages[resource.id])
+        clock = clocks[resource.carrier_id]
         row = rows[resource.id]
-        for lo, hi in open_spans:
-            for day, secs in f.seconds_by_day(lo, hi, zone).items():
-                row.available_by_bucket[bucket(day)] += secs * resource.capacity
-                row.figures.available_s += secs * resource.capacity
+        if clock.shift is not None:
+            open_by_day = f.open_seconds_by_day(
+                [(h.weekday, h.opens, h.closes) for h in resource.opening_hours],
+                resource.always_open,
+                period.first,
+                period.last,
+                clock.shift,
+                [(int(lo.timestamp()), int(hi.timestamp())) for lo, hi in outages[resource.id]],
+            ).items()
+        else:  # a clock change in the window: measure the opening intervals themselves
+            open_by_day = [
+                piece
+                for lo, hi in f.subtract(
+                    opening_intervals(ResourcePolicy.of(resource), *windows[resource.carrier_id]),
+                    outages[resource.id],
+                )
+                for piece in clock.by_day(int(lo.timestamp()), int(hi.timestamp()))
+            ]
+        for day, secs in open_by_day:
+            row.available_by_bucket[f.bucket_key(day, by_month)] += secs * resource.capacity
+            row.figures.available_s += secs * resource.capacity
 
-    booking_resource: dict[int, int] = {}
-    for booking_id, resource_id, start, end, quantity, status in db.session.execute(
-        select(
-            Booking.id,
-            Booking.resource_id,
-            Booking.start_at,
-            Booking.end_at,
-            Booking.quantity,
-            Booking.status,
-        ).where(
-            Booking.resource_id.in_(list(by_id)),
-            Booking.start_at < load_until,
-            Booking.end_at > load_from,
-        )
-    ):
-        booking_resource[booking_id] = resource_id
-        figures = rows[resource_id].figures
-        zone = zones[by_id[resource_id].carrier_id]
-        if period.contains(start.astimezone(zone).date()):
-            figures.count_booking(status)
-        span = in_window(resource_id, start, end)
-        if span and status in BOOKED_STATES:
-            figures.booked_s += f.seconds([span]) * quantity
+    # Bookings are summed by the database: per resource and state, how many start in the
+    # window and how many unit-seconds fall inside it.
+    for carrier in carriers:
+        lo, hi = spans[carrier.id]
+        start, end = _epoch(Booking.start_at), _epoch(Booking.end_at)
+        inside = case((end > hi, hi), else_=end) - case((start < lo, lo), else_=start)
+        for resource_id, status, starting, unit_seconds in db.session.execute(
+            select(
+                Booking.resource_id,
+                Booking.status,
+                func.sum(case((and_(start >= lo, start < hi), 1), else_=0)),
+                func.sum(inside * Booking.quantity),
+            )
+            .join(Resource, Resource.id == Booking.resource_id)
+            .where(
+                Resource.carrier_id == carrier.id,
+                Booking.start_at < windows[carrier.id][1],
+                Booking.end_at > windows[carrier.id][0],
+            )
+            .group_by(Booking.resource_id, Booking.status)
+        ):
+            figures = rows[resource_id].figures
+            figures.count_bookings(status, int(starting or 0))
+            if status in BOOKED_STATES:
+                figures.booked_s += int(unit_seconds or 0)
 
     usage = db.session.execute(
         select(
-            UsageRecord.id,
             UsageRecord.resource_id,
-            UsageRecord.start_at,
-            UsageRecord.end_at,
+            _epoch(UsageRecord.start_at),
+            _epoch(UsageRecord.end_at),
             UsageRecord.quantity,
             UsageRecord.organisation_id,
         ).where(
@@ -253,27 +273,25 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
             or_(UsageRecord.end_at.is_(None), UsageRecord.end_at > load_from),
         )
     ).all()
-    tiers = _tiers([u[5] for u in usage] + _invoice_organisations(reports, period))
-    usage_resource: dict[int, int] = {}
-    for usage_id, resource_id, start, end, quantity, organisation_id in usage:
-        usage_resource[usage_id] = resource_id
-        resource = by_id[resource_id]
-        zone = zones[resource.carrier_id]
-        span = in_window(resource_id, start, end or now)  # open sessions count until now
-        if not span:
+    tiers = _tiers([u[4] for u in usage] + _invoice_organisations(reports, period))
+    for resource_id, start, end, quantity, organisation_id in usage:
+        carrier_id = carrier_of[resource_id]
+        lo, hi = spans[carrier_id]
+        start, end = max(start, lo), min(end if end is not None else now_s, hi)  # open: until now
+        if start >= end:
             continue
         row = rows[resource_id]
-        tier = tiers(organisation_id, resource.carrier_id)
-        row.figures.count_use(f.seconds([span]) * quantity, tier, organisation_id)
-        for day, secs in f.seconds_by_day(*span, zone).items():
-            row.used_by_bucket[bucket(day)] += secs * quantity
-        f.add_to_heat_map(reports[resource.carrier_id].heat_map, *span, zone, quantity)
+        clock = clocks[carrier_id]
+        row.figures.count_use(
+            (end - start) * quantity, tiers(organisation_id, carrier_id), organisation_id
+        )
+        for day, secs in clock.by_day(start, end):
+            row.used_by_bucket[f.bucket_key(day, by_month)] += secs * quantity
+        clock.into_heat_map(reports[carrier_id].heat_map, start, end, quantity)
 
-    def book_money(carrier_id, resource_id, started_at, fen, subsidy, tier, org_id, invoiced):
+    def book_money(carrier_id, resource_id, month, fen, subsidy, tier, org_id, invoiced):
         report = reports[carrier_id]
-        day = started_at.astimezone(zones[carrier_id]).date() if started_at is not None else None
         target = rows[resource_id].figures if resource_id in rows else report.unattributed
-        month = day.strftime("%Y-%m") if day else None
         if invoiced:
             target.invoiced_fen += fen
             target.subsidy_fen += subsidy
@@ -284,50 +302,36 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
         if (tier or tiers(org_id, carrier_id)) in f.EXTERNAL_TIERS:
             target.external_income_fen += fen
 
-    for line, status, carrier_id, org_id, invoice_period in _invoice_lines(reports, period):
-        resource_id = (
-            booking_resource.get(line.source_id)
-            if line.source_kind in BOOKING_SOURCES
-            else usage_resource.get(line.source_id)
-            if line.source_kind == USAGE_LINE
-            else None
-        )
-        started_at = line.started_at or datetime.combine(
-            date.fromisoformat(invoice_period + "-01"), time(0), zones[carrier_id]
-        )
-        if not period.contains(started_at.astimezone(zones[carrier_id]).date()):
-            continue
-        book_money(
-            carrier_id,
-            resource_id,
-            started_at,
-            line.amount_fen,
-            line.subsidy_fen,
-            line.tier,
-            org_id,
-            status == ISSUED,
-        )
+    for carrier in carriers:
+        for resource_id, month, fen, subsidy, tier, status, org_id in _invoice_sums(
+            carrier, period, windows[carrier.id]
+        ):
+            book_money(
+                carrier.id,
+                resource_id,
+                month,
+                int(fen),
+                int(subsidy),
+                tier,
+                org_id,
+                status == ISSUED,
+            )
 
     for carrier in carriers:
         items, _unpriced = billable_items(carrier, *windows[carrier.id])
         for item in items:
-            if not period.contains(item.started_at.astimezone(zones[carrier.id]).date()):
-                continue
-            resource_id = (
-                usage_resource.get(item.source_id)
-                if item.kind == USAGE_LINE
-                else booking_resource.get(item.source_id)
-            )
-            book_money(
-                carrier.id,
-                resource_id,
-                item.started_at,
-                item.amount_fen,
-                0,
-                item.tier,
-                item.organisation_id,
-                False,
-            )
+            day = clocks[carrier.id].day(int(item.started_at.timestamp()))
+            if period.contains(day):
+                book_money(
+                    carrier.id,
+                    item.resource_id,
+                    f.bucket_key(day, True),
+                    item.amount_fen,
+                    0,
+                    item.tier,
+                    item.organisation_id,
+                    False,
+                )
 
     for row in rows.values():
         if row.resource.status == ACTIVE or _has_activity(row.figures):
@@ -339,32 +343,86 @@ def _has_activity(figures: f.Figures) -> bool:
     return bool(figures.bookings or figures.used_s or figures.booked_s or figures.revenue_fen)
 
 
-def _invoice_lines(reports: dict[int, CarrierReport], period: Period):
-    """Lines of draft and issued invoices and credit notes that may fall in the period: dated
-    by the use they bill, or by their invoice's month when they bill no use (adjustments)."""
-    earliest = datetime.combine(period.first - timedelta(days=1), time(0))
-    latest = datetime.combine(period.last + timedelta(days=2), time(0))
-    return db.session.execute(
+def _invoice_sums(carrier: Carrier, period: Period, window: tuple[datetime, datetime]):
+    """Sums of draft and issued invoice lines per resource, month, tier and state, from the
+    database. Lines that bill use are dated by it; lines that bill none (adjustments, credit
+    notes) by their invoice's month, and keep their organisation so its tier can be told."""
+    zone = ZoneInfo(carrier.timezone)
+    months = period.months
+    month_starts = [datetime.combine(date.fromisoformat(m + "-01"), time(0), zone) for m in months]
+    month_of = (
+        case(
+            *[
+                (InvoiceLine.started_at < s, m)
+                for s, m in zip(month_starts[1:], months, strict=False)
+            ],
+            else_=months[-1],
+        )
+        if len(months) > 1
+        else literal(months[0])
+    )
+    billed_booking = and_(
+        InvoiceLine.source_kind.in_(BOOKING_SOURCES), Booking.id == InvoiceLine.source_id
+    )
+    billed_usage = and_(
+        InvoiceLine.source_kind == USAGE_LINE, UsageRecord.id == InvoiceLine.source_id
+    )
+    dated = (
         select(
-            InvoiceLine, Invoice.status, Invoice.carrier_id, Invoice.organisation_id, Invoice.period
+            func.coalesce(Booking.resource_id, UsageRecord.resource_id).label("resource_id"),
+            month_of.label("month"),
+            InvoiceLine.amount_fen.label("amount"),
+            InvoiceLine.subsidy_fen.label("subsidy"),
+            InvoiceLine.tier.label("tier"),
+            Invoice.status.label("status"),
+            case((InvoiceLine.tier == "", Invoice.organisation_id), else_=None).label("org_id"),
+        )
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .outerjoin(Booking, billed_booking)
+        .outerjoin(UsageRecord, billed_usage)
+        .where(
+            Invoice.carrier_id == carrier.id,
+            Invoice.status.in_((DRAFT, ISSUED)),
+            InvoiceLine.started_at >= window[0],
+            InvoiceLine.started_at < window[1],
+        )
+        .subquery()
+    )
+    undated = (
+        select(
+            literal(None, Integer).label("resource_id"),
+            Invoice.period.label("month"),
+            InvoiceLine.amount_fen.label("amount"),
+            InvoiceLine.subsidy_fen.label("subsidy"),
+            InvoiceLine.tier.label("tier"),
+            Invoice.status.label("status"),
+            Invoice.organisation_id.label("org_id"),
         )
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .where(
-            Invoice.carrier_id.in_(list(reports)),
+            Invoice.carrier_id == carrier.id,
             Invoice.status.in_((DRAFT, ISSUED)),
-            or_(
-                and_(
-                    InvoiceLine.started_at >= earliest.replace(tzinfo=ZoneInfo("UTC")),
-                    InvoiceLine.started_at < latest.replace(tzinfo=ZoneInfo("UTC")),
-                ),
-                and_(
-                    InvoiceLine.started_at.is_(None),
-                    Invoice.period >= period.months[0],
-                    Invoice.period <= period.months[-1],
-                ),
-            ),
+            InvoiceLine.started_at.is_(None),
+            Invoice.period >= months[0],
+            Invoice.period <= months[-1],
         )
-    ).all()
+        .subquery()
+    )
+    found = []
+    for lines in (dated, undated):
+        keys = (lines.c.resource_id, lines.c.month, lines.c.tier, lines.c.status, lines.c.org_id)
+        found += db.session.execute(
+            select(
+                lines.c.resource_id,
+                lines.c.month,
+                func.sum(lines.c.amount),
+                func.coalesce(func.sum(lines.c.subsidy), 0),
+                lines.c.tier,
+                lines.c.status,
+                lines.c.org_id,
+            ).group_by(*keys)
+        ).all()
+    return found
 
 
 def _invoice_organisations(reports, period) -> list[int]:
