@@ -24,7 +24,17 @@ def test_demo_load_is_complete_and_idempotent(app, cli_runner, client):
     assert set(db.session.scalars(select(Resource.kind).distinct())) == set(KINDS)
     from booking.bookings.models import Booking
 
-    assert set(db.session.scalars(select(Booking.status))) == {"approved", "requested"}
+    assert set(db.session.scalars(select(Booking.status))) == {
+        "approved",
+        "requested",
+        "completed",  # three past months of use at CQ01, for the reports
+        "no_show",
+    }
+    from booking.billing.invoice_models import Invoice
+
+    # The past months went through the real invoice run: issued, and the last one in draft.
+    assert set(db.session.scalars(select(Invoice.status))) == {"issued", "draft"}
+    invoices = db.session.scalar(select(func.count(Invoice.id)))
     bookings = db.session.scalar(select(func.count(Booking.id)))
     from booking.billing.models import Rate
     from booking.billing.voucher_models import Voucher
@@ -35,6 +45,7 @@ def test_demo_load_is_complete_and_idempotent(app, cli_runner, client):
     assert second.exit_code == 0
     assert counts() == (carriers, resources, memberships)
     assert db.session.scalar(select(func.count(Booking.id))) == bookings
+    assert db.session.scalar(select(func.count(Invoice.id))) == invoices
     assert db.session.scalar(select(func.count(Rate.id))) == rates
     assert db.session.scalar(select(func.count(Voucher.id))) == 1
 

@@ -45,6 +45,12 @@ DEMO_ORGANISATIONS = [
         ["CQ02"],
         [("engineer2@demo.test", MANAGER)],
     ),
+    (
+        "蓉城外部检测客户（演示）",
+        None,
+        [],
+        [("engineer2@demo.test", MEMBER)],
+    ),
 ]
 
 
@@ -162,8 +168,9 @@ def load_demo() -> dict[str, int]:
         create_resource(carrier, fields)
         created["resources"] += 1
     created["rates"] = _demo_rates(users["operator@demo.test"])
-    created["bookings"] = _demo_bookings(users)
     _demo_voucher(users["admin@demo.test"])
+    created["past bookings"] = _demo_history(users)
+    created["bookings"] = _demo_bookings(users)
     return created
 
 
@@ -247,6 +254,102 @@ def _demo_voucher(admin: User) -> None:
     db.session.commit()
 
 
+HISTORY_PURPOSE = "演示历史 Demo history"
+HISTORY_MONTHS = 3
+
+
+def _demo_history(users: dict[str, User], today=None) -> int:
+    """Three past months of use at CQ01, billed through the real invoice run and issued, so
+    that reports, charts and invoices have something to show. Only once."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from booking.billing.invoices import issue, run_invoices
+    from booking.bookings.models import Booking
+    from booking.metering.models import CHECK_IN, UsageRecord
+
+    if db.session.scalar(select(Booking.id).where(Booking.purpose == HISTORY_PURPOSE).limit(1)):
+        return 0
+    cq01 = db.session.scalar(select(Carrier).where(Carrier.code == "CQ01"))
+    zone = ZoneInfo(cq01.timezone)
+    today = today or datetime.now(zone).date()
+    first = date(today.year, today.month, 1)
+    for _ in range(HISTORY_MONTHS):
+        first = (first - timedelta(days=1)).replace(day=1)
+    resources = list(
+        db.session.scalars(
+            select(Resource).where(Resource.carrier_id == cq01.id).order_by(Resource.id)
+        )
+    )
+    orgs = {
+        o.name: o.id
+        for o in db.session.scalars(select(Organisation))
+        if o.name in {name for name, *_ in DEMO_ORGANISATIONS}
+    }
+    who = [
+        (users["engineer@demo.test"], orgs["山城智感科技有限公司"]),
+        (users["engineer2@demo.test"], orgs["渝新储能材料有限公司"]),
+        (users["engineer2@demo.test"], orgs["蓉城外部检测客户（演示）"]),
+    ]
+    made = 0
+    day = first
+    this_month = date(today.year, today.month, 1)
+    while day < this_month:
+        for n, resource in enumerate(resources):
+            # Every resource busy on some weekdays, at different hours: a plausible pattern.
+            if day.weekday() >= 5 or (day.toordinal() + n) % 3 == 0:
+                continue
+            user, org_id = who[(day.toordinal() + n) % 7 % 3]
+            hours = 2 + (day.toordinal() + n) % 3
+            quantity = 1 if resource.capacity == 1 else 1 + (day.toordinal() + n) % 2
+            if resource.kind == "pilot_line":
+                hours = 8
+            local = datetime(day.year, day.month, day.day, 9 + (n % 4) * 2, tzinfo=zone)
+            start, end = local.astimezone(UTC), (local + timedelta(hours=hours)).astimezone(UTC)
+            status = "no_show" if (day.toordinal() + n) % 23 == 0 else "completed"
+            booking = Booking(
+                resource_id=resource.id,
+                user_id=user.id,
+                organisation_id=org_id,
+                created_by_id=user.id,
+                start_at=start,
+                end_at=end,
+                busy_from=start,
+                busy_until=end,
+                quantity=quantity,
+                purpose=HISTORY_PURPOSE,
+                status=status,
+            )
+            db.session.add(booking)
+            db.session.flush()
+            if status == "completed":
+                db.session.add(
+                    UsageRecord(
+                        carrier_id=cq01.id,
+                        resource_id=resource.id,
+                        booking_id=booking.id,
+                        user_id=user.id,
+                        organisation_id=org_id,
+                        start_at=start + timedelta(minutes=5),
+                        end_at=end - timedelta(minutes=10 * (n % 3)),
+                        quantity=quantity,
+                        source=CHECK_IN,
+                    )
+                )
+            made += 1
+        day += timedelta(days=1)
+    db.session.commit()
+    operator = users["operator@demo.test"]
+    month = first
+    while month < this_month:
+        result = run_invoices(cq01, month.strftime("%Y-%m"))
+        if month < (this_month - timedelta(days=1)).replace(day=1):  # the last one stays draft
+            for invoice in result.invoices:
+                issue(operator, cq01, invoice.id)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return made
+
+
 def _demo_bookings(users: dict[str, User]) -> int:
     """A few bookings so that pages have something to show: an approved GPU booking and a
     pilot-line request waiting for approval. Only when the demo engineer has none."""
@@ -254,7 +357,11 @@ def _demo_bookings(users: dict[str, User]) -> int:
     from booking.bookings.service import BookingRefused, create_booking, next_free_slot
 
     engineer = users["engineer@demo.test"]
-    if db.session.scalar(select(Booking.id).where(Booking.user_id == engineer.id).limit(1)):
+    if db.session.scalar(
+        select(Booking.id)
+        .where(Booking.user_id == engineer.id, Booking.purpose != HISTORY_PURPOSE)
+        .limit(1)
+    ):
         return 0
     cq01 = db.session.scalar(select(Carrier).where(Carrier.code == "CQ01"))
     for q in db.session.scalars(select(Qualification).where(Qualification.carrier_id == cq01.id)):
