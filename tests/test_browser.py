@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
+import urllib.request
+from datetime import datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import ROOT, free_port
+from tests.journey_helpers import (
+    A800,
+    L40S,
+    OSCILLOSCOPE,
+    ZONE,
+    booking_on,
+    booking_started_this_hour,
+    booking_status,
+    completed_booking_this_month,
+    demo_estimate,
+    local_now,
+    next_weekday,
+    resource_id,
+    usage_of,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -39,8 +58,9 @@ def _browser_or_skip():
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    """The real app on a real port, with migrations and demo data, like `make run`."""
+def live_app(tmp_path_factory):
+    """The real app with migrations and demo data, like `make run`: the journeys use it for
+    what a browser cannot do in real time (tests/journey_helpers.py) and to look at the DB."""
     from flask_migrate import upgrade
 
     from booking import create_app
@@ -55,8 +75,14 @@ def live_server(tmp_path_factory):
         upgrade()
         load_demo()
         db.session.remove()
+    return app
+
+
+@pytest.fixture(scope="module")
+def live_server(live_app):
+    """The live app on a real port."""
     port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
+    server = make_server("127.0.0.1", port, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
@@ -160,4 +186,316 @@ def test_engineer_books_from_the_week_view_and_cancels(live_server, browser):
     page.goto(booking_url)
     page.locator("form[action$='/cancel'] button").click()
     assert page.get_by_text("已取消").first.is_visible()
+    context.close()
+
+
+# --- The journeys of issue #7 ----------------------------------------------------------------
+
+
+def _zh_context(browser, **options):
+    return browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 1000}, **options)
+
+
+def _expect(locator):
+    from playwright.sync_api import expect
+
+    return expect(locator)
+
+
+def _booking_id(page) -> int:
+    """The id of the booking whose page is open (/bookings/<id>)."""
+    match = re.search(r"/bookings/(\d+)$", page.url)
+    assert match, f"not on a booking's page: {page.url}"
+    return int(match.group(1))
+
+
+def _yuan(text: str) -> Decimal:
+    return Decimal(text.strip().replace("¥", "").replace(",", ""))
+
+
+def _feed_event(url: str, booking_id: int):
+    """What a calendar app subscribed to `url` holds for the booking: one plain HTTP GET,
+    no cookies, no browser."""
+    import icalendar
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers.get_content_type() == "text/calendar"
+        calendar = icalendar.Calendar.from_ical(response.read())
+    events = [
+        e for e in calendar.walk("VEVENT") if str(e["UID"]).startswith(f"booking-{booking_id}@")
+    ]
+    assert len(events) == 1, f"booking {booking_id} is not in the feed once: {len(events)}"
+    return events[0]
+
+
+def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
+    live_app, live_server, browser
+):
+    """Journey 1: an engineer, in Chinese, finds a GPU server free tomorrow, books 2 GPUs for
+    3 h after checking the estimate in yuan, sees it under "my bookings", copies the personal
+    calendar feed link, then checks in and out on the server's kiosk page (the QR code's page).
+    Journey 3: a calendar app subscribed to that link finds the booking, and after the
+    engineer cancels it in the browser, finds it cancelled."""
+    context = _zh_context(browser, permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    _sign_in(page, live_server, "engineer@demo.test")
+    _expect(page.get_by_text("您已登录。")).to_be_visible()
+
+    # Which GPU servers have 2 GPUs free tomorrow from 10:00 to 13:00?
+    tomorrow = local_now().date() + timedelta(days=1)
+    page.get_by_role("link", name="查找空闲").click()
+    page.get_by_label("类型").select_option("compute")
+    page.get_by_label("日期").fill(tomorrow.isoformat())
+    page.get_by_label("开始").fill("10:00")
+    page.get_by_label("结束").fill("13:00")
+    page.get_by_label("数量").fill("2")
+    page.get_by_role("button", name="搜索").click()
+    _expect(page.locator("#free-total")).to_be_visible()
+    server = page.locator("tr.free-result").filter(has_text="L40S")
+    _expect(server).to_have_count(1)
+    _expect(server).to_contain_text("4 / 4")  # all four GPUs free then
+    _shot(page, "journey1-find-free")
+    server.get_by_role("link", name="预约").click()
+
+    # Book them, after asking for the estimate.
+    _expect(page.get_by_role("heading", level=1)).to_contain_text("GPU 推理与开发服务器")
+    form = page.locator("form.booking-form")
+    form.get_by_label("日期", exact=True).fill(tomorrow.isoformat())
+    form.get_by_label("开始", exact=True).fill("10:00")
+    form.get_by_label("结束", exact=True).fill("13:00")
+    form.get_by_label("数量").fill("2")
+    form.get_by_label("用途").fill("模型推理压测")
+    form.get_by_role("button", name="检查并预估费用").click()
+    # Her organisation is resident at CQ01: the resident rate, per GPU-hour.
+    expected = demo_estimate("compute", "resident", quantity=2, hours=3)
+    _expect(page.locator("#estimate")).to_contain_text(expected)
+    _expect(page.locator("#estimate")).to_contain_text("3 小时")
+    _expect(page.locator("ul.problems")).to_have_count(0)
+    page.locator("#estimate").scroll_into_view_if_needed()
+    _shot(page, "journey1-estimate")
+    form.get_by_role("button", name="预约", exact=True).click()
+    _expect(page.get_by_text("预约成功。")).to_be_visible()
+    booking_id = _booking_id(page)
+
+    # It is in "my bookings", approved, tomorrow 10:00–13:00.
+    page.get_by_role("link", name="我的预约").click()
+    row = page.locator(f"tr[data-booking='{booking_id}']")
+    _expect(row).to_contain_text("GPU 推理与开发服务器")
+    _expect(row).to_contain_text("已批准")
+    _expect(row).to_contain_text("10:00")
+    _expect(row).to_contain_text("13:00")
+    _expect(row).to_contain_text("2 卡")
+    _shot(page, "journey1-my-bookings")
+
+    # Her home page lists it among the next bookings, with this month's spend.
+    page.get_by_role("link", name="我的主页").click()
+    _expect(page.locator("#next-bookings")).to_contain_text("GPU 推理与开发服务器")
+    _expect(page.locator("#month-spend")).to_contain_text("¥")
+    _shot(page, "journey1-home")
+
+    # Copy the personal calendar feed link (select it, Ctrl+C) from the feeds page.
+    page.get_by_role("link", name="设置", exact=True).click()
+    page.get_by_role("link", name="日历订阅").click()
+    link = page.locator("tr[data-scope='user']").get_by_label("订阅链接")
+    feed_url = link.input_value()
+    assert re.fullmatch(re.escape(live_server) + r"/feeds/[\w-]+\.ics", feed_url), feed_url
+    link.click()  # the field selects its whole text when clicked
+    page.keyboard.press("Control+C")
+    assert page.evaluate("navigator.clipboard.readText()") == feed_url
+    _shot(page, "journey1-feeds")
+
+    # The kiosk page (the QR code on the server opens it). Tomorrow's booking cannot be checked
+    # in yet: check-in opens 15 minutes before the start.
+    kiosk_url = f"{live_server}/kiosk/{resource_id(live_app, L40S)}"
+    page.goto(kiosk_url)
+    kiosk = page.locator("section.kiosk")
+    _expect(kiosk).to_contain_text("您当前没有即将开始的预约。")
+    _expect(kiosk.get_by_role("button", name="签到")).to_have_count(0)
+    # A booking's day comes: hers began at the top of this hour (made an hour ago).
+    now_id = booking_started_this_hour(live_app, "engineer@demo.test", L40S, quantity=2, hours=2)
+    page.reload()
+    _expect(kiosk).to_contain_text("您的预约")
+    kiosk.get_by_role("button", name="签到").click()
+    _expect(page.get_by_text("已签到。使用完毕后请签退。")).to_be_visible()
+    assert page.url == kiosk_url
+    _expect(kiosk).to_contain_text("签到。")  # "您已于 <time> 签到。"
+    _expect(kiosk).to_contain_text("当前使用中：2 / 4")
+    _shot(page, "journey1-kiosk")
+    kiosk.get_by_role("button", name="签退").click()
+    _expect(page.get_by_text("已签退，谢谢。")).to_be_visible()
+    usage = usage_of(live_app, now_id)
+    assert len(usage) == 1
+    started, ended, quantity = usage[0]
+    assert ended is not None and started < ended and quantity == 2
+    assert booking_status(live_app, now_id)[0] == "completed"
+    page.goto(f"{live_server}/bookings/{now_id}")
+    _expect(page.get_by_role("heading", level=1)).to_contain_text("已完成")
+    sessions = page.locator("section.card", has=page.get_by_role("heading", name="使用记录"))
+    _expect(sessions.locator("li")).to_have_count(1)
+    _expect(sessions.locator("li")).to_contain_text("2 卡")
+    _expect(sessions.locator("li")).not_to_contain_text("使用中")  # it has an end
+
+    # Journey 3: the subscriber's calendar has tomorrow's booking…
+    event = _feed_event(feed_url, booking_id)
+    assert str(event["STATUS"]) == "CONFIRMED"
+    assert event.decoded("DTSTART") == datetime.combine(tomorrow, time(10), ZONE)
+    assert event.decoded("DTEND") == datetime.combine(tomorrow, time(13), ZONE)
+    assert "GPU 推理与开发服务器" in str(event["SUMMARY"])
+    # …until the engineer cancels it in the browser.
+    page.goto(f"{live_server}/bookings/{booking_id}")
+    page.get_by_role("button", name="取消预约").click()
+    _expect(page.get_by_text("已取消 1 个预约。")).to_be_visible()
+    _expect(page.get_by_role("heading", level=1)).to_contain_text("已取消")
+    _shot(page, "journey3-cancelled")
+    event = _feed_event(feed_url, booking_id)
+    assert str(event["STATUS"]) == "CANCELLED"
+    assert event.decoded("DTSTART") == datetime.combine(tomorrow, time(10), ZONE)
+    context.close()
+
+
+def test_journey_2_operator_approves_schedules_maintenance_and_invoices(
+    live_app, live_server, browser, tmp_path
+):
+    """Journey 2: the admin of CQ01, whose pilot line needs approval, approves an engineer's
+    request, schedules maintenance over another booking and sees it flagged, runs the month's
+    invoices, adds an adjustment line with a reason, issues the invoice and downloads it as PDF
+    and as Excel."""
+    # An engineer asks for the pilot line: the next free 8 hours (a shift).
+    asking = _zh_context(browser)
+    engineer = asking.new_page()
+    _sign_in(engineer, live_server, "engineer@demo.test")
+    engineer.goto(live_server + "/?kind=pilot_line&carrier=CQ01")
+    engineer.locator("li.resource h2 a").filter(has_text="汽车电子下线测试与老化线").click()
+    engineer.get_by_role("link", name="查看空闲并预约").click()
+    engineer.get_by_label("小时数").fill("8")
+    engineer.get_by_role("button", name="搜索").click()
+    # A one-unit resource has no quantity field: the form sends quantity 1 for it.
+    _expect(engineer.locator("#next-free")).to_be_visible()
+    engineer.locator("#next-free").get_by_role("link", name="立即预约").click()
+    engineer.locator("form.booking-form").get_by_label("用途").fill("DV 样件小批量老化")
+    engineer.get_by_role("button", name="申请预约").click()
+    _expect(engineer.get_by_text("您的申请已提交载体审批。")).to_be_visible()
+    _expect(engineer.get_by_role("heading", level=1)).to_contain_text("待审批")
+    request_id = _booking_id(engineer)
+    asking.close()
+
+    context = _zh_context(browser, accept_downloads=True)
+    page = context.new_page()
+    _sign_in(page, live_server, "operator@demo.test")
+
+    # Approve the request from the queue, with a reason.
+    page.get_by_role("link", name="运营 CQ01").click()
+    page.locator("p.subnav").get_by_role("link", name="审批").click()
+    request = page.locator(f"tr[data-booking='{request_id}']")
+    _expect(request).to_contain_text("汽车电子下线测试与老化线")
+    _expect(request).to_contain_text("DV 样件小批量老化")
+    _shot(page, "journey2-approvals")
+    request.get_by_label("原因").fill("资料齐全，同意排产")
+    request.get_by_role("button", name="批准").click()
+    _expect(page.get_by_text("预约已批准。")).to_be_visible()
+    _expect(request).to_have_count(0)
+    assert booking_status(live_app, request_id) == ("approved", False)
+
+    # Schedule maintenance over someone else's oscilloscope booking: it is flagged.
+    day = next_weekday(2)
+    other = booking_on(live_app, "manager@demo.test", OSCILLOSCOPE, day, "09:00", "11:00")
+    page.locator("p.subnav").get_by_role("link", name="维护").click()
+    page.get_by_label("资源").select_option(label="8 通道混合信号示波器（2 GHz）")
+    page.get_by_label("日期", exact=True).fill(day.isoformat())
+    page.get_by_label("开始", exact=True).fill("08:00")
+    page.get_by_label("结束", exact=True).fill("12:00")
+    page.get_by_label("原因").fill("探头校准")
+    page.get_by_role("button", name="安排").click()
+    _expect(page.get_by_text("已安排 1 个维护时段；1 个预约受影响。")).to_be_visible()
+    _expect(page.locator(f"#affected tr[data-booking='{other}']")).to_contain_text("维护冲突")
+    _shot(page, "journey2-outage-flagged")
+    assert booking_status(live_app, other) == ("approved", True)
+    page.locator("p.subnav").get_by_role("link", name="预约", exact=True).click()
+    _expect(page.locator(f"tr[data-booking='{other}']")).to_contain_text("维护冲突")
+
+    # Run this month's invoices: a GPU hour used this month by the startup is billed.
+    completed_booking_this_month(live_app, "manager@demo.test", A800)
+    period = local_now().strftime("%Y-%m")
+    page.locator("p.subnav").get_by_role("link", name="账单").click()
+    _expect(page.get_by_label("账期（YYYY-MM）")).to_have_value(period)
+    page.get_by_role("button", name="出账").click()
+    _expect(page.locator(".flash.success")).to_contain_text("份草稿账单添加")
+    draft = (
+        page.locator("tr[data-invoice]")
+        .filter(has_text="山城智感科技有限公司")
+        .filter(has_text=period)
+        .filter(has_text="草稿")
+    )
+    _expect(draft).to_have_count(1)
+    draft.get_by_role("link", name="草稿").click()
+    gpu_line = page.locator("table.lines tbody tr").filter(has_text="GPU 训练服务器")
+    _expect(gpu_line).to_have_count(1)
+    # The amount: the demo resident rate for 1 GPU-hour.
+    amount = demo_estimate("compute", "resident", quantity=1, hours=1)
+    _expect(gpu_line.locator("td.amount").first).to_have_text(amount)
+
+    # Adjust: a discount line with its reason.
+    total = _yuan(page.locator("#invoice-total").inner_text())
+    page.get_by_label("说明", exact=True).fill("维护停机补偿")
+    page.get_by_label("金额（元，优惠请填负数）").fill("-5")
+    page.get_by_label("原因", exact=True).fill("示波器维护占用了预约时段")
+    page.get_by_role("button", name="添加", exact=True).click()
+    _expect(page.get_by_text("明细已添加。")).to_be_visible()
+    adjustment = page.locator("table.lines tbody tr").filter(has_text="维护停机补偿")
+    _expect(adjustment).to_contain_text("示波器维护占用了预约时段")
+    _expect(adjustment).to_contain_text("-¥5.00")
+    assert _yuan(page.locator("#invoice-total").inner_text()) == total - 5
+
+    # Issue it: it gets its number.
+    page.get_by_role("button", name="开具账单").click()
+    issued = page.locator(".flash.success")
+    _expect(issued).to_contain_text("已开具")
+    number = re.search(r"CQ01-\d{4}-\d{4}", issued.inner_text()).group(0)
+    _expect(page.get_by_role("heading", level=1)).to_contain_text(number)
+    _expect(page.get_by_role("button", name="开具账单")).to_have_count(0)
+    _shot(page, "journey2-invoice")
+
+    # Download it as PDF (the link opens it in the browser's viewer; Alt+click is Chromium's
+    # "download this link"), and every invoice as Excel.
+    with page.expect_download() as pdf:
+        page.locator("#invoice-pdf").click(modifiers=["Alt"])
+    assert pdf.value.suggested_filename == f"{number}.pdf"
+    assert Path(pdf.value.path()).read_bytes().startswith(b"%PDF")
+    page.locator("p.subnav").get_by_role("link", name="账单").click()
+    with page.expect_download() as excel:
+        page.get_by_role("link", name="Excel").click()
+    assert excel.value.suggested_filename.endswith(".xlsx")
+    excel.value.save_as(tmp_path / excel.value.suggested_filename)
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(tmp_path / excel.value.suggested_filename)
+    invoices = list(workbook["invoices"].iter_rows(values_only=True))
+    assert any(row[0] == number and row[2] == "issued" for row in invoices)
+    lines = list(workbook["lines"].iter_rows(values_only=True))
+    assert (number, "adjustment", "示波器维护占用了预约时段", -5) in [
+        (r[0], r[3], r[12], r[11]) for r in lines
+    ]
+
+    # The carrier's report: charts drawn on the server, each with its table, and exports.
+    page.locator("p.subnav").get_by_role("link", name="报表").click()
+    _expect(page.get_by_role("heading", level=1)).to_have_text("报表")
+    _expect(page.locator("figure.chart svg")).to_have_count(3)
+    resources_table = page.locator("table[data-table='resources']")
+    _expect(resources_table).to_contain_text("GPU 推理与开发服务器")
+    _expect(resources_table.locator("tfoot")).to_contain_text("合计")
+    _shot(page, "journey2-reports")
+    page.locator("figure.chart").nth(1).scroll_into_view_if_needed()
+    _shot(page, "journey2-report-heat-map")
+    with page.expect_download() as csv_file:
+        page.locator("#table-resources").get_by_role("link", name="CSV").click()
+    exported = Path(csv_file.value.path()).read_text(encoding="utf-8-sig")
+    assert "GPU 推理与开发服务器" in exported and exported.splitlines()[-1].startswith("合计")
+
+    # The overview: the demo's other pilot-line request still waits, and last month's drafts
+    # are listed.
+    page.locator("p.subnav").get_by_role("link", name="概览").click()
+    _expect(page.locator("#approval-queue tbody tr")).to_have_count(1)
+    _expect(page.locator("#drafts")).to_contain_text("山城智感科技有限公司")
+    _shot(page, "journey2-overview")
     context.close()
