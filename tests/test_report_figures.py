@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -141,3 +142,21 @@ def test_open_seconds_by_day_measures_the_opening_intervals(
         [(int(lo.timestamp()), int(hi.timestamp())) for lo, hi in cuts],
     )
     assert fast == {day: secs for day, secs in expected.items() if secs}
+
+
+@given(intervals, st.sampled_from(["Asia/Shanghai", "Europe/Berlin"]), st.integers(1, 4))
+def test_spread_adds_the_same_as_days_and_heat_map_separately(spans, tz, weight):
+    zone = ZoneInfo(tz)
+    lo_all = int(BASE.timestamp()) - 86400
+    clock = f.Clock(zone, lo_all, lo_all + 40 * 86400)
+    days: dict[int, int] = defaultdict(int)
+    grid, expected_grid = f.empty_heat_map(), f.empty_heat_map()
+    expected_days: dict[date, int] = defaultdict(int)
+    for lo, hi in spans:
+        a, b = int(lo.timestamp()), int(hi.timestamp())
+        clock.spread(a, b, weight, days, grid)
+        for day, secs in f.seconds_by_day(lo, hi, zone).items():
+            expected_days[day] += secs * weight
+        f.add_to_heat_map(expected_grid, lo, hi, zone, weight)
+    assert {f.Clock.day_of_number(n): s for n, s in days.items()} == dict(expected_days)
+    assert grid == expected_grid

@@ -45,6 +45,7 @@ from booking.problems import NotFound, Problem, ServiceError
 from booking.tenancy import is_staff_of
 from booking.types import utcnow
 
+ID_CHUNK = 5000  # ids per IN list: well under SQLite's and PostgreSQL's parameter limits
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
@@ -159,7 +160,6 @@ def billable_items(
             Booking.quantity,
         ).where(*unbilled)
     ).all()
-    unbilled_ids = select(Booking.id).where(*unbilled)
     usage_billed = (
         select(InvoiceLine.id)
         .where(InvoiceLine.source_id == UsageRecord.id, InvoiceLine.source_kind == USAGE_LINE)
@@ -186,11 +186,13 @@ def billable_items(
     ).all()
     used: dict[int, tuple[int, bool]] = {}
     late = set()
-    if bookings:
+    ids = [b.id for b in bookings]
+    for chunk in range(0, len(ids), ID_CHUNK):
+        some = ids[chunk : chunk + ID_CHUNK]
         for booking_id, start, end, waived_now in db.session.execute(
             select(
                 UsageRecord.booking_id, UsageRecord.start_at, UsageRecord.end_at, UsageRecord.waived
-            ).where(UsageRecord.booking_id.in_(unbilled_ids))
+            ).where(UsageRecord.booking_id.in_(some))
         ):
             minutes, waived = used.get(booking_id, (0, False))
             if end is not None:
@@ -198,7 +200,7 @@ def billable_items(
             used[booking_id] = (minutes, waived or waived_now)
         for booking_id, details in db.session.execute(
             select(BookingEvent.booking_id, BookingEvent.details).where(
-                BookingEvent.booking_id.in_(unbilled_ids), BookingEvent.action == "cancelled"
+                BookingEvent.booking_id.in_(some), BookingEvent.action == "cancelled"
             )
         ):
             if (details or {}).get("late"):

@@ -140,6 +140,32 @@ class Clock:
         for wall, secs in self._pieces(lo, hi, DAY):
             yield _day_of(wall // DAY), secs
 
+    def spread(
+        self, lo: int, hi: int, weight: int, days: dict[int, int], grid: list[list[int]]
+    ) -> None:
+        """Add [lo, hi) times `weight` to `days` (by local day number) and to the weekday-hour
+        grid in one pass: the report's inner loop, so plain integers only."""
+        shift = self.shift
+        if shift is None:
+            for day, secs in self.by_day(lo, hi):
+                days[day.toordinal() - EPOCH_ORDINAL] += secs * weight
+            self.into_heat_map(grid, lo, hi, weight)
+            return
+        t, stop = lo + shift, hi + shift
+        while t < stop:
+            number = t // DAY
+            day_end = min((number + 1) * DAY, stop)
+            days[number] += (day_end - t) * weight
+            row = grid[(number + EPOCH_WEEKDAY) % 7]
+            while t < day_end:
+                nxt = min((t // HOUR + 1) * HOUR, day_end)
+                row[t % DAY // HOUR] += (nxt - t) * weight
+                t = nxt
+
+    @staticmethod
+    def day_of_number(number: int) -> date:
+        return _day_of(number)
+
     def into_heat_map(self, grid: list[list[int]], lo: int, hi: int, weight: int = 1) -> None:
         for wall, secs in self._pieces(lo, hi, HOUR):
             grid[(wall // DAY + EPOCH_WEEKDAY) % 7][wall % DAY // HOUR] += secs * weight

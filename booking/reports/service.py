@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
@@ -54,11 +55,11 @@ class Period:
     def by_month(self) -> bool:
         return (self.last - self.first).days + 1 > DAILY_UP_TO_DAYS
 
-    @property
+    @cached_property
     def buckets(self) -> list[str]:
         return f.bucket_keys(self.first, self.last, self.by_month)
 
-    @property
+    @cached_property
     def months(self) -> list[str]:
         return f.bucket_keys(self.first, self.last, True)
 
@@ -274,20 +275,23 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
         )
     ).all()
     tiers = _tiers([u[4] for u in usage] + _invoice_organisations(reports, period))
+    used_by_day: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for resource_id, start, end, quantity, organisation_id in usage:
         carrier_id = carrier_of[resource_id]
         lo, hi = spans[carrier_id]
         start, end = max(start, lo), min(end if end is not None else now_s, hi)  # open: until now
         if start >= end:
             continue
-        row = rows[resource_id]
-        clock = clocks[carrier_id]
-        row.figures.count_use(
+        rows[resource_id].figures.count_use(
             (end - start) * quantity, tiers(organisation_id, carrier_id), organisation_id
         )
-        for day, secs in clock.by_day(start, end):
-            row.used_by_bucket[f.bucket_key(day, by_month)] += secs * quantity
-        clock.into_heat_map(reports[carrier_id].heat_map, start, end, quantity)
+        clocks[carrier_id].spread(
+            start, end, quantity, used_by_day[resource_id], reports[carrier_id].heat_map
+        )
+    for resource_id, days in used_by_day.items():
+        buckets = rows[resource_id].used_by_bucket
+        for number, secs in days.items():
+            buckets[f.bucket_key(f.Clock.day_of_number(number), by_month)] += secs
 
     def book_money(carrier_id, resource_id, month, fen, subsidy, tier, org_id, invoiced):
         report = reports[carrier_id]
@@ -451,8 +455,13 @@ def _tiers(organisation_ids):
         ):
             resident_at[org_id].add(carrier_id)
 
+    known: dict[tuple[int | None, int], str] = {}
+
     def tier(organisation_id: int | None, carrier_id: int) -> str:
-        return pricing.tier_for(carrier_id, resident_at.get(organisation_id, ()))
+        key = (organisation_id, carrier_id)
+        if key not in known:
+            known[key] = pricing.tier_for(carrier_id, resident_at.get(organisation_id, ()))
+        return known[key]
 
     return tier
 
