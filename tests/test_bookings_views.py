@@ -1,5 +1,6 @@
 """Booking pages through the test client."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -303,3 +304,17 @@ def test_find_free_and_next_free(client, site):
     assert nxt.status_code == 200 and 'id="next-free"' in text(nxt)
     # A one-unit resource shows no quantity field, and its search form still sends one.
     assert 'name="next-quantity" value="1"' in text(nxt)
+
+    # "Book" from the search results carries the searched time and quantity to the form.
+    found = client.get(
+        f"/find?kind=compute&day={m.date().isoformat()}&start_time=10:00&end_time=13:00&quantity=1",
+        headers=EN,
+    )
+    link = re.search(r'href="(/resources/\d+/book\?[^"]+)"', text(found)).group(1)
+    form = text(client.get(link.replace("&amp;", "&"), headers=EN))
+    assert re.search(r'name="start_time"[^>]*value="10:00"', form)
+    assert re.search(r'name="end_time"[^>]*value="13:00"', form)
+    assert "quantity=1" in link
+    link = link.replace("quantity=1", "quantity=3")
+    form = text(client.get(link.replace("&amp;", "&"), headers=EN))
+    assert re.search(r'name="quantity"[^>]*value="3"', form)

@@ -90,7 +90,7 @@ def _book_page(
     row_minutes = max(resource.slot_minutes, 60) if resource.slot_minutes < 1440 else 1440
     if row_minutes >= 1440:
         first, last = 0, 1440
-    grid = week_grid(pieces, monday, tz, resource.capacity, row_minutes, first, last)
+    grid = week_grid(pieces, monday, tz, resource.capacity, row_minutes, first, last, now=utcnow())
     return render_template(
         "bookings/book.html",
         resource=resource,
@@ -127,16 +127,25 @@ def book(resource_id: int):
         form.quantity.data = 1
         when = request.args.get("start")
         if when:
+            # Prefilled from the week view or from "find free" (which also passes end and
+            # quantity); anything unreadable is ignored and the form stays as it was.
             try:
                 start = datetime.fromisoformat(when).astimezone(ZoneInfo(resource.carrier.timezone))
                 form.day.data, form.start_time.data = start.date(), start.time()
                 end = start + timedelta(
                     minutes=max(resource.min_duration_minutes, resource.slot_minutes)
                 )
+                wanted_end = request.args.get("end")
+                if wanted_end:
+                    later = datetime.fromisoformat(wanted_end).astimezone(start.tzinfo)
+                    end = later if later > start else end
                 form.end_time.data = end.time()
                 if end.date() != start.date():
                     form.end_day.data = end.date()
-            except ValueError:
+                quantity = request.args.get("quantity", type=int)
+                if quantity and 1 <= quantity <= resource.capacity:
+                    form.quantity.data = quantity
+            except (ValueError, TypeError):
                 pass
         return _book_page(resource, form)
     if not form.validate_on_submit():
@@ -398,6 +407,7 @@ def find_free():
         "bookings/find.html",
         form=form,
         results=results,
+        wanted=(start.isoformat(), end.isoformat(), form.quantity.data) if results else None,
         kind_labels=KIND_LABELS,
         locale=current_locale(),
     ), status
