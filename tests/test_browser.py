@@ -324,6 +324,7 @@ def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     _shot(page, "journey1-kiosk")
     kiosk.get_by_role("button", name="签退").click()
     _expect(page.get_by_text("已签退，谢谢。")).to_be_visible()
+    assert page.url == kiosk_url  # back at the kiosk, ready for the next person
     usage = usage_of(live_app, now_id)
     assert len(usage) == 1
     started, ended, quantity = usage[0]
