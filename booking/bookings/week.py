@@ -25,9 +25,11 @@ def week_grid(
     row_minutes: int,
     first_minute: int = 0,
     last_minute: int = 1440,
+    now: datetime | None = None,
 ) -> list[dict]:
     """Rows of cells; each cell has the least free capacity during it and the 'worst' state
-    (outage > busy > closed > full > partial > free)."""
+    (outage > busy > closed > full > partial > free). Cells that ended before `now` are
+    'past': nothing can be booked there any more."""
     zone = ZoneInfo(tz)
     rank = {"free": 0, "partial": 1, "full": 2, "closed": 3, "busy": 4, "outage": 5}
     rows = []
@@ -51,6 +53,8 @@ def week_grid(
                     free = min(free, piece["free"])
                     if rank[piece_state] > rank[state]:
                         state = piece_state
+            if now is not None and hi <= now:
+                state = "past"
             cells.append({"state": state, "free": free, "start": lo})
         rows.append({"label": f"{minute // 60:02d}:{minute % 60:02d}", "cells": cells})
     return rows
