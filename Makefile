@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 PORT ?= 5000
 export FLASK_APP := wsgi
 
-.PHONY: run test install install-test translations extract-messages lint db-upgrade demo clean screenshots bench
+.PHONY: run test install install-test translations extract-messages lint db-upgrade demo clean screenshots bench bench-reports
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,9 @@ bench: install
 	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
 	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/run.py
+
+# Only the report benchmark (a year of use at a carrier with 100 resources).
+bench-reports: install
+	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
+	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/reports.py

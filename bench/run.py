@@ -591,15 +591,21 @@ def invoice_benchmark(url: str, organisations: int = 1000, per_org: int = 30) ->
         }
 
 
+def machine_line() -> str:
+    return (
+        f"machine: {platform.node()} · {platform.processor() or platform.machine()} · "
+        f"{os.cpu_count()} cores · Python {platform.python_version()} · {datetime.now():%Y-%m-%d}"
+    )
+
+
 def main() -> None:
+    from bench.reports import print_report_figures, report_benchmark
+
     targets = {"sqlite": f"sqlite:///{ROOT / 'instance' / 'bench.db'}"}
     if os.environ.get("BENCH_POSTGRES_URL"):
         targets["postgresql"] = os.environ["BENCH_POSTGRES_URL"]
     (ROOT / "instance").mkdir(exist_ok=True)
-    print(
-        f"machine: {platform.node()} · {platform.processor() or platform.machine()} · "
-        f"{os.cpu_count()} cores · Python {platform.python_version()} · {datetime.now():%Y-%m-%d}"
-    )
+    print(machine_line())
     for name, url in targets.items():
         figures = in_process(url)
         a, f = figures["availability_4w"], figures["free_2000"]
@@ -624,6 +630,8 @@ def main() -> None:
             f"peak RSS of the process {i['peak_mb']:.0f} MB (target < 20 s); re-run adds {i['rerun_lines']} lines "
             f"in {i['rerun_seconds']:.1f} s"
         )
+    for name, url in targets.items():
+        print_report_figures(name, report_benchmark(url))
     if "postgresql" in targets:
         t = throughput(targets["postgresql"])
         print(
