@@ -42,10 +42,10 @@ from booking.locking import lock_row
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Residency
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import in_ids
 from booking.tenancy import is_staff_of
 from booking.types import utcnow
 
-ID_CHUNK = 5000  # ids per IN list: well under SQLite's and PostgreSQL's parameter limits
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
@@ -187,20 +187,20 @@ def billable_items(
     used: dict[int, tuple[int, bool]] = {}
     late = set()
     ids = [b.id for b in bookings]
-    for chunk in range(0, len(ids), ID_CHUNK):
-        some = ids[chunk : chunk + ID_CHUNK]
+    if ids:
         for booking_id, start, end, waived_now in db.session.execute(
             select(
                 UsageRecord.booking_id, UsageRecord.start_at, UsageRecord.end_at, UsageRecord.waived
-            ).where(UsageRecord.booking_id.in_(some))
+            ).where(in_ids(UsageRecord.booking_id, ids))
         ):
             minutes, waived = used.get(booking_id, (0, False))
             if end is not None:
                 minutes += int((end - start).total_seconds() // 60)
             used[booking_id] = (minutes, waived or waived_now)
+        cancelled = [b.id for b in bookings if b.status == CANCELLED]
         for booking_id, details in db.session.execute(
             select(BookingEvent.booking_id, BookingEvent.details).where(
-                BookingEvent.booking_id.in_(some), BookingEvent.action == "cancelled"
+                in_ids(BookingEvent.booking_id, cancelled), BookingEvent.action == "cancelled"
             )
         ):
             if (details or {}).get("late"):
