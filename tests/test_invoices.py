@@ -86,6 +86,11 @@ def test_run_bills_each_thing_once(billed):
         ("booking", 24000),
         ("usage", 4500),
     ]  # 2 h × ¥120; 1.5 h × 2 GPUs × ¥15
+    # Each line names the resource it bills, for the reports.
+    assert {(line.source_kind, line.resource_id) for line in invoice.lines} == {
+        ("booking", billed["sem"].id),
+        ("usage", billed["gpu"].id),
+    }
     assert invoice.total_fen == 28500 and invoice.status == "draft"
     again = invoices.run_invoices(billed["carrier"], billed["period"])
     assert again.lines_added == 0

@@ -159,6 +159,7 @@ def scene(app):
             InvoiceLine(
                 source_kind=BOOKING_LINE,
                 source_id=done_r.id,
+                resource_id=tester.id,
                 started_at=done_r.start_at,
                 tier="resident",
                 amount_fen=30000,
@@ -175,6 +176,7 @@ def scene(app):
             InvoiceLine(
                 source_kind=BOOKING_LINE,
                 source_id=done_e.id,
+                resource_id=tester.id,
                 started_at=done_e.start_at,
                 tier="external",
                 amount_fen=20000,
@@ -189,6 +191,7 @@ def scene(app):
             InvoiceLine(
                 source_kind=USAGE_LINE,
                 source_id=walk_m.id,
+                resource_id=tester.id,
                 started_at=walk_m.start_at,
                 tier="member",
                 amount_fen=5000,

@@ -110,6 +110,11 @@ class InvoiceLine(db.Model):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     subsidy_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     kind_of_resource: Mapped[str] = mapped_column(String(16), default="")
+    # The resource whose use the line bills (none for adjustments and credits): reports sum
+    # lines per resource without joining back to bookings and usage.
+    resource_id: Mapped[int | None] = mapped_column(
+        ForeignKey("resources.id", ondelete="SET NULL"), index=True
+    )
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 

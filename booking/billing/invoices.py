@@ -339,6 +339,7 @@ def run_invoices(carrier: Carrier, period: str, now: datetime | None = None) -> 
                 amount_fen=item.amount_fen,
                 subsidy_fen=0,
                 kind_of_resource=item.resource_kind,
+                resource_id=item.resource_id,
             )
             invoice.lines.append(line)
             new_lines.append(line)

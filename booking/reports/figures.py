@@ -192,19 +192,22 @@ def open_seconds_by_day(
     for lo, hi in union((lo + shift, hi + shift) for lo, hi in cuts):  # as wall-clock seconds
         for number in range(lo // DAY, (hi - 1) // DAY + 1):
             cuts_by_day[number].append((lo, hi))
+    # A day without maintenance is open as long as its weekday always is.
+    weekday_seconds = {
+        d: sum(hi - lo for lo, hi in union(spans)) for d, spans in by_weekday.items()
+    }
     out: dict[date, int] = {}
     first_number = first.toordinal() - EPOCH_ORDINAL
     for number in range(first_number, last.toordinal() - EPOCH_ORDINAL + 1):
-        spans = by_weekday.get((number + EPOCH_WEEKDAY) % 7)
-        if not spans:
+        weekday = (number + EPOCH_WEEKDAY) % 7
+        if not weekday_seconds.get(weekday):
             continue
-        midnight = number * DAY
-        intervals = [(midnight + a, midnight + b) for a, b in spans]
         if number in cuts_by_day:
-            intervals = subtract(intervals, cuts_by_day[number])
+            midnight = number * DAY
+            intervals = [(midnight + a, midnight + b) for a, b in by_weekday[weekday]]
+            secs = sum(hi - lo for lo, hi in subtract(intervals, cuts_by_day[number]))
         else:
-            intervals = union(intervals)
-        secs = sum(hi - lo for lo, hi in intervals)
+            secs = weekday_seconds[weekday]
         if secs:
             out[_day_of(number)] = secs
     return out

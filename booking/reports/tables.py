@@ -35,6 +35,16 @@ class Table:
     def all_rows(self) -> list[list]:
         return self.rows + ([self.footer] if self.footer else [])
 
+    def shown(self) -> tuple[list[str], list[list[str]], list[str] | None]:
+        """CSS class per column, then the body and footer as the page prints them."""
+        kinds = [c.kind for c in self.columns]
+        css = ["" if k == TEXT else "num" for k in kinds]
+        body = [[show(v, k) for v, k in zip(row, kinds, strict=True)] for row in self.rows]
+        foot = (
+            [show(v, k) for v, k in zip(self.footer, kinds, strict=True)] if self.footer else None
+        )
+        return css, body, foot
+
 
 def show(value, kind: str) -> str:
     """A cell as the page shows it."""
