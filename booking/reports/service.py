@@ -26,11 +26,8 @@ from sqlalchemy.orm import selectinload
 from booking.accounts.models import User
 from booking.billing import pricing
 from booking.billing.invoice_models import (
-    BOOKING_LINE,
     DRAFT,
     ISSUED,
-    LATE_CANCEL_LINE,
-    NO_SHOW_LINE,
     Invoice,
     InvoiceLine,
 )
@@ -51,7 +48,6 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_DAYS = 3 * 366
 DAILY_UP_TO_DAYS = 62  # longer periods are charted by month
 BOOKED_STATES = (APPROVED, IN_USE, COMPLETED, NO_SHOW)  # confirmed bookings hold the resource
-BOOKING_SOURCES = (BOOKING_LINE, NO_SHOW_LINE, LATE_CANCEL_LINE)
 
 
 @dataclass(frozen=True)
