@@ -318,3 +318,9 @@ def test_find_free_and_next_free(client, site):
     link = link.replace("quantity=1", "quantity=3")
     form = text(client.get(link.replace("&amp;", "&"), headers=EN))
     assert re.search(r'name="quantity"[^>]*value="3"', form)
+    # Nonsense in the prefill is ignored, never a 500.
+    odd = client.get(
+        link.replace("&amp;", "&").split("&end=")[0] + "&end=0001-01-01T00:00%2B01:00&quantity=x",
+        headers=EN,
+    )
+    assert odd.status_code == 200

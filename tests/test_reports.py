@@ -242,7 +242,9 @@ def test_resource_figures_match_hand_computed_values(scene):
     cluster = _row(report, scene["cluster"]).figures
     assert cluster.available_s == 7 * 24 * 3600
     assert cluster.used_s == (4 + 1 + 1) * 3600
-    assert cluster.estimated_fen == 4 * 1000
+    # Unbilled at ¥10 an hour: Saturday night's 4 h and Sunday night's 2 h (it starts in the
+    # week, so it belongs to the week even though it ends on Monday).
+    assert cluster.estimated_fen == (4 + 2) * 1000
     assert cluster.invoiced_fen == 0
 
 
@@ -251,11 +253,11 @@ def test_carrier_totals_include_adjustments_and_sum_the_resources(scene):
     total = report.total
     # The adjustment bills no use: it counts with its invoice's month, March.
     assert total.invoiced_fen == 50000 - 500
-    assert total.estimated_fen == 5000 + 4000
+    assert total.estimated_fen == 5000 + 6000
     assert total.used_s == 14 * 3600
     assert total.available_s == 84 * 3600 + 168 * 3600
     assert report.invoiced_by_month == {"2026-03": 49500}
-    assert report.estimated_by_month == {"2026-03": 9000}
+    assert report.estimated_by_month == {"2026-03": 11000}
     assert {r.resource.name_en for r in report.rows} == {"Tester", "Cluster"}
     march = service.carrier_report(
         scene["carrier"], service.Period(date(2026, 3, 1), date(2026, 3, 31)), now=NOW
@@ -320,12 +322,14 @@ def test_organisation_report_shows_its_own_use_and_issued_spend(scene):
         ("yesterday", "2026-03-01", "invalid_date"),
         ("2026-03-09", "2026-03-01", "period_order"),
         ("2020-01-01", "2026-03-01", "period_too_long"),
+        ("9999-12-30", "9999-12-31", "date_out_of_range"),
+        ("0001-01-01", "0001-01-02", "date_out_of_range"),
     ],
 )
 def test_bad_periods_are_refused_with_a_reason(app, first, last, code):
     with pytest.raises(ServiceError) as caught:
         service.parse_period(first, last, date(2026, 11, 27))
-    assert [p.code for p in caught.value.problems] == [code]
+    assert {p.code for p in caught.value.problems} == {code}
 
 
 def test_default_period_is_the_last_twelve_months():
@@ -450,5 +454,43 @@ def test_bad_period_on_the_page_is_a_translated_error_not_a_500(scene, client):
     page = client.get("/operate/RP01/reports/?from=2026-02-30")
     assert page.status_code == 422
     assert "日期格式" in page.get_data(as_text=True)
-    assert client.get("/operate/RP01/reports/export/resources.csv?to=x").status_code == 422
+    refused = client.get("/operate/RP01/reports/export/resources.csv?to=x")
+    assert refused.status_code == 422 and "日期格式" in refused.get_data(as_text=True)
+    # The export's refusal is its answer: no stray message waits on the next page.
+    assert "日期格式" not in client.get("/operate/RP01/reports/").get_data(as_text=True)
+    far = client.get("/operate/RP01/reports/?from=9999-12-30&to=9999-12-31")
+    assert far.status_code == 422
     assert client.get("/operate/RP01/reports/export/nothing.csv").status_code == 404
+
+
+def test_unbilled_use_that_ends_after_the_period_is_estimated_in_the_period_it_starts(scene):
+    """A night booking from the last evening of the week into the next morning, not yet
+    invoiced, is estimated in the week it starts, even when the report is run later."""
+    cluster = scene["cluster"]
+    night = _booking(
+        cluster, scene["engineer"], scene["resident"], local(8, 20), local(9, 8), "completed"
+    )
+    _usage(cluster, scene["resident"], local(8, 20), local(9, 8), 1, night, "checkin")
+    db.session.commit()
+    report = service.carrier_report(scene["carrier"], WEEK, now=NOW)
+    # Before: 6 h of walk-up use; now also this booking's 12 h, at ¥10 an hour.
+    assert _row(report, cluster).figures.estimated_fen == (6 + 12) * 1000
+
+
+def test_exports_quote_text_a_spreadsheet_would_run(scene, client):
+    scene["tester"].name_en = '=HYPERLINK("http://evil.example")'
+    db.session.commit()
+    login(client, "op@reports.test")
+    rows = _csv(
+        client.get("/operate/RP01/reports/export/resources.csv?from=2026-03-02&to=2026-03-08")
+    )
+    assert any(r[0] == '\'=HYPERLINK("http://evil.example")' for r in rows)
+    book = load_workbook(
+        io.BytesIO(
+            client.get("/operate/RP01/reports/export/all.xlsx?from=2026-03-02&to=2026-03-08").data
+        )
+    )
+    sheet = book[book.sheetnames[0]]
+    names = [row[0].value for row in sheet.iter_rows(min_row=2)]
+    assert '\'=HYPERLINK("http://evil.example")' in names
+    assert all(row[0].data_type != "f" for row in sheet.iter_rows(min_row=2))

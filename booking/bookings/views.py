@@ -145,7 +145,7 @@ def book(resource_id: int):
                 quantity = request.args.get("quantity", type=int)
                 if quantity and 1 <= quantity <= resource.capacity:
                     form.quantity.data = quantity
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 pass
         return _book_page(resource, form)
     if not form.validate_on_submit():

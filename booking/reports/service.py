@@ -46,6 +46,7 @@ from booking.types import utcnow
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_DAYS = 3 * 366
+FIRST_YEAR = 2000  # nothing was booked here before; also keeps date arithmetic in range
 DAILY_UP_TO_DAYS = 62  # longer periods are charted by month
 BOOKED_STATES = (APPROVED, IN_USE, COMPLETED, NO_SHOW)  # confirmed bookings hold the resource
 
@@ -105,6 +106,19 @@ def parse_period(first_text: str | None, last_text: str | None, today: date) -> 
             values[name] = date.fromisoformat(text)
         except ValueError:
             problems.append(Problem("invalid_date", _l("Write dates as YYYY-MM-DD."), name))
+    for name in ("from", "to"):
+        if name in values and not FIRST_YEAR <= values[name].year <= today.year + 1:
+            problems.append(
+                Problem(
+                    "date_out_of_range",
+                    _l(
+                        "Choose a date between %(first)s and %(last)s.",
+                        first=f"{FIRST_YEAR}-01-01",
+                        last=f"{today.year + 1}-12-31",
+                    ),
+                    name,
+                )
+            )
     if not problems:
         if values["from"] > values["to"]:
             problems.append(
@@ -174,7 +188,8 @@ def platform_report(user: User, period: Period, now: datetime | None = None) -> 
 
 
 def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> list[CarrierReport]:
-    now_s = int((now or utcnow()).timestamp())
+    now = now or utcnow()
+    now_s = int(now.timestamp())
     reports = {c.id: CarrierReport(c, period) for c in carriers}
     if not carriers:
         return []
@@ -308,7 +323,10 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
             )
 
     for carrier in carriers:
-        items, _unpriced = billable_items(carrier, *windows[carrier.id])
+        # Unbilled use that starts in the period but ends after it is found by its end, so
+        # look up to now and keep what starts in the period.
+        window_from, window_until = windows[carrier.id]
+        items, _unpriced = billable_items(carrier, window_from, max(window_until, now))
         for item in items:
             day = clocks[carrier.id].day(int(item.started_at.timestamp()))
             if period.contains(day):

@@ -260,9 +260,17 @@ def organisation_table(report, locale: str) -> Table:
     return table
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _plain(value):
-    """A cell as CSV and Excel hold it: numbers stay numbers, "—" becomes empty."""
-    return "" if value is None else value
+    """A cell as CSV and Excel hold it: numbers stay numbers, "—" becomes empty, and text that
+    a spreadsheet would run as a formula (a resource named "=HYPERLINK(…)") is quoted."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def to_csv(table: Table) -> str:

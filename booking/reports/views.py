@@ -37,15 +37,26 @@ def hours(secs):
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _period():
-    """The requested period; on bad dates, the default one plus a flashed, translated error."""
+def _period(page: bool = True):
+    """The requested period; on bad dates, the default one and 422, with the translated error
+    flashed on a page (an export answers with the message itself, see `_refused`)."""
     today = _today()
     try:
         return service.parse_period(request.args.get("from"), request.args.get("to"), today), 200
     except ServiceError as error:
-        for problem in error.problems:
-            flash(str(problem.message), "error")
+        if page:
+            for problem in error.problems:
+                flash(str(problem.message), "error")
         return service.default_period(today), 422
+
+
+def _refused() -> Response:
+    try:
+        service.parse_period(request.args.get("from"), request.args.get("to"), _today())
+    except ServiceError as error:
+        text = " ".join(str(p.message) for p in error.problems)
+        return Response(text, status=422, content_type="text/plain; charset=utf-8")
+    raise AssertionError("only called for a refused period")
 
 
 def _today():
@@ -142,9 +153,9 @@ def carrier():
 
 @carrier_bp.get("/export/<name>.<fmt>")
 def carrier_export(name, fmt):
-    period, status = _period()
+    period, status = _period(page=False)
     if status != 200:
-        return Response(_("Write dates as YYYY-MM-DD."), status=422, content_type="text/plain")
+        return _refused()
     found, _charts = _carrier_page(service.carrier_report(g.carrier, period))
     return _export(found, name, fmt, _stem(f"report-{g.carrier.code}", period))
 
@@ -180,9 +191,9 @@ def platform():
 @admin_bp.get("/export/<name>.<fmt>")
 @platform_admin_required
 def platform_export(name, fmt):
-    period, status = _period()
+    period, status = _period(page=False)
     if status != 200:
-        return Response(_("Write dates as YYYY-MM-DD."), status=422, content_type="text/plain")
+        return _refused()
     report = service.platform_report(current_user, period)
     return _export(_platform_tables(report), name, fmt, _stem("platform", period))
 
@@ -206,9 +217,9 @@ def organisation(org_id):
 @org_bp.get("/export/<name>.<fmt>")
 @login_required
 def organisation_export(org_id, name, fmt):
-    period, status = _period()
+    period, status = _period(page=False)
     if status != 200:
-        return Response(_("Write dates as YYYY-MM-DD."), status=422, content_type="text/plain")
+        return _refused()
     report = service.organisation_report(current_user, org_id, period)
     found = [tables.organisation_table(report, current_locale())]
     return _export(found, name, fmt, _stem(f"usage-{org_id}", period))
