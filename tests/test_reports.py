@@ -439,6 +439,8 @@ def test_reports_are_scoped_to_roles(scene, client):
 def test_platform_admin_sees_every_carrier(scene, client):
     make_user("root@reports.test", admin=True, locale="en")
     login(client, "root@reports.test")
+    page = client.get("/admin/reports/?from=2026-03-02&to=2026-03-08").get_data(as_text=True)
+    assert "<svg" in page and "<script" not in page and "RP02 Incubator" in page
     rows = _csv(client.get("/admin/reports/export/carriers.csv?from=2026-03-02&to=2026-03-08"))
     assert [r[0] for r in rows[1:]] == ["RP01 Incubator", "RP02 Incubator", "Platform"]
     assert hours(14 * 3600) == float(rows[-1][rows[0].index("Used hours")])

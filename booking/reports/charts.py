@@ -84,3 +84,12 @@ def revenue_chart(months: list[str], invoiced_fen: list[int], estimated_fen: lis
     chart.add(_("Invoiced"), [fen / 100 for fen in invoiced_fen])
     chart.add(_("Estimated, not yet invoiced"), [fen / 100 for fen in estimated_fen])
     return _svg(chart)
+
+
+def carriers_chart(title: str, names: list[str], series: list[tuple[str, list]]) -> Markup:
+    """Percentages per carrier side by side (utilisation, sharing rate)."""
+    chart = pygal.Bar(title=title, range=(0, 100), y_title="%", **COMMON)
+    chart.x_labels = names
+    for name, values in series:
+        chart.add(name, values)
+    return _svg(chart)

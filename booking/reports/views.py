@@ -180,11 +180,21 @@ def _platform_tables(report: service.PlatformReport) -> list[tables.Table]:
 def platform():
     period, status = _period()
     report = service.platform_report(current_user, period)
+    locale = current_locale()
+    chart = charts.carriers_chart(
+        _("Utilisation and sharing rate by carrier"),
+        [c.carrier.name(locale) for c in report.carriers],
+        [
+            (_("Utilisation"), [f.percent(c.total.utilisation) for c in report.carriers]),
+            (_("Sharing rate"), [f.percent(c.total.sharing_rate) for c in report.carriers]),
+        ],
+    )
     return render_template(
         "reports/platform.html",
         report=report,
         period=period,
         tables={t.name: t for t in _platform_tables(report)},
+        chart=chart,
     ), status
 
 
