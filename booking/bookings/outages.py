@@ -11,7 +11,7 @@ from sqlalchemy import select
 from booking.accounts.models import User
 from booking.bookings import rules
 from booking.bookings.models import HOLDING, Booking, BookingEvent, Outage
-from booking.bookings.service import _shape_problems, _when_params
+from booking.bookings.service import shape_problems, when_params
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.locking import resource_locked
@@ -31,7 +31,7 @@ def create_outage(
 ) -> tuple[list[Outage], list[Booking]]:
     """Schedule one window, or a recurring series of them. Bookings that overlap are kept
     but marked, recorded and their owners told; the operator decides what to do with them."""
-    problems = _shape_problems(start, end)
+    problems = shape_problems(start, end)
     if not problems and not start < end:
         problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
     if not (reason or "").strip():
@@ -92,7 +92,7 @@ def create_outage(
                 notify(
                     booking.user_id,
                     "outage_conflict",
-                    {**_when_params(booking.resource, booking.start_at), "reason": reason.strip()},
+                    {**when_params(booking.resource, booking.start_at), "reason": reason.strip()},
                     link=f"/bookings/{booking.id}",
                 )
         db.session.commit()

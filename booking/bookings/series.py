@@ -15,13 +15,13 @@ from booking.bookings.models import CANCELLED, HOLDING, Booking, BookingSeries
 from booking.bookings.rules import Holding, ResourcePolicy
 from booking.bookings.service import (
     BookingRefused,
-    _context,
-    _purpose_problems,
-    _shape_problems,
+    booking_context,
     booking_for,
     cancel_booking,
     create_booking,
     default_organisation_id,
+    purpose_problems,
+    shape_problems,
 )
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
@@ -54,7 +54,7 @@ def preview_series(
 ) -> list[Occurrence]:
     """Every occurrence with the exact reasons it would fail, counting the earlier occurrences
     of the same series as taken."""
-    problems = _shape_problems(start, end)
+    problems = shape_problems(start, end)
     if problems:
         raise ServiceError(problems, 422)
     resource = visible_resource(user, resource_id)
@@ -65,7 +65,7 @@ def preview_series(
     organisation_id = organisation_id or default_organisation_id(user)
     occurrences, taken = [], []
     for lo, hi in windows:
-        ctx = _context(resource, user, organisation_id, lo, hi, now=now)
+        ctx = booking_context(resource, user, organisation_id, lo, hi, now=now)
         ctx = rules.BookingContext(**{**ctx.__dict__, "holdings": list(ctx.holdings) + taken})
         found = rules.booking_problems(policy, lo, hi, quantity, ctx)
         occurrences.append(Occurrence(lo, hi, found))
@@ -89,7 +89,7 @@ def create_series(
 ) -> tuple[BookingSeries | None, list[Occurrence]]:
     """Book each occurrence that fits (or only those in `only_starts`); each is checked again
     under the resource lock when it is created, so a preview can never overbook."""
-    problems = _purpose_problems(purpose)
+    problems = purpose_problems(purpose)
     if problems:
         raise ServiceError(problems, 422)
     occurrences = preview_series(

@@ -201,7 +201,7 @@ def is_member(user: User, organisation_id: int | None) -> bool:
     )
 
 
-def _context(
+def booking_context(
     resource: Resource,
     booker: User,
     organisation_id: int | None,
@@ -235,7 +235,7 @@ def _context(
     )
 
 
-def _shape_problems(start, end) -> list[Problem]:
+def shape_problems(start, end) -> list[Problem]:
     """What must be right before even looking at the database."""
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         return [Problem("invalid_time", _l("Give a start and an end time."), "start")]
@@ -246,7 +246,7 @@ def _shape_problems(start, end) -> list[Problem]:
     return []
 
 
-def _purpose_problems(purpose: str | None) -> list[Problem]:
+def purpose_problems(purpose: str | None) -> list[Problem]:
     if purpose and len(purpose) > MAX_PURPOSE_LENGTH:
         return [
             Problem(
@@ -279,7 +279,7 @@ def _record(
     )
 
 
-def _when_params(resource: Resource, start: datetime) -> dict:
+def when_params(resource: Resource, start: datetime) -> dict:
     """Notification parameters naming a resource and a time (rendered at read time)."""
     return {
         "resource": {"zh": resource.name_zh, "en": resource.name_en},
@@ -292,7 +292,7 @@ def _notify_about(booking: Booking, user_id: int, kind: str, **extra) -> None:
     notify(
         user_id,
         kind,
-        {**_when_params(booking.resource, booking.start_at), **extra},
+        {**when_params(booking.resource, booking.start_at), **extra},
         link=f"/bookings/{booking.id}",
     )
 
@@ -351,7 +351,7 @@ def create_booking(
     now: datetime | None = None,
 ) -> Booking:
     booker = on_behalf_of or actor
-    problems = _shape_problems(start, end) + _purpose_problems(purpose)
+    problems = shape_problems(start, end) + purpose_problems(purpose)
     if not isinstance(quantity, int) or isinstance(quantity, bool):
         problems.append(
             Problem("invalid_quantity", _l("The quantity must be a whole number."), "quantity")
@@ -369,7 +369,7 @@ def create_booking(
             raise ServiceError(
                 Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
             )
-        ctx = _context(
+        ctx = booking_context(
             resource,
             booker,
             organisation_id,
@@ -435,12 +435,12 @@ def check_booking(
     now: datetime | None = None,
 ) -> None:
     """The rules' verdict without booking (the form's "check" button): raises BookingRefused."""
-    problems = _shape_problems(start, end)
+    problems = shape_problems(start, end)
     if problems:
         raise BookingRefused(problems)
     resource = visible_resource(user, resource_id)
     organisation_id = organisation_id or default_organisation_id(user)
-    ctx = _context(resource, user, organisation_id, start, end, now=now)
+    ctx = booking_context(resource, user, organisation_id, start, end, now=now)
     problems = rules.booking_problems(ResourcePolicy.of(resource), start, end, quantity, ctx)
     if problems:
         raise BookingRefused(problems)
@@ -462,7 +462,7 @@ def modify_booking(
     booking = booking_for(actor, booking_id)
     new_start, new_end = start or booking.start_at, end or booking.end_at
     new_quantity = booking.quantity if quantity is None else quantity
-    problems = _shape_problems(new_start, new_end)
+    problems = shape_problems(new_start, new_end)
     if not isinstance(new_quantity, int) or isinstance(new_quantity, bool):
         problems.append(
             Problem("invalid_quantity", _l("The quantity must be a whole number."), "quantity")
@@ -480,7 +480,7 @@ def modify_booking(
             )
         staff = is_staff_of(actor, resource.carrier_id)
         policy = ResourcePolicy.of(resource)
-        ctx = _context(
+        ctx = booking_context(
             resource,
             booking.user,
             booking.organisation_id,
@@ -602,7 +602,7 @@ def approve_booking(
                 Problem("not_requested", _l("Only requested bookings can be approved.")), 409
             )
         # Re-check what may have changed since the request: capacity, outages, imported blocks.
-        ctx = _context(
+        ctx = booking_context(
             resource,
             booking.user,
             booking.organisation_id,
@@ -713,7 +713,7 @@ def approval_queue(carrier_id: int) -> list[dict]:
     queue = []
     for booking in carrier_bookings(carrier_id, status=REQUESTED):
         resource = booking.resource
-        ctx = _context(
+        ctx = booking_context(
             resource,
             booking.user,
             booking.organisation_id,
@@ -740,7 +740,7 @@ def approval_queue(carrier_id: int) -> list[dict]:
 def availability(
     user: User | None, resource_id: int, window_from: datetime, window_until: datetime
 ) -> tuple[Resource, list[dict]]:
-    problems = _shape_problems(window_from, window_until)
+    problems = shape_problems(window_from, window_until)
     if not problems and not window_from < window_until:
         problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
     if not problems and window_until - window_from > timedelta(days=92):
@@ -816,7 +816,7 @@ def free_resources(
     counted, and the first `limit` (catalogue order) returned with their free units. Four
     queries whatever the number of candidates: their booking terms, their opening hours, the
     facts over the window, and the page of resources to show."""
-    problems = _shape_problems(start, end)
+    problems = shape_problems(start, end)
     if not problems and not start < end:
         problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
     if problems:

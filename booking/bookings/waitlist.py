@@ -21,12 +21,12 @@ from booking.bookings.models import (
 from booking.bookings.rules import BookingContext, Holding, ResourcePolicy
 from booking.bookings.service import (
     BookingRefused,
-    _context,
-    _shape_problems,
-    _when_params,
+    booking_context,
     create_booking,
     default_organisation_id,
     facts_for,
+    shape_problems,
+    when_params,
 )
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
@@ -48,12 +48,12 @@ def join_waitlist(
     now: datetime | None = None,
 ) -> WaitlistEntry:
     """Only for a request whose one obstacle is capacity: anything else would still refuse it."""
-    problems = _shape_problems(start, end)
+    problems = shape_problems(start, end)
     if problems:
         raise ServiceError(problems, 422)
     resource = visible_resource(user, resource_id)
     organisation_id = organisation_id or default_organisation_id(user)
-    ctx = _context(resource, user, organisation_id, start, end, now=now)
+    ctx = booking_context(resource, user, organisation_id, start, end, now=now)
     policy = ResourcePolicy.of(resource)
     problems = rules.booking_problems(policy, start, end, quantity, ctx)
     other = [p for p in problems if p.code != "capacity_exceeded"]
@@ -168,7 +168,7 @@ def offer_freed_capacity(resource_id: int, now: datetime | None = None) -> list[
             entry.offer_expires_at = min(now + timedelta(minutes=minutes), entry.start_at)
             offered.append(entry)
             params = {
-                **_when_params(entry.resource, entry.start_at),
+                **when_params(entry.resource, entry.start_at),
                 "until_at": entry.offer_expires_at.isoformat(),
             }
             notify(entry.user_id, "waitlist_offer", params, link="/bookings/waitlist")
@@ -188,7 +188,7 @@ def _expire(resource_id: int, now: datetime) -> None:
         notify(
             entry.user_id,
             "waitlist_expired",
-            _when_params(entry.resource, entry.start_at),
+            when_params(entry.resource, entry.start_at),
             link="/bookings/waitlist",
         )
 

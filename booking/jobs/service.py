@@ -24,7 +24,7 @@ from booking.bookings.models import (
     Booking,
     BookingEvent,
 )
-from booking.bookings.service import _when_params
+from booking.bookings.service import when_params
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
 from booking.extensions import db
@@ -88,7 +88,7 @@ def mark_no_shows(now: datetime) -> str:
             notify(
                 booking.user_id,
                 "booking_no_show",
-                _when_params(booking.resource, booking.start_at),
+                when_params(booking.resource, booking.start_at),
                 link=f"/bookings/{booking.id}",
             )
             db.session.commit()
@@ -152,7 +152,7 @@ def send_reminders(now: datetime) -> str:
                 notify(
                     booking.user_id,
                     "booking_reminder",
-                    _when_params(booking.resource, booking.start_at),
+                    when_params(booking.resource, booking.start_at),
                     link=f"/bookings/{booking.id}",
                 )
                 sent += 1
