@@ -1,4 +1,4 @@
-"""The week grid, as a pure function."""
+"""Pure helpers behind booking pages: the week grid and the grouping of "my bookings"."""
 
 from datetime import UTC, date, datetime
 
@@ -30,3 +30,31 @@ def test_cells_that_ended_before_now_are_past_and_the_rest_keep_their_state():
 def test_without_now_nothing_is_past():
     grid = week_grid([_open_piece(0)], MONDAY, "Asia/Shanghai", 1, 60, 9 * 60, 10 * 60)
     assert {cell["state"] for cell in grid[0]["cells"]} == {"full"}
+
+
+def test_my_bookings_are_grouped_so_none_goes_missing():
+    """A booking checked out early is past even though its slot has not ended; a running one
+    is upcoming; a request whose time passed is past; cancellations and rejections apart."""
+    from types import SimpleNamespace
+
+    from booking.bookings.rules import group_for_owner
+
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+    def b(status, end_hour, name):
+        return SimpleNamespace(status=status, end_at=now.replace(hour=end_hour), name=name)
+
+    bookings = [
+        b("completed", 9, "done"),
+        b("completed", 15, "checked out early"),
+        b("in_use", 14, "running"),
+        b("approved", 18, "later"),
+        b("requested", 10, "request gone by"),
+        b("no_show", 11, "missed"),
+        b("cancelled", 16, "cancelled"),
+        b("rejected", 17, "rejected"),
+    ]
+    upcoming, past, dropped = group_for_owner(bookings, now)
+    assert [x.name for x in upcoming] == ["running", "later"]
+    assert [x.name for x in past] == ["missed", "request gone by", "checked out early", "done"]
+    assert [x.name for x in dropped] == ["rejected", "cancelled"]

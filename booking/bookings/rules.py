@@ -477,3 +477,18 @@ def expand_recurrence(
         occurrence_start = moment.replace(tzinfo=zone).astimezone(UTC)
         result.append((occurrence_start, occurrence_start + duration))
     return result, []
+
+
+def group_for_owner(bookings: Sequence, now: datetime) -> tuple[list, list, list]:
+    """ "My bookings": (upcoming, past, cancelled or rejected). Upcoming are the ones still to
+    come or running that hold the resource; every other booking that happened — completed
+    early, no-show, or a request whose time went by — is past, newest first."""
+    upcoming, past, dropped = [], [], []
+    for booking in bookings:
+        if booking.status in ("cancelled", "rejected"):
+            dropped.append(booking)
+        elif booking.status in ("requested", "approved", "in_use") and booking.end_at > now:
+            upcoming.append(booking)
+        else:
+            past.append(booking)
+    return upcoming, past[::-1], dropped[::-1]

@@ -12,8 +12,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
+from booking.bookings import rules, service, waitlist
 from booking.bookings import series as series_service
-from booking.bookings import service, waitlist
 from booking.bookings.forms import (
     BookingForm,
     CancelForm,
@@ -22,7 +22,7 @@ from booking.bookings.forms import (
     NextFreeForm,
     local_moment,
 )
-from booking.bookings.models import APPROVED, CANCELLED, REJECTED, REQUESTED
+from booking.bookings.models import APPROVED, REQUESTED
 from booking.bookings.week import visible_hours, week_grid, week_start, week_window
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.catalogue.service import visible_resource
@@ -255,18 +255,12 @@ def next_free(resource_id: int):
 @bp.get("/bookings/")
 @login_required
 def mine():
-    now = utcnow()
-    bookings = service.my_bookings(current_user)
-    upcoming = [
-        b for b in bookings if b.end_at > now and b.status in (REQUESTED, APPROVED, "in_use")
-    ]
-    past = [b for b in bookings if b.end_at <= now and b.status not in (CANCELLED, REJECTED)]
-    cancelled = [b for b in bookings if b.status in (CANCELLED, REJECTED)]
+    upcoming, past, cancelled = rules.group_for_owner(service.my_bookings(current_user), utcnow())
     return render_template(
         "bookings/mine.html",
         upcoming=upcoming,
-        past=list(reversed(past)),
-        cancelled=list(reversed(cancelled)),
+        past=past,
+        cancelled=cancelled,
         entries=waitlist.entries_of(current_user),
         empty_form=EmptyForm(),
     )
