@@ -43,6 +43,9 @@ class Config:
     # Links in mails (the scheduler has no request to take the host from).
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     NO_SHOW_GRACE_MINUTES = 15
+    # Sign-in lockout per e-mail address: this many failures within this many minutes.
+    LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+    LOGIN_FAILURE_MINUTES = int(os.environ.get("LOGIN_FAILURE_MINUTES", "15"))
     REMINDER_LEADS_MINUTES = (24 * 60, 60)
 
     # Calendar feeds: the window they cover, how long cancelled bookings stay in them.
@@ -53,7 +56,9 @@ class Config:
     CALENDAR_UID_DOMAIN = os.environ.get("CALENDAR_UID_DOMAIN", "booking.local")
     # Calendar import: limits for fetching other people's calendars.
     CALENDAR_IMPORT_TIMEOUT = float(os.environ.get("CALENDAR_IMPORT_TIMEOUT", "10"))
-    CALENDAR_IMPORT_MAX_BYTES = int(os.environ.get("CALENDAR_IMPORT_MAX_BYTES", str(5 * 1024 * 1024)))
+    CALENDAR_IMPORT_MAX_BYTES = int(
+        os.environ.get("CALENDAR_IMPORT_MAX_BYTES", str(5 * 1024 * 1024))
+    )
     CALENDAR_IMPORT_MAX_REDIRECTS = 3
     CALENDAR_IMPORT_MAX_EVENTS = 20000
     CALENDAR_IMPORT_DAYS_AHEAD = 366

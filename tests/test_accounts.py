@@ -210,3 +210,63 @@ def test_cli_makes_a_platform_admin(cli_runner):
     )
     missing = cli_runner.invoke(args=["users", "make-admin", "ghost@example.com"])
     assert missing.exit_code != 0 and "Register first" in missing.output
+
+
+def test_sign_in_locks_after_too_many_failures_and_opens_again(app):
+    from datetime import timedelta
+
+    import pytest
+
+    from booking.accounts import service
+    from booking.accounts.models import LoginFailure
+    from booking.problems import ServiceError
+    from booking.types import utcnow
+
+    user = make_user("lock@example.com")
+    start = utcnow()
+    for n in range(app.config["LOGIN_FAILURE_LIMIT"]):
+        assert (
+            service.authenticate("Lock@example.com", "wrong", now=start + timedelta(seconds=n))
+            is None
+        )
+    # Locked: even the right password is refused, with how long to wait.
+    with pytest.raises(ServiceError) as caught:
+        service.authenticate("lock@example.com", PASSWORD, now=start + timedelta(minutes=1))
+    assert caught.value.status == 429
+    assert [p.code for p in caught.value.problems] == ["too_many_attempts"]
+    # After the window the right password works, and clears the record.
+    later = start + timedelta(minutes=app.config["LOGIN_FAILURE_MINUTES"], seconds=1)
+    assert service.authenticate("lock@example.com", PASSWORD, now=later) == user
+    assert db.session.scalar(select(func.count(LoginFailure.id))) == 0
+
+
+def test_unknown_addresses_lock_the_same_way(app):
+    import pytest
+
+    from booking.accounts import service
+    from booking.problems import ServiceError
+
+    for _ in range(app.config["LOGIN_FAILURE_LIMIT"]):
+        assert service.authenticate("nobody@example.com", "guess") is None
+    with pytest.raises(ServiceError) as caught:
+        service.authenticate("nobody@example.com", "guess")
+    assert caught.value.status == 429
+
+
+def test_locked_sign_in_page_says_so_in_the_users_language(app, client):
+    make_user("zh-lock@example.com")
+    app.config["LOGIN_FAILURE_LIMIT"] = 3
+    for _ in range(3):
+        bad = post_form(
+            client, "/account/login", {"email": "zh-lock@example.com", "password": "nope-nope"}
+        )
+        assert bad.status_code == 422
+    locked = post_form(
+        client,
+        "/account/login",
+        {"email": "zh-lock@example.com", "password": PASSWORD},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    assert locked.status_code == 429
+    assert "登录失败次数过多" in locked.get_data(as_text=True)
+    assert client.get("/account/settings").status_code == 302  # not signed in

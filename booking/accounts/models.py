@@ -49,3 +49,14 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user = relationship("User")
+
+
+class LoginFailure(db.Model):
+    """A failed sign-in for an e-mail address (known or not, so that lockouts do not reveal
+    which accounts exist). Rows older than the lockout window are pruned as new ones come."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 
@@ -95,3 +98,14 @@ def password_problems(
             )
         ]
     return []
+
+
+def locked_until(
+    failures: Sequence[datetime], now: datetime, limit: int, window: timedelta
+) -> datetime | None:
+    """When sign-in opens again for an address with these failed attempts, or None when it is
+    open: `limit` failures within `window` lock it until the oldest of them is `window` old."""
+    recent = sorted(t for t in failures if now - window < t <= now)
+    if len(recent) < limit:
+        return None
+    return recent[-limit] + window

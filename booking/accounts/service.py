@@ -5,18 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from booking.accounts.models import ApiToken, User
-from booking.accounts.rules import email_problems, normalise_email, password_problems
+from booking.accounts.models import ApiToken, LoginFailure, User
+from booking.accounts.rules import (
+    email_problems,
+    locked_until,
+    normalise_email,
+    password_problems,
+)
 from booking.extensions import db
 from booking.i18n import LOCALES
 from booking.mail import send_mail
@@ -59,14 +64,46 @@ def register(email: str, display_name: str, password: str, locale: str | None = 
     return user
 
 
-def authenticate(email: str, password: str) -> User | None:
-    user = user_by_email(email)
+def authenticate(email: str, password: str, now: datetime | None = None) -> User | None:
+    """The user, or None for a wrong e-mail or password. After too many failures for one
+    address (LOGIN_FAILURE_LIMIT within LOGIN_FAILURE_MINUTES) every attempt is refused, even
+    with the right password, until the window has passed: a ServiceError with status 429."""
+    now = now or utcnow()
+    address = normalise_email(email)
+    window = timedelta(minutes=current_app.config["LOGIN_FAILURE_MINUTES"])
+    failures = db.session.scalars(
+        select(LoginFailure.at).where(LoginFailure.email == address, LoginFailure.at > now - window)
+    ).all()
+    until = locked_until(failures, now, current_app.config["LOGIN_FAILURE_LIMIT"], window)
+    if until is not None:
+        minutes = max(1, -(-int((until - now).total_seconds()) // 60))
+        raise ServiceError(
+            Problem(
+                "too_many_attempts",
+                _l(
+                    "Too many failed sign-ins for this e-mail. Try again in %(minutes)d minutes.",
+                    minutes=minutes,
+                ),
+            ),
+            429,
+        )
+    user = user_by_email(address)
     if user is None or not user.active:
         # Spend the same time as a real check so timing does not reveal which e-mails exist.
         check_password_hash(_dummy_hash(), password or "")
-        return None
-    if not check_password_hash(user.password_hash, password or ""):
-        return None
+        user = None
+    elif not check_password_hash(user.password_hash, password or ""):
+        user = None
+    if user is None:
+        db.session.execute(
+            delete(LoginFailure).where(
+                LoginFailure.email == address, LoginFailure.at <= now - window
+            )
+        )
+        db.session.add(LoginFailure(email=address[:254], at=now))
+    else:
+        db.session.execute(delete(LoginFailure).where(LoginFailure.email == address))
+    db.session.commit()
     return user
 
 

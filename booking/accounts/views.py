@@ -50,7 +50,11 @@ def register():
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = service.authenticate(form.email.data, form.password.data)
+        try:
+            user = service.authenticate(form.email.data, form.password.data)
+        except ServiceError as error:
+            show_problems(form, error)
+            return render_template("accounts/login.html", form=form), error.status
         if user is None:
             flash(_("E-mail or password is not correct."), "error")
             return render_template("accounts/login.html", form=form), 422
