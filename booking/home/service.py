@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from booking.accounts.models import User
 from booking.billing import service as billing
 from booking.billing.invoice_models import DRAFT, Invoice
+from booking.billing.invoices import period_window
 from booking.billing.vouchers import usable_vouchers
 from booking.bookings.models import (
     APPROVED,
@@ -47,12 +48,6 @@ class EngineerHome:
         return sum(v.amount_fen - v.used_fen for v in self.vouchers)
 
 
-def month_window(today: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    first = today.replace(day=1)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return datetime.combine(first, time(0), zone), datetime.combine(following, time(0), zone)
-
-
 def engineer_home(
     user: User, now: datetime | None = None, tz: str = "Asia/Shanghai"
 ) -> EngineerHome:
@@ -82,7 +77,8 @@ def engineer_home(
             .order_by(WaitlistEntry.offer_expires_at)
         )
     )
-    month_from, month_until = month_window(now.astimezone(zone).date(), zone)
+    # The same local-month bounds as the invoice run.
+    month_from, month_until = period_window(f"{now.astimezone(zone):%Y-%m}", tz, now)
     spend, unpriced = 0, 0
     for booking in db.session.scalars(
         mine.where(
