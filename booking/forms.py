@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import ValidationError
+from wtforms import SelectMultipleField, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from booking.text_rules import plain_text_problems
 
@@ -23,3 +24,10 @@ class PlainText:
 
 
 REQUIRED_MESSAGE = _l("This field is required.")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes, one per choice."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()

@@ -204,6 +204,44 @@ def test_a_rolled_back_booking_mails_nothing_and_smtp_failures_are_retried(app, 
     assert "1 skipped" in jobs.run_job("mail", now=utcnow() + timedelta(minutes=2))
 
 
+def test_mail_topics_a_user_turned_off_stay_in_the_inbox_only(app, site, smtp_inbox, client):
+    from tests.conftest import login, post_form
+
+    # The operator turns off operator mail in the settings page; the engineer keeps everything.
+    login(client, "op@example.com")
+    saved = post_form(
+        client,
+        "/account/settings/mail",
+        {
+            "mail_notifications": "y",
+            "topics_listed": "1",
+            "topics": ["my_bookings", "reminders", "waitlist", "billing", "qualifications"],
+        },
+        token_from="/account/settings",
+    )
+    assert saved.status_code == 302
+    db.session.refresh(site["op"])
+    assert site["op"].mail_muted == ["operations"]
+    booking = bookings.create_booking(
+        site["eng"], site["line"].id, at(site["m"], 9), at(site["m"], 12)
+    )
+    bookings.approve_booking(site["op"], booking.id)
+    result = jobs.run_job("mail")
+    assert result.startswith("1 sent") and "1 skipped" in result
+    assert [r[0] for r, _m in smtp_inbox.messages] == ["eng@example.com"]
+    assert notes("booking_requested") == 1  # still in the operator's inbox
+    # Unknown topics are refused and change nothing.
+    bad = post_form(
+        client,
+        "/account/settings/mail",
+        {"mail_notifications": "y", "topics_listed": "1", "topics": ["everything"]},
+        token_from="/account/settings",
+    )
+    assert bad.status_code == 422
+    db.session.refresh(site["op"])
+    assert site["op"].mail_muted == ["operations"]
+
+
 def test_invoice_voucher_and_qualification_events_reach_the_inbox(app, site):
     from datetime import date
 

@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from booking.forms import REQUIRED_MESSAGE, PlainText
+from booking.forms import REQUIRED_MESSAGE, MultiCheckboxField, PlainText
 from booking.i18n import LOCALES
 
 
@@ -73,3 +73,10 @@ class EmptyForm(FlaskForm):
 
 class MailPreferenceForm(FlaskForm):
     mail_notifications = BooleanField(_l("Also send my notifications by e-mail"))
+    topics = MultiCheckboxField(_l("By mail, only these"), validate_choice=False)
+
+    def __init__(self, *args, **kwargs):
+        from booking.notify.service import MAIL_TOPICS
+
+        super().__init__(*args, **kwargs)
+        self.topics.choices = [(code, label) for code, (label, _kinds) in MAIL_TOPICS.items()]

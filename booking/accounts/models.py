@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import JSON, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db
@@ -20,6 +20,8 @@ class User(UserMixin, db.Model):
     locale: Mapped[str | None] = mapped_column(String(16))
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     mail_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Mail topics (notify.service.MAIL_TOPICS) the user does not want by mail.
+    mail_muted: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -134,7 +134,23 @@ def change_password(user: User, current: str, new: str) -> None:
     set_password(user, new)
 
 
-def set_mail_preference(user: User, wanted: bool) -> None:
+def mail_topics_wanted(user: User) -> list[str]:
+    from booking.notify.service import MAIL_TOPICS
+
+    return [t for t in MAIL_TOPICS if t not in (user.mail_muted or [])]
+
+
+def set_mail_preference(user: User, wanted: bool, topics: list[str] | None = None) -> None:
+    """Mail on or off, and which topics to get by mail (None keeps the current choice)."""
+    from booking.notify.service import MAIL_TOPICS
+
+    if topics is not None:
+        unknown = set(topics) - set(MAIL_TOPICS)
+        if unknown:
+            raise ServiceError(
+                Problem("unknown_topic", _l("Choose topics from the list."), "topics"), 422
+            )
+        user.mail_muted = sorted(set(MAIL_TOPICS) - set(topics))
     user.mail_notifications = wanted
     db.session.commit()
 

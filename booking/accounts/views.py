@@ -14,6 +14,7 @@ from booking.accounts.forms import (
     RegisterForm,
     ResetPasswordForm,
 )
+from booking.accounts.service import mail_topics_wanted
 from booking.i18n import LOCALES
 from booking.problems import ServiceError
 from booking.web import show_problems
@@ -119,7 +120,10 @@ def _render_settings(status: int = 200, **forms):
             tokens=service.list_api_tokens(current_user),
             new_token=forms.get("new_token"),
             empty_form=EmptyForm(),
-            mail_form=MailPreferenceForm(mail_notifications=current_user.mail_notifications),
+            mail_form=MailPreferenceForm(
+                mail_notifications=current_user.mail_notifications,
+                topics=mail_topics_wanted(current_user),
+            ),
         ),
         status,
     )
@@ -181,6 +185,16 @@ def revoke_token(token_id: int):
 def set_mail_preference():
     form = MailPreferenceForm()
     if form.validate_on_submit():
-        service.set_mail_preference(current_user, bool(form.mail_notifications.data))
+        try:
+            # No box ticked means no topic by mail; a form without the list keeps the choice.
+            listed = request.form.get("topics_listed") == "1"
+            service.set_mail_preference(
+                current_user,
+                bool(form.mail_notifications.data),
+                list(form.topics.data or []) if listed else None,
+            )
+        except ServiceError as error:
+            show_problems(None, error)
+            return _render_settings(422)
         flash(_("Mail preference saved."), "success")
     return redirect(url_for("accounts.settings"))

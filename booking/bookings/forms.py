@@ -8,16 +8,14 @@ from wtforms import (
     EmailField,
     IntegerField,
     SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
     TimeField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
-from booking.forms import REQUIRED_MESSAGE
+from booking.forms import REQUIRED_MESSAGE, MultiCheckboxField
 
 RRULE_DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
@@ -38,11 +36,6 @@ def quantity_field() -> IntegerField:
             NumberRange(min=1, message=_l("Must be at least %(min)d.")),
         ],
     )
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class _When:

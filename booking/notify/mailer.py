@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from booking.extensions import db
 from booking.mail import build_message
 from booking.notify.models import Notification
-from booking.notify.service import render
+from booking.notify.service import TOPIC_OF, render
 from booking.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,10 @@ def send_pending(now: datetime | None = None, limit: int = 200) -> str:
         user = db.session.get(User, note.user_id)
         if user is None or not user.mail_notifications or not EMAIL.match(user.email or ""):
             note.mail_state, note.mail_error = "skipped", "no mail wanted or no valid address"
+            skipped += 1
+            continue
+        if TOPIC_OF.get(note.kind) in (user.mail_muted or []):
+            note.mail_state, note.mail_error = "skipped", "topic turned off by the user"
             skipped += 1
             continue
         locale = user.locale or "zh"

@@ -45,6 +45,38 @@ MESSAGES = {
 }
 
 
+# What people can choose to get by mail, by topic (the inbox always has everything).
+MAIL_TOPICS = {
+    "my_bookings": (
+        _l("Changes to my bookings"),
+        (
+            "booking_confirmed",
+            "booking_approved",
+            "booking_rejected",
+            "booking_cancelled",
+            "booking_changed",
+            "booking_no_show",
+            "outage_conflict",
+        ),
+    ),
+    "reminders": (_l("Reminders before a booking"), ("booking_reminder",)),
+    "waitlist": (_l("Waitlist offers"), ("waitlist_offer", "waitlist_expired")),
+    "billing": (
+        _l("Invoices and vouchers"),
+        ("invoice_issued", "voucher_granted", "voucher_expiring"),
+    ),
+    "qualifications": (
+        _l("Qualifications"),
+        ("qualification_expiring", "qualification_granted", "qualification_revoked"),
+    ),
+    "operations": (
+        _l("For operators: requests, approvals digest and calendar imports"),
+        ("booking_requested", "approvals_pending", "calendar_import_failed", "calendar_conflict"),
+    ),
+}
+TOPIC_OF = {kind: topic for topic, (_label, kinds) in MAIL_TOPICS.items() for kind in kinds}
+
+
 def notify(user_id: int, kind: str, params: dict | None = None, link: str = "") -> Notification:
     """Add to the user's inbox in the current transaction (the caller commits)."""
     note = Notification(user_id=user_id, kind=kind, params=params or {}, link=link)
