@@ -350,6 +350,14 @@ def _demo_history(users: dict[str, User], today=None) -> int:
     return made
 
 
+def _in_two_days(carrier: Carrier):
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(carrier.timezone)
+    return datetime.combine(datetime.now(zone).date() + timedelta(days=2), time(9), zone)
+
+
 def _demo_bookings(users: dict[str, User]) -> int:
     """A few bookings so that pages have something to show: an approved GPU booking and a
     pilot-line request waiting for approval. Only when the demo engineer has none."""
@@ -382,7 +390,9 @@ def _demo_bookings(users: dict[str, User]) -> int:
         if resource is None:
             continue
         duration = minutes or resource.min_duration_minutes
-        start = next_free_slot(engineer, resource.id, duration, quantity)
+        # From the day after tomorrow, 09:00: a booking that is clearly upcoming, never one
+        # that starts within minutes of loading the demo (the kiosk would offer its check-in).
+        start = next_free_slot(engineer, resource.id, duration, quantity, after=_in_two_days(cq01))
         if start is None:
             continue
         try:
