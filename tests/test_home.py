@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 from booking.billing.invoice_models import DRAFT, Invoice, InvoiceLine
 from booking.billing.models import Rate
 from booking.billing.voucher_models import Voucher, VoucherProgramme
-from booking.bookings.models import OFFERED, Booking, WaitlistEntry
+from booking.bookings.models import OFFERED, WaitlistEntry
 from booking.calendars.models import CalendarSource
 from booking.extensions import db
 from booking.home import service
 from booking.metering.models import UsageRecord
 from tests.conftest import login
-from tests.factories import make_carrier, make_org, make_resource, make_user
+from tests.factories import make_booking, make_carrier, make_org, make_resource, make_user
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 18, 10, 30, tzinfo=SH).astimezone(UTC)  # a Wednesday, 10:30 local
@@ -22,23 +22,6 @@ NOW = datetime(2026, 11, 18, 10, 30, tzinfo=SH).astimezone(UTC)  # a Wednesday, 
 
 def _local(day, hour, minute=0):
     return datetime(2026, 11, day, hour, minute, tzinfo=SH).astimezone(UTC)
-
-
-def _book(resource, user, org, start, end, status, quantity=1):
-    booking = Booking(
-        resource_id=resource.id,
-        user_id=user.id,
-        organisation_id=org.id,
-        start_at=start,
-        end_at=end,
-        busy_from=start,
-        busy_until=end,
-        quantity=quantity,
-        status=status,
-    )
-    db.session.add(booking)
-    db.session.flush()
-    return booking
 
 
 def _scene():
@@ -63,11 +46,11 @@ def test_engineer_home_lists_what_comes_next_and_what_this_month_costs(app, clie
     _operator, engineer, carrier, org, gpu = _scene()
     # This month: 2 GPUs × 3 h done earlier (¥150), 1 GPU × 2 h tomorrow (¥50); October is
     # another month and is not counted.
-    _book(gpu, engineer, org, _local(3, 9), _local(3, 12), "completed", 2)
-    tomorrow = _book(gpu, engineer, org, _local(19, 9), _local(19, 11), "approved")
-    _book(gpu, engineer, org, _local(20, 9), _local(20, 10), "requested")
+    make_booking(gpu, engineer, org, _local(3, 9), _local(3, 12), "completed", 2)
+    tomorrow = make_booking(gpu, engineer, org, _local(19, 9), _local(19, 11), "approved")
+    make_booking(gpu, engineer, org, _local(20, 9), _local(20, 10), "requested")
     october = datetime(2026, 10, 20, 9, tzinfo=SH).astimezone(UTC)
-    _book(gpu, engineer, org, october, october + timedelta(hours=5), "completed", 4)
+    make_booking(gpu, engineer, org, october, october + timedelta(hours=5), "completed", 4)
     db.session.add(
         WaitlistEntry(
             resource_id=gpu.id,
@@ -115,7 +98,7 @@ def test_engineer_home_page(app, client):
     _operator, engineer, _carrier, org, gpu = _scene()
     now = datetime.now(UTC)
     soon = now.replace(microsecond=0) + timedelta(days=1)
-    _book(gpu, engineer, org, soon, soon + timedelta(hours=3), "approved", 2)
+    make_booking(gpu, engineer, org, soon, soon + timedelta(hours=3), "approved", 2)
     db.session.commit()
     login(client, "eng@home.test")
     html = client.get("/home").get_data(as_text=True)
@@ -125,11 +108,13 @@ def test_engineer_home_page(app, client):
 
 def test_operator_overview_shows_today_late_open_errors_and_drafts(app, client):
     _operator, engineer, carrier, org, gpu = _scene()
-    late = _book(gpu, engineer, org, _local(18, 9), _local(18, 12), "approved")
-    inside = _book(gpu, engineer, org, _local(18, 10), _local(18, 13), "in_use")
-    later = _book(gpu, engineer, org, _local(18, 15), _local(18, 16), "approved")
-    _book(gpu, engineer, org, _local(19, 9), _local(19, 10), "approved")  # tomorrow: not shown
-    _book(gpu, engineer, org, _local(18, 14), _local(18, 15), "requested")
+    late = make_booking(gpu, engineer, org, _local(18, 9), _local(18, 12), "approved")
+    inside = make_booking(gpu, engineer, org, _local(18, 10), _local(18, 13), "in_use")
+    later = make_booking(gpu, engineer, org, _local(18, 15), _local(18, 16), "approved")
+    make_booking(
+        gpu, engineer, org, _local(19, 9), _local(19, 10), "approved"
+    )  # tomorrow: not shown
+    make_booking(gpu, engineer, org, _local(18, 14), _local(18, 15), "requested")
     db.session.add(
         UsageRecord(
             carrier_id=carrier.id,

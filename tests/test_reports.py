@@ -30,14 +30,14 @@ from booking.billing.invoice_models import (
     InvoiceLine,
 )
 from booking.billing.models import Rate
-from booking.bookings.models import Booking, Outage
+from booking.bookings.models import Outage
 from booking.extensions import db
 from booking.metering.models import UsageRecord
 from booking.problems import NotFound, ServiceError
 from booking.reports import service
 from booking.reports.figures import hours
 from tests.conftest import login
-from tests.factories import make_carrier, make_org, make_resource, make_user
+from tests.factories import make_booking, make_carrier, make_org, make_resource, make_user
 
 SH = ZoneInfo("Asia/Shanghai")
 WEEK = service.Period(date(2026, 3, 2), date(2026, 3, 8))
@@ -46,23 +46,6 @@ NOW = datetime(2026, 3, 20, tzinfo=UTC)
 
 def local(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=SH).astimezone(UTC)
-
-
-def _booking(resource, user, org, start, end, status, quantity=1):
-    booking = Booking(
-        resource_id=resource.id,
-        user_id=user.id,
-        organisation_id=org.id,
-        start_at=start,
-        end_at=end,
-        busy_from=start,
-        busy_until=end,
-        quantity=quantity,
-        status=status,
-    )
-    db.session.add(booking)
-    db.session.flush()
-    return booking
 
 
 def _usage(resource, org, start, end, quantity=1, booking=None, source="walkup"):
@@ -123,17 +106,17 @@ def scene(app):
         ]
     )
     # Tester: a resident booking of both units, used for 2.5 h of its 3 h.
-    done_r = _booking(tester, engineer, resident, local(2, 9), local(2, 12), "completed", 2)
+    done_r = make_booking(tester, engineer, resident, local(2, 9), local(2, 12), "completed", 2)
     _usage(tester, resident, local(2, 9), local(2, 11, 30), 2, done_r, "checkin")
     # An external booking, fully used.
-    done_e = _booking(tester, engineer, external, local(5, 14), local(5, 16), "completed")
+    done_e = make_booking(tester, engineer, external, local(5, 14), local(5, 16), "completed")
     _usage(tester, external, local(5, 14), local(5, 16), 1, done_e, "checkin")
     # A platform member walks up for an hour.
     walk_m = _usage(tester, member, local(6, 10), local(6, 11))
     # A no-show, a cancellation and a rejection.
-    _booking(tester, engineer, resident, local(4, 9), local(4, 10), "no_show")
-    _booking(tester, engineer, external, local(6, 14), local(6, 15), "cancelled")
-    _booking(tester, engineer, external, local(6, 15), local(6, 16), "rejected")
+    make_booking(tester, engineer, resident, local(4, 9), local(4, 10), "no_show")
+    make_booking(tester, engineer, external, local(6, 14), local(6, 15), "cancelled")
+    make_booking(tester, engineer, external, local(6, 15), local(6, 16), "rejected")
     # Cluster, across midnights: Sat 22:00 → Sun 02:00 inside the week, and one hour at each
     # edge (Sun 1 Mar 23:00 → Mon 01:00, Sun 8 Mar 23:00 → Mon 9 Mar 01:00).
     _usage(cluster, resident, local(7, 22), local(8, 2))
@@ -358,7 +341,7 @@ def test_query_count_does_not_grow_with_data(scene):
     before = count_queries(scene["carrier"])
     for n in range(12):
         extra = make_resource(scene["carrier"], f"Extra {n}", capacity=3)
-        booking = _booking(
+        booking = make_booking(
             extra, scene["engineer"], scene["external"], local(3, 9), local(3, 11), "completed"
         )
         _usage(extra, scene["external"], local(3, 9), local(3, 11), 1, booking, "checkin")
@@ -469,7 +452,7 @@ def test_unbilled_use_that_ends_after_the_period_is_estimated_in_the_period_it_s
     """A night booking from the last evening of the week into the next morning, not yet
     invoiced, is estimated in the week it starts, even when the report is run later."""
     cluster = scene["cluster"]
-    night = _booking(
+    night = make_booking(
         cluster, scene["engineer"], scene["resident"], local(8, 20), local(9, 8), "completed"
     )
     _usage(cluster, scene["resident"], local(8, 20), local(9, 8), 1, night, "checkin")
