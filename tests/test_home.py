@@ -78,6 +78,9 @@ def test_engineer_home_lists_what_comes_next_and_what_this_month_costs(app, clie
     db.session.add(
         Voucher(programme_id=programme.id, organisation_id=org.id, amount_fen=80000, used_fen=30000)
     )
+    # Paid by an organisation that is not resident: the carrier set no external rate.
+    other = make_org("Elsewhere Co", members=[engineer])
+    make_booking(gpu, engineer, other, _local(4, 9), _local(4, 10), "completed")
     db.session.commit()
 
     home = service.engineer_home(engineer, now=NOW)
@@ -86,7 +89,7 @@ def test_engineer_home_lists_what_comes_next_and_what_this_month_costs(app, clie
     assert len(home.offers) == 1
     # 2 × 3 h and 1 × 2 h at ¥25 per GPU-hour; requests and October do not count.
     assert home.month_spend_fen == 15000 + 5000
-    assert home.unpriced == 0
+    assert home.unpriced == 1
     assert home.voucher_balance_fen == 50000
 
     login(client, "eng@home.test")

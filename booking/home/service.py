@@ -79,25 +79,15 @@ def engineer_home(
     )
     # The same local-month bounds as the invoice run.
     month_from, month_until = period_window(f"{now.astimezone(zone):%Y-%m}", tz, now)
-    spend, unpriced = 0, 0
-    for booking in db.session.scalars(
-        mine.where(
-            Booking.status.in_((APPROVED, IN_USE, COMPLETED, NO_SHOW)),
-            Booking.start_at >= month_from,
-            Booking.start_at < month_until,
+    spend, unpriced = billing.estimate_bookings(
+        db.session.scalars(
+            mine.where(
+                Booking.status.in_((APPROVED, IN_USE, COMPLETED, NO_SHOW)),
+                Booking.start_at >= month_from,
+                Booking.start_at < month_until,
+            )
         )
-    ):
-        estimate = billing.estimate(
-            booking.resource,
-            booking.organisation_id,
-            booking.start_at,
-            booking.end_at,
-            booking.quantity,
-        )
-        if estimate is None:
-            unpriced += 1
-        else:
-            spend += estimate.charge.amount_fen
+    )
     organisations = [m.organisation_id for m in user.memberships]
     vouchers = [v for found in usable_vouchers(organisations).values() for v in found]
     return EngineerHome(next_bookings, pending, offers, spend, unpriced, vouchers)
