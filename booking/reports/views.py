@@ -4,7 +4,10 @@ organisation's managers its own usage and spend."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, g, render_template, request
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, abort, current_app, flash, g, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -37,33 +40,34 @@ def hours(secs):
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _period(page: bool = True):
-    """The requested period; on bad dates, the default one and 422, with the translated error
-    flashed on a page (an export answers with the message itself, see `_refused`)."""
+def _requested_period() -> tuple[service.Period, ServiceError | None]:
+    """The period asked for, or the default one and why the asked one was refused."""
     today = _today()
     try:
-        return service.parse_period(request.args.get("from"), request.args.get("to"), today), 200
+        return service.parse_period(request.args.get("from"), request.args.get("to"), today), None
     except ServiceError as error:
-        if page:
-            for problem in error.problems:
-                flash(str(problem.message), "error")
-        return service.default_period(today), 422
+        return service.default_period(today), error
 
 
-def _refused() -> Response:
-    try:
-        service.parse_period(request.args.get("from"), request.args.get("to"), _today())
-    except ServiceError as error:
-        text = " ".join(str(p.message) for p in error.problems)
-        return Response(text, status=422, content_type="text/plain; charset=utf-8")
-    raise AssertionError("only called for a refused period")
+def _page_period() -> tuple[service.Period, int]:
+    """For a page: a refused period is flashed, translated, and the page answers 422."""
+    period, refused = _requested_period()
+    if refused is None:
+        return period, 200
+    for problem in refused.problems:
+        flash(str(problem.message), "error")
+    return period, 422
 
 
-def _today():
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+def _refusal(error: ServiceError) -> Response:
+    """For an export: the refusal is the answer, as plain text (nothing left for a later page)."""
+    text = " ".join(str(p.message) for p in error.problems)
+    return Response(text, status=422, content_type="text/plain; charset=utf-8")
 
-    tz = g.carrier.timezone if getattr(g, "carrier", None) else "Asia/Shanghai"
+
+def _today() -> date:
+    carrier = getattr(g, "carrier", None)
+    tz = carrier.timezone if carrier else current_app.config["DEFAULT_CARRIER_TIMEZONE"]
     return datetime.now(ZoneInfo(tz)).date()
 
 
@@ -138,7 +142,7 @@ def _carrier_page(report: service.CarrierReport):
 
 @carrier_bp.get("/")
 def carrier():
-    period, status = _period()
+    period, status = _page_period()
     report = service.carrier_report(g.carrier, period)
     found, figures_charts = _carrier_page(report)
     return render_template(
@@ -153,9 +157,9 @@ def carrier():
 
 @carrier_bp.get("/export/<name>.<fmt>")
 def carrier_export(name, fmt):
-    period, status = _period(page=False)
-    if status != 200:
-        return _refused()
+    period, refused = _requested_period()
+    if refused:
+        return _refusal(refused)
     found, _charts = _carrier_page(service.carrier_report(g.carrier, period))
     return _export(found, name, fmt, _stem(f"report-{g.carrier.code}", period))
 
@@ -178,7 +182,7 @@ def _platform_tables(report: service.PlatformReport) -> list[tables.Table]:
 @admin_bp.get("/")
 @platform_admin_required
 def platform():
-    period, status = _period()
+    period, status = _page_period()
     report = service.platform_report(current_user, period)
     locale = current_locale()
     chart = charts.carriers_chart(
@@ -201,9 +205,9 @@ def platform():
 @admin_bp.get("/export/<name>.<fmt>")
 @platform_admin_required
 def platform_export(name, fmt):
-    period, status = _period(page=False)
-    if status != 200:
-        return _refused()
+    period, refused = _requested_period()
+    if refused:
+        return _refusal(refused)
     report = service.platform_report(current_user, period)
     return _export(_platform_tables(report), name, fmt, _stem("platform", period))
 
@@ -214,7 +218,7 @@ def platform_export(name, fmt):
 @org_bp.get("/")
 @login_required
 def organisation(org_id):
-    period, status = _period()
+    period, status = _page_period()
     report = service.organisation_report(current_user, org_id, period)
     return render_template(
         "reports/organisation.html",
@@ -227,9 +231,9 @@ def organisation(org_id):
 @org_bp.get("/export/<name>.<fmt>")
 @login_required
 def organisation_export(org_id, name, fmt):
-    period, status = _period(page=False)
-    if status != 200:
-        return _refused()
+    period, refused = _requested_period()
+    if refused:
+        return _refusal(refused)
     report = service.organisation_report(current_user, org_id, period)
     found = [tables.organisation_table(report, current_locale())]
     return _export(found, name, fmt, _stem(f"usage-{org_id}", period))
