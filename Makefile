@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 PORT ?= 5000
 export FLASK_APP := wsgi
+# Links in mails and feeds point at the address `make run` serves.
+export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test install install-test translations extract-messages lint db-upgrade demo clean screenshots bench bench-reports
 

@@ -20,6 +20,10 @@ class Config:
         "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'booking.db'}"
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # SQLite: transactions of the CLI and the scheduler begin IMMEDIATE (they write). The test
+    # suite turns this off for its own long-lived session, which only reads between requests,
+    # so that it never holds the write lock that a server or scheduler process under test needs.
+    SQLITE_IMMEDIATE_OUTSIDE_REQUESTS = True
     WTF_CSRF_TIME_LIMIT = None  # tokens live as long as the session
 
     # Language and time: the UI speaks these; carriers default to Shanghai time.
@@ -40,8 +44,12 @@ class Config:
     MAIL_TIMEOUT = float(os.environ.get("MAIL_TIMEOUT", "10"))
 
     WAITLIST_OFFER_MINUTES = 120
-    # Links in mails (the scheduler has no request to take the host from).
+    # Every absolute link (mails, feeds, .ics, reset and invitation links) starts with this,
+    # never with the request's Host header. Required in production.
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    # The scheduler's intervals in seconds, per job, instead of the built-in minutes
+    # ("mail=5,reminders=60"): for tests and for operators who want mail out sooner.
+    SCHEDULER_INTERVALS = os.environ.get("SCHEDULER_INTERVALS", "")
     NO_SHOW_GRACE_MINUTES = 15
     # Sign-in lockout per e-mail address: this many failures within this many minutes.
     LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
@@ -76,6 +84,7 @@ class DevelopmentConfig(Config):
 
 class ProductionConfig(Config):
     MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "smtp")
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
 

@@ -22,6 +22,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if app.config["BOOKING_ENV"] == "production" and app.config["SECRET_KEY"].startswith("dev-"):
         raise RuntimeError("Set SECRET_KEY in production: sessions and reset links depend on it.")
+    if not app.config["PUBLIC_BASE_URL"].startswith(("http://", "https://")):
+        raise RuntimeError(
+            "Set PUBLIC_BASE_URL (e.g. https://booking.example.cn): every link in mails and "
+            "feeds is built from it."
+        )
 
     from booking import errors, i18n
     from booking.extensions import babel, csrf, db, login_manager, migrate
@@ -212,4 +217,27 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 def _sqlite_begin(conn):
     if conn.dialect.name == "sqlite":
         immediate = conn.get_execution_options().get("sqlite_immediate")
+        if immediate is None:
+            immediate = _may_write()
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _may_write() -> bool:
+    """Whether a new SQLite transaction may write, so must begin IMMEDIATE.
+
+    A deferred transaction that has read and then writes fails at once with "database is
+    locked" when another connection committed in between (SQLite cannot upgrade a stale
+    snapshot, and the busy timeout does not apply). So every transaction that may write takes
+    the write lock up front and waits its turn: those of state-changing requests, and those
+    of the CLI and the scheduler. Reads of GET requests stay deferred and never wait (WAL);
+    a GET that must write asks for it explicitly (booking.locking.begin_write)."""
+    from flask import current_app, has_app_context, has_request_context, request
+
+    if has_request_context():
+        return request.method not in SAFE_METHODS
+    if has_app_context():
+        return current_app.config["SQLITE_IMMEDIATE_OUTSIDE_REQUESTS"]
+    return True

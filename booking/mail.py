@@ -1,40 +1,92 @@
-"""Outgoing mail: printed to the console in development, sent over SMTP otherwise."""
+"""Outgoing mail: built here, queued in the outbox, delivered only by the mail job.
+
+Nothing sends SMTP inside a request: an SMTP outage then never turns a request into a 500,
+and a reset for a known address looks exactly like one for an unknown address."""
 
 from __future__ import annotations
 
-import logging
 import smtplib
 import sys
 from email.message import EmailMessage
+from email.utils import formatdate
 
 from flask import current_app
 
-log = logging.getLogger(__name__)
+from booking.extensions import db
 
 
-def build_message(to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+def build_message(
+    to: str, subject: str, text: str, html: str | None = None, message_id: str | None = None
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
     msg["To"] = to
     msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    if message_id:
+        # Stable per outbox row: should a mail ever be handed over twice, clients drop the copy.
+        domain = current_app.config["CALENDAR_UID_DOMAIN"]
+        msg["Message-ID"] = f"<{message_id}@{domain}>"
     msg.set_content(text)
     if html:
         msg.add_alternative(html, subtype="html")
     return msg
 
 
-def send_mail(to: str, subject: str, text: str, html: str | None = None) -> None:
-    msg = build_message(to, subject, text, html)
+def queue_mail(kind: str, to: str, subject: str, text: str, html: str | None = None):
+    """Put a mail to an address in the outbox (in the caller's transaction)."""
+    from booking.notify.models import OutgoingMail
+
+    mail = OutgoingMail(
+        kind=kind, to_address=to, subject=subject[:300], body_text=text, body_html=html
+    )
+    db.session.add(mail)
+    return mail
+
+
+class DeliveryUncertain(Exception):
+    """The connection broke while the message was being handed over: it may have arrived."""
+
+
+# The server said no to this message: it was not delivered and may be tried again.
+REFUSED = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+    smtplib.SMTPHeloError,
+    smtplib.SMTPNotSupportedError,
+)
+
+
+def deliver(message: EmailMessage) -> None:
+    """Hand one message to the configured backend (the console prints it).
+
+    Raises OSError or smtplib.SMTPException when the message was certainly not handed over
+    (no connection, refused), DeliveryUncertain when the connection broke during the hand-over."""
     cfg = current_app.config
     if cfg["MAIL_BACKEND"] == "console":
         print("----- mail (console backend) -----", file=sys.stdout)
-        print(f"To: {to}\nSubject: {subject}\n\n{text}", file=sys.stdout)
+        print(f"To: {message['To']}\nSubject: {message['Subject']}", file=sys.stdout)
+        body = message.get_body(("plain",))
+        if body is not None:
+            print("\n" + body.get_content(), file=sys.stdout)
         print("----------------------------------", file=sys.stdout, flush=True)
         return
     smtp_cls = smtplib.SMTP_SSL if cfg["MAIL_USE_SSL"] else smtplib.SMTP
-    with smtp_cls(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"]) as smtp:
+    smtp = smtp_cls(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"])
+    try:
         if cfg["MAIL_USE_TLS"]:
             smtp.starttls()
         if cfg["MAIL_USERNAME"]:
             smtp.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"] or "")
-        smtp.send_message(msg)
+        try:
+            smtp.send_message(message)
+        except REFUSED:
+            raise
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryUncertain(f"{type(error).__name__}: {error}") from error
+    finally:
+        try:  # a failing QUIT after the hand-over must not make the mail look unsent
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()

@@ -102,7 +102,8 @@ def app(database_url):
             "TESTING": True,
             "SECRET_KEY": "test-secret",
             "MAIL_BACKEND": "console",
-            "SERVER_NAME": "booking.test",
+            "PUBLIC_BASE_URL": "http://booking.test",
+            "SQLITE_IMMEDIATE_OUTSIDE_REQUESTS": False,
         }
     )
     app.test_client_class = IsolatedClient

@@ -1,8 +1,12 @@
+import re
+
 from sqlalchemy import func, select
 
 from booking.accounts.models import ApiToken, User
 from booking.extensions import db
-from tests.conftest import csrf_token, login, post_form
+from booking.notify.mailer import send_pending
+from booking.notify.models import OutgoingMail
+from tests.conftest import csrf_token, free_port, login, post_form
 from tests.factories import PASSWORD, make_user
 
 GOOD = {
@@ -96,17 +100,30 @@ def test_login_redirect_is_never_off_site(client):
 
 def test_password_reset_by_real_mail(client, smtp_inbox):
     make_user("eng@example.com", locale="en")
-    response = post_form(client, "/account/forgot", {"email": "eng@example.com"})
+    # The link comes from PUBLIC_BASE_URL, whatever Host the request claims.
+    evil = client.application.test_client()
+    evil_host = {"base_url": "http://evil.example"}
+    page = evil.get("/account/forgot", **evil_host).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = evil.post(
+        "/account/forgot", data={"email": "eng@example.com", "csrf_token": token}, **evil_host
+    )
     assert response.status_code == 302
     # Unknown addresses get the same answer and no mail.
     post_form(client, "/account/forgot", {"email": "nobody@example.com"})
+    assert smtp_inbox.messages == []  # queued: only the mail job talks to SMTP
+    assert send_pending().startswith("1 sent")
     assert len(smtp_inbox.messages) == 1
     recipients, message = smtp_inbox.messages[0]
     assert recipients == ["eng@example.com"]
     assert message["Subject"] == "Reset your password"
     body = message.get_body(("plain",)).get_content()
     link = next(word for word in body.split() if "/account/reset/" in word)
+    assert link.startswith("http://booking.test/account/reset/") and "evil" not in body
     path = link.split("booking.test", 1)[1]
+    # Once sent, the outbox no longer holds the secret link.
+    (queued,) = db.session.scalars(select(OutgoingMail)).all()
+    assert queued.mail_state == "sent" and queued.body_text == "" and queued.body_html is None
     assert client.get(path).status_code == 200
     response = post_form(client, path, {"password": "new-river-77", "confirm": "new-river-77"})
     assert response.status_code == 302
@@ -124,7 +141,24 @@ def test_password_reset_by_real_mail(client, smtp_inbox):
 def test_reset_mail_goes_out_in_the_users_language(client, smtp_inbox):
     make_user("zh@example.com", locale="zh")
     post_form(client, "/account/forgot", {"email": "zh@example.com"})
+    send_pending()
     assert smtp_inbox.messages[0][1]["Subject"] == "重置您的密码"
+
+
+def test_reset_during_an_smtp_outage_answers_alike_for_known_and_unknown(client, app):
+    """No SMTP inside the request: an outage cannot turn one answer into a 500 and so tell
+    which addresses have accounts; the mail waits in the outbox and is retried."""
+    make_user("eng@example.com", locale="en")
+    app.config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())
+    known = post_form(client, "/account/forgot", {"email": "eng@example.com"})
+    unknown = post_form(client, "/account/forgot", {"email": "nobody@example.com"})
+    assert (known.status_code, known.headers["Location"]) == (
+        unknown.status_code,
+        unknown.headers["Location"],
+    )
+    assert send_pending().startswith("0 sent, 1 to retry")
+    (queued,) = db.session.scalars(select(OutgoingMail)).all()
+    assert queued.mail_state == "pending" and "ConnectionRefusedError" in queued.mail_error
 
 
 def test_bad_reset_token(client):

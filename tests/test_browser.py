@@ -69,7 +69,11 @@ def live_app(tmp_path_factory):
 
     database = tmp_path_factory.mktemp("live") / "live.db"
     app = create_app(
-        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", "MAIL_BACKEND": "console"}
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+            "MAIL_BACKEND": "console",
+            "SQLITE_IMMEDIATE_OUTSIDE_REQUESTS": False,  # the test only reads between requests
+        }
     )
     with app.app_context():
         upgrade()
@@ -82,6 +86,7 @@ def live_app(tmp_path_factory):
 def live_server(live_app):
     """The live app on a real port."""
     port = free_port()
+    live_app.config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"  # as `make run` sets it
     server = make_server("127.0.0.1", port, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

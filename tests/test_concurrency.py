@@ -35,6 +35,7 @@ def server(app, database_url):
         "BOOKING_ENV": "production",
         "SECRET_KEY": "concurrency-test-secret",
         "DATABASE_URL": database_url,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(

@@ -1,6 +1,7 @@
 from sqlalchemy import func, select
 
 from booking.extensions import db
+from booking.notify.mailer import send_pending
 from booking.orgs.models import Membership, Organisation
 from tests.conftest import login, post_form
 from tests.factories import make_org, make_user
@@ -45,6 +46,8 @@ def test_invite_by_real_mail_and_accept(client, smtp_inbox):
         token_from=f"/organisations/{org.id}",
     )
     assert response.status_code == 200
+    assert smtp_inbox.messages == []  # queued: only the mail job talks to SMTP
+    send_pending()
     ((recipients, message),) = smtp_inbox.messages
     assert recipients == ["new@example.com"]
     assert message["Subject"] == "You are invited to join Startup"

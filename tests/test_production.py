@@ -19,6 +19,7 @@ def test_gunicorn_serves_with_database_url(app, database_url):
         "BOOKING_ENV": "production",
         "SECRET_KEY": "a-real-secret-for-this-test",
         "DATABASE_URL": database_url,
+        "PUBLIC_BASE_URL": "https://booking.example.cn",
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(
@@ -55,3 +56,12 @@ def test_production_refuses_the_development_secret():
         [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0 and "Set SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_public_base_url():
+    env = {**os.environ, "BOOKING_ENV": "production", "SECRET_KEY": "a-real-secret-for-this-test"}
+    env.pop("PUBLIC_BASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "Set PUBLIC_BASE_URL" in result.stderr

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -24,7 +24,8 @@ from booking.accounts.rules import (
 )
 from booking.extensions import db
 from booking.i18n import LOCALES
-from booking.mail import send_mail
+from booking.links import absolute_url
+from booking.mail import queue_mail
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import plain_text_problems
 from booking.types import utcnow
@@ -177,16 +178,19 @@ def make_reset_token(user: User) -> str:
 
 
 def request_password_reset(email: str) -> None:
-    """Mail a reset link if the account exists; say nothing either way (no enumeration)."""
+    """Queue a reset link if the account exists; say nothing either way (no enumeration).
+    The mail job sends it: no SMTP inside the request, so an outage looks the same for known
+    and unknown addresses."""
     user = user_by_email(email)
     if user is None or not user.active:
         return
-    link = url_for("accounts.reset_password", token=make_reset_token(user), _external=True)
+    link = absolute_url("accounts.reset_password", token=make_reset_token(user))
     with force_locale(user.locale or "zh"):
         subject = _("Reset your password")
         text = render_template("accounts/mail/reset_password.txt", user=user, link=link)
         html = render_template("accounts/mail/reset_password.html", user=user, link=link)
-    send_mail(user.email, subject, text, html)
+    queue_mail("password_reset", user.email, subject, text, html)
+    db.session.commit()
 
 
 def reset_password(token: str, password: str) -> User:

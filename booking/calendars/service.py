@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
@@ -24,6 +24,7 @@ from booking.catalogue.models import PUBLIC, Resource
 from booking.catalogue.service import may_see
 from booking.extensions import db
 from booking.i18n import pick
+from booking.links import absolute_url
 from booking.orgs.models import MANAGER, Membership, Organisation
 from booking.problems import NotFound
 from booking.tenancy import staff_role
@@ -144,7 +145,7 @@ def token_for_secret(secret: str) -> FeedToken | None:
 
 
 def feed_url(secret: str) -> str:
-    return url_for("calendars.feed", secret=secret, _external=True)
+    return absolute_url("calendars.feed", secret=secret)
 
 
 # --- what a feed holds -----------------------------------------------------------------------
@@ -229,7 +230,7 @@ class _Labels:
         self.booked_by = _("Booked by: %(name)s")
         self.quantity = _("Quantity: %(n)d")
         self.purpose = _("Purpose: %(text)s")
-        self.booking_url = url_for("bookings.mine", _external=True)  # …/bookings/
+        self.booking_url = absolute_url("bookings.mine")  # …/bookings/
         self.uid_domain = current_app.config["CALENDAR_UID_DOMAIN"]
 
 

@@ -24,6 +24,17 @@ def list_jobs() -> None:
         )
 
 
+def interval_overrides(text: str) -> dict[str, int]:
+    """ "mail=5,reminders=60" as {job: seconds}; unknown jobs and bad numbers are refused."""
+    found = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, _sep, value = item.partition("=")
+        if name not in JOBS or not value.isdigit() or not 0 < int(value) <= 7 * 86400:
+            raise click.UsageError(f"SCHEDULER_INTERVALS: cannot use {item!r}")
+        found[name] = int(value)
+    return found
+
+
 @scheduler_cli.cli.command("scheduler")
 def scheduler() -> None:
     """The scheduler process: runs every job on its interval until stopped (one per
@@ -48,11 +59,12 @@ def scheduler() -> None:
 
     # Every job runs once shortly after start (catching up on downtime), then on its interval.
     first = datetime.now(UTC) + timedelta(seconds=5)
+    seconds = interval_overrides(app.config["SCHEDULER_INTERVALS"])
     for i, (name, (_function, minutes)) in enumerate(JOBS.items()):
         sched.add_job(
             runner(name),
             "interval",
-            minutes=minutes,
+            seconds=seconds.get(name, minutes * 60),
             id=name,
             next_run_time=first + timedelta(seconds=2 * i),
         )

@@ -315,15 +315,36 @@ def _ensure_row(name: str) -> None:
 
 
 def lease(name: str, now: datetime, seconds: int, owner: str) -> bool:
-    """Take the job's lease if nobody holds a live one: one atomic UPDATE on both databases."""
+    """Take the job's lease if nobody holds a live one: one atomic UPDATE on both databases.
+    A lease left by a killed process on this host is taken over at once rather than after
+    it runs out, so a restarted scheduler does not sit out the dead one's lease."""
     _ensure_row(name)
+    free = (JobRun.leased_until.is_(None)) | (JobRun.leased_until < now)
+    dead = _dead_local_owner(name)
+    if dead:
+        free = free | (JobRun.leased_by == dead)
     taken = db.session.execute(
         update(JobRun)
-        .where(JobRun.name == name, (JobRun.leased_until.is_(None)) | (JobRun.leased_until < now))
+        .where(JobRun.name == name, free)
         .values(leased_until=now + timedelta(seconds=seconds), leased_by=owner, last_started_at=now)
     ).rowcount
     db.session.commit()
     return taken == 1
+
+
+def _dead_local_owner(name: str) -> str | None:
+    """The lease holder, if it is a process of this host that no longer runs."""
+    holder = db.session.scalar(select(JobRun.leased_by).where(JobRun.name == name))
+    host, _sep, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return holder
+    except OSError:  # it exists but belongs to someone else
+        return None
+    return None
 
 
 def run_job(name: str, now: datetime | None = None, owner: str | None = None) -> str:

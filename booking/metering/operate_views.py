@@ -22,6 +22,7 @@ from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
 from booking.forms import REQUIRED_MESSAGE, PlainText
 from booking.i18n import current_locale
+from booking.links import absolute_url
 from booking.metering import service
 from booking.metering.models import UsageRecord
 from booking.problems import Problem, ServiceError
@@ -181,7 +182,7 @@ def revoke_token(token_id):
 def qr(resource_id):
     """A printable sign with a QR code to the resource's kiosk page."""
     resource = own(Resource, resource_id)
-    kiosk_url = url_for("metering.kiosk", resource_id=resource.id, _external=True)
+    kiosk_url = absolute_url("metering.kiosk", resource_id=resource.id)
     svg = segno.make(kiosk_url, error="m").svg_inline(scale=6)
     return render_template(
         "metering/qr.html", resource=resource, kiosk_url=kiosk_url, svg=Markup(svg)

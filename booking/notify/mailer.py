@@ -1,119 +1,239 @@
-"""Mailing the inbox: every notification is also mailed (if the user wants mail), in the
-recipient's language, with plain-text and HTML parts and, for bookings, the .ics file."""
+"""The mail job: the outbox is sent one message at a time.
+
+Each message is claimed (state `sending`, committed) just before it is handed to SMTP and
+marked `sent` right after, each step in its own transaction. So a failure while building or
+sending one message is recorded on that message and the job goes on with the next; and a
+message handed to SMTP is never sent again, even when the process is killed between the
+hand-over and the commit (it stays `sending`, and is later marked failed, not resent).
+On PostgreSQL the claim skips rows another worker holds (FOR UPDATE SKIP LOCKED); on
+SQLite the claim takes the database's write lock (BEGIN IMMEDIATE)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import smtplib
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from booking.extensions import db
-from booking.mail import build_message
-from booking.notify.models import Notification
+from booking.links import absolute_path
+from booking.locking import begin_write
+from booking.mail import DeliveryUncertain, build_message, deliver
+from booking.notify.models import (
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    SKIPPED,
+    Notification,
+    OutgoingMail,
+)
 from booking.notify.service import TOPIC_OF, render
 from booking.types import utcnow
 
 log = logging.getLogger(__name__)
 BACKOFF_MINUTES = (1, 5, 15, 60, 240)
+# A claim older than this belongs to a process that died while handing the mail over.
+STALE_CLAIM = timedelta(minutes=10)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-BOOKING_KINDS = {
+# Booking mails carry the booking's .ics; the METHOD tells calendar clients what to do.
+BOOKING_MAIL_METHODS = {
+    "booking_confirmed": "REQUEST",
     "booking_approved": "REQUEST",
     "booking_changed": "REQUEST",
     "booking_reminder": "REQUEST",
     "booking_cancelled": "CANCEL",
     "booking_rejected": "CANCEL",
-    "booking_no_show": None,
 }
+BOOKING_LINK = re.compile(r"^/bookings/(\d+)$")
 
 
-def _booking_attachment(note: Notification, locale: str):
-    method = BOOKING_KINDS.get(note.kind)
-    match = re.match(r"^/bookings/(\d+)$", note.link or "")
+def _booking_attachment(note: Notification, locale: str) -> tuple[bytes, str] | None:
+    """The booking's .ics as it is now, and its METHOD. A mail about a booking that has been
+    cancelled since (a "confirmed" mail sent late) carries CANCEL, so that it never puts a
+    cancelled booking back into someone's calendar."""
+    method = BOOKING_MAIL_METHODS.get(note.kind)
+    match = BOOKING_LINK.match(note.link or "")
     if method is None or not match:
         return None
-    from booking.bookings.models import Booking
+    from booking.bookings.models import CANCELLED, REJECTED, Booking
     from booking.calendars.service import single_booking_ics
 
     booking = db.session.get(Booking, int(match.group(1)))
-    return single_booking_ics(booking, locale, method=method) if booking else None
+    if booking is None:
+        return None
+    if booking.status in (CANCELLED, REJECTED):
+        method = "CANCEL"
+    return single_booking_ics(booking, locale, method=method), method
+
+
+def build_notification_mail(note: Notification) -> EmailMessage | str:
+    """The mail of an inbox entry, or why it is not mailed."""
+    from booking.accounts.models import User
+
+    user = db.session.get(User, note.user_id)
+    if user is None or not user.mail_notifications or not EMAIL.match(user.email or ""):
+        return "no mail wanted or no valid address"
+    if TOPIC_OF.get(note.kind) in (user.mail_muted or []):
+        return "topic turned off by the user"
+    locale = user.locale or "zh"
+    with force_locale(locale):
+        text = render(note)
+        subject = _("Shared booking platform") + ": " + text[:60]
+        link = absolute_path(note.link)
+        body_text = render_template("notify/mail.txt", text=text, link=link, user=user)
+        body_html = render_template("notify/mail.html", text=text, link=link, user=user)
+    message = build_message(
+        user.email, subject, body_text, body_html, message_id=f"notification-{note.id}"
+    )
+    attachment = _booking_attachment(note, locale)
+    if attachment:
+        ics, method = attachment
+        message.add_attachment(
+            ics,
+            maintype="text",
+            subtype="calendar",
+            filename="booking.ics",
+            params={"method": method},
+        )
+    return message
+
+
+def build_outgoing_mail(mail: OutgoingMail) -> EmailMessage | str:
+    if not EMAIL.match(mail.to_address or ""):
+        return "no valid address"
+    return build_message(
+        mail.to_address, mail.subject, mail.body_text, mail.body_html, message_id=f"mail-{mail.id}"
+    )
+
+
+OUTBOXES: tuple[tuple[type, Callable], ...] = (
+    (OutgoingMail, build_outgoing_mail),
+    (Notification, build_notification_mail),
+)
+
+
+def _record(model, row_id: int, **values) -> None:
+    """Record a message's outcome in a transaction of its own."""
+    db.session.rollback()
+    begin_write()
+    db.session.execute(update(model).where(model.id == row_id).values(**values))
+    db.session.commit()
+
+
+def _claim_next(model, now: datetime):
+    begin_write()
+    query = (
+        select(model)
+        .where(
+            model.mail_state == PENDING,
+            or_(model.mail_next_at.is_(None), model.mail_next_at <= now),
+        )
+        .order_by(model.id)
+        .limit(1)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return db.session.scalar(query)
+
+
+def send_one(model, build: Callable, now: datetime) -> str | None:
+    """Claim, build, send and record the next due message of one outbox; None if none."""
+    row = _claim_next(model, now)
+    if row is None:
+        db.session.commit()
+        return None
+    row_id = row.id
+    try:
+        message = build(row)
+    except Exception as error:  # noqa: BLE001 - recorded on the message; the job goes on
+        log.exception("building mail %s %s failed", model.__tablename__, row_id)
+        _record(model, row_id, mail_state=FAILED, mail_error=_describe("building", error))
+        return FAILED
+    if isinstance(message, str):
+        row.mail_state, row.mail_error = SKIPPED, message
+        db.session.commit()
+        return SKIPPED
+    attempts = (row.mail_attempts or 0) + 1
+    row.mail_state, row.mail_attempts, row.mail_next_at = SENDING, attempts, utcnow()
+    db.session.commit()  # the claim: from here on the message is never handed over again
+    try:
+        deliver(message)
+    except DeliveryUncertain as error:
+        _record(model, row_id, mail_state=FAILED, mail_error=_describe("uncertain", error))
+        return FAILED
+    except (OSError, smtplib.SMTPException) as error:
+        if attempts >= len(BACKOFF_MINUTES):
+            _record(model, row_id, mail_state=FAILED, mail_error=_describe("sending", error))
+            return FAILED
+        retry_at = now + timedelta(minutes=BACKOFF_MINUTES[attempts - 1])
+        _record(
+            model,
+            row_id,
+            mail_state=PENDING,
+            mail_next_at=retry_at,
+            mail_error=_describe("sending", error),
+        )
+        return "retry"
+    except Exception as error:  # noqa: BLE001 - a fault of ours: recorded, never resent
+        log.exception("sending mail %s %s failed", model.__tablename__, row_id)
+        _record(model, row_id, mail_state=FAILED, mail_error=_describe("sending", error))
+        return FAILED
+    done = {"mail_state": SENT, "mail_error": None}
+    if model is OutgoingMail:  # the bodies hold secret links: keep only the subject
+        done |= {"body_text": "", "body_html": None}
+    _record(model, row_id, **done)
+    return SENT
+
+
+def _describe(step: str, error: Exception) -> str:
+    prefix = {
+        "building": "building the mail failed",
+        "sending": "sending failed",
+        "uncertain": "the connection broke while the mail was handed over; it may have "
+        "arrived, so it is not sent again",
+    }[step]
+    return f"{prefix}: {type(error).__name__}: {error}"[:2000]
+
+
+def fail_stale_claims(now: datetime) -> int:
+    """Messages left `sending` by a process that died: failed, never resent."""
+    found = 0
+    for model, _build in OUTBOXES:
+        begin_write()
+        found += db.session.execute(
+            update(model)
+            .where(model.mail_state == SENDING, model.mail_next_at < now - STALE_CLAIM)
+            .values(
+                mail_state=FAILED,
+                mail_error="the sending process stopped during the hand-over; it may have "
+                "arrived, so it is not sent again",
+            )
+        ).rowcount
+        db.session.commit()
+    return found
 
 
 def send_pending(now: datetime | None = None, limit: int = 200) -> str:
-    """Send what is due; an SMTP failure is retried with back-off, a bad address is skipped."""
+    """Send what is due, one message per transaction; at most `limit` messages a run."""
     now = now or utcnow()
-    due = db.session.scalars(
-        select(Notification)
-        .where(
-            Notification.mail_state == "pending",
-            or_(Notification.mail_next_at.is_(None), Notification.mail_next_at <= now),
-        )
-        .order_by(Notification.id)
-        .limit(limit)
-    ).all()
-    sent = failed = skipped = 0
-    base = current_app.config.get("PUBLIC_BASE_URL", "").rstrip("/")
-    for note in due:
-        from booking.accounts.models import User
-
-        user = db.session.get(User, note.user_id)
-        if user is None or not user.mail_notifications or not EMAIL.match(user.email or ""):
-            note.mail_state, note.mail_error = "skipped", "no mail wanted or no valid address"
-            skipped += 1
-            continue
-        if TOPIC_OF.get(note.kind) in (user.mail_muted or []):
-            note.mail_state, note.mail_error = "skipped", "topic turned off by the user"
-            skipped += 1
-            continue
-        locale = user.locale or "zh"
-        with force_locale(locale):
-            text = render(note)
-            subject = _("Shared booking platform") + ": " + text[:60]
-            link = f"{base}{note.link}" if note.link else ""
-            body_text = render_template("notify/mail.txt", text=text, link=link, user=user)
-            body_html = render_template("notify/mail.html", text=text, link=link, user=user)
-        message = build_message(user.email, subject, body_text, body_html)
-        attachment = _booking_attachment(note, locale)
-        if attachment:
-            method = BOOKING_KINDS[note.kind]
-            message.add_attachment(
-                attachment,
-                maintype="text",
-                subtype="calendar",
-                filename="booking.ics",
-                params={"method": method},
-            )
-        try:
-            _deliver(message)
-        except (OSError, smtplib.SMTPException) as error:
-            note.mail_attempts += 1
-            note.mail_error = f"{type(error).__name__}: {error}"[:500]
-            if note.mail_attempts >= len(BACKOFF_MINUTES):
-                note.mail_state = "failed"
-            else:
-                note.mail_next_at = now + timedelta(minutes=BACKOFF_MINUTES[note.mail_attempts - 1])
-            failed += 1
-            continue
-        note.mail_state, note.mail_error = "sent", None
-        sent += 1
-    db.session.commit()
-    return f"{sent} sent, {failed} to retry, {skipped} skipped"
-
-
-def _deliver(message) -> None:
-    cfg = current_app.config
-    if cfg["MAIL_BACKEND"] == "console":
-        print(f"----- mail to {message['To']}: {message['Subject']}", flush=True)
-        return
-    smtp_cls = smtplib.SMTP_SSL if cfg["MAIL_USE_SSL"] else smtplib.SMTP
-    with smtp_cls(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"]) as smtp:
-        if cfg["MAIL_USE_TLS"]:
-            smtp.starttls()
-        if cfg["MAIL_USERNAME"]:
-            smtp.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"] or "")
-        smtp.send_message(message)
+    outcomes: Counter[str] = Counter()
+    stale = fail_stale_claims(now)
+    for model, build in OUTBOXES:
+        while outcomes.total() < limit:
+            outcome = send_one(model, build, now)
+            if outcome is None:
+                break
+            outcomes[outcome] += 1
+    return (
+        f"{outcomes[SENT]} sent, {outcomes['retry']} to retry, {outcomes[SKIPPED]} skipped, "
+        f"{outcomes[FAILED] + stale} failed"
+    )

@@ -2,23 +2,52 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from booking.extensions import db
 from booking.types import UTCDateTime, utcnow
 
+# The life of a mail in the outbox. A row is claimed (`sending`, committed) just before it is
+# handed to SMTP, so a process killed after the hand-over never sends it again: at most once.
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+SKIPPED = "skipped"
+FAILED = "failed"
+MAIL_STATES = (PENDING, SENDING, SENT, SKIPPED, FAILED)
 
-class Notification(db.Model):
+
+def _states_sql(column: str, states: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(s) for s in states)})"
+
+
+class MailState:
+    """Outbox columns shared by everything that is mailed."""
+
+    mail_state: Mapped[str] = mapped_column(String(12), default=PENDING)
+    mail_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When to try again after a failure; while `sending`, when the claim was made.
+    mail_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mail_error: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr.directive
+    def __table_args__(cls):  # noqa: N805 - a declared attribute
+        return (
+            Index(f"ix_{cls.__tablename__}_mail_state", "mail_state", "mail_next_at"),
+            CheckConstraint(_states_sql("mail_state", MAIL_STATES), name="mail_state"),
+            *getattr(cls, "extra_table_args", ()),
+        )
+
+
+class Notification(MailState, db.Model):
     """An in-app inbox entry. Text is rendered at read time in the reader's language from
     `kind` and `params`, so a notification reads right whatever language was active when
-    it was created."""
+    it was created. It is also the outbox entry of its mail: the mail job reads only
+    committed rows, so a rolled-back change mails nothing."""
 
     __tablename__ = "notifications"
-    __table_args__ = (
-        Index("ix_notifications_user_unread", "user_id", "read_at"),
-        Index("ix_notifications_mail_state", "mail_state", "mail_next_at"),
-    )
+    extra_table_args = (Index("ix_notifications_user_unread", "user_id", "read_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -27,11 +56,19 @@ class Notification(db.Model):
     link: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The mail outbox: a notification is mailed after its transaction committed (the mail job
-    # reads only committed rows), retried with back-off, and never lost with the booking.
-    mail_state: Mapped[str] = mapped_column(
-        String(12), default="pending"
-    )  # pending|sent|skipped|failed
-    mail_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    mail_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    mail_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutgoingMail(MailState, db.Model):
+    """A mail to an address rather than to a user's inbox: password resets and invitations
+    (the invitee may have no account). Rendered when it is queued, in the recipient's
+    language; the bodies hold a secret link, so they are emptied once the mail is sent."""
+
+    __tablename__ = "outgoing_mails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,7 +7,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from booking.accounts.models import User
 from booking.accounts.rules import email_problems, normalise_email
 from booking.extensions import db
-from booking.mail import send_mail
+from booking.links import absolute_url
+from booking.mail import queue_mail
 from booking.orgs.models import (
     MANAGER,
     MEMBER_ROLES,
@@ -113,15 +114,15 @@ def invite(manager: User, organisation_id: int, email: str, role: str) -> tuple[
         expires_at=utcnow() + timedelta(days=current_app.config["INVITATION_DAYS"]),
     )
     db.session.add(invitation)
-    db.session.commit()
-    link = url_for("orgs.accept_invitation", token=token, _external=True)
+    link = absolute_url("orgs.accept_invitation", token=token)
     invitee = db.session.scalar(select(User).where(User.email == email))
     with force_locale((invitee.locale if invitee else None) or manager.locale or "zh"):
         subject = _("You are invited to join %(org)s", org=org.name)
         text = render_template(
             "orgs/mail/invitation.txt", org=org, manager=manager, link=link, invitation=invitation
         )
-    send_mail(email, subject, text)
+    queue_mail("invitation", email, subject, text)
+    db.session.commit()
     return invitation, link
 
 
