@@ -73,6 +73,26 @@ class Config:
     # Refuse loopback, private and link-local addresses (no SSRF) unless this is set.
     CALENDAR_IMPORT_ALLOW_PRIVATE = _env_bool("CALENDAR_IMPORT_ALLOW_PRIVATE")
 
+    # Requests and cookies (docs/security.md, docs/deploy.md).
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
+    # Redirect http to https and send HSTS; usually the proxy in front does this.
+    FORCE_HTTPS = _env_bool("FORCE_HTTPS", False)
+    # Host names this site answers to (comma-separated); others get 400. Empty: any.
+    TRUSTED_HOSTS = [
+        h.strip() for h in os.environ.get("TRUSTED_HOSTS", "").split(",") if h.strip()
+    ] or None
+    # How many proxies in front set X-Forwarded-For/-Proto/-Host (0: trust none of them).
+    PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "0"))
+    # Rate limits (Flask-Limiter): memory:// per process by default; a Redis URL shares the
+    # counts between workers and hosts (redis://127.0.0.1:6379/0).
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_SIGN_IN = os.environ.get("RATELIMIT_SIGN_IN", "30 per minute")
+    RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "30 per hour")
+    RATELIMIT_PASSWORD_RESET = os.environ.get("RATELIMIT_PASSWORD_RESET", "10 per hour")
+    RATELIMIT_API_TOKENS = os.environ.get("RATELIMIT_API_TOKENS", "20 per hour")
+    RATELIMIT_API = os.environ.get("RATELIMIT_API", "600 per minute")
+
     PASSWORD_RESET_MAX_AGE = 3600  # seconds a reset link stays valid
     INVITATION_DAYS = 14
     CATALOGUE_PAGE_SIZE = 24
@@ -86,7 +106,6 @@ class ProductionConfig(Config):
     MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "smtp")
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
-    REMEMBER_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
 
 
 class TestingConfig(Config):

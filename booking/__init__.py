@@ -28,7 +28,7 @@ def create_app(overrides: dict | None = None) -> Flask:
             "feeds is built from it."
         )
 
-    from booking import errors, i18n
+    from booking import errors, i18n, security
     from booking.extensions import babel, csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -40,6 +40,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         directory=str(Path(__file__).resolve().parent.parent / "migrations"),
     )
     csrf.init_app(app)
+    security.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_domain="messages")
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"

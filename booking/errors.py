@@ -21,6 +21,7 @@ MESSAGES = {
     404: _l("Not found."),
     405: _l("This method is not allowed here."),
     413: _l("The upload is too large."),
+    415: _l("Send the request body as JSON (Content-Type: application/json)."),
     422: _l("Some of the input is not valid."),
     429: _l("Too many requests. Please wait a moment."),
     500: _l("Something went wrong on our side. It has been logged."),
@@ -32,6 +33,7 @@ CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
+    415: "unsupported_media_type",
     422: "invalid",
     429: "rate_limited",
     500: "server_error",
@@ -43,6 +45,10 @@ def _wants_json() -> bool:
 
 
 def _respond(problems: list[Problem], status: int):
+    from flask.globals import request_ctx
+
+    if request_ctx.url_adapter is None:  # an untrusted Host: no page can be built for it
+        return str(problems[0].message), status, {"Content-Type": "text/plain; charset=utf-8"}
     if _wants_json():
         from booking.api.views import api_error
 

@@ -82,13 +82,11 @@ def switch_language(code: str):
 
 
 def _safe_next() -> str:
-    target = request.form.get("next") or request.referrer or ""
-    # Only same-site relative paths: never an open redirect.
-    if target.startswith("/") and not target.startswith("//"):
-        return target
-    if request.host_url and target.startswith(request.host_url):
-        return target
-    return url_for("catalogue.index")
+    from booking.security import safe_next
+
+    return safe_next(
+        request.form.get("next") or request.referrer or "", url_for("catalogue.index")
+    )
 
 
 def init_app(app) -> None:

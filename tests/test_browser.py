@@ -302,6 +302,9 @@ def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     # Copy the personal calendar feed link (select it, Ctrl+C) from the feeds page.
     page.get_by_role("link", name="设置", exact=True).click()
     page.get_by_role("link", name="日历订阅").click()
+    # No link exists until she asks for one.
+    _expect(page.locator("#no-feeds")).to_be_visible()
+    page.get_by_role("button", name="我的预约").click()
     link = page.locator("tr[data-scope='user']").get_by_label("订阅链接")
     feed_url = link.input_value()
     assert re.fullmatch(re.escape(live_server) + r"/feeds/[\w-]+\.ics", feed_url), feed_url

@@ -230,20 +230,44 @@ def test_feed_secrets_are_not_logged_in_full(app, world):
         assert secret not in message and "/feeds/cal_" in message and "200" in message
 
 
-def test_api_lists_feeds_and_creates_the_personal_one(client, world):
+def test_api_lists_creates_and_revokes_feeds_and_reading_changes_nothing(client, world):
     _t, api_secret = create_api_token(world["eng"], "t")
-    response = client.get("/api/v1/me/feeds", headers={"Authorization": f"Bearer {api_secret}"})
-    assert response.status_code == 200
-    (feed,) = response.json["feeds"]
-    assert feed["scope"] == "user" and b"VEVENT" in fetch(client, feed["url"]).data
-    again = client.get("/api/v1/me/feeds", headers={"Authorization": f"Bearer {api_secret}"})
-    assert again.json["feeds"] == response.json["feeds"]  # the same link, not a new one each time
+    auth = {"Authorization": f"Bearer {api_secret}"}
+    response = client.get("/api/v1/me/feeds", headers=auth)
+    assert response.status_code == 200 and response.json["feeds"] == []  # GET makes nothing
+    made = client.post(
+        "/api/v1/me/feeds", json={"scope": "user", "scope_id": world["eng"].id}, headers=auth
+    )
+    assert made.status_code == 201 and made.json["scope"] == "user"
+    assert b"VEVENT" in fetch(client, made.json["url"]).data
+    again = client.get("/api/v1/me/feeds", headers=auth)
+    assert again.json["feeds"] == [made.json]
+    # Another person's scope is not found; a bad scope is a translated 422.
+    other = client.post(
+        "/api/v1/me/feeds", json={"scope": "user", "scope_id": world["op"].id}, headers=auth
+    )
+    assert other.status_code == 404
+    bad = client.post(
+        "/api/v1/me/feeds",
+        json={"scope": "x", "scope_id": "1"},
+        headers={**auth, "Accept-Language": "en"},
+    )
+    assert bad.status_code == 422 and {d["field"] for d in bad.json["error"]["details"]} == {
+        "scope",
+        "scope_id",
+    }
+    assert client.delete(f"/api/v1/me/feeds/{made.json['id']}", headers=auth).status_code == 204
+    assert fetch(client, made.json["url"]).status_code == 404
+    assert client.get("/api/v1/me/feeds", headers=auth).json["feeds"] == []
 
 
 def test_settings_page_creates_and_revokes_links(client, world):
     login(client, "boss@example.com")
     page = client.get("/account/feeds", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert 'data-scope="user"' in page and "Bookings of 山城智感科技" in page
+    # Opening the page makes no link; each is made on request.
+    assert 'data-scope="user"' not in page and 'id="no-feeds"' in page
+    assert service.feeds_of(world["manager"]) == []
+    assert "Bookings of 山城智感科技" in page
     post_form(
         client,
         "/account/feeds",
@@ -255,6 +279,7 @@ def test_settings_page_creates_and_revokes_links(client, world):
     assert b"VEVENT" in fetch(client, service.feed_url(service.feed_secret(org_feed))).data
     post_form(client, f"/account/feeds/{org_feed.id}/revoke", {}, token_from="/account/feeds")
     assert fetch(client, service.feed_url(service.feed_secret(org_feed))).status_code == 404
+    assert service.feeds_of(world["manager"]) == []  # revoked means none, not a fresh one
     bad = post_form(
         client,
         "/account/feeds",

@@ -17,19 +17,18 @@ from booking.accounts.forms import (
 from booking.accounts.service import mail_topics_wanted
 from booking.i18n import LOCALES
 from booking.problems import ServiceError
+from booking.security import limit, safe_next
 from booking.web import show_problems
 
 bp = Blueprint("accounts", __name__, url_prefix="/account")
 
 
 def _next_url() -> str:
-    target = request.args.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("catalogue.index")
+    return safe_next(request.args.get("next"), url_for("catalogue.index"))
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limit("RATELIMIT_REGISTER")
 def register():
     form = RegisterForm()
     if form.validate_on_submit():
@@ -48,6 +47,7 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limit("RATELIMIT_SIGN_IN")
 def login():
     form = LoginForm()
     if form.validate_on_submit():
@@ -74,6 +74,7 @@ def logout():
 
 
 @bp.route("/forgot", methods=["GET", "POST"])
+@limit("RATELIMIT_PASSWORD_RESET")
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
@@ -89,6 +90,7 @@ def forgot_password():
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
+@limit("RATELIMIT_PASSWORD_RESET")
 def reset_password(token: str):
     form = ResetPasswordForm()
     if form.validate_on_submit():
@@ -157,6 +159,7 @@ def change_password():
 
 
 @bp.post("/settings/tokens")
+@limit("RATELIMIT_API_TOKENS")
 @login_required
 def create_token():
     form = ApiTokenForm()

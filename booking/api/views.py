@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from booking.accounts.service import user_for_api_token
 from booking.catalogue import service as catalogue
@@ -14,9 +13,14 @@ from booking.extensions import csrf
 from booking.i18n import current_locale, minutes_to_hhmm
 from booking.orgs.service import organisations_of
 from booking.problems import Problem, ServiceError
+from booking.security import api_client_key, limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-csrf.exempt(bp)  # bearer tokens, not cookies, authenticate writes
+# Only bearer tokens authenticate the API; the session cookie is ignored here. A form on
+# another site can send the cookie but never the token, so the API needs no CSRF token.
+csrf.exempt(bp)
+limiter.limit(lambda: current_app.config["RATELIMIT_API"], key_func=api_client_key)(bp)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def api_error(problems: list[Problem], status: int):
@@ -26,6 +30,26 @@ def api_error(problems: list[Problem], status: int):
         jsonify({"error": {"code": first.code, "message": str(first.message), "details": details}}),
         status,
     )
+
+
+@bp.before_request
+def _json_bodies_only():
+    """A body, if any, must be JSON: a cross-site HTML form can only send form encodings and
+    text/plain, so it is refused before anything is read."""
+    if request.method not in BODY_METHODS:
+        return None
+    has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
+    if (has_body or request.mimetype) and not request.is_json:
+        return api_error(
+            [
+                Problem(
+                    "unsupported_media_type",
+                    _l("Send the request body as JSON (Content-Type: application/json)."),
+                )
+            ],
+            415,
+        )
+    return None
 
 
 @bp.before_request
@@ -52,8 +76,7 @@ def _authenticate():
                 401,
             )
         g.api_user = user
-    elif current_user.is_authenticated:
-        g.api_user = current_user._get_current_object()
+    # Without a token the caller is anonymous, signed-in browser or not.
 
 
 def require_user():

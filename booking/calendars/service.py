@@ -117,16 +117,6 @@ def regenerate_feed(user: User, feed_id) -> tuple[FeedToken, str]:
     return create_feed(user, token.scope, token.scope_id)
 
 
-def user_feed(user: User) -> FeedToken:
-    """The user's own feed, created on first use."""
-    existing = db.session.scalar(
-        select(FeedToken).where(
-            FeedToken.user_id == user.id, FeedToken.scope == USER, FeedToken.revoked_at.is_(None)
-        )
-    )
-    return existing or create_feed(user, USER, user.id)[0]
-
-
 def feed_title(token: FeedToken, locale: str) -> str:
     return _name_and_zone(FeedSpec(token.scope, token.scope_id, locale, False))[0]
 

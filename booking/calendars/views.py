@@ -96,7 +96,7 @@ def _choices() -> list[tuple[str, int, str]]:
 @bp.get("/account/feeds")
 @login_required
 def settings():
-    service.user_feed(current_user)
+    # Reading the page never makes a link: a revoked feed stays revoked until asked for.
     locale = current_locale()
     feeds = [
         (t, service.feed_title(t, locale), service.feed_url(service.feed_secret(t)))

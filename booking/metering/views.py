@@ -11,6 +11,7 @@ from booking.catalogue.service import visible_resource
 from booking.i18n import current_locale
 from booking.metering import service
 from booking.problems import ServiceError
+from booking.security import safe_next
 from booking.types import utcnow
 from booking.web import show_problems
 
@@ -18,8 +19,7 @@ bp = Blueprint("metering", __name__)
 
 
 def _back(default: str) -> str:
-    target = request.form.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    return safe_next(request.form.get("next"), default)
 
 
 @bp.post("/bookings/<int:booking_id>/check-in")

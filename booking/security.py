@@ -1,0 +1,121 @@
+"""What protects every request: security headers and cookie flags (Flask-Talisman), rate limits
+(Flask-Limiter), trusted hosts and proxy headers, and where a redirect may lead.
+
+docs/security.md describes the threat model these answer."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import unquote, urlsplit
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_talisman import Talisman
+
+# No inline script anywhere (scripts come from /static); inline styles stay allowed because
+# the server-drawn SVG charts carry their own <style>.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+talisman = Talisman()
+
+
+def _client_key() -> str:
+    """Rate-limit key of the web forms: the client's address (behind a proxy, ProxyFix makes
+    it the real client's)."""
+    return get_remote_address() or "unknown"
+
+
+def api_client_key() -> str:
+    """Rate-limit key of the API: the bearer token (hashed; never kept in the clear), else
+    the client's address."""
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, secret = header.partition(" ")
+    if scheme.lower() == "bearer" and secret.strip():
+        return "token:" + hashlib.sha256(secret.strip().encode()).hexdigest()[:32]
+    return "addr:" + _client_key()
+
+
+limiter = Limiter(key_func=_client_key, default_limits=[])
+
+
+def limit(config_key: str, key_func=None):
+    """A route's rate limit, read from the configuration when the request comes (so that
+    deployments and tests can set it), counted for POSTs only: showing a form is free."""
+    return limiter.limit(
+        lambda: current_app.config[config_key], key_func=key_func, methods=["POST"]
+    )
+
+
+def init_app(app: Flask) -> None:
+    secure_cookies = app.config["SESSION_COOKIE_SECURE"]
+    talisman.init_app(
+        app,
+        force_https=app.config["FORCE_HTTPS"],
+        strict_transport_security=app.config["FORCE_HTTPS"],
+        session_cookie_secure=secure_cookies,
+        session_cookie_http_only=True,
+        session_cookie_samesite="Lax",
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        frame_options="DENY",
+        referrer_policy="strict-origin-when-cross-origin",
+        x_content_type_options=True,
+    )
+    app.config.update(
+        REMEMBER_COOKIE_SECURE=secure_cookies,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+    )
+    limiter.init_app(app)
+    hops = app.config["PROXY_FIX_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+# --- redirects -------------------------------------------------------------------------------
+
+# Browsers drop these before they resolve a URL (WHATWG URL parser): "/\t/evil.example" is
+# "//evil.example", and a backslash counts as a slash.
+_REMOVED_BY_BROWSERS = re.compile(r"[\t\n\r]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """A redirect target only when it stays on this site: a path, judged as a browser would
+    read it after its own clean-up (and judged again once percent-decoded, in case something
+    on the way decodes it); otherwise the default."""
+    if not target or len(target) > 2000:
+        return default
+    cleaned = _local_path(target)
+    if cleaned is None or _local_path(unquote(target)) is None:
+        return default
+    return cleaned
+
+
+def _local_path(target: str) -> str | None:
+    cleaned = _REMOVED_BY_BROWSERS.sub("", target.strip("\x00\x20")).replace("\\", "/")
+    if _CONTROL.search(cleaned):
+        return None
+    if cleaned.startswith(request.host_url):  # our own absolute address (a Referer)
+        cleaned = "/" + cleaned[len(request.host_url) :]
+    try:
+        parts = urlsplit(cleaned)
+    except ValueError:
+        return None
+    if parts.scheme or parts.netloc or not cleaned.startswith("/") or cleaned.startswith("//"):
+        return None
+    return cleaned
