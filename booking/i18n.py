@@ -84,9 +84,7 @@ def switch_language(code: str):
 def _safe_next() -> str:
     from booking.security import safe_next
 
-    return safe_next(
-        request.form.get("next") or request.referrer or "", url_for("catalogue.index")
-    )
+    return safe_next(request.form.get("next") or request.referrer or "", url_for("catalogue.index"))
 
 
 def init_app(app) -> None:

@@ -483,5 +483,6 @@ def test_exports_quote_text_a_spreadsheet_would_run(scene, client):
     )
     sheet = book[book.sheetnames[0]]
     names = [row[0].value for row in sheet.iter_rows(min_row=2)]
-    assert '\'=HYPERLINK("http://evil.example")' in names
+    # Excel keeps the text as typed, stored as a string: never a formula.
+    assert '=HYPERLINK("http://evil.example")' in names
     assert all(row[0].data_type != "f" for row in sheet.iter_rows(min_row=2))

@@ -4,11 +4,12 @@ STSong-Light, no font files needed) and an Excel workbook for accounting (openpy
 from __future__ import annotations
 
 import io
+from decimal import Decimal
+from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from openpyxl import Workbook
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -19,10 +20,18 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from booking.billing.invoice_models import CREDIT_NOTE, Invoice
 from booking.billing.money import format_yuan
+from booking.exports import YUAN_FORMAT, append_row, new_workbook, workbook_bytes, yuan
 from booking.i18n import pick
 
 FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+
+
+def text(value, style: ParagraphStyle) -> Paragraph:
+    """A paragraph of plain text. reportlab reads a paragraph as markup, so every text goes
+    through here escaped: a line typed as '<img src=x onerror=…>' prints as typed instead of
+    breaking the PDF (or making reportlab fetch a URL)."""
+    return Paragraph(escape(str(value)).replace("\n", "<br/>"), style)
 
 
 def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
@@ -67,9 +76,7 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
         ]
         rows = [
             [
-                Paragraph(
-                    f"{line.description}" + (f" — {line.reason}" if line.reason else ""), body
-                ),
+                text(f"{line.description}" + (f" — {line.reason}" if line.reason else ""), body),
                 line.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
                 if line.started_at
                 else "",
@@ -93,9 +100,9 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
             ],
             ["", "", "", "", _("Amount due"), "", format_yuan(invoice.due_fen)],
         ]
-    story = [Paragraph(f"{carrier} — {heading}", title_style), Spacer(1, 6 * mm)]
+    story = [text(f"{carrier} — {heading}", title_style), Spacer(1, 6 * mm)]
     facts_table = Table(
-        [[Paragraph(k, body), Paragraph(str(v), body)] for k, v in facts],
+        [[text(k, body), text(v, body)] for k, v in facts],
         colWidths=[45 * mm, 120 * mm],
     )
     facts_table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT)]))
@@ -124,11 +131,11 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
 
 
 def invoices_xlsx(invoices: list[Invoice]) -> bytes:
-    """Two sheets: one row per invoice, one row per line; amounts in yuan as numbers."""
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "invoices"
-    sheet.append(
+    """Two sheets: one row per invoice, one row per line; amounts as exact yuan numbers."""
+    book = new_workbook()
+    sheet = book.create_sheet("invoices")
+    append_row(
+        sheet,
         [
             "number",
             "kind",
@@ -140,10 +147,11 @@ def invoices_xlsx(invoices: list[Invoice]) -> bytes:
             "total_yuan",
             "issued",
             "paid",
-        ]
+        ],
     )
     lines = book.create_sheet("lines")
-    lines.append(
+    append_row(
+        lines,
         [
             "number",
             "period",
@@ -158,10 +166,11 @@ def invoices_xlsx(invoices: list[Invoice]) -> bytes:
             "rate_yuan",
             "amount_yuan",
             "reason",
-        ]
+        ],
     )
     for invoice in invoices:
-        sheet.append(
+        append_row(
+            sheet,
             [
                 invoice.number or "",
                 invoice.kind,
@@ -170,13 +179,15 @@ def invoices_xlsx(invoices: list[Invoice]) -> bytes:
                 invoice.organisation.name,
                 invoice.buyer_title or "",
                 invoice.buyer_tax_id or "",
-                invoice.total_fen / 100,
+                yuan(invoice.total_fen),
                 invoice.issued_at.replace(tzinfo=None) if invoice.issued_at else None,
                 invoice.paid_at.replace(tzinfo=None) if invoice.paid_at else None,
-            ]
+            ],
+            {8: YUAN_FORMAT},
         )
         for line in invoice.lines:
-            lines.append(
+            append_row(
+                lines,
                 [
                     invoice.number or "",
                     invoice.period,
@@ -184,15 +195,14 @@ def invoices_xlsx(invoices: list[Invoice]) -> bytes:
                     line.source_kind,
                     line.description,
                     line.started_at.replace(tzinfo=None) if line.started_at else None,
-                    line.minutes / 60 if line.minutes else None,
+                    Decimal(line.minutes) / 60 if line.minutes else None,
                     line.quantity,
                     line.tier,
                     line.unit,
-                    line.price_fen / 100 if line.unit else None,
-                    line.amount_fen / 100,
+                    yuan(line.price_fen) if line.unit else None,
+                    yuan(line.amount_fen),
                     line.reason,
-                ]
+                ],
+                {7: "0.00", 11: YUAN_FORMAT, 12: YUAN_FORMAT},
             )
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return workbook_bytes(book)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,6 +15,7 @@ from wtforms.validators import InputRequired
 
 from booking.accounts.forms import EmptyForm
 from booking.billing import invoices as service
+from booking.exports import CSV_TYPE, XLSX_TYPE, content_disposition, csv_text
 from booking.forms import REQUIRED_MESSAGE
 from booking.problems import ServiceError
 from booking.web import show_problems
@@ -183,53 +182,52 @@ def paid(invoice_id):
 def export():
     """Every line of the carrier's invoices (a period with ?period=), for accounting."""
     period = request.args.get("period") or None
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
+    invoices = service.carrier_invoices(g.carrier, period)  # a malformed period is a 422
+    header = [
+        "number",
+        "status",
+        "period",
+        "organisation",
+        "line",
+        "kind",
+        "description",
+        "start",
+        "minutes",
+        "quantity",
+        "tier",
+        "unit",
+        "price_fen",
+        "amount_fen",
+        "reason",
+    ]
+    rows = (
         [
-            "number",
-            "status",
-            "period",
-            "organisation",
-            "line",
-            "kind",
-            "description",
-            "start",
-            "minutes",
-            "quantity",
-            "tier",
-            "unit",
-            "price_fen",
-            "amount_fen",
-            "reason",
+            invoice.number or "",
+            invoice.status,
+            invoice.period,
+            invoice.organisation.name,
+            line.id,
+            line.source_kind,
+            line.description,
+            line.started_at.isoformat() if line.started_at else "",
+            line.minutes,
+            line.quantity,
+            line.tier,
+            line.unit,
+            line.price_fen,
+            line.amount_fen,
+            line.reason,
         ]
+        for invoice in invoices
+        for line in invoice.lines
     )
-    for invoice in service.carrier_invoices(g.carrier, period):
-        for line in invoice.lines:
-            writer.writerow(
-                [
-                    invoice.number or "",
-                    invoice.status,
-                    invoice.period,
-                    invoice.organisation.name,
-                    line.id,
-                    line.source_kind,
-                    line.description,
-                    line.started_at.isoformat() if line.started_at else "",
-                    line.minutes,
-                    line.quantity,
-                    line.tier,
-                    line.unit,
-                    line.price_fen,
-                    line.amount_fen,
-                    line.reason,
-                ]
-            )
     return Response(
-        "\ufeff" + out.getvalue(),
-        content_type="text/csv; charset=utf-8",
+        csv_text(header, rows),
+        content_type=CSV_TYPE,
         headers={
-            "Content-Disposition": f'attachment; filename="invoices-{g.carrier.code}-{period or "all"}.csv"'
+            "Content-Disposition": content_disposition(
+                f"invoices-{g.carrier.code}-{period or 'all'}.csv"
+            )
         },
     )
 
@@ -242,7 +240,7 @@ def _pdf_response(invoice):
     return Response(
         invoice_pdf(invoice, current_locale()),
         content_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+        headers={"Content-Disposition": content_disposition(f"{name}.pdf", inline=True)},
     )
 
 
@@ -258,9 +256,11 @@ def export_xlsx():
     period = request.args.get("period") or None
     return Response(
         invoices_xlsx(service.carrier_invoices(g.carrier, period)),
-        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        content_type=XLSX_TYPE,
         headers={
-            "Content-Disposition": f'attachment; filename="invoices-{g.carrier.code}-{period or "all"}.xlsx"'
+            "Content-Disposition": content_disposition(
+                f"invoices-{g.carrier.code}-{period or 'all'}.xlsx"
+            )
         },
     )
 

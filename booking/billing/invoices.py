@@ -38,6 +38,7 @@ from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.i18n import pick
+from booking.inputs import parse_month
 from booking.locking import lock_row
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Residency
@@ -513,6 +514,9 @@ def mark_paid(carrier: Carrier, invoice_id, paid: bool, now: datetime | None = N
 def carrier_invoices(carrier: Carrier, period: str | None = None) -> list[Invoice]:
     stmt = select(Invoice).where(Invoice.carrier_id == carrier.id)
     if period:
+        _month, problems = parse_month(period)
+        if problems:
+            raise ServiceError(problems, 422)
         stmt = stmt.where(Invoice.period == period)
     return list(db.session.scalars(stmt.order_by(Invoice.period.desc(), Invoice.id)).unique())
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,6 +13,7 @@ from wtforms.validators import InputRequired
 from booking.billing import vouchers
 from booking.carriers.service import all_carriers
 from booking.catalogue.forms import KIND_LABELS
+from booking.exports import CSV_TYPE, content_disposition, csv_text, yuan
 from booking.forms import REQUIRED_MESSAGE
 from booking.problems import ServiceError
 from booking.tenancy import platform_admin_required
@@ -121,39 +119,35 @@ def claims(programme_id: int):
     """The claim list to recover a programme's subsidies from its issuer."""
     vouchers.programme(programme_id)  # 404 for an unknown programme
     period = request.args.get("period") or None
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
+    header = [
+        "programme",
+        "organisation",
+        "invoice",
+        "period",
+        "line_start",
+        "description",
+        "list_yuan",
+        "subsidy_yuan",
+    ]
+    rows = (
         [
-            "programme",
-            "organisation",
-            "invoice",
-            "period",
-            "line_start",
-            "description",
-            "list_yuan",
-            "subsidy_yuan",
+            use.voucher.programme.name,
+            use.voucher.organisation.name,
+            use.line.invoice.number,
+            use.line.invoice.period,
+            use.line.started_at.isoformat() if use.line.started_at else "",
+            use.line.description,
+            yuan(use.line.amount_fen),
+            yuan(use.amount_fen),
         ]
+        for use in vouchers.claims(g.carrier, programme_id, period)
     )
-    for use in vouchers.claims(g.carrier, programme_id, period):
-        line = use.line
-        invoice = line.invoice
-        writer.writerow(
-            [
-                use.voucher.programme.name,
-                use.voucher.organisation.name,
-                invoice.number,
-                invoice.period,
-                line.started_at.isoformat() if line.started_at else "",
-                line.description,
-                f"{line.amount_fen / 100:.2f}",
-                f"{use.amount_fen / 100:.2f}",
-            ]
-        )
     return Response(
-        "\ufeff" + out.getvalue(),
-        content_type="text/csv; charset=utf-8",
+        csv_text(header, rows),
+        content_type=CSV_TYPE,
         headers={
-            "Content-Disposition": f'attachment; filename="voucher-claims-{programme_id}-{g.carrier.code}.csv"'
+            "Content-Disposition": content_disposition(
+                f"voucher-claims-{programme_id}-{g.carrier.code}.csv"
+            )
         },
     )

@@ -17,6 +17,7 @@ from booking.billing.voucher_models import Voucher, VoucherProgramme, VoucherUse
 from booking.carriers.models import Carrier
 from booking.catalogue.models import KINDS
 from booking.extensions import db
+from booking.inputs import parse_month
 from booking.locking import lock_also
 from booking.orgs.models import Organisation
 from booking.problems import NotFound, Problem, ServiceError
@@ -258,5 +259,8 @@ def claims(carrier: Carrier, programme_id: int, period: str | None = None) -> li
         )
     )
     if period:
+        _month, problems = parse_month(period)
+        if problems:
+            raise ServiceError(problems, 422)
         stmt = stmt.where(Invoice.period == period)
     return list(db.session.scalars(stmt.order_by(Invoice.number, InvoiceLine.id)).unique())

@@ -38,7 +38,9 @@ def create_feed():
     scope_id, problems = _int(data.get("scope_id"), "scope_id", required=True, minimum=1)
     if scope not in SCOPES:
         problems.append(
-            Problem("invalid_scope", _l("Choose one of: %(scopes)s.", scopes=", ".join(SCOPES)), "scope")
+            Problem(
+                "invalid_scope", _l("Choose one of: %(scopes)s.", scopes=", ".join(SCOPES)), "scope"
+            )
         )
     _raise(problems)
     token, secret = service.create_feed(user, scope, scope_id)

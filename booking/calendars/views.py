@@ -12,6 +12,7 @@ from booking.accounts.forms import EmptyForm
 from booking.bookings.service import booking_for
 from booking.calendars import service
 from booking.calendars.models import CARRIER, ORGANISATION, RESOURCE, USER
+from booking.exports import content_disposition
 from booking.i18n import current_locale
 from booking.problems import NotFound
 from booking.tenancy import operated_carriers
@@ -22,7 +23,10 @@ CALENDAR_TYPE = "text/calendar; charset=utf-8"
 
 
 def _calendar_response(body: bytes, filename: str, etag: str | None = None, last_modified=None):
-    headers = {"Content-Disposition": f'inline; filename="{filename}"', "Vary": "Accept-Encoding"}
+    headers = {
+        "Content-Disposition": content_disposition(filename, inline=True),
+        "Vary": "Accept-Encoding",
+    }
     if "gzip" in request.accept_encodings:
         body = gzip.compress(body, compresslevel=6)
         headers["Content-Encoding"] = "gzip"
@@ -69,7 +73,7 @@ def booking_ics(booking_id: int):
     booking = booking_for(current_user, booking_id)
     body = service.single_booking_ics(booking, current_locale())
     response = _calendar_response(body, f"booking-{booking.id}.ics")
-    response.headers["Content-Disposition"] = f'attachment; filename="booking-{booking.id}.ics"'
+    response.headers["Content-Disposition"] = content_disposition(f"booking-{booking.id}.ics")
     return response
 
 

@@ -3,16 +3,14 @@ Table, so the numbers cannot differ between them."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from openpyxl import Workbook
 
 from booking.billing.money import format_yuan
 from booking.billing.pricing import EXTERNAL, MEMBER, RESIDENT
+from booking.exports import append_row, csv_text, new_workbook, workbook_bytes
 from booking.reports import figures as f
 
 TEXT, HOURS, PERCENT, MONEY, COUNT = "text", "hours", "percent", "money", "count"
@@ -260,42 +258,20 @@ def organisation_table(report, locale: str) -> Table:
     return table
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _plain(value):
-    """A cell as CSV and Excel hold it: numbers stay numbers, "—" becomes empty, and text that
-    a spreadsheet would run as a formula (a resource named "=HYPERLINK(…)") is quoted."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
 def to_csv(table: Table) -> str:
-    out = io.StringIO()
-    out.write("\ufeff")  # Excel opens UTF-8 CSV with Chinese text correctly only with a BOM
-    writer = csv.writer(out)
-    writer.writerow([c.title for c in table.columns])
-    for row in table.all_rows():
-        writer.writerow([_plain(v) for v in row])
-    return out.getvalue()
+    return csv_text([c.title for c in table.columns], table.all_rows())
 
 
 def to_xlsx(tables: list[Table]) -> bytes:
-    book = Workbook()
-    book.remove(book.active)
+    book = new_workbook()
     for table in tables:
         sheet = book.create_sheet(title=table.title[:31])
-        sheet.append([c.title for c in table.columns])
+        append_row(sheet, [c.title for c in table.columns])
+        formats = {
+            index: fmt
+            for index, column in enumerate(table.columns, start=1)
+            if (fmt := {MONEY: "#,##0.00", HOURS: "#,##0.00", PERCENT: '0.0"%"'}.get(column.kind))
+        }
         for row in table.all_rows():
-            sheet.append([float(v) if isinstance(v, Decimal) else _plain(v) for v in row])
-        for index, column in enumerate(table.columns, start=1):
-            fmt = {MONEY: "#,##0.00", HOURS: "#,##0.00", PERCENT: '0.0"%"'}.get(column.kind)
-            if fmt:
-                for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
-                    cell.number_format = fmt
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+            append_row(sheet, row, formats)
+    return workbook_bytes(book)

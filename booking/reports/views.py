@@ -11,6 +11,8 @@ from flask import Blueprint, Response, abort, current_app, flash, g, render_temp
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from booking.exports import XLSX_TYPE as XLSX
+from booking.exports import content_disposition
 from booking.i18n import current_locale
 from booking.problems import ServiceError
 from booking.reports import charts, service, tables
@@ -35,9 +37,6 @@ def percent(value):
 @admin_bp.app_template_global()
 def hours(secs):
     return f.hours(secs)
-
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _requested_period() -> tuple[service.Period, ServiceError | None]:
@@ -84,12 +83,12 @@ def _export(found: list[tables.Table], name: str, fmt: str, stem: str) -> Respon
         return Response(
             tables.to_csv(chosen[0]),
             content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            headers={"Content-Disposition": content_disposition(filename)},
         )
     return Response(
         tables.to_xlsx(chosen),
         content_type=XLSX,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": content_disposition(filename)},
     )
 
 

@@ -1,0 +1,88 @@
+"""Everything written for spreadsheets and downloads, in one place: every CSV and Excel writer of
+the project uses these, so a name like "=HYPERLINK(…)" typed by a user is never run as a
+formula, money is an exact number, and no header can be broken by a file name."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from urllib.parse import quote
+
+from openpyxl import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+YUAN_FORMAT = '"¥"#,##0.00'
+CSV_TYPE = "text/csv; charset=utf-8"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def yuan(fen: int | None) -> Decimal | None:
+    """Fen as an exact number of yuan (never a float such as 0.1 + 0.2)."""
+    return None if fen is None else Decimal(fen).scaleb(-2)
+
+
+def safe_cell(value):
+    """A CSV cell: numbers stay numbers, None is empty, text a spreadsheet would run as a
+    formula is quoted with a leading apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """UTF-8 CSV with a BOM (Excel then opens Chinese text correctly)."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow([safe_cell(v) for v in header])
+    for row in rows:
+        writer.writerow([safe_cell(v) for v in row])
+    return out.getvalue()
+
+
+def append_row(sheet: Worksheet, values: Sequence, formats: dict[int, str] | None = None) -> None:
+    """One row into an Excel sheet: text always as text (never a formula), numbers and dates as
+    they are, with a number format per column index where given."""
+    sheet.append(["" if v is None else v for v in values])
+    row = sheet.max_row
+    for index, value in enumerate(values, start=1):
+        cell = sheet.cell(row=row, column=index)
+        if value is None:
+            cell.value = None
+        elif isinstance(value, str):
+            cell.data_type = "s"  # stored as a string even when it starts with "="
+        elif formats and index in formats:
+            cell.number_format = formats[index]
+
+
+def new_workbook() -> Workbook:
+    book = Workbook()
+    book.remove(book.active)
+    return book
+
+
+def workbook_bytes(book: Workbook) -> bytes:
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def content_disposition(filename: str, inline: bool = False) -> str:
+    """A Content-Disposition value that no file name can break: an ASCII fallback and the
+    UTF-8 name (RFC 6266 / 5987), with control characters, quotes and slashes gone."""
+    cleaned = "".join(c for c in filename if c.isprintable() and c not in '"\\/')[:150]
+    fallback = _UNSAFE_IN_FILENAME.sub("_", cleaned).strip("._") or "download"
+    value = f'{"inline" if inline else "attachment"}; filename="{fallback}"'
+    if cleaned != fallback:
+        value += f"; filename*=UTF-8''{quote(cleaned, safe='')}"
+    return value
