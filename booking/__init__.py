@@ -10,6 +10,7 @@ from flask import Flask, g
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter
 
 from config import config_for
 
@@ -53,12 +54,12 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        try:
-            return db.session.get(User, int(user_id))
-        except (TypeError, ValueError):
-            return None
+        from booking.queries import by_id
+
+        return by_id(User, user_id)
 
     _register_models()
+    app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
     _register_blueprints(app)
     i18n.init_app(app)
     errors.init_app(app)
@@ -85,6 +86,14 @@ def create_app(overrides: dict | None = None) -> Flask:
         return {"nav_carriers": operated_carriers(current_user), "g": g, "unread_count": unread}
 
     return app
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """`<int:…>` in every route: ids beyond what a database integer holds are "not found"
+    (404) instead of an overflow in the database driver (a 500)."""
+
+    def __init__(self, map, fixed_digits=0, min=1, max=2**63 - 1, signed=False):  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _register_models() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import SelectMultipleField, ValidationError
+from wtforms import DateField, IntegerField, SelectMultipleField, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from booking.inputs import MAX_INT, in_range, year_problem
 from booking.text_rules import plain_text_problems
 
 
@@ -31,3 +32,24 @@ class MultiCheckboxField(SelectMultipleField):
 
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+
+class DayField(DateField):
+    """A date within the years the platform accepts (booking.inputs): year 9999 is refused
+    here, with the field's message, before any date arithmetic can overflow."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and not in_range(self.data):
+            self.data = None
+            raise ValueError(str(year_problem(self.name).message))
+
+
+class WholeNumberField(IntegerField):
+    """A whole number a database integer can hold: 2**70 is refused here, not by the database."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and abs(self.data) > MAX_INT:
+            self.data = None
+            raise ValueError(str(_l("Must be at most %(max)d.", max=MAX_INT)))

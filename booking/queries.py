@@ -8,6 +8,13 @@ from sqlalchemy import BigInteger, Integer, any_, bindparam, cast, func, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from booking.extensions import db
+from booking.inputs import as_id
+
+
+def by_id(model, ident):
+    """The row with this id, or None for an unknown or impossible id ("12abc", 10**30)."""
+    ident = as_id(ident)
+    return None if ident is None else db.session.get(model, ident)
 
 
 def _dialect() -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from booking.carriers.models import CARRIER_ADMIN, Carrier, CarrierStaff
 from booking.extensions import db
+from booking.queries import by_id
 
 
 def operate_blueprint(*children: Blueprint) -> Blueprint:
@@ -87,11 +88,7 @@ def _load_carrier():
 
 def own(model, ident, carrier_attr: str = "carrier_id"):
     """Fetch a row of the current carrier by id, or 404."""
-    try:
-        ident = int(ident)
-    except (TypeError, ValueError):
-        abort(404)
-    row = db.session.get(model, ident)
+    row = by_id(model, ident)
     if row is None or getattr(row, carrier_attr) != g.carrier.id:
         abort(404)
     return row

@@ -104,9 +104,9 @@ def test_bad_input_is_a_clear_4xx_and_saves_nothing(api):
         (
             {**good, "start": "9999-01-01T10:00:00+08:00", "end": "9999-01-01T12:00:00+08:00"},
             422,
-            "out_of_range",
+            "date_out_of_range",
         ),
-        ({**good, "start": "1960-01-01T10:00:00+08:00"}, 422, "out_of_range"),
+        ({**good, "start": "1960-01-01T10:00:00+08:00"}, 422, "date_out_of_range"),
         ({**good, "start": at(m, 10, 7).isoformat()}, 422, "off_grid"),
         ({**good, "quantity": 0}, 422, "invalid_quantity"),
         ({**good, "quantity": 2}, 422, "invalid_quantity"),

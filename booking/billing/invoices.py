@@ -4,7 +4,6 @@ in the database, and a unique index on (source kind, source id) means nothing is
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -43,22 +42,17 @@ from booking.locking import lock_row
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Residency
 from booking.problems import NotFound, Problem, ServiceError
-from booking.queries import in_ids
+from booking.queries import by_id, in_ids
 from booking.tenancy import is_staff_of
 from booking.types import utcnow
-
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 def period_window(period: str, tz: str, now: datetime | None = None) -> tuple[datetime, datetime]:
     """The month in the carrier's local time, as UTC bounds; refuses malformed or future periods."""
-    match = PERIOD.match((period or "").strip())
-    if not match:
-        raise ServiceError(
-            Problem("invalid_period", _l("Write the period as YYYY-MM, e.g. 2026-11."), "period"),
-            422,
-        )
-    year, month = int(match.group(1)), int(match.group(2))
+    month_of, problems = parse_month(period)
+    if problems:
+        raise ServiceError(problems, 422)
+    year, month = month_of
     zone = ZoneInfo(tz)
     start = datetime.combine(date(year, month, 1), time(0), tzinfo=zone)
     end = datetime.combine(date(year + month // 12, month % 12 + 1, 1), time(0), tzinfo=zone)
@@ -363,7 +357,7 @@ def _draft(carrier: Carrier, invoice_id) -> Invoice:
 
 def invoice_of_carrier(carrier: Carrier, invoice_id) -> Invoice:
     try:
-        invoice = db.session.get(Invoice, int(invoice_id))
+        invoice = by_id(Invoice, invoice_id)
     except (TypeError, ValueError):
         invoice = None
     if invoice is None or invoice.carrier_id != carrier.id:
@@ -542,7 +536,7 @@ def organisation_invoices(user: User, organisation_id: int) -> list[Invoice]:
 
 def organisation_invoice(user: User, invoice_id) -> Invoice:
     try:
-        invoice = db.session.get(Invoice, int(invoice_id))
+        invoice = by_id(Invoice, invoice_id)
     except (TypeError, ValueError):
         invoice = None
     if invoice is None or invoice.status != ISSUED:

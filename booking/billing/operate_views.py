@@ -5,12 +5,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired
 
 from booking.billing import pricing, service
 from booking.catalogue.models import Resource
-from booking.forms import REQUIRED_MESSAGE
+from booking.forms import REQUIRED_MESSAGE, DayField
 from booking.problems import ServiceError
 from booking.tenancy import own
 from booking.web import show_problems
@@ -42,7 +42,7 @@ class RateForm(FlaskForm):
     minimum = StringField(_l("Minimum charge (yuan)"), default="0")
     setup_fee = StringField(_l("Setup fee (yuan)"), default="0")
     basis = SelectField(_l("Charge by"), choices=list(BASIS_LABELS.items()))
-    effective_from = DateField(_l("Effective from"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    effective_from = DayField(_l("Effective from"), validators=[InputRequired(REQUIRED_MESSAGE)])
 
 
 def _page(resource, form=None, status=200):

@@ -7,14 +7,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms import SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired
 
 from booking.billing import vouchers
 from booking.carriers.service import all_carriers
 from booking.catalogue.forms import KIND_LABELS
 from booking.exports import CSV_TYPE, content_disposition, csv_text, yuan
-from booking.forms import REQUIRED_MESSAGE
+from booking.forms import REQUIRED_MESSAGE, DayField, WholeNumberField
 from booking.problems import ServiceError
 from booking.tenancy import platform_admin_required
 from booking.web import show_problems
@@ -26,14 +26,14 @@ bp = Blueprint("voucher_claims", __name__)  # under /operate/<code>/
 class ProgrammeForm(FlaskForm):
     name = StringField(_l("Programme"), validators=[InputRequired(REQUIRED_MESSAGE)])
     issuer = StringField(_l("Issuer"), validators=[InputRequired(REQUIRED_MESSAGE)])
-    coverage_percent = IntegerField(
+    coverage_percent = WholeNumberField(
         _l("Coverage (percent of each line)"), validators=[InputRequired(REQUIRED_MESSAGE)]
     )
     cap = StringField(
         _l("Cap per organisation (yuan)"), validators=[InputRequired(REQUIRED_MESSAGE)]
     )
-    valid_from = DateField(_l("Valid from"), validators=[InputRequired(REQUIRED_MESSAGE)])
-    valid_until = DateField(_l("Valid until"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    valid_from = DayField(_l("Valid from"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    valid_until = DayField(_l("Valid until"), validators=[InputRequired(REQUIRED_MESSAGE)])
     carriers = SelectMultipleField(_l("Eligible carriers (none: all)"))
     kinds = SelectMultipleField(_l("Eligible kinds (none: all)"), choices=list(KIND_LABELS.items()))
 

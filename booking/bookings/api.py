@@ -14,7 +14,10 @@ from booking.bookings import service
 from booking.bookings.models import STATUSES, Booking
 from booking.catalogue.service import visible_resource
 from booking.i18n import current_locale
+from booking.inputs import parse_datetime, parse_int
 from booking.problems import Problem, ServiceError
+
+MAX_MINUTES = 366 * 24 * 60  # the longest duration anyone may ask about
 
 
 def _iso(moment: datetime, tz: str) -> str:
@@ -22,50 +25,14 @@ def _iso(moment: datetime, tz: str) -> str:
 
 
 def parse_time(value, field: str, required: bool = True) -> tuple[datetime | None, list[Problem]]:
-    if value in (None, ""):
-        if required:
-            return None, [Problem("required", _l("This field is required."), field)]
-        return None, []
-    if not isinstance(value, str) or len(value) > 40:
-        return None, [
-            Problem(
-                "invalid_datetime",
-                _l("Use an ISO 8601 time such as 2026-12-01T09:00:00+08:00."),
-                field,
-            )
-        ]
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None, [
-            Problem(
-                "invalid_datetime",
-                _l("Use an ISO 8601 time such as 2026-12-01T09:00:00+08:00."),
-                field,
-            )
-        ]
-    if moment.tzinfo is None:
-        return None, [
-            Problem("naive_datetime", _l("Times must include a time zone offset."), field)
-        ]
-    return moment, []
+    return parse_datetime(value, field, required=required)
 
 
 def _int(
     value, field: str, required: bool = False, minimum: int | None = None, from_query: bool = False
 ):
     """A JSON integer (or, from_query, a decimal string), with a problem when it is not."""
-    if value is None:
-        if required:
-            return None, [Problem("required", _l("This field is required."), field)]
-        return None, []
-    if from_query and isinstance(value, str) and value.strip().isdigit() and len(value) < 10:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None, [Problem("invalid_integer", _l("Must be a whole number."), field)]
-    if minimum is not None and value < minimum:
-        return None, [Problem("too_small", _l("Must be at least %(min)d.", min=minimum), field)]
-    return value, []
+    return parse_int(value, field, required=required, minimum=minimum, from_text=from_query)
 
 
 def _json_body() -> dict:
@@ -154,7 +121,13 @@ def availability(resource_id: int):
 
 @bp.get("/resources/<int:resource_id>/next-free")
 def next_free(resource_id: int):
-    duration, p1 = _int(request.args.get("duration", "60"), "duration", minimum=1, from_query=True)
+    duration, p1 = parse_int(
+        request.args.get("duration", "60"),
+        "duration",
+        minimum=1,
+        maximum=MAX_MINUTES,
+        from_text=True,
+    )
     quantity, p2 = _int(request.args.get("quantity", "1"), "quantity", minimum=1, from_query=True)
     after, p3 = parse_time(request.args.get("after"), "after", required=False)
     _raise(p1 + p2 + p3)

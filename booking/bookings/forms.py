@@ -3,19 +3,11 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import (
-    DateField,
-    EmailField,
-    IntegerField,
-    SelectField,
-    StringField,
-    TextAreaField,
-    TimeField,
-)
+from wtforms import EmailField, SelectField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
-from booking.forms import REQUIRED_MESSAGE, MultiCheckboxField
+from booking.forms import REQUIRED_MESSAGE, DayField, MultiCheckboxField, WholeNumberField
 
 RRULE_DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
@@ -27,8 +19,8 @@ def local_moment(day: date | None, clock: time | None, tz: str) -> datetime | No
     return datetime.combine(day, clock).replace(tzinfo=ZoneInfo(tz))
 
 
-def quantity_field() -> IntegerField:
-    return IntegerField(
+def quantity_field() -> WholeNumberField:
+    return WholeNumberField(
         _l("Quantity"),
         default=1,
         validators=[
@@ -39,9 +31,9 @@ def quantity_field() -> IntegerField:
 
 
 class _When:
-    day = DateField(_l("Date"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    day = DayField(_l("Date"), validators=[InputRequired(REQUIRED_MESSAGE)])
     start_time = TimeField(_l("From"), validators=[InputRequired(REQUIRED_MESSAGE)])
-    end_day = DateField(_l("Until date (if another day)"), validators=[Optional()])
+    end_day = DayField(_l("Until date (if another day)"), validators=[Optional()])
     end_time = TimeField(_l("To"), validators=[InputRequired(REQUIRED_MESSAGE)])
 
     def moments(self, tz: str) -> tuple[datetime | None, datetime | None]:
@@ -62,8 +54,8 @@ class BookingForm(_When, FlaskForm):
     weekdays = MultiCheckboxField(
         _l("On these weekdays"), choices=list(zip(RRULE_DAYS, WEEKDAY_LABELS, strict=True))
     )
-    repeat_until = DateField(_l("Repeat until"), validators=[Optional()])
-    repeat_count = IntegerField(
+    repeat_until = DayField(_l("Repeat until"), validators=[Optional()])
+    repeat_count = WholeNumberField(
         _l("or number of times"),
         validators=[
             Optional(),
@@ -109,7 +101,7 @@ class ReasonForm(FlaskForm):
 class OnBehalfForm(_When, FlaskForm):
     resource_id = SelectField(_l("Resource"), coerce=int)
     email = EmailField(_l("Booker's e-mail"), validators=[DataRequired(REQUIRED_MESSAGE)])
-    organisation_id = IntegerField(
+    organisation_id = WholeNumberField(
         _l("Organisation id (if the person has several)"), validators=[Optional()]
     )
     quantity = quantity_field()
@@ -132,7 +124,7 @@ class OutageForm(_When, FlaskForm):
         ],
         default="",
     )
-    repeat_count = IntegerField(
+    repeat_count = WholeNumberField(
         _l("Number of times"),
         validators=[
             Optional(),
@@ -149,7 +141,7 @@ class OutageForm(_When, FlaskForm):
 class GrantForm(FlaskForm):
     qualification_id = SelectField(_l("Qualification"), coerce=int)
     email = EmailField(_l("E-mail"), validators=[DataRequired(REQUIRED_MESSAGE)])
-    expires_on = DateField(_l("Valid until (optional)"), validators=[Optional()])
+    expires_on = DayField(_l("Valid until (optional)"), validators=[Optional()])
 
 
 class FindFreeForm(FlaskForm):
@@ -157,7 +149,7 @@ class FindFreeForm(FlaskForm):
         csrf = False  # a GET search
 
     kind = SelectField(_l("Kind"), choices=[(k, v) for k, v in KIND_LABELS.items()])
-    day = DateField(_l("Date"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    day = DayField(_l("Date"), validators=[InputRequired(REQUIRED_MESSAGE)])
     start_time = TimeField(_l("From"), validators=[InputRequired(REQUIRED_MESSAGE)])
     end_time = TimeField(_l("To"), validators=[InputRequired(REQUIRED_MESSAGE)])
     quantity = quantity_field()
@@ -167,7 +159,7 @@ class NextFreeForm(FlaskForm):
     class Meta:
         csrf = False
 
-    hours = IntegerField(
+    hours = WholeNumberField(
         _l("Hours"),
         default=2,
         validators=[

@@ -15,12 +15,13 @@ from booking.catalogue.models import Qualification
 from booking.extensions import db
 from booking.notify.service import notify
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
 from booking.types import utcnow
 
 
 def _qualification(carrier: Carrier, qualification_id) -> Qualification:
     try:
-        q = db.session.get(Qualification, int(qualification_id))
+        q = by_id(Qualification, qualification_id)
     except (TypeError, ValueError):
         q = None
     if q is None or q.carrier_id != carrier.id:
@@ -66,7 +67,7 @@ def grant(
 
 def revoke(carrier: Carrier, operator: User, grant_id) -> None:
     try:
-        g = db.session.get(QualificationGrant, int(grant_id))
+        g = by_id(QualificationGrant, grant_id)
     except (TypeError, ValueError):
         g = None
     if g is None or g.qualification.carrier_id != carrier.id:

@@ -36,6 +36,7 @@ from booking.metering.models import UsageRecord
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
 from booking.tenancy import is_staff_of
 from booking.types import UTCDateTime, utcnow
 
@@ -317,7 +318,7 @@ def can_see(user: User, booking: Booking) -> bool:
 
 def booking_for(user: User, booking_id) -> Booking:
     try:
-        booking = db.session.get(Booking, int(booking_id))
+        booking = by_id(Booking, booking_id)
     except (TypeError, ValueError):
         booking = None
     if booking is None or not can_see(user, booking):

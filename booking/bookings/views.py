@@ -27,6 +27,7 @@ from booking.bookings.week import visible_hours, week_grid, week_start, week_win
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.catalogue.service import visible_resource
 from booking.i18n import current_locale
+from booking.inputs import parse_date, parse_datetime
 from booking.notify import service as inbox_service
 from booking.problems import ServiceError
 from booking.types import utcnow
@@ -42,12 +43,10 @@ TIER_NAMES = {
 
 
 def _week_param(tz: str) -> date:
-    raw = request.args.get("week", "")
-    try:
-        chosen = date.fromisoformat(raw) if raw else datetime.now(ZoneInfo(tz)).date()
-    except ValueError:
-        chosen = datetime.now(ZoneInfo(tz)).date()
-    return week_start(chosen)
+    chosen, problems = parse_date(request.args.get("week"), "week", required=False)
+    if problems:
+        raise ServiceError(problems, 422)
+    return week_start(chosen or datetime.now(ZoneInfo(tz)).date())
 
 
 def _organisation_choices(user) -> list[tuple[int, str]]:
@@ -130,14 +129,20 @@ def book(resource_id: int):
             # Prefilled from the week view or from "find free" (which also passes end and
             # quantity); anything unreadable is ignored and the form stays as it was.
             try:
-                start = datetime.fromisoformat(when).astimezone(ZoneInfo(resource.carrier.timezone))
+                start, problems = parse_datetime(when, "start", naive_ok=True)
+                if problems:
+                    raise ValueError(when)
+                start = start.astimezone(ZoneInfo(resource.carrier.timezone))
                 form.day.data, form.start_time.data = start.date(), start.time()
                 end = start + timedelta(
                     minutes=max(resource.min_duration_minutes, resource.slot_minutes)
                 )
                 wanted_end = request.args.get("end")
                 if wanted_end:
-                    later = datetime.fromisoformat(wanted_end).astimezone(start.tzinfo)
+                    later, problems = parse_datetime(wanted_end, "end", naive_ok=True)
+                    if problems:
+                        raise ValueError(wanted_end)
+                    later = later.astimezone(start.tzinfo)
                     end = later if later > start else end
                 form.end_time.data = end.time()
                 if end.date() != start.date():
@@ -179,7 +184,12 @@ def book(resource_id: int):
             )
             return _book_page(resource, form, preview=occurrences)
         if rrule:
-            chosen = {datetime.fromisoformat(v) for v in request.form.getlist("occurrence")} or None
+            chosen = set()
+            for value in request.form.getlist("occurrence"):
+                moment, problems = parse_datetime(value, "occurrence")
+                if problems:
+                    raise ServiceError(problems, 422)
+                chosen.add(moment)
             _series, occurrences = series_service.create_series(
                 current_user,
                 resource.id,
@@ -189,7 +199,7 @@ def book(resource_id: int):
                 quantity=form.quantity.data,
                 organisation_id=form.organisation_id.data,
                 purpose=form.purpose.data,
-                only_starts=chosen,
+                only_starts=chosen or None,
             )
             booked = [o for o in occurrences if o.booking]
             flash(_("%(n)d bookings made in the series.", n=len(booked)), "success")

@@ -33,6 +33,7 @@ from booking.extensions import db
 from booking.locking import resource_locked
 from booking.notify.service import notify
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
 from booking.types import utcnow
 
 
@@ -93,7 +94,7 @@ def entries_of(user: User) -> list[WaitlistEntry]:
 
 def _entry_for(user: User, entry_id) -> WaitlistEntry:
     try:
-        entry = db.session.get(WaitlistEntry, int(entry_id))
+        entry = by_id(WaitlistEntry, entry_id)
     except (TypeError, ValueError):
         entry = None
     if entry is None or entry.user_id != user.id:

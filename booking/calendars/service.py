@@ -27,6 +27,7 @@ from booking.i18n import pick
 from booking.links import absolute_url
 from booking.orgs.models import MANAGER, Membership, Organisation
 from booking.problems import NotFound
+from booking.queries import by_id
 from booking.tenancy import staff_role
 from booking.types import utcnow
 
@@ -95,7 +96,7 @@ def feeds_of(user: User) -> list[FeedToken]:
 
 def _own_feed(user: User, feed_id) -> FeedToken:
     try:
-        token = db.session.get(FeedToken, int(feed_id))
+        token = by_id(FeedToken, feed_id)
     except (TypeError, ValueError):
         token = None
     if token is None or token.user_id != user.id or token.revoked_at is not None:

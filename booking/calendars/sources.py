@@ -17,6 +17,7 @@ from booking.extensions import db
 from booking.locking import begin_write
 from booking.notify.service import notify
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
 from booking.text_rules import plain_text_problems
 from booking.types import utcnow
 
@@ -219,7 +220,7 @@ def refresh_all() -> tuple[int, int]:
 
 def delete_source(carrier_id: int, source_id) -> None:
     try:
-        source = db.session.get(CalendarSource, int(source_id))
+        source = by_id(CalendarSource, source_id)
     except (TypeError, ValueError):
         source = None
     if source is None or source.resource.carrier_id != carrier_id:

@@ -2,10 +2,10 @@ from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, NumberRange
 
-from booking.forms import REQUIRED_MESSAGE, PlainText
+from booking.forms import REQUIRED_MESSAGE, PlainText, WholeNumberField
 
 STAFF_ROLE_CHOICES = [("operator", _l("Operator")), ("admin", _l("Carrier admin"))]
 
@@ -31,21 +31,21 @@ class CarrierForm(FlaskForm):
 
 
 class CarrierSettingsForm(FlaskForm):
-    free_cancellation_hours = IntegerField(
+    free_cancellation_hours = WholeNumberField(
         _l("Free cancellation until (hours before the start)"),
         validators=[
             InputRequired(REQUIRED_MESSAGE),
             NumberRange(min=0, max=24 * 60, message=_l("Between %(min)d and %(max)d.")),
         ],
     )
-    late_cancellation_fee_percent = IntegerField(
+    late_cancellation_fee_percent = WholeNumberField(
         _l("Late-cancellation fee, in percent of the booked charge"),
         validators=[
             InputRequired(REQUIRED_MESSAGE),
             NumberRange(min=0, max=100, message=_l("Between %(min)d and %(max)d.")),
         ],
     )
-    no_show_fee_percent = IntegerField(
+    no_show_fee_percent = WholeNumberField(
         _l("No-show fee, in percent of the booked charge"),
         validators=[
             InputRequired(REQUIRED_MESSAGE),

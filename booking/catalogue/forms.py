@@ -1,11 +1,11 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired
 
 from booking.catalogue.models import KINDS, VISIBILITIES
 from booking.catalogue.rules import ResourceFields, format_day_hours, format_specs
-from booking.forms import REQUIRED_MESSAGE
+from booking.forms import REQUIRED_MESSAGE, WholeNumberField
 
 KIND_LABELS = {
     "instrument": _l("Instrument"),
@@ -35,7 +35,7 @@ def optional_int(value):
 
 
 def _minutes(label):
-    return IntegerField(label, validators=[InputRequired(REQUIRED_MESSAGE)])
+    return WholeNumberField(label, validators=[InputRequired(REQUIRED_MESSAGE)])
 
 
 class ResourceForm(FlaskForm):
@@ -46,14 +46,14 @@ class ResourceForm(FlaskForm):
     description_en = TextAreaField(_l("Description (English)"))
     location = StringField(_l("Location"))
     specs = TextAreaField(_l("Specifications, one 'name: value' per line"))
-    capacity = IntegerField(_l("Capacity"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    capacity = WholeNumberField(_l("Capacity"), validators=[InputRequired(REQUIRED_MESSAGE)])
     unit_zh = StringField(_l("Unit name (Chinese)"))
     unit_en = StringField(_l("Unit name (English)"))
     slot_minutes = _minutes(_l("Booking granularity (minutes)"))
     min_duration_minutes = _minutes(_l("Minimum duration (minutes)"))
     max_duration_minutes = _minutes(_l("Maximum duration (minutes)"))
     min_notice_minutes = _minutes(_l("Minimum notice (minutes)"))
-    max_advance_days = IntegerField(
+    max_advance_days = WholeNumberField(
         _l("Bookable up to (days ahead)"), validators=[InputRequired(REQUIRED_MESSAGE)]
     )
     setup_minutes = _minutes(_l("Setup buffer (minutes)"))

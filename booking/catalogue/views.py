@@ -6,6 +6,7 @@ from booking.catalogue import service
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, CatalogueSearchForm
 from booking.catalogue.models import KINDS
 from booking.i18n import current_locale
+from booking.inputs import parse_int
 from booking.problems import ServiceError
 
 bp = Blueprint("catalogue", __name__)
@@ -21,10 +22,10 @@ def index():
     q = (request.args.get("q") or "").strip()
     kind = request.args.get("kind") or None
     carrier = request.args.get("carrier") or None
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page, bad_page = parse_int(
+        request.args.get("page", "1"), "page", minimum=1, maximum=10_000, from_text=True
+    )
+    page = 1 if bad_page or page is None else page
     size = current_app.config["CATALOGUE_PAGE_SIZE"]
     status = 200
     try:

@@ -13,14 +13,14 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from markupsafe import Markup
-from wtforms import BooleanField, IntegerField, SelectMultipleField, StringField
+from wtforms import BooleanField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 
 from booking.accounts.forms import EmptyForm
 from booking.bookings.forms import _When
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
-from booking.forms import REQUIRED_MESSAGE, PlainText
+from booking.forms import REQUIRED_MESSAGE, PlainText, WholeNumberField
 from booking.i18n import current_locale
 from booking.links import absolute_url
 from booking.metering import service
@@ -34,7 +34,7 @@ bp = Blueprint("carrier_usage", __name__)
 
 
 class CorrectionForm(_When, FlaskForm):
-    quantity = IntegerField(_l("Quantity"), validators=[Optional()])
+    quantity = WholeNumberField(_l("Quantity"), validators=[Optional()])
     waived = BooleanField(_l("Waive (do not charge)"))
     reason = StringField(_l("Reason"), validators=[PlainText(500)])
 

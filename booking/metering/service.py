@@ -30,6 +30,7 @@ from booking.carriers.models import CARRIER_ADMIN, Carrier
 from booking.catalogue.models import Resource
 from booking.catalogue.service import may_see
 from booking.extensions import db
+from booking.inputs import parse_datetime, parse_int
 from booking.locking import begin_write, resource_locked
 from booking.metering.models import (
     CHECK_IN,
@@ -42,6 +43,7 @@ from booking.metering.models import (
     UsageRecord,
 )
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
 from booking.tenancy import is_staff_of, staff_role
 from booking.text_rules import plain_text_problems
 from booking.types import utcnow
@@ -155,7 +157,7 @@ def check_in(actor: User, booking_id, now: datetime | None = None) -> UsageRecor
 
 def _usage_for(actor: User, usage_id) -> UsageRecord:
     try:
-        usage = db.session.get(UsageRecord, int(usage_id))
+        usage = by_id(UsageRecord, usage_id)
     except (TypeError, ValueError):
         usage = None
     if usage is None or not (usage.user_id == actor.id or is_staff_of(actor, usage.carrier_id)):
@@ -390,7 +392,7 @@ def meter_tokens(carrier: Carrier) -> list[MeterToken]:
 
 def revoke_meter_token(carrier: Carrier, token_id) -> None:
     try:
-        token = db.session.get(MeterToken, int(token_id))
+        token = by_id(MeterToken, token_id)
     except (TypeError, ValueError):
         token = None
     if token is None or token.carrier_id != carrier.id:
@@ -426,35 +428,11 @@ class RowResult:
 
 
 def _parse_moment(value, name: str) -> tuple[datetime | None, list[Problem]]:
-    if not isinstance(value, str) or not value.strip():
-        return None, [Problem("required", _l("This field is required."), name)]
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None, [
-            Problem(
-                "invalid_datetime",
-                _l("Use an ISO 8601 time such as 2026-12-01T09:00:00+08:00."),
-                name,
-            )
-        ]
-    if moment.tzinfo is None:
-        return None, [Problem("naive_datetime", _l("Times must include a time zone offset."), name)]
-    return moment, []
+    return parse_datetime(value.strip() if isinstance(value, str) else value, name)
 
 
 def _int_value(value, name: str, required: bool = False):
-    if value in (None, ""):
-        return (
-            (None, [Problem("required", _l("This field is required."), name)])
-            if required
-            else (None, [])
-        )
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None, [Problem("invalid_integer", _l("Must be a whole number."), name)]
-    return value, []
+    return parse_int(value, name, required=required, from_text=True)
 
 
 @dataclass(frozen=True)

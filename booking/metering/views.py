@@ -9,6 +9,7 @@ from booking.bookings.models import APPROVED
 from booking.bookings.service import my_bookings
 from booking.catalogue.service import visible_resource
 from booking.i18n import current_locale
+from booking.inputs import parse_int
 from booking.metering import service
 from booking.problems import ServiceError
 from booking.security import safe_next
@@ -80,10 +81,8 @@ def kiosk(resource_id: int):
 @login_required
 def walk_up(resource_id: int):
     if EmptyForm().validate_on_submit():
-        try:
-            quantity = int(request.form.get("quantity", "1"))
-        except ValueError:
-            quantity = 0
+        quantity, bad = parse_int(request.form.get("quantity", "1"), "quantity", from_text=True)
+        quantity = 0 if bad or quantity is None else quantity  # the service says what is wrong
         try:
             service.walk_up(current_user, resource_id, quantity=quantity)
             flash(_("Checked in. Check out when you are done."), "success")

@@ -37,6 +37,7 @@ from booking.notify.models import (
     OutgoingMail,
 )
 from booking.notify.service import TOPIC_OF, render
+from booking.queries import by_id
 from booking.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def _booking_attachment(note: Notification, locale: str) -> tuple[bytes, str] | 
     from booking.bookings.models import CANCELLED, REJECTED, Booking
     from booking.calendars.service import single_booking_ics
 
-    booking = db.session.get(Booking, int(match.group(1)))
+    booking = by_id(Booking, match.group(1))
     if booking is None:
         return None
     if booking.status in (CANCELLED, REJECTED):

@@ -40,7 +40,7 @@ from booking.extensions import db
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Organisation, Residency
 from booking.problems import NotFound, Problem, ServiceError
-from booking.queries import epoch_seconds
+from booking.queries import by_id, epoch_seconds
 from booking.reports import figures as f
 from booking.types import utcnow
 
@@ -551,11 +551,7 @@ class OrganisationReport:
 
 def managed_organisation(user: User, organisation_id) -> Organisation:
     """The organisation, if the user manages it (or is a platform admin); otherwise 404."""
-    try:
-        organisation_id = int(organisation_id)
-    except (TypeError, ValueError):
-        raise NotFound() from None
-    organisation = db.session.get(Organisation, organisation_id)
+    organisation = by_id(Organisation, organisation_id)
     if organisation is None:
         raise NotFound()
     if not user.is_platform_admin and not db.session.scalar(
