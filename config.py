@@ -70,6 +70,8 @@ class Config:
     CALENDAR_IMPORT_MAX_REDIRECTS = 3
     CALENDAR_IMPORT_MAX_EVENTS = 20000
     CALENDAR_IMPORT_DAYS_AHEAD = 366
+    # Seconds one calendar may take to read (parse and expand), upload or refresh alike.
+    CALENDAR_IMPORT_TIME_BUDGET = float(os.environ.get("CALENDAR_IMPORT_TIME_BUDGET", "10"))
     # Refuse loopback, private and link-local addresses (no SSRF) unless this is set.
     CALENDAR_IMPORT_ALLOW_PRIVATE = _env_bool("CALENDAR_IMPORT_ALLOW_PRIVATE")
 

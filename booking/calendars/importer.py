@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 import recurring_ical_events
@@ -26,6 +27,7 @@ MESSAGES = {
     "too_large": _l("The calendar is larger than %(detail)s MB."),
     "not_icalendar": _l("This is not an iCalendar (.ics) file."),
     "too_many_events": _l("The calendar has too many events."),
+    "too_slow": _l("The calendar took too long to read."),
     "malformed": _l("The calendar could not be read: it is malformed."),
 }
 
@@ -134,18 +136,140 @@ def _as_utc(value, zone: ZoneInfo) -> datetime:
     raise ValueError("not a date or time")
 
 
+# --- how much a calendar's repetitions could produce, known before expanding them -------------
+
+# The shortest length of one period of each frequency (a month is at least 28 days).
+PERIOD_SECONDS = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3600,
+    "DAILY": 86400,
+    "WEEKLY": 7 * 86400,
+    "MONTHLY": 28 * 86400,
+    "YEARLY": 365 * 86400,
+}
+ORDER = tuple(PERIOD_SECONDS)
+# Expanding one rule from its start to the window's end takes about this many steps at most;
+# beyond it a rule is refused however few of its occurrences fall inside the window.
+MAX_EXPANSION_STEPS = 400_000
+
+
+def _expansion(rule, freq: str) -> tuple[int, bool]:
+    """Most occurrences a rule's BYxxx parts make in one period (RFC 5545 3.3.10: a part
+    expands when it is finer than FREQ), and whether a part limits (filters) periods."""
+    level = ORDER.index(freq)
+
+    def count(part: str) -> int:
+        return len(rule.get(part) or [])
+
+    factor, limits = 1, bool(rule.get("BYSETPOS"))
+    for part, finer_than in (("BYSECOND", 0), ("BYMINUTE", 1), ("BYHOUR", 2)):
+        if count(part):
+            if level > finer_than:
+                factor *= count(part)
+            else:
+                limits = True
+    per_period = {
+        "BYDAY": {"WEEKLY": 1, "MONTHLY": 5, "YEARLY": 53},
+        "BYMONTHDAY": {"MONTHLY": 1, "YEARLY": 12},
+        "BYYEARDAY": {"YEARLY": 1},
+        "BYWEEKNO": {"YEARLY": 7},
+        "BYMONTH": {"YEARLY": 1},
+    }
+    for part, expands in per_period.items():
+        if count(part):
+            if freq in expands:
+                factor *= count(part) * expands[freq]
+            else:
+                limits = True
+    return min(factor, 366 * 86400), limits
+
+
+def recurrence_volume(
+    component, zone: ZoneInfo, window_from: datetime, window_until: datetime
+) -> tuple[int, int]:
+    """An upper bound on (occurrences inside the window, expansion steps up to its end) of one
+    event, from its RRULEs and RDATEs alone: nothing is expanded to know it. Pure."""
+    start_prop = component.get("DTSTART")
+    if start_prop is None:
+        return 0, 0
+    start = _as_utc(start_prop.dt, zone)
+    rules = component.get("RRULE")
+    rules = [] if rules is None else rules if isinstance(rules, list) else [rules]
+    rdates = component.get("RDATE")
+    rdates = [] if rdates is None else rdates if isinstance(rdates, list) else [rdates]
+    extra = sum(len(getattr(r, "dts", [])) for r in rdates)
+    if not rules:
+        return 1 + extra, 1 + extra
+    inside = steps = extra + 1  # DTSTART is an occurrence even when no rule matches it
+    for rule in rules:
+        freq = (rule.get("FREQ") or [None])[0]
+        if freq not in PERIOD_SECONDS:
+            raise ImportFailure("malformed")
+        interval = max(1, int((rule.get("INTERVAL") or [1])[0]))
+        count = (rule.get("COUNT") or [None])[0]
+        end = window_until
+        if rule.get("UNTIL"):
+            until = rule["UNTIL"][0]
+            # an all-day UNTIL includes its whole day
+            slack = timedelta(days=1) if not isinstance(until, datetime) else timedelta(0)
+            end = min(end, _as_utc(until, zone) + slack)
+        factor, limits = _expansion(rule, freq)
+        period = PERIOD_SECONDS[freq] * interval
+        lo = max(window_from, start)
+        rule_inside = 0 if end <= lo else ((int((end - lo).total_seconds()) // period) + 1) * factor
+        rule_steps = (
+            0 if end <= start else ((int((end - start).total_seconds()) // period) + 1) * factor
+        )
+        if count is not None:
+            rule_inside = min(rule_inside, int(count))
+            if not limits:  # every step makes an occurrence, so COUNT ends the expansion
+                rule_steps = min(rule_steps, int(count))
+        inside += rule_inside
+        steps += rule_steps
+    return inside, steps
+
+
+def check_volume(
+    calendar, zone: ZoneInfo, window_from: datetime, window_until: datetime, max_events: int
+) -> None:
+    """Refuse a calendar whose repetitions could make more than `max_events` busy blocks in the
+    window, or take too long to expand, before anything is expanded (an RRULE:FREQ=SECONDLY
+    without an end once kept the server busy for minutes with gigabytes of memory)."""
+    inside = steps = 0
+    for component in calendar.walk("VEVENT"):
+        more_inside, more_steps = recurrence_volume(component, zone, window_from, window_until)
+        inside += more_inside
+        steps += more_steps
+        if inside > max_events or steps > MAX_EXPANSION_STEPS:
+            raise ImportFailure("too_many_events")
+
+
 def parse_busy(
-    data: bytes, tz: str, window_from: datetime, window_until: datetime, max_events: int
+    data: bytes,
+    tz: str,
+    window_from: datetime,
+    window_until: datetime,
+    max_events: int,
+    time_budget: float = 10.0,
 ) -> list[tuple[datetime, datetime, str]]:
-    """Busy intervals of the calendar's events inside the window, sorted."""
+    """Busy intervals of the calendar's events inside the window, sorted. The repetitions'
+    volume is bounded before they are expanded, and the reading stops at `max_events` blocks
+    and after `time_budget` seconds (uploads and scheduled refreshes alike)."""
     zone = ZoneInfo(tz)
+    deadline = monotonic() + time_budget
     if not data.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
         raise ImportFailure("not_icalendar")
     try:
         calendar = Calendar.from_ical(data)
+        check_volume(calendar, zone, window_from, window_until, max_events)
+        if monotonic() > deadline:
+            raise ImportFailure("too_slow")
         occurrences = recurring_ical_events.of(calendar).between(window_from, window_until)
         blocks = []
         for occurrence in occurrences:
+            if monotonic() > deadline:
+                raise ImportFailure("too_slow")
             if occurrence.name != "VEVENT":
                 continue
             if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":

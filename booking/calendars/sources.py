@@ -53,6 +53,7 @@ def _parse(data: bytes, resource: Resource):
         resource.carrier.timezone,
         *_window(),
         current_app.config["CALENDAR_IMPORT_MAX_EVENTS"],
+        current_app.config["CALENDAR_IMPORT_TIME_BUDGET"],
     )
 
 
