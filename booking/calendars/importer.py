@@ -4,8 +4,11 @@ all-day, TZID, UTC and floating times, cancelled events and EXDATEs skipped)."""
 
 from __future__ import annotations
 
+import functools
+import http.client
 import ipaddress
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -54,50 +57,133 @@ class ImportFailure(Exception):
         return f"{self.code}:{self.detail}" if self.detail else self.code
 
 
-def check_url(url: str, allow_private: bool) -> None:
+# Ranges Python's is_global still calls global (or that embed another address) and that must
+# never be fetched: IETF protocol assignments, the 6to4 relay, NAT64 prefixes.
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.0.0/24", "192.88.99.0/24", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16")
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the last 32 bits are an IPv4 address
+
+
+def address_allowed(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether an address is on the public internet: only `is_global` addresses, never one
+    of the exceptions above, and an IPv6 address that carries an IPv4 one (mapped, 6to4,
+    NAT64) only when that one is public too."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6:
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return address_allowed(embedded)
+    if ip.is_multicast or not ip.is_global:
+        return False
+    return not any(ip.version == net.version and ip in net for net in _NOT_PUBLIC)
+
+
+def _split(url: str) -> urllib.parse.SplitResult:
     try:
         parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         raise ImportFailure("invalid_url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ImportFailure("invalid_url")
-    if allow_private:
-        return
+    return parts
+
+
+def resolve(host: str, port: int, allow_private: bool) -> str:
+    """The address to connect to: looked up once, every answer checked (one private answer
+    refuses the host), and the connection then goes to exactly this address, so that a
+    second look-up cannot return another one (DNS rebinding)."""
     try:
-        infos = socket.getaddrinfo(
-            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-        )
-    except (socket.gaierror, UnicodeError):
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError):
         raise ImportFailure("unreachable") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            raise ImportFailure("private_address")
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        raise ImportFailure("unreachable")
+    if not allow_private and not all(address_allowed(a) for a in addresses):
+        raise ImportFailure("private_address")
+    return addresses[0]
+
+
+def check_url(url: str, allow_private: bool) -> None:
+    """For the form: the address is http(s) and its host resolves to public addresses only."""
+    parts = _split(url)
+    resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allow_private)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, pinned: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pinned = pinned
+
+    def connect(self):
+        self.sock = socket.create_connection((self.pinned, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, pinned: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pinned = pinned
+
+    def connect(self):
+        sock = socket.create_connection((self.pinned, self.port), self.timeout)
+        # The certificate is still checked against the host name, not the address.
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, allow_private: bool):
+        super().__init__()
+        self.allow_private = allow_private
+
+    def http_open(self, req):
+        parts = _split(req.full_url)
+        pinned = resolve(parts.hostname, parts.port or 80, self.allow_private)
+        return self.do_open(functools.partial(_PinnedHTTPConnection, pinned=pinned), req)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allow_private: bool):
+        super().__init__(context=ssl.create_default_context())
+        self.allow_private = allow_private
+
+    def https_open(self, req):
+        parts = _split(req.full_url)
+        pinned = resolve(parts.hostname, parts.port or 443, self.allow_private)
+        return self.do_open(
+            functools.partial(_PinnedHTTPSConnection, pinned=pinned), req, context=self._context
+        )
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    def __init__(self, allow_private: bool, max_redirects: int):
-        self.allow_private = allow_private
+    def __init__(self, max_redirects: int):
         self.max_redirections = max_redirects
         self.max_repeats = 1
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        check_url(newurl, self.allow_private)  # every hop, not only the first
+        _split(newurl)  # http(s) only; the address is checked when the hop connects
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def fetch(
     url: str, *, timeout: float, max_bytes: int, allow_private: bool, max_redirects: int = 3
 ) -> bytes:
-    check_url(url, allow_private)
-    opener = urllib.request.build_opener(_CheckedRedirects(allow_private, max_redirects))
+    _split(url)
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler({}),  # never through an environment proxy: we connect
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        _CheckedRedirects(max_redirects),
+        _PinnedHTTPHandler(allow_private),
+        _PinnedHTTPSHandler(allow_private),
+    ):
+        opener.add_handler(handler)
     request = urllib.request.Request(
         url,
         headers={
@@ -116,8 +202,10 @@ def fetch(
         raise ImportFailure("http_error", str(error.code)) from None
     except TimeoutError:
         raise ImportFailure("timeout") from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", None)
+        if isinstance(reason, ImportFailure):
+            raise reason from None
         if isinstance(reason, (TimeoutError, socket.timeout)):
             raise ImportFailure("timeout") from None
         raise ImportFailure("unreachable") from None
