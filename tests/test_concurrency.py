@@ -3,16 +3,8 @@ parallel requests for the same slot, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -21,68 +13,21 @@ from booking.accounts.service import create_api_token
 from booking.bookings.models import HOLDING, Booking
 from booking.extensions import db
 from tests.booking_helpers import at, next_monday
-from tests.conftest import ROOT, free_port
 from tests.factories import make_carrier, make_org, make_resource, make_user
+from tests.servers import Gunicorn, post_json
 
 PARALLEL = 30
 
 
 @pytest.fixture
 def server(app, database_url):
-    port = free_port()
-    env = {
-        **os.environ,
-        "BOOKING_ENV": "production",
-        "SECRET_KEY": "concurrency-test-secret",
-        "DATABASE_URL": database_url,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-    }
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(
-        [
-            str(gunicorn),
-            "--workers",
-            "4",
-            "--threads",
-            "4",
-            "--worker-class",
-            "gthread",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "wsgi:app",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(base + "/api/v1/resources", timeout=2).read()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        process.terminate()
-        pytest.fail("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
-    yield base
-    process.terminate()
-    process.wait(timeout=15)
+    gunicorn = Gunicorn(database_url).start()
+    yield gunicorn.base
+    gunicorn.stop()
 
 
 def _post(url: str, token: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    return post_json(url, token, body)
 
 
 def _race(base: str, tokens: list[str], body: dict) -> list[tuple[int, dict]]:
