@@ -244,7 +244,7 @@ def test_kill_9_in_the_middle_of_an_invoice_run_bills_everything_once(app, datab
                     "start_at": start,
                     "end_at": start + timedelta(minutes=45),
                     "quantity": 1,
-                    "source": "api",
+                    "source": "meter",
                 }
             )
     db.session.execute(insert(UsageRecord), rows)

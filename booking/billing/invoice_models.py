@@ -2,10 +2,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from booking.extensions import db
+from booking.extensions import db, one_of
 from booking.types import UTCDateTime, utcnow
 
 DRAFT, ISSUED = "draft", "issued"
@@ -17,6 +27,7 @@ BOOKING_LINE, USAGE_LINE, NO_SHOW_LINE, LATE_CANCEL_LINE, ADJUSTMENT_LINE = (
     "late_cancel",
     "adjustment",
 )
+LINE_KINDS = (BOOKING_LINE, USAGE_LINE, NO_SHOW_LINE, LATE_CANCEL_LINE, ADJUSTMENT_LINE)
 
 
 class Invoice(db.Model):
@@ -26,6 +37,9 @@ class Invoice(db.Model):
     __tablename__ = "invoices"
     __table_args__ = (
         UniqueConstraint("carrier_id", "number"),
+        CheckConstraint(one_of("status", (DRAFT, ISSUED)), name="status"),
+        CheckConstraint(one_of("kind", (INVOICE, CREDIT_NOTE)), name="kind"),
+        CheckConstraint("status <> 'issued' OR number IS NOT NULL", name="issued_has_number"),
         # At most one open draft per organisation, carrier and period: a second run adds to it.
         Index(
             "uq_invoices_one_draft",
@@ -39,11 +53,13 @@ class Invoice(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Invoices outlive whatever they bill: deleting a carrier or an organisation that has
+    # invoices is refused by the database, never a cascade.
     carrier_id: Mapped[int] = mapped_column(
-        ForeignKey("carriers.id", ondelete="CASCADE"), index=True
+        ForeignKey("carriers.id", ondelete="RESTRICT"), index=True
     )
     organisation_id: Mapped[int] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+        ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
     )
     period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
     kind: Mapped[str] = mapped_column(String(16), default=INVOICE)
@@ -83,6 +99,7 @@ class InvoiceLine(db.Model):
 
     __tablename__ = "invoice_lines"
     __table_args__ = (
+        CheckConstraint(one_of("source_kind", LINE_KINDS), name="source_kind"),
         # Nothing is billed twice: one line per source and kind, across all invoices.
         Index(
             "uq_invoice_lines_source",

@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from booking.extensions import db
+from booking.extensions import db, one_of
 from booking.types import UTCDateTime, utcnow
 
 REQUESTED = "requested"
@@ -47,6 +47,7 @@ class Booking(db.Model):
         CheckConstraint("start_at < end_at", name="start_before_end"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("busy_from <= start_at AND busy_until >= end_at", name="busy_covers"),
+        CheckConstraint(one_of("status", STATUSES), name="status"),
         Index("ix_bookings_resource_busy", "resource_id", "busy_from", "busy_until"),
         Index("ix_bookings_user_start", "user_id", "start_at"),
     )
@@ -178,13 +179,17 @@ OFFERED = "offered"
 ACCEPTED = "accepted"
 EXPIRED = "expired"
 WITHDRAWN = "withdrawn"
+WAITLIST_STATUSES = (WAITING, OFFERED, ACCEPTED, EXPIRED, WITHDRAWN)
 
 
 class WaitlistEntry(db.Model):
     """Someone waiting for a full slot; offered in order when capacity frees."""
 
     __tablename__ = "waitlist_entries"
-    __table_args__ = (Index("ix_waitlist_resource_status", "resource_id", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_waitlist_resource_status", "resource_id", "status", "created_at"),
+        CheckConstraint(one_of("status", WAITLIST_STATUSES), name="status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))

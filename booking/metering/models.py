@@ -17,10 +17,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from booking.extensions import db
+from booking.extensions import db, one_of
 from booking.types import UTCDateTime, utcnow
 
 CHECK_IN, OPERATOR, WALK_UP, METER = "checkin", "operator", "walkup", "meter"
+SOURCES = (CHECK_IN, OPERATOR, WALK_UP, METER)
 
 
 class UsageRecord(db.Model):
@@ -30,6 +31,7 @@ class UsageRecord(db.Model):
     __table_args__ = (
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("end_at IS NULL OR start_at < end_at", name="start_before_end"),
+        CheckConstraint(one_of("source", SOURCES), name="source"),
         # Re-sending the same machine record is harmless: one row per carrier and external id.
         UniqueConstraint("carrier_id", "external_id"),
         Index("ix_usage_records_resource_start", "resource_id", "start_at"),

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from booking.extensions import db
+from booking.extensions import db, one_of
 from booking.types import UTCDateTime, utcnow
 
 # The life of a mail in the outbox. A row is claimed (`sending`, committed) just before it is
@@ -16,10 +16,6 @@ SENT = "sent"
 SKIPPED = "skipped"
 FAILED = "failed"
 MAIL_STATES = (PENDING, SENDING, SENT, SKIPPED, FAILED)
-
-
-def _states_sql(column: str, states: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(s) for s in states)})"
 
 
 class MailState:
@@ -35,7 +31,7 @@ class MailState:
     def __table_args__(cls):  # noqa: N805 - a declared attribute
         return (
             Index(f"ix_{cls.__tablename__}_mail_state", "mail_state", "mail_next_at"),
-            CheckConstraint(_states_sql("mail_state", MAIL_STATES), name="mail_state"),
+            CheckConstraint(one_of("mail_state", MAIL_STATES), name="mail_state"),
             *getattr(cls, "extra_table_args", ()),
         )
 
