@@ -13,21 +13,17 @@ from booking.extensions import db
 from booking.security import safe_next
 from tests.booking_helpers import at, next_monday
 from tests.conftest import login, post_form
-from tests.factories import make_carrier, make_org, make_resource, make_user
+from tests.test_jobs import site  # noqa: F401 - the fixture
 
 EN = {"Accept-Language": "en"}
 
 
 @pytest.fixture
-def site(app):
-    op = make_user("op@example.com")
-    carrier = make_carrier("CQ01", admin=op)
-    eng = make_user("eng@example.com")
-    make_org("Startup", members=[eng])
-    line = make_resource(carrier, "Line", requires_approval=True, always_open=True)
+def secured(site):  # noqa: F811 - the imported fixture
+    """The jobs tests' site, with a request waiting for approval on the pilot line."""
     m = next_monday()
-    request = bookings.create_booking(eng, line.id, at(m, 9), at(m, 12))
-    return {"op": op, "eng": eng, "carrier": carrier, "line": line, "request": request}
+    request = bookings.create_booking(site["eng"], site["line"].id, at(m, 9), at(m, 12))
+    return {**site, "request": request}
 
 
 def status_of(booking_id: int) -> str:
@@ -35,9 +31,9 @@ def status_of(booking_id: int) -> str:
     return db.session.scalar(select(Booking.status).where(Booking.id == booking_id))
 
 
-def test_a_cross_site_form_cannot_use_the_operators_session_on_the_api(client, site):
+def test_a_cross_site_form_cannot_use_the_operators_session_on_the_api(client, secured):
     login(client, "op@example.com")  # the operator's browser holds a session cookie
-    path = f"/api/v1/bookings/{site['request'].id}/approve"
+    path = f"/api/v1/bookings/{secured['request'].id}/approve"
     # What a plain HTML form on another site can send: form encodings or text/plain.
     for body in (
         {"data": {"reason": "ok"}},
@@ -52,22 +48,22 @@ def test_a_cross_site_form_cannot_use_the_operators_session_on_the_api(client, s
     assert response.status_code == 401
     assert response.json["error"]["code"] == "authentication_required"
     assert client.get("/api/v1/me").status_code == 401
-    assert status_of(site["request"].id) == "requested"
+    assert status_of(secured["request"].id) == "requested"
     # The operator's own token works.
-    _t, secret = create_api_token(site["op"], "ops")
+    _t, secret = create_api_token(secured["op"], "ops")
     ok = client.post(path, json={"reason": "ok"}, headers={"Authorization": f"Bearer {secret}"})
-    assert ok.status_code == 200 and status_of(site["request"].id) == "approved"
+    assert ok.status_code == 200 and status_of(secured["request"].id) == "approved"
 
 
-def test_security_headers_on_every_kind_of_response(client, site):
-    _t, secret = create_api_token(site["eng"], "t")
+def test_security_headers_on_every_kind_of_response(client, secured):
+    _t, secret = create_api_token(secured["eng"], "t")
     responses = [
         client.get("/"),
         client.get("/account/login"),
         client.get("/no-such-page"),
         client.get("/api/v1/resources"),
         client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"}),
-        client.get(f"/calendars/resources/{site['line'].id}.ics"),
+        client.get(f"/calendars/resources/{secured['line'].id}.ics"),
         client.get("/static/style.css"),
     ]
     for response in responses:
@@ -96,7 +92,7 @@ def test_no_inline_scripts_or_handlers_in_any_template():
         assert not re.search(r"\son[a-z]+\s*=", text), template
 
 
-def test_session_and_remember_cookies_are_httponly_and_samesite_lax(client, site):
+def test_session_and_remember_cookies_are_httponly_and_samesite_lax(client, secured):
     response = post_form(
         client,
         "/account/login",
@@ -167,7 +163,7 @@ def _location_stays_here(location: str) -> bool:
     )
 
 
-def test_sign_in_language_and_kiosk_redirects_stay_on_the_site(client, site):
+def test_sign_in_language_and_kiosk_redirects_stay_on_the_site(client, secured):
     for target in ("/%09/evil.example/", "/%5C/evil.example/", "//evil.example/"):
         response = post_form(
             client,
@@ -176,7 +172,7 @@ def test_sign_in_language_and_kiosk_redirects_stay_on_the_site(client, site):
             token_from="/account/login",
         )
         assert response.status_code == 302 and _location_stays_here(response.headers["Location"])
-        for path in ("/lang/en", f"/bookings/{site['request'].id}/check-in"):
+        for path in ("/lang/en", f"/bookings/{secured['request'].id}/check-in"):
             raw = target.replace("%09", "\t").replace("%5C", "\\")
             response = post_form(client, path, {"next": raw}, token_from="/")
             assert response.status_code == 302, path
@@ -184,7 +180,7 @@ def test_sign_in_language_and_kiosk_redirects_stay_on_the_site(client, site):
         client.post("/account/logout")
 
 
-def test_sign_in_is_rate_limited_per_address_and_showing_the_form_is_free(app, client, site):
+def test_sign_in_is_rate_limited_per_address_and_showing_the_form_is_free(app, client, secured):
     app.config["RATELIMIT_SIGN_IN"] = "3 per minute"
     for _ in range(5):
         assert client.get("/account/login").status_code == 200
@@ -205,7 +201,7 @@ def test_sign_in_is_rate_limited_per_address_and_showing_the_form_is_free(app, c
     assert page.status_code == 200
 
 
-def test_registration_reset_and_token_creation_are_rate_limited(app, client, site):
+def test_registration_reset_and_token_creation_are_rate_limited(app, client, secured):
     app.config.update(
         RATELIMIT_REGISTER="1 per minute",
         RATELIMIT_PASSWORD_RESET="1 per minute",
@@ -228,10 +224,10 @@ def test_registration_reset_and_token_creation_are_rate_limited(app, client, sit
     assert again.status_code == 429
 
 
-def test_api_requests_are_limited_per_token(app, client, site):
+def test_api_requests_are_limited_per_token(app, client, secured):
     app.config["RATELIMIT_API"] = "3 per minute"
-    _a, first = create_api_token(site["eng"], "a")
-    _b, second = create_api_token(site["op"], "b")
+    _a, first = create_api_token(secured["eng"], "a")
+    _b, second = create_api_token(secured["op"], "b")
     for _ in range(3):
         assert (
             client.get("/api/v1/me", headers={"Authorization": f"Bearer {first}"}).status_code
