@@ -13,7 +13,7 @@ from flask_babel import force_locale
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from booking.bookings.models import BusyBlock
 from booking.calendars.importer import recurrence_volume
@@ -132,3 +132,64 @@ def test_the_volume_bound_is_never_below_what_expansion_makes(rule_and_start):
     inside, steps = recurrence_volume(event, SH, WINDOW_FROM, WINDOW_UNTIL)
     made = recurring_ical_events.of(calendar).between(WINDOW_FROM, WINDOW_UNTIL)
     assert len(made) <= inside <= steps + 1, (rule, start, len(made), inside)
+
+
+def test_no_transaction_is_open_while_a_calendar_downloads(  # noqa: F811 - fixtures
+    app,
+    client,
+    world,  # noqa: F811
+    calendar_server,  # noqa: F811
+    database_url,
+):
+    """The import does not keep a transaction open while it waits for a slow calendar server
+    (2 s here): on SQLite that would hold the whole database's write lock, on PostgreSQL the
+    locks and snapshot of an idle transaction, and every other writer would wait."""
+    import sqlite3
+    import threading
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    app.config["CALENDAR_IMPORT_TIMEOUT"] = 5
+    login(client, "op@example.com")
+    page = f"/operate/CQ01/resources/{world['sem'].id}/calendars"
+    answers = []
+
+    source = add_url_source(world["sem"], "Internal", calendar_server.url("valid"))
+    source.url = calendar_server.url("slow")  # the refresh button now waits 2 s for it
+
+    def add_slow_source():
+        with app.app_context():
+            answers.append(
+                post_form(
+                    client, f"/operate/CQ01/calendars/{source.id}/refresh", {}, token_from=page
+                )
+            )
+
+    db.session.commit()  # the test's own session holds no transaction either
+    thread = threading.Thread(target=add_slow_source)
+    thread.start()
+    time.sleep(1.0)  # the request is waiting for the slow server now
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        other = sqlite3.connect(url.database, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" if the import held the lock
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+    else:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            idle = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        engine.dispose()
+        assert idle == 0
+    thread.join(timeout=30)
+    assert answers and answers[0].status_code == 302
+    db.session.commit()  # a fresh snapshot
+    assert blocks() == 5

@@ -47,10 +47,17 @@ def _window():
     )
 
 
-def _parse(data: bytes, resource: Resource):
+def _outside_transaction() -> None:
+    """End the current transaction (nothing is pending) before slow outside work — a DNS
+    look-up, a download, parsing a large file — so that no database lock is held meanwhile
+    (on SQLite a write transaction holds the whole database's write lock)."""
+    db.session.commit()
+
+
+def _parse(data: bytes, tz: str):
     return parse_busy(
         data,
-        resource.carrier.timezone,
+        tz,
         *_window(),
         current_app.config["CALENDAR_IMPORT_MAX_EVENTS"],
         current_app.config["CALENDAR_IMPORT_TIME_BUDGET"],
@@ -76,6 +83,7 @@ def add_url_source(resource: Resource, name: str, url: str) -> CalendarSource:
             Problem("too_long", _l("Must be at most %(max)d characters.", max=2000), "url")
         )
     else:
+        _outside_transaction()
         try:
             check_url(url, current_app.config["CALENDAR_IMPORT_ALLOW_PRIVATE"])
         except ImportFailure as failure:
@@ -96,8 +104,10 @@ def add_file_source(resource: Resource, name: str, data: bytes) -> CalendarSourc
         problems.append(Problem("too_large", _l("The file is too large."), "file"))
     blocks = []
     if not problems:
+        tz = resource.carrier.timezone
+        _outside_transaction()
         try:
-            blocks = _parse(data, resource)
+            blocks = _parse(data, tz)
         except ImportFailure as failure:
             problems.append(Problem(failure.code, failure.message, "file"))
     if problems:
@@ -116,8 +126,10 @@ def refresh_source(source_id: int) -> CalendarSource:
     if source.kind != URL:
         return source
     now = utcnow()
+    url, tz = source.url, source.resource.carrier.timezone
+    _outside_transaction()
     try:
-        blocks = _parse(_fetch(source.url), source.resource)
+        blocks = _parse(_fetch(url), tz)
     except ImportFailure as failure:
         begin_write()
         source = db.session.get(CalendarSource, source_id)
