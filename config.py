@@ -76,6 +76,8 @@ class Config:
     CALENDAR_IMPORT_ALLOW_PRIVATE = _env_bool("CALENDAR_IMPORT_ALLOW_PRIVATE")
 
     # Requests and cookies (docs/security.md, docs/deploy.md).
+    # The largest request body (uploaded calendars and usage files included): 413 beyond it.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024)))
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
     # Redirect http to https and send HSTS; usually the proxy in front does this.
     FORCE_HTTPS = _env_bool("FORCE_HTTPS", False)
@@ -94,6 +96,8 @@ class Config:
     RATELIMIT_PASSWORD_RESET = os.environ.get("RATELIMIT_PASSWORD_RESET", "10 per hour")
     RATELIMIT_API_TOKENS = os.environ.get("RATELIMIT_API_TOKENS", "20 per hour")
     RATELIMIT_API = os.environ.get("RATELIMIT_API", "600 per minute")
+    # Refused API tokens per client address (guessing tokens).
+    RATELIMIT_API_BAD_TOKENS = os.environ.get("RATELIMIT_API_BAD_TOKENS", "30 per minute")
 
     PASSWORD_RESET_MAX_AGE = 3600  # seconds a reset link stays valid
     INVITATION_DAYS = 14

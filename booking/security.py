@@ -32,7 +32,7 @@ CONTENT_SECURITY_POLICY = {
 talisman = Talisman()
 
 
-def _client_key() -> str:
+def client_address() -> str:
     """Rate-limit key of the web forms: the client's address (behind a proxy, ProxyFix makes
     it the real client's)."""
     return get_remote_address() or "unknown"
@@ -45,10 +45,10 @@ def api_client_key() -> str:
     scheme, _sep, secret = header.partition(" ")
     if scheme.lower() == "bearer" and secret.strip():
         return "token:" + hashlib.sha256(secret.strip().encode()).hexdigest()[:32]
-    return "addr:" + _client_key()
+    return "addr:" + client_address()
 
 
-limiter = Limiter(key_func=_client_key, default_limits=[])
+limiter = Limiter(key_func=client_address, default_limits=[])
 
 
 def limit(config_key: str, key_func=None):
@@ -79,11 +79,24 @@ def init_app(app: Flask) -> None:
         REMEMBER_COOKIE_SAMESITE="Lax",
     )
     limiter.init_app(app)
+    app.before_request(_receive_body_first)
     hops = app.config["PROXY_FIX_HOPS"]
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _receive_body_first() -> None:
+    """Receive a state-changing request's whole body (at most MAX_CONTENT_LENGTH) before
+    anything touches the database: a client that sends slowly then cannot keep a database
+    lock held meanwhile (on SQLite a write transaction locks the whole database). Forms and
+    JSON are parsed from the received copy."""
+    if request.method not in SAFE_METHODS:
+        request.get_data(cache=True)
 
 
 # --- redirects -------------------------------------------------------------------------------

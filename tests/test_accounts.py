@@ -304,3 +304,22 @@ def test_locked_sign_in_page_says_so_in_the_users_language(app, client):
     assert locked.status_code == 429
     assert "登录失败次数过多" in locked.get_data(as_text=True)
     assert client.get("/account/settings").status_code == 302  # not signed in
+
+
+def test_a_mail_given_up_keeps_no_secret_link(app):
+    from booking.mail import queue_mail
+
+    queue_mail("invitation", "not-an-address", "Invitation", "link: https://x/inv/secret", "<a>")
+    db.session.commit()
+    assert "1 skipped" in send_pending()
+    (mail,) = db.session.scalars(select(OutgoingMail)).all()
+    db.session.refresh(mail)
+    assert mail.mail_state == "skipped" and mail.body_text == "" and mail.body_html is None
+
+
+def test_a_body_beyond_the_limit_is_a_translated_413(client, app):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = client.post(
+        "/account/login", data={"email": "x" * 2000}, headers={"Accept-Language": "en"}
+    )
+    assert response.status_code == 413 and "too large" in response.get_data(as_text=True)

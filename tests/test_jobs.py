@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from booking.bookings import service as bookings
 from booking.bookings.models import Booking
@@ -297,3 +297,29 @@ def test_invoice_voucher_and_qualification_events_reach_the_inbox(app, site):
     db.session.commit()
     assert jobs.run_job("qualification_expiry") == "1 sent"
     assert jobs.run_job("qualification_expiry") == "0 sent"
+
+
+def test_a_dead_local_schedulers_lease_is_taken_over_and_a_foreign_one_waits(app, site):
+    """A killed scheduler's lease is free at once on the same host and pid namespace; a live
+    one, or one from another container (another pid namespace), waits for its expiry."""
+    now = utcnow()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    place = jobs.owner_name().rsplit(":", 1)[0]
+    for holder, free in (
+        (f"{place}:{dead.pid}", True),
+        (f"{place}:{os.getppid()}", False),  # alive: our parent process
+        (f"{place.split(':')[0]}:4026500000:{dead.pid}", False),  # another pid namespace
+        (f"elsewhere:1:{dead.pid}", False),
+    ):
+        jobs._ensure_row("reminders")
+        db.session.execute(
+            update(JobRun)
+            .where(JobRun.name == "reminders")
+            .values(leased_by=holder, leased_until=now + timedelta(minutes=5))
+        )
+        db.session.commit()
+        assert jobs.lease("reminders", now, 300, jobs.owner_name()) is free, holder
+    # A finished run releases its own lease.
+    assert jobs.run_job("reminders", now=now + timedelta(minutes=6), owner="me:1:1") != "skipped"
+    assert db.session.get(JobRun, "reminders").leased_by is None

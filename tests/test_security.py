@@ -244,3 +244,20 @@ def test_untrusted_host_names_are_refused(app, client):
     app.config["TRUSTED_HOSTS"] = ["booking.example.cn"]
     assert client.get("/", base_url="http://evil.example").status_code == 400
     assert client.get("/", base_url="http://booking.example.cn").status_code == 200
+
+
+def test_guessing_api_tokens_is_throttled_per_address(app, client, secured):
+    app.config["RATELIMIT_API_BAD_TOKENS"] = "3 per minute"
+    for n in range(3):
+        answer = client.get("/api/v1/me", headers={"Authorization": f"Bearer bkt_guess{n}"})
+        assert answer.status_code == 401
+    refused = client.get("/api/v1/me", headers={"Authorization": "Bearer bkt_guess9", **EN})
+    assert refused.status_code == 429 and refused.json["error"]["code"] == "rate_limited"
+    # Valid calls do not count against the address, and another address is not affected.
+    _t, secret = create_api_token(secured["eng"], "t")
+    elsewhere = {"REMOTE_ADDR": "10.0.0.9"}
+    for _ in range(5):
+        ok = client.get(
+            "/api/v1/me", headers={"Authorization": f"Bearer {secret}"}, environ_base=elsewhere
+        )
+        assert ok.status_code == 200

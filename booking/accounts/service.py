@@ -44,20 +44,22 @@ def register(email: str, display_name: str, password: str, locale: str | None = 
         + plain_text_problems(display_name, "display_name", 80)
         + password_problems(password, email)
     )
-    if not problems and user_by_email(email) is not None:
-        problems.append(
+    if problems:
+        raise ServiceError(problems)
+    # Hashing is slow by design: done before the first query, so not under a database lock.
+    password_hash = generate_password_hash(password)
+    if user_by_email(email) is not None:
+        raise ServiceError(
             Problem(
                 "email_taken", _l("An account with this e-mail address already exists."), "email"
             )
         )
     if locale is not None and locale not in LOCALES:
         locale = None
-    if problems:
-        raise ServiceError(problems)
     user = User(
         email=email,
         display_name=display_name.strip(),
-        password_hash=generate_password_hash(password),
+        password_hash=password_hash,
         locale=locale,
     )
     db.session.add(user)
@@ -89,6 +91,9 @@ def authenticate(email: str, password: str, now: datetime | None = None) -> User
             429,
         )
     user = user_by_email(address)
+    # The hash check is slow by design: the reading transaction ends first, so that no
+    # database lock is held meanwhile; the outcome is written in a transaction of its own.
+    db.session.commit()
     if user is None or not user.active:
         # Spend the same time as a real check so timing does not reveal which e-mails exist.
         check_password_hash(_dummy_hash(), password or "")

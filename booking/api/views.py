@@ -13,13 +13,21 @@ from booking.extensions import csrf
 from booking.i18n import current_locale, minutes_to_hhmm
 from booking.orgs.service import organisations_of
 from booking.problems import Problem, ServiceError
-from booking.security import api_client_key, limiter
+from booking.security import api_client_key, client_address, limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Only bearer tokens authenticate the API; the session cookie is ignored here. A form on
 # another site can send the cookie but never the token, so the API needs no CSRF token.
 csrf.exempt(bp)
 limiter.limit(lambda: current_app.config["RATELIMIT_API"], key_func=api_client_key)(bp)
+# Anyone can make up a token (each would get a bucket of its own), so refused tokens are also
+# counted per client address: guessing is throttled however many tokens are tried.
+limiter.limit(
+    lambda: current_app.config["RATELIMIT_API_BAD_TOKENS"],
+    key_func=client_address,
+    deduct_when=lambda response: response.status_code == 401,
+    scope="api-refused-tokens",
+)(bp)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

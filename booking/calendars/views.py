@@ -14,6 +14,7 @@ from booking.calendars import service
 from booking.calendars.models import CARRIER, ORGANISATION, RESOURCE, USER
 from booking.exports import content_disposition
 from booking.i18n import current_locale
+from booking.inputs import as_id
 from booking.problems import NotFound
 from booking.tenancy import operated_carriers
 
@@ -120,11 +121,8 @@ def settings():
 def create():
     if EmptyForm().validate_on_submit():
         scope = request.form.get("scope", "")
-        try:
-            scope_id = int(request.form.get("scope_id", ""))
-        except ValueError:
-            raise NotFound() from None
-        if scope not in (USER, ORGANISATION, CARRIER, RESOURCE):
+        scope_id = as_id(request.form.get("scope_id"))
+        if scope_id is None or scope not in (USER, ORGANISATION, CARRIER, RESOURCE):
             raise NotFound()
         service.create_feed(current_user, scope, scope_id)
         flash(_("Feed link created."), "success")

@@ -37,8 +37,21 @@ from booking.types import utcnow
 log = logging.getLogger(__name__)
 
 
+def _pid_namespace() -> str:
+    """The process-id namespace (containers have their own): a pid means something only
+    within it."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").rstrip("]")
+    except OSError:
+        return "-"
+
+
+def _place() -> str:
+    return f"{socket.gethostname()[:50]}:{_pid_namespace()}"
+
+
 def owner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_place()}:{os.getpid()}"  # fits job_runs.leased_by (80)
 
 
 def once(key: str, user_id: int | None = None) -> bool:
@@ -333,10 +346,13 @@ def lease(name: str, now: datetime, seconds: int, owner: str) -> bool:
 
 
 def _dead_local_owner(name: str) -> str | None:
-    """The lease holder, if it is a process of this host that no longer runs."""
+    """The lease holder, if it is a process of this host and pid namespace that no longer
+    runs (two containers may share a host name; their pids are not comparable)."""
     holder = db.session.scalar(select(JobRun.leased_by).where(JobRun.name == name))
-    host, _sep, pid = (holder or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    place, _sep, pid = (holder or "").rpartition(":")
+    if place != _place() or not pid.isdigit():
+        return None
+    if int(pid) == os.getpid():
         return None
     try:
         os.kill(int(pid), 0)
@@ -375,7 +391,11 @@ def run_job(name: str, now: datetime | None = None, owner: str | None = None) ->
         values |= {"last_error": error, "last_error_at": finished}
     else:
         values |= {"last_result": result}
-    db.session.execute(update(JobRun).where(JobRun.name == name).values(**values))
+    # Only our own lease is released: had it run out and another process taken it over,
+    # that one's lease stays.
+    db.session.execute(
+        update(JobRun).where(JobRun.name == name, JobRun.leased_by == owner).values(**values)
+    )
     db.session.commit()
     return error or result
 

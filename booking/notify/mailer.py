@@ -123,7 +123,10 @@ OUTBOXES: tuple[tuple[type, Callable], ...] = (
 
 
 def _record(model, row_id: int, **values) -> None:
-    """Record a message's outcome in a transaction of its own."""
+    """Record a message's outcome in a transaction of its own. A direct mail's bodies hold a
+    secret link: once it is sent or given up, only its subject is kept."""
+    if model is OutgoingMail and values.get("mail_state") in (SENT, FAILED, SKIPPED):
+        values |= {"body_text": "", "body_html": None}
     db.session.rollback()
     begin_write()
     db.session.execute(update(model).where(model.id == row_id).values(**values))
@@ -160,8 +163,7 @@ def send_one(model, build: Callable, now: datetime) -> str | None:
         _record(model, row_id, mail_state=FAILED, mail_error=_describe("building", error))
         return FAILED
     if isinstance(message, str):
-        row.mail_state, row.mail_error = SKIPPED, message
-        db.session.commit()
+        _record(model, row_id, mail_state=SKIPPED, mail_error=message)
         return SKIPPED
     attempts = (row.mail_attempts or 0) + 1
     row.mail_state, row.mail_attempts, row.mail_next_at = SENDING, attempts, utcnow()
@@ -188,10 +190,7 @@ def send_one(model, build: Callable, now: datetime) -> str | None:
         log.exception("sending mail %s %s failed", model.__tablename__, row_id)
         _record(model, row_id, mail_state=FAILED, mail_error=_describe("sending", error))
         return FAILED
-    done = {"mail_state": SENT, "mail_error": None}
-    if model is OutgoingMail:  # the bodies hold secret links: keep only the subject
-        done |= {"body_text": "", "body_html": None}
-    _record(model, row_id, **done)
+    _record(model, row_id, mail_state=SENT, mail_error=None)
     return SENT
 
 
@@ -209,15 +208,18 @@ def fail_stale_claims(now: datetime) -> int:
     """Messages left `sending` by a process that died: failed, never resent."""
     found = 0
     for model, _build in OUTBOXES:
+        values = {
+            "mail_state": FAILED,
+            "mail_error": "the sending process stopped during the hand-over; it may have "
+            "arrived, so it is not sent again",
+        }
+        if model is OutgoingMail:
+            values |= {"body_text": "", "body_html": None}
         begin_write()
         found += db.session.execute(
             update(model)
             .where(model.mail_state == SENDING, model.mail_next_at < now - STALE_CLAIM)
-            .values(
-                mail_state=FAILED,
-                mail_error="the sending process stopped during the hand-over; it may have "
-                "arrived, so it is not sent again",
-            )
+            .values(**values)
         ).rowcount
         db.session.commit()
     return found
