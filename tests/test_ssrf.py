@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -145,3 +146,45 @@ def test_no_proxy_from_the_environment_is_used(monkeypatch, dns):
     with pytest.raises(ImportFailure):
         fetch("http://rebind.example/cal.ics", timeout=1, max_bytes=1000, allow_private=False)
     assert dns.connected == [("8.8.8.8", 80)]
+
+
+@pytest.fixture
+def dripping_server():
+    """Sends a valid header, then one byte of body every 0.3 s."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/calendar")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(100000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield port
+    server.shutdown()
+
+
+def test_a_server_that_drips_is_stopped_at_the_overall_deadline(dripping_server):
+    began = time.monotonic()
+    with pytest.raises(ImportFailure) as failure:
+        fetch(
+            f"http://127.0.0.1:{dripping_server}/cal.ics",
+            timeout=1,  # each byte comes well within it; the whole download may take 3 s
+            max_bytes=1_000_000,
+            allow_private=True,
+        )
+    assert failure.value.code == "timeout"
+    assert time.monotonic() - began < 6

@@ -7,18 +7,23 @@ from __future__ import annotations
 import functools
 import http.client
 import ipaddress
+import math
+import multiprocessing
+import resource
 import socket
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from time import monotonic
 from zoneinfo import ZoneInfo
 
 import recurring_ical_events
 from flask_babel import lazy_gettext as _l
 from icalendar import Calendar
+
+from booking.calendars.recurrence import Malformed, as_utc, recurrence_volume
 
 MESSAGES = {
     "invalid_url": _l("Only http:// and https:// addresses can be imported."),
@@ -169,6 +174,21 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
+def _read_before(response, limit: int, deadline: float) -> bytes:
+    """At most `limit` bytes of the body, all of it before `deadline`: the time-out applies
+    to each wait, so a server sending a byte every few seconds is stopped here."""
+    chunks, size = [], 0
+    while size < limit:
+        if monotonic() > deadline:
+            raise ImportFailure("timeout")
+        chunk = response.read1(min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def fetch(
     url: str, *, timeout: float, max_bytes: int, allow_private: bool, max_redirects: int = 3
 ) -> bytes:
@@ -193,7 +213,7 @@ def fetch(
     )
     try:
         with opener.open(request, timeout=timeout) as response:
-            data = response.read(max_bytes + 1)
+            data = _read_before(response, max_bytes + 1, deadline=monotonic() + 3 * timeout)
     except ImportFailure:
         raise
     except urllib.error.HTTPError as error:
@@ -214,150 +234,45 @@ def fetch(
     return data
 
 
-def _as_utc(value, zone: ZoneInfo) -> datetime:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:  # floating time: the carrier's local time
-            value = value.replace(tzinfo=zone)
-        return value.astimezone(UTC)
-    if isinstance(value, date):  # all-day: from the carrier's local midnight
-        return datetime.combine(value, time(0), tzinfo=zone).astimezone(UTC)
-    raise ValueError("not a date or time")
-
-
-# --- how much a calendar's repetitions could produce, known before expanding them -------------
-
-# The shortest length of one period of each frequency (a month is at least 28 days).
-PERIOD_SECONDS = {
-    "SECONDLY": 1,
-    "MINUTELY": 60,
-    "HOURLY": 3600,
-    "DAILY": 86400,
-    "WEEKLY": 7 * 86400,
-    "MONTHLY": 28 * 86400,
-    "YEARLY": 365 * 86400,
-}
-ORDER = tuple(PERIOD_SECONDS)
-# Expanding one rule from its start to the window's end takes about this many steps at most;
-# beyond it a rule is refused however few of its occurrences fall inside the window.
+# Expanding one calendar's repetitions up to the window's end takes about this many steps at
+# most; beyond it a calendar is refused however few of its occurrences fall in the window.
 MAX_EXPANSION_STEPS = 400_000
-
-
-def _expansion(rule, freq: str) -> tuple[int, bool]:
-    """Most occurrences a rule's BYxxx parts make in one period (RFC 5545 3.3.10: a part
-    expands when it is finer than FREQ), and whether a part limits (filters) periods."""
-    level = ORDER.index(freq)
-
-    def count(part: str) -> int:
-        return len(rule.get(part) or [])
-
-    factor, limits = 1, bool(rule.get("BYSETPOS"))
-    for part, finer_than in (("BYSECOND", 0), ("BYMINUTE", 1), ("BYHOUR", 2)):
-        if count(part):
-            if level > finer_than:
-                factor *= count(part)
-            else:
-                limits = True
-    per_period = {
-        "BYDAY": {"WEEKLY": 1, "MONTHLY": 5, "YEARLY": 53},
-        "BYMONTHDAY": {"MONTHLY": 1, "YEARLY": 12},
-        "BYYEARDAY": {"YEARLY": 1},
-        "BYWEEKNO": {"YEARLY": 7},
-        "BYMONTH": {"YEARLY": 1},
-    }
-    for part, expands in per_period.items():
-        if count(part):
-            if freq in expands:
-                factor *= count(part) * expands[freq]
-            else:
-                limits = True
-    return min(factor, 366 * 86400), limits
-
-
-def recurrence_volume(
-    component, zone: ZoneInfo, window_from: datetime, window_until: datetime
-) -> tuple[int, int]:
-    """An upper bound on (occurrences inside the window, expansion steps up to its end) of one
-    event, from its RRULEs and RDATEs alone: nothing is expanded to know it. Pure."""
-    start_prop = component.get("DTSTART")
-    if start_prop is None:
-        return 0, 0
-    start = _as_utc(start_prop.dt, zone)
-    rules = component.get("RRULE")
-    rules = [] if rules is None else rules if isinstance(rules, list) else [rules]
-    rdates = component.get("RDATE")
-    rdates = [] if rdates is None else rdates if isinstance(rdates, list) else [rdates]
-    extra = sum(len(getattr(r, "dts", [])) for r in rdates)
-    if not rules:
-        return 1 + extra, 1 + extra
-    inside = steps = extra + 1  # DTSTART is an occurrence even when no rule matches it
-    for rule in rules:
-        freq = (rule.get("FREQ") or [None])[0]
-        if freq not in PERIOD_SECONDS:
-            raise ImportFailure("malformed")
-        interval = max(1, int((rule.get("INTERVAL") or [1])[0]))
-        count = (rule.get("COUNT") or [None])[0]
-        end = window_until
-        if rule.get("UNTIL"):
-            until = rule["UNTIL"][0]
-            # an all-day UNTIL includes its whole day
-            slack = timedelta(days=1) if not isinstance(until, datetime) else timedelta(0)
-            end = min(end, _as_utc(until, zone) + slack)
-        factor, limits = _expansion(rule, freq)
-        period = PERIOD_SECONDS[freq] * interval
-        lo = max(window_from, start)
-        rule_inside = 0 if end <= lo else ((int((end - lo).total_seconds()) // period) + 1) * factor
-        rule_steps = (
-            0 if end <= start else ((int((end - start).total_seconds()) // period) + 1) * factor
-        )
-        if count is not None:
-            rule_inside = min(rule_inside, int(count))
-            if not limits:  # every step makes an occurrence, so COUNT ends the expansion
-                rule_steps = min(rule_steps, int(count))
-        inside += rule_inside
-        steps += rule_steps
-    return inside, steps
+# The reading of one calendar runs in a process of its own with these limits, so that no
+# calendar can take the server's time or memory whatever its rules do (dateutil walks to the
+# year 9999 looking for a rule that never matches, for instance).
+CHILD_MEMORY_BYTES = 1024 * 1024 * 1024
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload([__name__])
 
 
 def check_volume(
     calendar, zone: ZoneInfo, window_from: datetime, window_until: datetime, max_events: int
 ) -> None:
-    """Refuse a calendar whose repetitions could make more than `max_events` busy blocks in the
-    window, or take too long to expand, before anything is expanded (an RRULE:FREQ=SECONDLY
-    without an end once kept the server busy for minutes with gigabytes of memory)."""
+    """Refuse a calendar whose repetitions could make more than `max_events` busy blocks in
+    the window, or take too many steps to expand, before anything is expanded."""
     inside = steps = 0
     for component in calendar.walk("VEVENT"):
-        more_inside, more_steps = recurrence_volume(component, zone, window_from, window_until)
+        try:
+            more_inside, more_steps = recurrence_volume(component, zone, window_from, window_until)
+        except Malformed:
+            raise ImportFailure("malformed") from None
         inside += more_inside
         steps += more_steps
         if inside > max_events or steps > MAX_EXPANSION_STEPS:
             raise ImportFailure("too_many_events")
 
 
-def parse_busy(
-    data: bytes,
-    tz: str,
-    window_from: datetime,
-    window_until: datetime,
-    max_events: int,
-    time_budget: float = 10.0,
+def _busy_blocks(
+    data: bytes, tz: str, window_from: datetime, window_until: datetime, max_events: int
 ) -> list[tuple[datetime, datetime, str]]:
-    """Busy intervals of the calendar's events inside the window, sorted. The repetitions'
-    volume is bounded before they are expanded, and the reading stops at `max_events` blocks
-    and after `time_budget` seconds (uploads and scheduled refreshes alike)."""
+    """The reading itself (in the child process): parse, bound, expand, collect."""
     zone = ZoneInfo(tz)
-    deadline = monotonic() + time_budget
-    if not data.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
-        raise ImportFailure("not_icalendar")
     try:
         calendar = Calendar.from_ical(data)
         check_volume(calendar, zone, window_from, window_until, max_events)
-        if monotonic() > deadline:
-            raise ImportFailure("too_slow")
         occurrences = recurring_ical_events.of(calendar).between(window_from, window_until)
         blocks = []
         for occurrence in occurrences:
-            if monotonic() > deadline:
-                raise ImportFailure("too_slow")
             if occurrence.name != "VEVENT":
                 continue
             if str(occurrence.get("STATUS", "")).upper() == "CANCELLED":
@@ -377,13 +292,71 @@ def parse_busy(
                 end_value = start_value
             else:
                 end_value = start_value + timedelta(days=1)
-            lo, hi = _as_utc(start_value, zone), _as_utc(end_value, zone)
+            lo, hi = as_utc(start_value, zone), as_utc(end_value, zone)
             if lo < hi:
                 blocks.append((lo, hi, str(occurrence.get("SUMMARY", ""))[:200]))
             if len(blocks) > max_events:
                 raise ImportFailure("too_many_events")
     except ImportFailure:
         raise
+    except MemoryError:
+        raise ImportFailure("too_many_events") from None
     except Exception:  # noqa: BLE001 - any parser failure is the source's fault, not ours
         raise ImportFailure("malformed") from None
     return sorted(blocks)
+
+
+def _run_in_child(connection, cpu_seconds: int, function, args: tuple) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_BYTES, CHILD_MEMORY_BYTES))
+    try:
+        connection.send(("ok", function(*args)))
+    except ImportFailure as failure:
+        connection.send(("failed", failure.code))
+    finally:
+        connection.close()
+
+
+def run_limited(function, args: tuple, seconds: float):
+    """`function(*args)` in a child process that is stopped after `seconds` (ImportFailure
+    "too_slow") and may use at most CHILD_MEMORY_BYTES; an ImportFailure raised there is
+    raised here. The function must be importable (a module-level function)."""
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    child = _CONTEXT.Process(
+        target=_run_in_child,
+        args=(sender, math.ceil(seconds) + 1, function, args),
+        daemon=True,
+    )
+    child.start()
+    sender.close()
+    try:
+        if not receiver.poll(seconds):
+            raise ImportFailure("too_slow")
+        outcome = receiver.recv()
+    except (EOFError, OSError):  # the child died: out of memory or CPU time
+        raise ImportFailure("too_many_events") from None
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.kill()
+        child.join(timeout=5)
+    if outcome[0] == "failed":
+        raise ImportFailure(outcome[1])
+    return outcome[1]
+
+
+def parse_busy(
+    data: bytes,
+    tz: str,
+    window_from: datetime,
+    window_until: datetime,
+    max_events: int,
+    time_budget: float = 10.0,
+) -> list[tuple[datetime, datetime, str]]:
+    """Busy intervals of the calendar's events inside the window, sorted. The repetitions'
+    volume is bounded before they are expanded, and the reading runs in a child process that
+    is stopped after `time_budget` seconds and may use at most CHILD_MEMORY_BYTES (uploads and
+    scheduled refreshes alike)."""
+    if not data.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
+        raise ImportFailure("not_icalendar")
+    return run_limited(_busy_blocks, (data, tz, window_from, window_until, max_events), time_budget)
