@@ -4,7 +4,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from booking.forms import REQUIRED_MESSAGE, MultiCheckboxField, PlainText
-from booking.i18n import LOCALES
+from booking.languages import LOCALES
 
 
 class RegisterForm(FlaskForm):

@@ -23,7 +23,7 @@ from booking.accounts.rules import (
     password_problems,
 )
 from booking.extensions import db
-from booking.i18n import LOCALES
+from booking.languages import LOCALES
 from booking.links import absolute_url
 from booking.mail import queue_mail
 from booking.problems import NotFound, Problem, ServiceError

@@ -15,7 +15,7 @@ from booking.accounts.forms import (
     ResetPasswordForm,
 )
 from booking.accounts.service import mail_topics_wanted
-from booking.i18n import LOCALES
+from booking.languages import LOCALES
 from booking.problems import ServiceError
 from booking.security import limit, safe_next
 from booking.web import show_problems

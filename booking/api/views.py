@@ -10,7 +10,7 @@ from booking.accounts.service import user_for_api_token
 from booking.catalogue import service as catalogue
 from booking.catalogue.models import Resource
 from booking.extensions import csrf
-from booking.i18n import current_locale, minutes_to_hhmm
+from booking.languages import current_locale, minutes_to_hhmm
 from booking.orgs.service import organisations_of
 from booking.problems import Problem, ServiceError
 from booking.security import api_client_key, client_address, limiter

@@ -21,7 +21,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from booking.billing.invoice_models import CREDIT_NOTE, Invoice
 from booking.billing.money import format_yuan
 from booking.exports import YUAN_FORMAT, append_row, new_workbook, workbook_bytes, yuan
-from booking.i18n import pick
+from booking.languages import pick
 
 FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))

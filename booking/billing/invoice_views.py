@@ -234,7 +234,7 @@ def export():
 
 def _pdf_response(invoice):
     from booking.billing.documents import invoice_pdf
-    from booking.i18n import current_locale
+    from booking.languages import current_locale
 
     name = invoice.number or f"draft-{invoice.id}"
     return Response(

@@ -36,8 +36,8 @@ from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, Book
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
 from booking.extensions import db
-from booking.i18n import pick
 from booking.inputs import parse_month
+from booking.languages import pick
 from booking.locking import lock_row
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Residency

@@ -13,8 +13,8 @@ from booking.bookings import series as series_service
 from booking.bookings import service
 from booking.bookings.models import STATUSES, Booking
 from booking.catalogue.service import visible_resource
-from booking.i18n import current_locale
 from booking.inputs import parse_datetime, parse_int
+from booking.languages import current_locale
 from booking.problems import Problem, ServiceError
 
 MAX_MINUTES = 366 * 24 * 60  # the longest duration anyone may ask about

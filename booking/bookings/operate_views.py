@@ -18,7 +18,7 @@ from booking.bookings.forms import GrantForm, OnBehalfForm, OutageForm, ReasonFo
 from booking.bookings.models import Booking, Outage
 from booking.carriers.service import qualifications_of
 from booking.catalogue.service import carrier_resources
-from booking.i18n import current_locale
+from booking.languages import current_locale
 from booking.problems import Problem, ServiceError
 from booking.tenancy import own
 from booking.types import utcnow

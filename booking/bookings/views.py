@@ -26,8 +26,8 @@ from booking.bookings.models import APPROVED, REQUESTED
 from booking.bookings.week import visible_hours, week_grid, week_start, week_window
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.catalogue.service import visible_resource
-from booking.i18n import current_locale
 from booking.inputs import parse_date, parse_datetime
+from booking.languages import current_locale
 from booking.notify import service as inbox_service
 from booking.problems import ServiceError
 from booking.types import utcnow

@@ -7,7 +7,7 @@ from booking.api.views import bp, require_user
 from booking.bookings.api import _int, _json_body, _raise
 from booking.calendars import service
 from booking.calendars.models import SCOPES
-from booking.i18n import current_locale
+from booking.languages import current_locale
 from booking.problems import Problem
 
 

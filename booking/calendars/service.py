@@ -23,7 +23,7 @@ from booking.carriers.models import Carrier
 from booking.catalogue.models import PUBLIC, Resource
 from booking.catalogue.service import may_see
 from booking.extensions import db
-from booking.i18n import pick
+from booking.languages import pick
 from booking.links import absolute_url
 from booking.orgs.models import MANAGER, Membership, Organisation
 from booking.problems import NotFound

@@ -13,8 +13,8 @@ from booking.bookings.service import booking_for
 from booking.calendars import service
 from booking.calendars.models import CARRIER, ORGANISATION, RESOURCE, USER
 from booking.exports import content_disposition
-from booking.i18n import current_locale
 from booking.inputs import as_id
+from booking.languages import current_locale
 from booking.problems import NotFound
 from booking.tenancy import operated_carriers
 

@@ -36,12 +36,12 @@ class Carrier(db.Model):
     staff = relationship("CarrierStaff", back_populates="carrier", cascade="all, delete-orphan")
 
     def name(self, locale: str | None = None) -> str:
-        from booking.i18n import pick
+        from booking.languages import pick
 
         return pick(self.name_zh, self.name_en, locale)
 
     def description(self, locale: str | None = None) -> str:
-        from booking.i18n import pick
+        from booking.languages import pick
 
         return pick(self.description_zh, self.description_en, locale)
 

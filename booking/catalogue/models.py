@@ -47,7 +47,7 @@ class Qualification(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def name(self, locale: str | None = None) -> str:
-        from booking.i18n import pick
+        from booking.languages import pick
 
         return pick(self.name_zh, self.name_en, locale)
 
@@ -102,17 +102,17 @@ class Resource(db.Model):
     )
 
     def name(self, locale: str | None = None) -> str:
-        from booking.i18n import pick
+        from booking.languages import pick
 
         return pick(self.name_zh, self.name_en, locale)
 
     def description(self, locale: str | None = None) -> str:
-        from booking.i18n import pick
+        from booking.languages import pick
 
         return pick(self.description_zh, self.description_en, locale)
 
     def unit(self, locale: str | None = None) -> str:
-        from booking.i18n import pick
+        from booking.languages import pick
 
         return pick(self.unit_zh, self.unit_en, locale)
 

@@ -9,7 +9,7 @@ from booking.catalogue import service
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, ResourceForm
 from booking.catalogue.models import ACTIVE, RETIRED, Resource
 from booking.catalogue.rules import opening_hours_problems, parse_specs
-from booking.i18n import current_locale
+from booking.languages import current_locale
 from booking.problems import ServiceError
 from booking.tenancy import own
 from booking.web import show_problems

@@ -5,8 +5,8 @@ from flask_login import current_user
 from booking.catalogue import service
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, CatalogueSearchForm
 from booking.catalogue.models import KINDS
-from booking.i18n import current_locale
 from booking.inputs import parse_int
+from booking.languages import current_locale
 from booking.problems import ServiceError
 
 bp = Blueprint("catalogue", __name__)

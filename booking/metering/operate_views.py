@@ -21,7 +21,7 @@ from booking.bookings.forms import _When
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
 from booking.forms import REQUIRED_MESSAGE, PlainText, WholeNumberField
-from booking.i18n import current_locale
+from booking.languages import current_locale
 from booking.links import absolute_url
 from booking.metering import service
 from booking.metering.models import UsageRecord

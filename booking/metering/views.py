@@ -8,8 +8,8 @@ from booking.accounts.forms import EmptyForm
 from booking.bookings.models import APPROVED
 from booking.bookings.service import my_bookings
 from booking.catalogue.service import visible_resource
-from booking.i18n import current_locale
 from booking.inputs import parse_int
+from booking.languages import current_locale
 from booking.metering import service
 from booking.problems import ServiceError
 from booking.security import safe_next

@@ -90,7 +90,7 @@ def render(note: Notification) -> str:
         return note.kind
     from datetime import datetime
 
-    from booking.i18n import local_time
+    from booking.languages import local_time
 
     params = {
         "resource": "",
@@ -112,7 +112,7 @@ def render(note: Notification) -> str:
         params["when"] = local_time(datetime.fromisoformat(params["start"]), zone, "short")
     if params.get("until_at"):
         params["until"] = local_time(datetime.fromisoformat(params["until_at"]), zone, "short")
-    from booking.i18n import pick
+    from booking.languages import pick
 
     for key, value in list(params.items()):
         if isinstance(value, dict):  # a bilingual name

@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 
 from booking.exports import XLSX_TYPE as XLSX
 from booking.exports import content_disposition
-from booking.i18n import current_locale
+from booking.languages import current_locale
 from booking.problems import ServiceError
 from booking.reports import charts, service, tables
 from booking.reports import figures as f

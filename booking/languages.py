@@ -1,0 +1,45 @@
+"""Languages and local times, with no web dependency: the reader's language (from Flask-Babel's
+locale selection), bilingual fields and times in a carrier's zone. Models, services and jobs
+use these; the web layer's language choice (the request, the session, /lang/<code>) is in
+booking.i18n."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime as babel_format_datetime
+from flask import current_app
+from flask_babel import get_locale
+
+# Public language codes; Babel finds the Chinese catalogue under translations/zh.
+LOCALES = {"zh": "中文", "en": "English"}
+DEFAULT_LOCALE = "zh"
+
+
+def current_locale() -> str:
+    try:
+        locale = get_locale()
+    except RuntimeError:  # outside a request: rules and CLI
+        return DEFAULT_LOCALE
+    return locale.language if locale else DEFAULT_LOCALE
+
+
+def pick(zh: str | None, en: str | None, locale: str | None = None) -> str:
+    """The text of a bilingual field for the reader's language, falling back to the other."""
+    locale = locale or current_locale()
+    if locale.startswith("zh"):
+        return zh or en or ""
+    return en or zh or ""
+
+
+def local_time(value: datetime | None, tz: str | None = None, fmt: str = "medium") -> str:
+    """Show a stored (UTC) time in the carrier's zone, formatted for the reader's language."""
+    if value is None:
+        return ""
+    zone = ZoneInfo(tz or current_app.config["DEFAULT_CARRIER_TIMEZONE"])
+    return babel_format_datetime(value, fmt, tzinfo=zone, locale=str(get_locale() or "zh"))
+
+
+def minutes_to_hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
