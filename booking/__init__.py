@@ -76,7 +76,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
         if not has_request_context():  # mails rendered by the scheduler
             return {"nav_carriers": [], "g": g, "unread_count": 0}
-        from booking.tenancy import operated_carriers
+        from booking.permissions import operated_carriers
 
         unread = 0
         if current_user.is_authenticated:

@@ -1,4 +1,5 @@
-"""The tenancy boundary, in one place.
+"""The tenancy boundary of the web layer, in one place (who may do what, as plain queries
+for services, is booking.permissions).
 
 Every operator page lives under /operate/<carrier code>/… on blueprints nested in `operate`.
 Before any of them runs, `_load_carrier` resolves the carrier and checks that the signed-in
@@ -16,7 +17,14 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from booking.carriers.models import CARRIER_ADMIN, Carrier, CarrierStaff
-from booking.extensions import db
+from booking.extensions import db, login_manager
+from booking.permissions import (
+    is_staff_of,
+    operated_carrier_ids,
+    operated_carriers,
+    resident_carrier_ids,
+    staff_role,
+)
 from booking.queries import by_id
 
 
@@ -31,39 +39,6 @@ def operate_blueprint(*children: Blueprint) -> Blueprint:
     return operate
 
 
-def staff_role(user, carrier_id: int) -> str | None:
-    if not user or not user.is_authenticated:
-        return None
-    for role in user.carrier_roles:
-        if role.carrier_id == carrier_id:
-            return role.role
-    return None
-
-
-def operated_carriers(user) -> list[Carrier]:
-    if not user or not user.is_authenticated:
-        return []
-    return sorted((r.carrier for r in user.carrier_roles), key=lambda c: c.code)
-
-
-def operated_carrier_ids(user) -> set[int]:
-    return {c.id for c in operated_carriers(user)}
-
-
-def resident_carrier_ids(user) -> set[int]:
-    """Carriers at which one of the user's organisations is resident."""
-    if not user or not user.is_authenticated:
-        return set()
-    from booking.orgs.models import Membership, Residency
-
-    rows = db.session.execute(
-        select(Residency.carrier_id)
-        .join(Membership, Membership.organisation_id == Residency.organisation_id)
-        .where(Membership.user_id == user.id)
-    )
-    return {r[0] for r in rows}
-
-
 def _pull_carrier_code(endpoint, values):
     g.carrier_code = values.pop("carrier_code", None) if values else None
 
@@ -75,8 +50,6 @@ def _push_carrier_code(endpoint, values):
 
 def _load_carrier():
     if not current_user.is_authenticated:
-        from booking.extensions import login_manager
-
         return login_manager.unauthorized()
     carrier = db.session.scalar(select(Carrier).where(Carrier.code == g.carrier_code))
     role = staff_role(current_user, carrier.id) if carrier else None
@@ -108,8 +81,6 @@ def platform_admin_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not current_user.is_authenticated:
-            from booking.extensions import login_manager
-
             return login_manager.unauthorized()
         if not current_user.is_platform_admin:
             abort(404)
@@ -118,15 +89,12 @@ def platform_admin_required(view):
     return wrapped
 
 
-def is_staff_of(user, carrier_id: int) -> bool:
-    return staff_role(user, carrier_id) is not None
-
-
 __all__ = [
     "CarrierStaff",
     "carrier_admin_required",
     "is_staff_of",
     "operate_blueprint",
+    "operated_carrier_ids",
     "operated_carriers",
     "own",
     "platform_admin_required",

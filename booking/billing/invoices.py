@@ -41,9 +41,9 @@ from booking.languages import pick
 from booking.locking import lock_row
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Residency
+from booking.permissions import is_staff_of
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id, in_ids
-from booking.tenancy import is_staff_of
 from booking.types import utcnow
 
 

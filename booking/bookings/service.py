@@ -35,9 +35,9 @@ from booking.locking import resource_locked
 from booking.metering.models import UsageRecord
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership
+from booking.permissions import is_staff_of
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
-from booking.tenancy import is_staff_of
 from booking.types import UTCDateTime, utcnow
 
 MAX_PURPOSE_LENGTH = 2000
@@ -680,7 +680,7 @@ def carrier_bookings(
 
 def visible_bookings(user: User, **filters) -> list[Booking]:
     """Own bookings, plus those of carriers the user operates (API listing)."""
-    from booking.tenancy import operated_carrier_ids
+    from booking.permissions import operated_carrier_ids
 
     carriers = operated_carrier_ids(user)
     stmt = select(Booking).join(Resource)

@@ -296,7 +296,7 @@ def _detail_page(booking, modify_form=None, status=200):
             modify_form.end_day.data = end.date()
         modify_form.quantity.data = booking.quantity
     from booking.metering.service import EARLY_CHECK_IN, usage_of_booking
-    from booking.tenancy import is_staff_of
+    from booking.permissions import is_staff_of
 
     now = utcnow()
     staff = is_staff_of(current_user, booking.resource.carrier_id)

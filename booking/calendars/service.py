@@ -26,9 +26,9 @@ from booking.extensions import db
 from booking.languages import pick
 from booking.links import absolute_url
 from booking.orgs.models import MANAGER, Membership, Organisation
+from booking.permissions import staff_role
 from booking.problems import NotFound
 from booking.queries import by_id
-from booking.tenancy import staff_role
 from booking.types import utcnow
 
 FEED_PREFIX = "cal_"

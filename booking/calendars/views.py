@@ -15,8 +15,8 @@ from booking.calendars.models import CARRIER, ORGANISATION, RESOURCE, USER
 from booking.exports import content_disposition
 from booking.inputs import as_id
 from booking.languages import current_locale
+from booking.permissions import operated_carriers
 from booking.problems import NotFound
-from booking.tenancy import operated_carriers
 
 bp = Blueprint("calendars", __name__)
 

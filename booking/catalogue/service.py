@@ -10,8 +10,8 @@ from booking.carriers.models import Carrier
 from booking.catalogue.models import ACTIVE, KINDS, PUBLIC, RETIRED, OpeningHours, Resource
 from booking.catalogue.rules import ResourceFields, resource_problems
 from booking.extensions import db
+from booking.permissions import operated_carrier_ids, resident_carrier_ids
 from booking.problems import NotFound, Problem, ServiceError
-from booking.tenancy import operated_carrier_ids, resident_carrier_ids
 
 MAX_QUERY_LENGTH = 100
 

@@ -2,7 +2,7 @@ from flask import Blueprint, abort, render_template
 from flask_login import current_user, login_required
 
 from booking.jobs.service import statuses
-from booking.tenancy import operated_carriers
+from booking.permissions import operated_carriers
 
 bp = Blueprint("jobs", __name__)
 

@@ -42,9 +42,9 @@ from booking.metering.models import (
     UsageEvent,
     UsageRecord,
 )
+from booking.permissions import is_staff_of, staff_role
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
-from booking.tenancy import is_staff_of, staff_role
 from booking.text_rules import plain_text_problems
 from booking.types import utcnow
 
