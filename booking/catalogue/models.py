@@ -14,22 +14,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.catalogue.rules import (  # noqa: F401 - the names other modules import from here
+    ACTIVE,
+    COMPUTE,
+    INSTRUMENT,
+    KINDS,
+    LICENCE,
+    PILOT_LINE,
+    PUBLIC,
+    RESIDENTS,
+    RETIRED,
+    STATUSES,
+    VISIBILITIES,
+)
 from booking.extensions import db
 from booking.types import UTCDateTime, utcnow
-
-INSTRUMENT = "instrument"
-PILOT_LINE = "pilot_line"
-COMPUTE = "compute"
-LICENCE = "licence"
-KINDS = (INSTRUMENT, PILOT_LINE, COMPUTE, LICENCE)
-
-PUBLIC = "public"
-RESIDENTS = "residents"
-VISIBILITIES = (PUBLIC, RESIDENTS)
-
-ACTIVE = "active"
-RETIRED = "retired"
-STATUSES = (ACTIVE, RETIRED)
 
 
 class Qualification(db.Model):

@@ -9,9 +9,23 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from booking.catalogue.models import KINDS, VISIBILITIES
 from booking.problems import Problem
 from booking.text_rules import plain_text_problems
+
+# The kinds, visibilities and states of a resource (the models' columns hold these).
+INSTRUMENT = "instrument"
+PILOT_LINE = "pilot_line"
+COMPUTE = "compute"
+LICENCE = "licence"
+KINDS = (INSTRUMENT, PILOT_LINE, COMPUTE, LICENCE)
+
+PUBLIC = "public"
+RESIDENTS = "residents"
+VISIBILITIES = (PUBLIC, RESIDENTS)
+
+ACTIVE = "active"
+RETIRED = "retired"
+STATUSES = (ACTIVE, RETIRED)
 
 WEEKDAYS = range(7)
 MAX_MINUTES = 366 * 24 * 60
