@@ -13,6 +13,7 @@ from email.utils import formatdate
 from flask import current_app
 
 from booking.extensions import db
+from booking.notify.models import OutgoingMail
 
 
 def build_message(
@@ -33,13 +34,10 @@ def build_message(
     return msg
 
 
-def queue_mail(kind: str, to: str, subject: str, text: str, html: str | None = None):
-    """Put a mail to an address in the outbox (in the caller's transaction)."""
-    from booking.notify.models import OutgoingMail
-
-    mail = OutgoingMail(
-        kind=kind, to_address=to, subject=subject[:300], body_text=text, body_html=html
-    )
+def queue_mail(kind: str, to: str, locale: str, params: dict):
+    """Put a mail to an address in the outbox (in the caller's transaction): its kind and the
+    data it shows; booking.notify.compose renders it when the mail job sends it."""
+    mail = OutgoingMail(kind=kind, to_address=to, locale=locale or "zh", params=params)
     db.session.add(mail)
     return mail
 

@@ -54,7 +54,7 @@ def rows(app):
             busy_until=at(m, 10),
         )
     )
-    db.session.add(OutgoingMail(kind="invitation", to_address="a@example.com", subject="s"))
+    db.session.add(OutgoingMail(kind="invitation", to_address="a@example.com", params={}))
     db.session.commit()
     return {"carrier": carrier, "org": org, "booking": booking, "invoice": invoice}
 

@@ -137,8 +137,8 @@ def pending_everything() -> tuple[dict[str, str], object]:
     made = {n.kind for n in db.session.scalars(select(Notification))}
     for kind in sorted(set(MESSAGES) - made):
         notify(eng.id, kind, params, link=f"/bookings/{kept.id}")
-    queue_mail("password_reset", "eng@example.com", "Reset", "link: https://x/reset/secret")
-    queue_mail("invitation", "new@example.com", "Invitation", "link: https://x/inv/secret")
+    queue_mail("password_reset", "eng@example.com", "en", {"name": "Eng", "link": "https://x/r/s"})
+    queue_mail("invitation", "new@example.com", "zh", {"org": "Startup", "link": "https://x/i/s"})
     db.session.commit()
     expected = {}
     for note in db.session.scalars(select(Notification)):
@@ -189,7 +189,7 @@ def test_the_scheduler_mails_every_kind_exactly_once(app, database_url, smtp_ser
     states |= set(db.session.scalars(select(OutgoingMail.mail_state)))
     assert states == {"sent"}
     # The secret links are gone from the outbox once sent.
-    assert all(m.body_text == "" for m in db.session.scalars(select(OutgoingMail)))
+    assert all(m.params == {} for m in db.session.scalars(select(OutgoingMail)))
 
 
 def test_a_scheduler_killed_after_the_hand_over_does_not_send_again(app, database_url, smtp_server):

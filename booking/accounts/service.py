@@ -7,9 +7,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from flask import current_app, render_template
-from flask_babel import force_locale
-from flask_babel import gettext as _
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
@@ -190,11 +188,9 @@ def request_password_reset(email: str) -> None:
     if user is None or not user.active:
         return
     link = absolute_url("accounts.reset_password", token=make_reset_token(user))
-    with force_locale(user.locale or "zh"):
-        subject = _("Reset your password")
-        text = render_template("accounts/mail/reset_password.txt", user=user, link=link)
-        html = render_template("accounts/mail/reset_password.html", user=user, link=link)
-    queue_mail("password_reset", user.email, subject, text, html)
+    queue_mail(
+        "password_reset", user.email, user.locale or "zh", {"name": user.display_name, "link": link}
+    )
     db.session.commit()
 
 

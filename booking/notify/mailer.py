@@ -18,15 +18,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from flask import render_template
-from flask_babel import force_locale
-from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 
+from booking.accounts.models import User
+from booking.bookings.models import CANCELLED, REJECTED, Booking
+from booking.calendars.service import single_booking_ics
 from booking.extensions import db
-from booking.links import absolute_path
 from booking.locking import begin_write
 from booking.mail import DeliveryUncertain, build_message, deliver
+from booking.notify.compose import direct_mail, notification_mail
 from booking.notify.models import (
     FAILED,
     PENDING,
@@ -36,7 +36,7 @@ from booking.notify.models import (
     Notification,
     OutgoingMail,
 )
-from booking.notify.service import TOPIC_OF, render
+from booking.notify.service import TOPIC_OF
 from booking.queries import by_id
 from booking.types import utcnow
 
@@ -65,9 +65,6 @@ def _booking_attachment(note: Notification, locale: str) -> tuple[bytes, str] | 
     match = BOOKING_LINK.match(note.link or "")
     if method is None or not match:
         return None
-    from booking.bookings.models import CANCELLED, REJECTED, Booking
-    from booking.calendars.service import single_booking_ics
-
     booking = by_id(Booking, match.group(1))
     if booking is None:
         return None
@@ -78,24 +75,16 @@ def _booking_attachment(note: Notification, locale: str) -> tuple[bytes, str] | 
 
 def build_notification_mail(note: Notification) -> EmailMessage | str:
     """The mail of an inbox entry, or why it is not mailed."""
-    from booking.accounts.models import User
-
     user = db.session.get(User, note.user_id)
     if user is None or not user.mail_notifications or not EMAIL.match(user.email or ""):
         return "no mail wanted or no valid address"
     if TOPIC_OF.get(note.kind) in (user.mail_muted or []):
         return "topic turned off by the user"
-    locale = user.locale or "zh"
-    with force_locale(locale):
-        text = render(note)
-        subject = _("Shared booking platform") + ": " + text[:60]
-        link = absolute_path(note.link)
-        body_text = render_template("notify/mail.txt", text=text, link=link, user=user)
-        body_html = render_template("notify/mail.html", text=text, link=link, user=user)
+    subject, body_text, body_html = notification_mail(note, user)
     message = build_message(
         user.email, subject, body_text, body_html, message_id=f"notification-{note.id}"
     )
-    attachment = _booking_attachment(note, locale)
+    attachment = _booking_attachment(note, user.locale or "zh")
     if attachment:
         ics, method = attachment
         message.add_attachment(
@@ -111,8 +100,9 @@ def build_notification_mail(note: Notification) -> EmailMessage | str:
 def build_outgoing_mail(mail: OutgoingMail) -> EmailMessage | str:
     if not EMAIL.match(mail.to_address or ""):
         return "no valid address"
+    subject, body_text, body_html = direct_mail(mail.kind, mail.params, mail.locale)
     return build_message(
-        mail.to_address, mail.subject, mail.body_text, mail.body_html, message_id=f"mail-{mail.id}"
+        mail.to_address, subject, body_text, body_html, message_id=f"mail-{mail.id}"
     )
 
 
@@ -123,10 +113,10 @@ OUTBOXES: tuple[tuple[type, Callable], ...] = (
 
 
 def _record(model, row_id: int, **values) -> None:
-    """Record a message's outcome in a transaction of its own. A direct mail's bodies hold a
-    secret link: once it is sent or given up, only its subject is kept."""
+    """Record a message's outcome in a transaction of its own. A direct mail's data holds a
+    secret link: once it is sent or given up, it is emptied."""
     if model is OutgoingMail and values.get("mail_state") in (SENT, FAILED, SKIPPED):
-        values |= {"body_text": "", "body_html": None}
+        values |= {"params": {}}
     db.session.rollback()
     begin_write()
     db.session.execute(update(model).where(model.id == row_id).values(**values))
@@ -214,7 +204,7 @@ def fail_stale_claims(now: datetime) -> int:
             "arrived, so it is not sent again",
         }
         if model is OutgoingMail:
-            values |= {"body_text": "", "body_html": None}
+            values |= {"params": {}}
         begin_write()
         found += db.session.execute(
             update(model)

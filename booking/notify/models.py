@@ -56,15 +56,15 @@ class Notification(MailState, db.Model):
 
 class OutgoingMail(MailState, db.Model):
     """A mail to an address rather than to a user's inbox: password resets and invitations
-    (the invitee may have no account). Rendered when it is queued, in the recipient's
-    language; the bodies hold a secret link, so they are emptied once the mail is sent."""
+    (the invitee may have no account). Like a notification it holds data, not text: the mail
+    job renders it in `locale` when it sends it. The data holds a secret link, so it is
+    emptied once the mail is sent or given up."""
 
     __tablename__ = "outgoing_mails"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     to_address: Mapped[str] = mapped_column(String(254))
-    subject: Mapped[str] = mapped_column(String(300))
-    body_text: Mapped[str] = mapped_column(Text, default="")
-    body_html: Mapped[str | None] = mapped_column(Text)
+    locale: Mapped[str] = mapped_column(String(8), default="zh")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

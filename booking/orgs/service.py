@@ -7,9 +7,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from flask import current_app, render_template
-from flask_babel import force_locale
-from flask_babel import gettext as _
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
@@ -116,12 +114,12 @@ def invite(manager: User, organisation_id: int, email: str, role: str) -> tuple[
     db.session.add(invitation)
     link = absolute_url("orgs.accept_invitation", token=token)
     invitee = db.session.scalar(select(User).where(User.email == email))
-    with force_locale((invitee.locale if invitee else None) or manager.locale or "zh"):
-        subject = _("You are invited to join %(org)s", org=org.name)
-        text = render_template(
-            "orgs/mail/invitation.txt", org=org, manager=manager, link=link, invitation=invitation
-        )
-    queue_mail("invitation", email, subject, text)
+    queue_mail(
+        "invitation",
+        email,
+        (invitee.locale if invitee else None) or manager.locale or "zh",
+        {"org": org.name, "manager": manager.display_name, "link": link},
+    )
     db.session.commit()
     return invitation, link
 
