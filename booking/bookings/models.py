@@ -14,19 +14,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.bookings.rules import (  # noqa: F401 - the names other modules import from here
+    APPROVED,
+    CANCELLED,
+    COMPLETED,
+    HOLDING,
+    IN_USE,
+    NO_SHOW,
+    REJECTED,
+    REQUESTED,
+    STATUSES,
+)
 from booking.extensions import db, one_of
 from booking.types import UTCDateTime, utcnow
-
-REQUESTED = "requested"
-APPROVED = "approved"
-REJECTED = "rejected"
-IN_USE = "in_use"
-COMPLETED = "completed"
-NO_SHOW = "no_show"
-CANCELLED = "cancelled"
-STATUSES = (REQUESTED, APPROVED, REJECTED, IN_USE, COMPLETED, NO_SHOW, CANCELLED)
-# Bookings in these states hold capacity.
-HOLDING = (REQUESTED, APPROVED, IN_USE)
 
 
 class BookingSeries(db.Model):

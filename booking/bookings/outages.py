@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.bookings import rules
-from booking.bookings.models import HOLDING, Booking, BookingEvent, Outage
-from booking.bookings.service import shape_problems, when_params
+from booking.bookings.models import HOLDING, Booking, Outage
+from booking.bookings.rules import FLAG
+from booking.bookings.service import apply_action, shape_problems, when_params
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.locking import resource_locked
@@ -78,16 +79,15 @@ def create_outage(
                     continue
                 affected.append(booking)
                 booking.outage_conflict = True
-                booking.sequence += 1
-                booking.events.append(
-                    BookingEvent(
-                        actor_id=operator.id,
-                        action="outage_conflict",
-                        from_status=booking.status,
-                        to_status=booking.status,
-                        reason=reason.strip(),
-                        details={"outage_start": lo.isoformat(), "outage_end": hi.isoformat()},
-                    )
+                apply_action(
+                    booking,
+                    FLAG,
+                    operator,
+                    reason=reason.strip(),
+                    event="outage_conflict",
+                    calendar_changes=True,
+                    outage_start=lo.isoformat(),
+                    outage_end=hi.isoformat(),
                 )
                 notify(
                     booking.user_id,

@@ -18,6 +18,116 @@ from flask_babel import lazy_gettext as _l
 
 from booking.problems import Problem
 
+# --- the states of a booking and what moves it between them -----------------------------------
+
+REQUESTED = "requested"
+APPROVED = "approved"
+REJECTED = "rejected"
+IN_USE = "in_use"
+COMPLETED = "completed"
+NO_SHOW = "no_show"
+CANCELLED = "cancelled"
+STATUSES = (REQUESTED, APPROVED, REJECTED, IN_USE, COMPLETED, NO_SHOW, CANCELLED)
+# Bookings in these states hold capacity; from these nothing moves any more.
+HOLDING = (REQUESTED, APPROVED, IN_USE)
+FINAL = (REJECTED, COMPLETED, NO_SHOW, CANCELLED)
+
+# Who acts: the person the booking is for, the carrier's staff, or the scheduler.
+OWNER, STAFF, SYSTEM = "owner", "staff", "system"
+
+# Actions. "flag" records something about a booking (an overlapping maintenance window or
+# imported busy time) without changing its state.
+CREATE = "created"
+APPROVE = "approved"
+REJECT = "rejected"
+CANCEL = "cancelled"
+MODIFY = "modified"
+MODIFY_FOR_APPROVAL = "modified_for_approval"  # changed by its booker: to be approved again
+CHECK_IN = "checked_in"
+CHECK_OUT = "checked_out"
+COMPLETE = "completed"
+MARK_NO_SHOW = "no_show"
+FLAG = "flagged"
+
+
+@dataclass(frozen=True)
+class Transition:
+    to: str | None  # None: the state stays as it is
+    who: frozenset[str]
+    notice: str | None = None  # what the booker is told (a notification kind)
+    notice_to_self: bool = True  # told even when the booker acted (a cancellation's .ics)
+
+
+_ANYONE = frozenset({OWNER, STAFF})
+# The whole state machine: (from status, action) → where it goes, who may, what is told.
+TRANSITIONS: dict[tuple[str, str], Transition] = {
+    (REQUESTED, APPROVE): Transition(APPROVED, frozenset({STAFF}), "booking_approved"),
+    (REQUESTED, REJECT): Transition(REJECTED, frozenset({STAFF}), "booking_rejected"),
+    (REQUESTED, CANCEL): Transition(CANCELLED, _ANYONE, "booking_cancelled"),
+    (APPROVED, CANCEL): Transition(CANCELLED, _ANYONE, "booking_cancelled"),
+    (REQUESTED, MODIFY): Transition(None, _ANYONE, "booking_changed", False),
+    (APPROVED, MODIFY): Transition(None, _ANYONE, "booking_changed", False),
+    (APPROVED, MODIFY_FOR_APPROVAL): Transition(
+        REQUESTED, frozenset({OWNER}), "booking_changed", False
+    ),
+    (APPROVED, CHECK_IN): Transition(IN_USE, _ANYONE),
+    (IN_USE, CHECK_OUT): Transition(COMPLETED, _ANYONE),
+    (IN_USE, COMPLETE): Transition(COMPLETED, frozenset({SYSTEM})),
+    (APPROVED, MARK_NO_SHOW): Transition(NO_SHOW, frozenset({SYSTEM}), "booking_no_show"),
+    **{(status, FLAG): Transition(None, frozenset({STAFF, SYSTEM})) for status in HOLDING},
+}
+
+
+def transition_for(status: str, action: str, who: str) -> Transition | None:
+    """The transition an action makes from a status, if it exists and `who` may make it."""
+    found = TRANSITIONS.get((status, action))
+    return found if found is not None and who in found.who else None
+
+
+def transition_problems(status: str, action: str, roles: frozenset[str]) -> list[Problem]:
+    """Why an action cannot be taken: not from this state, or not by these roles."""
+    if (status, action) not in TRANSITIONS:
+        code, message = NOT_NOW.get(
+            action,
+            ("invalid_transition", _l("This cannot be done to the booking in its state.")),
+        )
+        return [Problem(code, message, details={"status": status})]
+    if not roles & TRANSITIONS[(status, action)].who:
+        return [Problem("forbidden", _l("You are not allowed to do this."))]
+    return []
+
+
+# Why an action cannot be taken from a booking's state: (code, message).
+NOT_NOW = {
+    APPROVE: ("not_requested", _l("Only requested bookings can be approved.")),
+    REJECT: ("not_requested", _l("Only requested bookings can be rejected.")),
+    CANCEL: ("not_cancellable", _l("Only requested or approved bookings can be cancelled.")),
+    MODIFY: ("not_modifiable", _l("Only requested or approved bookings can be changed.")),
+    MODIFY_FOR_APPROVAL: (
+        "not_modifiable",
+        _l("Only requested or approved bookings can be changed."),
+    ),
+    CHECK_IN: ("not_checkable", _l("Only approved bookings can be checked in.")),
+}
+
+# Check-in opens this long before a booking starts and closes at its end.
+EARLY_CHECK_IN = timedelta(minutes=15)
+
+
+def can_check_in(start: datetime, end: datetime, now: datetime) -> bool:
+    return start - EARLY_CHECK_IN <= now < end
+
+
+def free_cancellation_until(start: datetime, free_hours: int) -> datetime:
+    return start - timedelta(hours=free_hours)
+
+
+def can_cancel_free(status: str, start: datetime, now: datetime, free_hours: int) -> bool:
+    """A request can always be withdrawn for free; an approved booking until the carrier's
+    free-cancellation window closes."""
+    return status != APPROVED or now <= free_cancellation_until(start, free_hours)
+
+
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_OCCURRENCES = 200
@@ -485,9 +595,9 @@ def group_for_owner(bookings: Sequence, now: datetime) -> tuple[list, list, list
     early, no-show, or a request whose time went by — is past, newest first."""
     upcoming, past, dropped = [], [], []
     for booking in bookings:
-        if booking.status in ("cancelled", "rejected"):
+        if booking.status in (CANCELLED, REJECTED):
             dropped.append(booking)
-        elif booking.status in ("requested", "approved", "in_use") and booking.end_at > now:
+        elif booking.status in HOLDING and booking.end_at > now:
             upcoming.append(booking)
         else:
             past.append(booking)

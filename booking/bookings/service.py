@@ -12,11 +12,10 @@ from sqlalchemy import literal, literal_column, or_, select, union_all
 from booking.accounts.models import User
 from booking.bookings import rules
 from booking.bookings.models import (
+    ACCEPTED,
     APPROVED,
-    CANCELLED,
     HOLDING,
     OFFERED,
-    REJECTED,
     REQUESTED,
     Booking,
     BookingEvent,
@@ -333,6 +332,63 @@ def _require_staff(user: User, booking: Booking) -> None:
         )
 
 
+def roles_of(actor: User | None, booking: Booking) -> frozenset[str]:
+    """In which capacities someone acts on a booking (the scheduler acts as SYSTEM)."""
+    if actor is None:
+        return frozenset({rules.SYSTEM})
+    roles = set()
+    if booking.user_id == actor.id or any(
+        m.organisation_id == booking.organisation_id and m.role == MANAGER
+        for m in actor.memberships
+    ):
+        roles.add(rules.OWNER)
+    if is_staff_of(actor, booking.resource.carrier_id):
+        roles.add(rules.STAFF)
+    return frozenset(roles)
+
+
+def check_action(booking: Booking, action: str, actor: User | None) -> None:
+    """Refuse an action the state machine does not allow (before doing any other work)."""
+    problems = rules.transition_problems(booking.status, action, roles_of(actor, booking))
+    if problems:
+        raise ServiceError(problems, 403 if problems[0].code == "forbidden" else 409)
+
+
+def apply_action(
+    booking: Booking,
+    action: str,
+    actor: User | None,
+    *,
+    reason: str = "",
+    notify_owner: bool = True,
+    notice: dict | None = None,
+    event: str | None = None,
+    calendar_changes: bool | None = None,
+    **details,
+) -> Booking:
+    """The one way a booking changes state. The caller holds the resource's lock and commits.
+    The action is checked against the state machine (rules.TRANSITIONS) for who acts; the
+    change is recorded as a BookingEvent (`details` carry e.g. the old and new times); the
+    sequence rises whenever the calendar event changes; the booker is told when the table says
+    so. Returns the booking."""
+    check_action(booking, action, actor)
+    step = rules.TRANSITIONS[(booking.status, action)]
+    from_status = booking.status
+    if step.to is not None:
+        booking.status = step.to
+    # Calendars see a new version (SEQUENCE) whenever the event changes; a flag changes it
+    # only when the caller says so (a maintenance window shows on the booking).
+    if calendar_changes if calendar_changes is not None else action != rules.FLAG:
+        booking.sequence += 1
+    # The history names the event; a change that needs approval again reads "changed".
+    name = event or (rules.MODIFY if action == rules.MODIFY_FOR_APPROVAL else action)
+    _record(booking, actor, name, from_status, booking.status, reason, **details)
+    acted_self = actor is not None and actor.id == booking.user_id
+    if step.notice and notify_owner and (step.notice_to_self or not acted_self):
+        _notify_about(booking, booking.user_id, step.notice, **(notice or {}))
+    return booking
+
+
 # --- create ----------------------------------------------------------------------------------
 
 
@@ -415,7 +471,7 @@ def create_booking(
         )
         db.session.flush()
         if from_offer is not None:
-            from_offer.status, from_offer.booking_id = "accepted", booking.id
+            from_offer.status, from_offer.booking_id = ACCEPTED, booking.id
         if status == REQUESTED:
             for staff_member in resource.carrier.staff:
                 _notify_about(booking, staff_member.user_id, "booking_requested")
@@ -472,13 +528,7 @@ def modify_booking(
         raise ServiceError(problems, 422)
     with resource_locked(booking.resource_id) as resource:
         booking = db.session.get(Booking, booking.id, populate_existing=True)
-        if booking.status not in (REQUESTED, APPROVED):
-            raise ServiceError(
-                Problem(
-                    "not_modifiable", _l("Only requested or approved bookings can be changed.")
-                ),
-                409,
-            )
+        check_action(booking, rules.MODIFY, actor)
         staff = is_staff_of(actor, resource.carrier_id)
         policy = ResourcePolicy.of(resource)
         ctx = booking_context(
@@ -506,17 +556,13 @@ def modify_booking(
         )
         booking.start_at, booking.end_at, booking.quantity = new_start, new_end, new_quantity
         booking.busy_from, booking.busy_until = rules.busy_interval(policy, new_start, new_end)
-        booking.sequence += 1
-        from_status = booking.status
-        if resource.requires_approval and not staff and booking.status == APPROVED:
-            booking.status = REQUESTED  # a changed booking needs approval again
-        _record(
+        # A booking its booker changes needs approval again where the resource asks for it.
+        again = resource.requires_approval and not staff and booking.status == APPROVED
+        apply_action(
             booking,
+            rules.MODIFY_FOR_APPROVAL if again else rules.MODIFY,
             actor,
-            "modified",
-            from_status,
-            booking.status,
-            reason,
+            reason=reason,
             before=old,
             after={
                 "start": new_start.isoformat(),
@@ -524,8 +570,6 @@ def modify_booking(
                 "quantity": new_quantity,
             },
         )
-        if actor.id != booking.user_id:
-            _notify_about(booking, booking.user_id, "booking_changed")
         db.session.commit()
     if freed:
         _offer_freed(booking.resource_id, now)
@@ -542,8 +586,10 @@ def cancellation_terms(booking: Booking, now: datetime | None = None) -> dict:
     """Whether cancelling now is free under the carrier's policy."""
     now = now or utcnow()
     carrier = booking.resource.carrier
-    free_until = booking.start_at - timedelta(hours=carrier.free_cancellation_hours)
-    late = booking.status == APPROVED and now > free_until
+    free_until = rules.free_cancellation_until(booking.start_at, carrier.free_cancellation_hours)
+    late = not rules.can_cancel_free(
+        booking.status, booking.start_at, now, carrier.free_cancellation_hours
+    )
     return {
         "free_until": free_until,
         "late": late,
@@ -563,29 +609,18 @@ def cancel_booking(
     booking = booking_for(actor, booking_id)
     with resource_locked(booking.resource_id):
         booking = db.session.get(Booking, booking.id, populate_existing=True)
-        if booking.status not in (REQUESTED, APPROVED):
-            raise ServiceError(
-                Problem(
-                    "not_cancellable", _l("Only requested or approved bookings can be cancelled.")
-                ),
-                409,
-            )
+        check_action(booking, rules.CANCEL, actor)
         terms = cancellation_terms(booking, now)
-        from_status = booking.status
-        booking.status = CANCELLED
-        booking.sequence += 1
-        _record(
+        # The owner's mail carries the CANCEL .ics that removes the event from calendars.
+        apply_action(
             booking,
+            rules.CANCEL,
             actor,
-            "cancelled",
-            from_status,
-            CANCELLED,
-            reason,
+            reason=reason,
+            notify_owner=notify_owner,
             late=terms["late"],
             fee_percent=terms["fee_percent"],
         )
-        if notify_owner:  # the owner's mail carries the CANCEL .ics that removes the event
-            _notify_about(booking, booking.user_id, "booking_cancelled")
         db.session.commit()
     _offer_freed(booking.resource_id, now)
     return booking
@@ -598,10 +633,7 @@ def approve_booking(
     _require_staff(operator, booking)
     with resource_locked(booking.resource_id) as resource:
         booking = db.session.get(Booking, booking.id, populate_existing=True)
-        if booking.status != REQUESTED:
-            raise ServiceError(
-                Problem("not_requested", _l("Only requested bookings can be approved.")), 409
-            )
+        check_action(booking, rules.APPROVE, operator)
         # Re-check what may have changed since the request: capacity, outages, imported blocks.
         ctx = booking_context(
             resource,
@@ -621,10 +653,7 @@ def approve_booking(
         ]
         if conflicts:
             raise BookingRefused(conflicts)
-        booking.status = APPROVED
-        booking.sequence += 1
-        _record(booking, operator, "approved", REQUESTED, APPROVED, reason)
-        _notify_about(booking, booking.user_id, "booking_approved")
+        apply_action(booking, rules.APPROVE, operator, reason=reason)
         db.session.commit()
     return booking
 
@@ -638,14 +667,13 @@ def reject_booking(operator: User, booking_id, reason: str, now: datetime | None
         )
     with resource_locked(booking.resource_id):
         booking = db.session.get(Booking, booking.id, populate_existing=True)
-        if booking.status != REQUESTED:
-            raise ServiceError(
-                Problem("not_requested", _l("Only requested bookings can be rejected.")), 409
-            )
-        booking.status = REJECTED
-        booking.sequence += 1
-        _record(booking, operator, "rejected", REQUESTED, REJECTED, reason.strip())
-        _notify_about(booking, booking.user_id, "booking_rejected", reason=reason.strip())
+        apply_action(
+            booking,
+            rules.REJECT,
+            operator,
+            reason=reason.strip(),
+            notice={"reason": reason.strip()},
+        )
         db.session.commit()
     _offer_freed(booking.resource_id, now)
     return booking

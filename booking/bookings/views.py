@@ -22,13 +22,15 @@ from booking.bookings.forms import (
     NextFreeForm,
     local_moment,
 )
-from booking.bookings.models import APPROVED, REQUESTED
+from booking.bookings.models import REQUESTED
 from booking.bookings.week import visible_hours, week_grid, week_start, week_window
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.catalogue.service import visible_resource
 from booking.inputs import parse_date, parse_datetime
 from booking.languages import current_locale
+from booking.metering.service import usage_of_booking
 from booking.notify import service as inbox_service
+from booking.permissions import is_staff_of
 from booking.problems import ServiceError
 from booking.types import utcnow
 from booking.web import show_problems
@@ -295,15 +297,11 @@ def _detail_page(booking, modify_form=None, status=200):
         if end.date() != start.date():
             modify_form.end_day.data = end.date()
         modify_form.quantity.data = booking.quantity
-    from booking.metering.service import EARLY_CHECK_IN, usage_of_booking
-    from booking.permissions import is_staff_of
-
-    now = utcnow()
     staff = is_staff_of(current_user, booking.resource.carrier_id)
     can_check_in = (
-        booking.status == APPROVED
+        (booking.status, rules.CHECK_IN) in rules.TRANSITIONS
         and (booking.user_id == current_user.id or staff)
-        and booking.start_at - EARLY_CHECK_IN <= now < booking.end_at
+        and rules.can_check_in(booking.start_at, booking.end_at, utcnow())
     )
     return render_template(
         "bookings/detail.html",
@@ -311,7 +309,7 @@ def _detail_page(booking, modify_form=None, status=200):
         modify_form=modify_form,
         cancel_form=CancelForm(formdata=None),
         terms=service.cancellation_terms(booking),
-        open=booking.status in (REQUESTED, APPROVED),
+        open=(booking.status, rules.CANCEL) in rules.TRANSITIONS,
         kind_labels=KIND_LABELS,
         is_staff=staff,
         can_check_in=can_check_in,

@@ -9,7 +9,9 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 
-from booking.bookings.models import HOLDING, Booking, BookingEvent, BusyBlock
+from booking.bookings.models import HOLDING, Booking, BusyBlock
+from booking.bookings.rules import FLAG
+from booking.bookings.service import apply_action
 from booking.calendars.importer import ImportFailure, check_url, describe, fetch, parse_busy
 from booking.calendars.models import FILE, URL, CalendarSource
 from booking.catalogue.models import Resource
@@ -198,14 +200,8 @@ def _flag_new_conflicts(source: CalendarSource, old, blocks, now) -> None:
 
     for booking in upcoming:
         if hits(booking, blocks) and not hits(booking, old):
-            booking.events.append(
-                BookingEvent(
-                    action="calendar_conflict",
-                    from_status=booking.status,
-                    to_status=booking.status,
-                    reason=source.name,
-                    details={"source_id": source.id},
-                )
+            apply_action(
+                booking, FLAG, None, reason=source.name, event="calendar_conflict", source_id=source.id
             )
             for staff in source.resource.carrier.staff:
                 notify(

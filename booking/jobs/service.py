@@ -12,25 +12,23 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from booking.bookings.models import (
     APPROVED,
-    COMPLETED,
     IN_USE,
-    NO_SHOW,
     REQUESTED,
     Booking,
-    BookingEvent,
 )
-from booking.bookings.service import when_params
+from booking.bookings.rules import COMPLETE, MARK_NO_SHOW
+from booking.bookings.service import apply_action, when_params
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.jobs.models import JobRun, SentOnce
 from booking.locking import resource_locked
-from booking.metering.models import OpenUsageUnit, UsageEvent, UsageRecord
+from booking.metering.service import close_forgotten_sessions, was_used
 from booking.notify.service import notify
 from booking.types import utcnow
 
@@ -83,27 +81,10 @@ def mark_no_shows(now: datetime) -> str:
         booking = db.session.get(Booking, booking_id)
         with resource_locked(booking.resource_id):
             booking = db.session.get(Booking, booking_id, populate_existing=True)
-            used = db.session.scalar(
-                select(UsageRecord.id).where(UsageRecord.booking_id == booking_id)
-            )
-            if booking.status != APPROVED or used:
+            if booking.status != APPROVED or was_used(booking_id):
                 db.session.rollback()
                 continue
-            booking.status, booking.sequence = NO_SHOW, booking.sequence + 1
-            booking.events.append(
-                BookingEvent(
-                    action="no_show",
-                    from_status=APPROVED,
-                    to_status=NO_SHOW,
-                    reason="not checked in",
-                )
-            )
-            notify(
-                booking.user_id,
-                "booking_no_show",
-                when_params(booking.resource, booking.start_at),
-                link=f"/bookings/{booking.id}",
-            )
+            apply_action(booking, MARK_NO_SHOW, None, reason="not checked in")
             db.session.commit()
             marked += 1
     return f"{marked} marked"
@@ -124,22 +105,8 @@ def complete_finished(now: datetime) -> str:
             if booking.status != IN_USE:
                 db.session.rollback()
                 continue
-            for usage in db.session.scalars(
-                select(UsageRecord).where(
-                    UsageRecord.booking_id == booking_id, UsageRecord.end_at.is_(None)
-                )
-            ):
-                usage.end_at = max(booking.end_at, usage.start_at + timedelta(minutes=1))
-                db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
-                usage.events.append(
-                    UsageEvent(action="closed_automatically", reason="not checked out")
-                )
-            booking.status, booking.sequence = COMPLETED, booking.sequence + 1
-            booking.events.append(
-                BookingEvent(
-                    action="completed", from_status=IN_USE, to_status=COMPLETED, reason="time over"
-                )
-            )
+            close_forgotten_sessions(booking)
+            apply_action(booking, COMPLETE, None, reason="time over")
             db.session.commit()
             done += 1
     return f"{done} completed"

@@ -17,10 +17,17 @@ from sqlalchemy import delete, select
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
 from booking.bookings import rules
-from booking.bookings.models import APPROVED, COMPLETED, IN_USE, Booking, BookingEvent
-from booking.bookings.rules import BookingContext, ResourcePolicy
+from booking.bookings.models import IN_USE, Booking
+from booking.bookings.rules import (
+    EARLY_CHECK_IN,
+    BookingContext,
+    ResourcePolicy,
+    can_check_in,
+)
 from booking.bookings.service import (
+    apply_action,
     booking_for,
+    check_action,
     default_organisation_id,
     facts_for,
     is_member,
@@ -48,7 +55,6 @@ from booking.queries import by_id
 from booking.text_rules import plain_text_problems
 from booking.types import utcnow
 
-EARLY_CHECK_IN = timedelta(minutes=15)
 METER_PREFIX = "mtr_"
 
 
@@ -115,16 +121,15 @@ def check_in(actor: User, booking_id, now: datetime | None = None) -> UsageRecor
         )
     with resource_locked(booking.resource_id) as resource:
         booking = db.session.get(Booking, booking.id, populate_existing=True)
-        if booking.status != APPROVED:
-            raise ServiceError(
-                Problem("not_checkable", _l("Only approved bookings can be checked in.")), 409
-            )
-        if not (booking.start_at - EARLY_CHECK_IN <= now < booking.end_at):
+        check_action(booking, rules.CHECK_IN, actor)
+        if not can_check_in(booking.start_at, booking.end_at, now):
             raise ServiceError(
                 Problem(
                     "outside_booking",
                     _l(
-                        "Check-in opens 15 minutes before the booking starts and closes at its end."
+                        "Check-in opens %(minutes)d minutes before the booking starts and "
+                        "closes at its end.",
+                        minutes=EARLY_CHECK_IN // timedelta(minutes=1),
                     ),
                 ),
                 409,
@@ -144,13 +149,7 @@ def check_in(actor: User, booking_id, now: datetime | None = None) -> UsageRecor
         db.session.flush()
         _take_units(resource, usage, booking.quantity)
         _record(usage, actor, "checked_in")
-        booking.status = IN_USE
-        booking.sequence += 1
-        booking.events.append(
-            BookingEvent(
-                actor_id=actor.id, action="checked_in", from_status=APPROVED, to_status=IN_USE
-            )
-        )
+        apply_action(booking, rules.CHECK_IN, actor)
         db.session.commit()
     return usage
 
@@ -178,18 +177,31 @@ def check_out(actor: User, usage_id, now: datetime | None = None) -> UsageRecord
         if usage.booking_id:
             booking = db.session.get(Booking, usage.booking_id)
             if booking.status == IN_USE:
-                booking.status = COMPLETED
-                booking.sequence += 1
-                booking.events.append(
-                    BookingEvent(
-                        actor_id=actor.id,
-                        action="checked_out",
-                        from_status=IN_USE,
-                        to_status=COMPLETED,
-                    )
-                )
+                apply_action(booking, rules.CHECK_OUT, actor)
         db.session.commit()
     return usage
+
+
+def close_forgotten_sessions(booking: Booking) -> int:
+    """Close a booking's sessions nobody checked out, at the booking's end (the caller holds
+    the resource's lock and commits): for the completion job."""
+    closed = 0
+    for usage in db.session.scalars(
+        select(UsageRecord).where(UsageRecord.booking_id == booking.id, UsageRecord.end_at.is_(None))
+    ):
+        usage.end_at = max(booking.end_at, usage.start_at + timedelta(minutes=1))
+        db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
+        usage.events.append(UsageEvent(action="closed_automatically", reason="not checked out"))
+        closed += 1
+    return closed
+
+
+def was_used(booking_id: int) -> bool:
+    """Whether anyone checked in for the booking."""
+    return (
+        db.session.scalar(select(UsageRecord.id).where(UsageRecord.booking_id == booking_id))
+        is not None
+    )
 
 
 def walk_up(
