@@ -1,0 +1,1 @@
+"""Bookings: the rules, the state machine and the use cases around a booking."""

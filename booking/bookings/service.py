@@ -26,6 +26,7 @@ from booking.bookings.models import (
     WaitlistEntry,
 )
 from booking.bookings.rules import BookingContext, Holding, ResourcePolicy
+from booking.bookings.signals import capacity_freed
 from booking.carriers.models import Carrier
 from booking.catalogue.models import OpeningHours, Resource
 from booking.catalogue.service import may_see, visible_resource, visible_resources_query
@@ -577,9 +578,7 @@ def modify_booking(
 
 
 def _offer_freed(resource_id: int, now: datetime | None) -> None:
-    from booking.bookings.waitlist import offer_freed_capacity
-
-    offer_freed_capacity(resource_id, now=now)
+    capacity_freed.send(resource_id, now=now)  # the waitlist listens
 
 
 def cancellation_terms(booking: Booking, now: datetime | None = None) -> dict:

@@ -28,6 +28,7 @@ from booking.bookings.service import (
     shape_problems,
     when_params,
 )
+from booking.bookings.signals import capacity_freed
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
 from booking.locking import resource_locked
@@ -128,6 +129,11 @@ def accept_offer(user: User, entry_id, now: datetime | None = None) -> Booking:
         from_offer=entry,
         now=now,
     )
+
+
+@capacity_freed.connect
+def _on_capacity_freed(resource_id: int, now: datetime | None = None, **_ignored) -> None:
+    offer_freed_capacity(resource_id, now=now)
 
 
 def offer_freed_capacity(resource_id: int, now: datetime | None = None) -> list[WaitlistEntry]:

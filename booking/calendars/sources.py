@@ -201,7 +201,12 @@ def _flag_new_conflicts(source: CalendarSource, old, blocks, now) -> None:
     for booking in upcoming:
         if hits(booking, blocks) and not hits(booking, old):
             apply_action(
-                booking, FLAG, None, reason=source.name, event="calendar_conflict", source_id=source.id
+                booking,
+                FLAG,
+                None,
+                reason=source.name,
+                event="calendar_conflict",
+                source_id=source.id,
             )
             for staff in source.resource.carrier.staff:
                 notify(

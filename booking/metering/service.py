@@ -187,7 +187,9 @@ def close_forgotten_sessions(booking: Booking) -> int:
     the resource's lock and commits): for the completion job."""
     closed = 0
     for usage in db.session.scalars(
-        select(UsageRecord).where(UsageRecord.booking_id == booking.id, UsageRecord.end_at.is_(None))
+        select(UsageRecord).where(
+            UsageRecord.booking_id == booking.id, UsageRecord.end_at.is_(None)
+        )
     ):
         usage.end_at = max(booking.end_at, usage.start_at + timedelta(minutes=1))
         db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
