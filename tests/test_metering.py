@@ -194,7 +194,9 @@ def test_batch_reports_say_row_by_row(lab, meter):
 def test_usage_api_needs_a_live_meter_token(lab, meter, client):
     assert client.post("/api/v1/usage", json=job(lab)).status_code == 401
     service.revoke_meter_token(
-        lab["carrier"], db.session.scalar(select(UsageRecord.meter_token_id)) or 1
+        lab["carrier"],
+        db.session.scalar(select(UsageRecord.meter_token_id)) or 1,
+        actor=lab["op"],
     )
     response = meter["post"](job(lab))
     assert response.status_code == 401

@@ -146,3 +146,67 @@ RESOURCE_FORM = {
     "qualification_id": "",
     "visibility": "public",
 }
+
+
+def test_services_check_their_own_authorisation_whoever_calls_them(two_carriers):
+    """The API, a job or a future page may call a service without the /operate/ guard: the
+    service itself refuses another carrier's operator (as not found) and an operator where
+    the carrier admin acts (as forbidden)."""
+    from datetime import date, timedelta
+
+    from booking.accounts.models import User
+    from booking.billing import invoices
+    from booking.billing.invoice_models import Invoice
+    from booking.billing.service import add_rate
+    from booking.bookings.outages import create_outage
+    from booking.carriers import service as carriers
+    from booking.catalogue import service as catalogue
+    from booking.metering.service import create_meter_token, revoke_meter_token
+    from booking.problems import NotFound, ServiceError
+    from booking.types import utcnow
+
+    a, b = two_carriers["a"], two_carriers["b"]
+
+    def user(email: str) -> User:
+        return db.session.scalar(select(User).where(User.email == email))
+
+    a_admin, a_op, b_admin = user("a@example.com"), user("a-op@example.com"), user("b@example.com")
+    resource = two_carriers["b_public"]
+    draft = Invoice(carrier_id=b.id, organisation_id=two_carriers["org"].id, period="2026-10")
+    db.session.add(draft)
+    db.session.commit()
+    start = utcnow() + timedelta(days=3)
+    outsider_calls = [
+        lambda: invoices.issue(a_admin, b, draft.id),
+        lambda: invoices.mark_paid(b, draft.id, True, actor=a_admin),
+        lambda: invoices.run_invoices(b, "2026-10", actor=a_admin),
+        lambda: invoices.adjust(a_admin, b, draft.id, "x", "1", "r"),
+        lambda: add_rate(
+            a_admin,
+            resource,
+            tier="external",
+            unit="hour",
+            price="1",
+            effective_from=date(2020, 1, 1),
+        ),  # fmt: skip
+        lambda: create_outage(a_admin, resource, start, start + timedelta(hours=1), "service"),
+        lambda: catalogue.set_status(b, resource, "retired", actor=a_admin),
+        lambda: carriers.create_qualification(b, "培训", "Training", actor=a_admin),
+        lambda: carriers.mark_resident(b, "Org", a_admin),
+    ]
+    for call in outsider_calls:
+        with pytest.raises(NotFound):
+            call()
+        db.session.rollback()
+    _token, _secret = create_meter_token(b, b_admin, "Slurm", [resource.id])
+    for call in (
+        lambda: carriers.add_staff(a, "b@example.com", "operator", actor=a_op),
+        lambda: revoke_meter_token(b, _token.id, actor=a_admin),
+    ):
+        with pytest.raises(ServiceError) as refused:
+            call()
+        assert refused.value.status in (403, 404)
+        db.session.rollback()
+    db.session.expire_all()
+    assert db.session.get(Invoice, draft.id).status == "draft"
+    assert db.session.get(Resource, resource.id).status == "active"

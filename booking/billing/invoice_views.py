@@ -73,7 +73,7 @@ def run():
     form = RunForm()
     if form.validate_on_submit():
         try:
-            result = service.run_invoices(g.carrier, form.period.data)
+            result = service.run_invoices(g.carrier, form.period.data, actor=current_user)
         except ServiceError as error:
             show_problems(form, error)
             return _list(form, 422)
@@ -170,7 +170,9 @@ def credit(invoice_id):
 def paid(invoice_id):
     if EmptyForm().validate_on_submit():
         try:
-            service.mark_paid(g.carrier, invoice_id, request.form.get("paid") == "1")
+            service.mark_paid(
+                g.carrier, invoice_id, request.form.get("paid") == "1", actor=current_user
+            )
         except ServiceError as error:
             if error.status == 404:
                 raise

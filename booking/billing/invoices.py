@@ -41,7 +41,7 @@ from booking.languages import pick
 from booking.locking import lock_row
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Residency
-from booking.permissions import is_staff_of
+from booking.permissions import is_staff_of, require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id, in_ids
 from booking.types import utcnow
@@ -286,9 +286,14 @@ def _recount(invoice: Invoice) -> None:
     invoice.subsidy_fen = sum(line.subsidy_fen or 0 for line in invoice.lines)
 
 
-def run_invoices(carrier: Carrier, period: str, now: datetime | None = None) -> RunResult:
+def run_invoices(
+    carrier: Carrier, period: str, now: datetime | None = None, *, actor: User | None = None
+) -> RunResult:
     """Create or extend this period's drafts with everything not yet billed. Runs of one
-    carrier are serialised on its row; running again adds only what is new."""
+    carrier are serialised on its row; running again adds only what is new. `actor` is the
+    operator who asked (None: the scheduler or the command line)."""
+    if actor is not None:
+        require_staff(actor, carrier.id)
     window = period_window(period, carrier.timezone, now)
     result = RunResult()
     carrier = lock_row(Carrier, carrier.id)
@@ -391,6 +396,7 @@ def adjust(
     operator: User, carrier: Carrier, invoice_id, description: str, amount: str, reason: str
 ) -> Invoice:
     """An explicit line on a draft (a discount is a negative amount), with its reason."""
+    require_staff(operator, carrier.id)
     invoice = _draft(carrier, invoice_id)
     fen, reason = _amount_and_reason(amount, reason)
     invoice.lines.append(
@@ -418,6 +424,7 @@ def _next_number(carrier: Carrier, year: int) -> str:
 
 def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = None) -> Invoice:
     """Number the draft (gap-free per carrier and year) and freeze it."""
+    require_staff(operator, carrier.id)
     now = now or utcnow()
     carrier = lock_row(Carrier, carrier.id)  # one issuer at a time per carrier: no gaps, no twins
     invoice = _draft(carrier, invoice_id)
@@ -457,6 +464,7 @@ def credit_note(
     now: datetime | None = None,
 ) -> Invoice:
     """A correction of an issued invoice: a new, numbered document that references it."""
+    require_staff(operator, carrier.id)
     original = invoice_of_carrier(carrier, invoice_id)
     if original.status != ISSUED or original.kind == CREDIT_NOTE:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be credited.")), 409)
@@ -496,7 +504,10 @@ def credit_note(
     return issue(operator, carrier, note.id, now)
 
 
-def mark_paid(carrier: Carrier, invoice_id, paid: bool, now: datetime | None = None) -> Invoice:
+def mark_paid(
+    carrier: Carrier, invoice_id, paid: bool, now: datetime | None = None, *, actor: User
+) -> Invoice:
+    require_staff(actor, carrier.id)
     invoice = invoice_of_carrier(carrier, invoice_id)
     if invoice.status != ISSUED:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be paid.")), 409)

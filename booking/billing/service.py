@@ -16,6 +16,7 @@ from booking.billing.money import parse_yuan
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.orgs.models import Residency
+from booking.permissions import require_staff
 from booking.problems import Problem, ServiceError
 
 
@@ -41,6 +42,7 @@ def add_rate(
     basis: str = pricing.BOOKED,
     effective_from: date | None,
 ) -> Rate:
+    require_staff(operator, resource.carrier_id)
     problems = []
     if tier not in pricing.TIERS:
         problems.append(Problem("invalid_tier", _l("Unknown price tier."), "tier"))

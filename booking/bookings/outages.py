@@ -17,6 +17,7 @@ from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.locking import resource_locked
 from booking.notify.service import notify
+from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 
 MAX_REASON = 500
@@ -32,6 +33,7 @@ def create_outage(
 ) -> tuple[list[Outage], list[Booking]]:
     """Schedule one window, or a recurring series of them. Bookings that overlap are kept
     but marked, recorded and their owners told; the operator decides what to do with them."""
+    require_staff(operator, resource.carrier_id)
     problems = shape_problems(start, end)
     if not problems and not start < end:
         problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]

@@ -14,6 +14,7 @@ from booking.carriers.models import Carrier
 from booking.catalogue.models import Qualification
 from booking.extensions import db
 from booking.notify.service import notify
+from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.types import utcnow
@@ -36,6 +37,7 @@ def grant(
     email: str,
     expires_at: datetime | None = None,
 ) -> QualificationGrant:
+    require_staff(operator, carrier.id)
     q = _qualification(carrier, qualification_id)
     user = user_by_email(email)
     problems = []
@@ -66,6 +68,7 @@ def grant(
 
 
 def revoke(carrier: Carrier, operator: User, grant_id) -> None:
+    require_staff(operator, carrier.id)
     try:
         g = by_id(QualificationGrant, grant_id)
     except (TypeError, ValueError):

@@ -14,6 +14,7 @@ from booking.carriers.models import CARRIER_ADMIN, STAFF_ROLES, Carrier, Carrier
 from booking.catalogue.models import Qualification
 from booking.extensions import db
 from booking.orgs.models import Organisation, Residency
+from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import plain_text_problems
 
@@ -92,6 +93,7 @@ def create_carrier(
 def update_settings(
     carrier: Carrier,
     *,
+    actor: User,
     name_zh: str,
     name_en: str,
     address: str,
@@ -101,6 +103,7 @@ def update_settings(
     policy: dict[str, int] | None = None,
 ) -> Carrier:
     """`policy`: free_cancellation_hours, late_cancellation_fee_percent, no_show_fee_percent."""
+    require_staff(actor, carrier.id, admin=True)
     problems = (
         plain_text_problems(name_zh, "name_zh", 120)
         + plain_text_problems(name_en, "name_en", 120)
@@ -137,7 +140,8 @@ def staff_of(carrier: Carrier) -> list[CarrierStaff]:
     return sorted(carrier.staff, key=lambda s: (s.role != CARRIER_ADMIN, s.user.email))
 
 
-def add_staff(carrier: Carrier, email: str, role: str) -> CarrierStaff:
+def add_staff(carrier: Carrier, email: str, role: str, *, actor: User) -> CarrierStaff:
+    require_staff(actor, carrier.id, admin=True)
     if role not in STAFF_ROLES:
         raise ServiceError(Problem("invalid_role", _l("Unknown role."), "role"))
     user = user_by_email(email)
@@ -165,6 +169,7 @@ def add_staff(carrier: Carrier, email: str, role: str) -> CarrierStaff:
 
 
 def remove_staff(carrier: Carrier, staff_id: int, by: User) -> None:
+    require_staff(by, carrier.id, admin=True)
     staff = db.session.get(CarrierStaff, staff_id)
     if staff is None or staff.carrier_id != carrier.id:
         raise NotFound()
@@ -193,6 +198,7 @@ def residents_of(carrier: Carrier) -> list[Residency]:
 
 
 def mark_resident(carrier: Carrier, organisation_name: str, by: User) -> Residency:
+    require_staff(by, carrier.id)
     name = (organisation_name or "").strip()
     org = db.session.scalar(
         select(Organisation).where(func.lower(Organisation.name) == name.lower())
@@ -217,7 +223,8 @@ def mark_resident(carrier: Carrier, organisation_name: str, by: User) -> Residen
     return residency
 
 
-def unmark_resident(carrier: Carrier, residency_id: int) -> None:
+def unmark_resident(carrier: Carrier, residency_id: int, *, actor: User) -> None:
+    require_staff(actor, carrier.id)
     residency = db.session.get(Residency, residency_id)
     if residency is None or residency.carrier_id != carrier.id:
         raise NotFound()
@@ -238,7 +245,10 @@ def qualifications_of(carrier: Carrier) -> list[Qualification]:
     )
 
 
-def create_qualification(carrier: Carrier, name_zh: str, name_en: str) -> Qualification:
+def create_qualification(
+    carrier: Carrier, name_zh: str, name_en: str, *, actor: User
+) -> Qualification:
+    require_staff(actor, carrier.id)
     problems = plain_text_problems(name_zh, "name_zh", 120) + plain_text_problems(
         name_en, "name_en", 120
     )

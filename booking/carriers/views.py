@@ -77,6 +77,7 @@ def settings():
         try:
             service.update_settings(
                 g.carrier,
+                actor=current_user,
                 name_zh=form.name_zh.data,
                 name_en=form.name_en.data,
                 address=form.address.data,
@@ -121,7 +122,7 @@ def add_staff():
     form = StaffForm()
     if form.validate_on_submit():
         try:
-            service.add_staff(g.carrier, form.email.data, form.role.data)
+            service.add_staff(g.carrier, form.email.data, form.role.data, actor=current_user)
         except ServiceError as error:
             show_problems(form, error)
         else:
@@ -180,7 +181,7 @@ def add_resident():
 @bp.post("/residents/<int:residency_id>/remove")
 def remove_resident(residency_id: int):
     if EmptyForm().validate_on_submit():
-        service.unmark_resident(g.carrier, residency_id)
+        service.unmark_resident(g.carrier, residency_id, actor=current_user)
         flash(_("Organisation is no longer a resident."), "success")
     return redirect(url_for(".residents"))
 
@@ -190,7 +191,9 @@ def qualifications():
     form = QualificationForm()
     if form.validate_on_submit():
         try:
-            service.create_qualification(g.carrier, form.name_zh.data, form.name_en.data)
+            service.create_qualification(
+                g.carrier, form.name_zh.data, form.name_en.data, actor=current_user
+            )
         except ServiceError as error:
             show_problems(form, error)
         else:

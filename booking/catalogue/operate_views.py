@@ -2,6 +2,7 @@
 
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from booking.accounts.forms import EmptyForm
 from booking.carriers.service import qualifications_of
@@ -43,8 +44,8 @@ def _submit(form: ResourceForm, resource: Resource | None):
     fields = form.to_fields(specs, rows)
     try:
         if resource is None:
-            return service.create_resource(g.carrier, fields)
-        return service.update_resource(g.carrier, resource, fields)
+            return service.create_resource(g.carrier, fields, actor=current_user)
+        return service.update_resource(g.carrier, resource, fields, actor=current_user)
     except ServiceError as error:
         show_problems(form, error)
         return None
@@ -98,7 +99,7 @@ def edit(resource_id):
 def retire(resource_id):
     resource = own(Resource, resource_id)
     if EmptyForm().validate_on_submit():
-        service.set_status(g.carrier, resource, RETIRED)
+        service.set_status(g.carrier, resource, RETIRED, actor=current_user)
         flash(_("Resource retired: it no longer appears in the catalogue."), "success")
     return redirect(url_for(".index"))
 
@@ -107,6 +108,6 @@ def retire(resource_id):
 def reactivate(resource_id):
     resource = own(Resource, resource_id)
     if EmptyForm().validate_on_submit():
-        service.set_status(g.carrier, resource, ACTIVE)
+        service.set_status(g.carrier, resource, ACTIVE, actor=current_user)
         flash(_("Resource is active again."), "success")
     return redirect(url_for(".index"))

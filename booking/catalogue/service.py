@@ -10,7 +10,7 @@ from booking.carriers.models import Carrier
 from booking.catalogue.models import ACTIVE, KINDS, PUBLIC, RETIRED, OpeningHours, Resource
 from booking.catalogue.rules import ResourceFields, resource_problems
 from booking.extensions import db
-from booking.permissions import operated_carrier_ids, resident_carrier_ids
+from booking.permissions import operated_carrier_ids, require_staff, resident_carrier_ids
 from booking.problems import NotFound, Problem, ServiceError
 
 MAX_QUERY_LENGTH = 100
@@ -131,7 +131,8 @@ def _apply(resource: Resource, fields: ResourceFields) -> None:
     ]
 
 
-def create_resource(carrier: Carrier, fields: ResourceFields) -> Resource:
+def create_resource(carrier: Carrier, fields: ResourceFields, *, actor: User) -> Resource:
+    require_staff(actor, carrier.id)
     problems = resource_problems(fields, _qualification_ids(carrier))
     if problems:
         raise ServiceError(problems)
@@ -142,7 +143,10 @@ def create_resource(carrier: Carrier, fields: ResourceFields) -> Resource:
     return resource
 
 
-def update_resource(carrier: Carrier, resource: Resource, fields: ResourceFields) -> Resource:
+def update_resource(
+    carrier: Carrier, resource: Resource, fields: ResourceFields, *, actor: User
+) -> Resource:
+    require_staff(actor, carrier.id)
     if resource.carrier_id != carrier.id:
         raise NotFound()
     problems = resource_problems(fields, _qualification_ids(carrier))
@@ -153,7 +157,8 @@ def update_resource(carrier: Carrier, resource: Resource, fields: ResourceFields
     return resource
 
 
-def set_status(carrier: Carrier, resource: Resource, status: str) -> Resource:
+def set_status(carrier: Carrier, resource: Resource, status: str, *, actor: User) -> Resource:
+    require_staff(actor, carrier.id)
     if resource.carrier_id != carrier.id:
         raise NotFound()
     if status not in (ACTIVE, RETIRED):

@@ -165,7 +165,8 @@ def load_demo() -> dict[str, int]:
             qualification_id=qualification.id if qualification else None,
             opening_hours=rows,
         )
-        create_resource(carrier, fields)
+        admin = db.session.get(User, next(s.user_id for s in carrier.staff))
+        create_resource(carrier, fields, actor=admin)
         created["resources"] += 1
     created["rates"] = _demo_rates(users["operator@demo.test"])
     _demo_voucher(users["admin@demo.test"])

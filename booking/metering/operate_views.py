@@ -173,7 +173,7 @@ def create_token():
 @carrier_admin_required
 def revoke_token(token_id):
     if EmptyForm().validate_on_submit():
-        service.revoke_meter_token(g.carrier, token_id)
+        service.revoke_meter_token(g.carrier, token_id, actor=current_user)
         flash(_("Meter token revoked."), "success")
     return redirect(url_for(".usage"))
 

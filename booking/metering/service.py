@@ -49,7 +49,7 @@ from booking.metering.models import (
     UsageEvent,
     UsageRecord,
 )
-from booking.permissions import is_staff_of, staff_role
+from booking.permissions import is_staff_of, require_staff, staff_role
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.text_rules import plain_text_problems
@@ -404,7 +404,8 @@ def meter_tokens(carrier: Carrier) -> list[MeterToken]:
     )
 
 
-def revoke_meter_token(carrier: Carrier, token_id) -> None:
+def revoke_meter_token(carrier: Carrier, token_id, *, actor: User) -> None:
+    require_staff(actor, carrier.id, admin=True)
     try:
         token = by_id(MeterToken, token_id)
     except (TypeError, ValueError):
