@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import render_template, request
+from flask.globals import request_ctx
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from booking.api.views import api_error
 from booking.extensions import db
 from booking.problems import Problem, ServiceError
 
@@ -45,13 +47,10 @@ def _wants_json() -> bool:
 
 
 def _respond(problems: list[Problem], status: int):
-    from flask.globals import request_ctx
 
     if request_ctx.url_adapter is None:  # an untrusted Host: no page can be built for it
         return str(problems[0].message), status, {"Content-Type": "text/plain; charset=utf-8"}
     if _wants_json():
-        from booking.api.views import api_error
-
         return api_error(problems, status)
     return (
         render_template("error.html", status=status, problems=problems),

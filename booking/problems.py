@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -38,6 +40,5 @@ class NotFound(ServiceError):
     """Unknown ids and other tenants' ids look exactly the same: not found."""
 
     def __init__(self, message: str | None = None):
-        from flask_babel import lazy_gettext as _l
 
         super().__init__(Problem("not_found", message or _l("Not found.")), status=404)

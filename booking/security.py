@@ -13,6 +13,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 # No inline script anywhere (scripts come from /static); inline styles stay allowed because
 # the server-drawn SVG charts carry their own <style>.
@@ -82,8 +83,6 @@ def init_app(app: Flask) -> None:
     app.before_request(_receive_body_first)
     hops = app.config["PROXY_FIX_HOPS"]
     if hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 

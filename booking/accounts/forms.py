@@ -5,6 +5,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from booking.forms import REQUIRED_MESSAGE, MultiCheckboxField, PlainText
 from booking.languages import LOCALES
+from booking.notify.service import MAIL_TOPICS
 
 
 class RegisterForm(FlaskForm):
@@ -76,7 +77,6 @@ class MailPreferenceForm(FlaskForm):
     topics = MultiCheckboxField(_l("By mail, only these"), validate_choice=False)
 
     def __init__(self, *args, **kwargs):
-        from booking.notify.service import MAIL_TOPICS
 
         super().__init__(*args, **kwargs)
         self.topics.choices = [(code, label) for code, (label, _kinds) in MAIL_TOPICS.items()]

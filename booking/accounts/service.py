@@ -23,7 +23,9 @@ from booking.accounts.rules import (
 from booking.extensions import db
 from booking.languages import LOCALES
 from booking.links import absolute_url
+from booking.locking import begin_write
 from booking.mail import queue_mail
+from booking.notify.service import MAIL_TOPICS
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import plain_text_problems
 from booking.types import utcnow
@@ -139,14 +141,12 @@ def change_password(user: User, current: str, new: str) -> None:
 
 
 def mail_topics_wanted(user: User) -> list[str]:
-    from booking.notify.service import MAIL_TOPICS
 
     return [t for t in MAIL_TOPICS if t not in (user.mail_muted or [])]
 
 
 def set_mail_preference(user: User, wanted: bool, topics: list[str] | None = None) -> None:
     """Mail on or off, and which topics to get by mail (None keeps the current choice)."""
-    from booking.notify.service import MAIL_TOPICS
 
     if topics is not None:
         unknown = set(topics) - set(MAIL_TOPICS)
@@ -262,7 +262,6 @@ def user_for_api_token(secret: str | None) -> User | None:
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
         # Recorded at most every few minutes: a busy client does not write on every call.
-        from booking.locking import begin_write
 
         token_id, user_id = token.id, token.user_id
         begin_write()

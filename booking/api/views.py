@@ -11,6 +11,7 @@ from booking.catalogue import service as catalogue
 from booking.catalogue.models import Resource
 from booking.extensions import csrf
 from booking.languages import current_locale, minutes_to_hhmm
+from booking.metering.service import meter_for_secret
 from booking.orgs.service import organisations_of
 from booking.problems import Problem, ServiceError
 from booking.security import api_client_key, client_address, limiter
@@ -68,8 +69,6 @@ def _authenticate():
         scheme, _, secret = header.partition(" ")
         secret = secret.strip()
         if scheme.lower() == "bearer" and secret.startswith("mtr_"):
-            from booking.metering.service import meter_for_secret
-
             g.meter = meter_for_secret(secret)
             if g.meter is None:
                 return api_error(

@@ -15,8 +15,10 @@ from wtforms.validators import InputRequired
 
 from booking.accounts.forms import EmptyForm
 from booking.billing import invoices as service
+from booking.billing.documents import invoice_pdf, invoices_xlsx
 from booking.exports import CSV_TYPE, XLSX_TYPE, content_disposition, csv_text
 from booking.forms import REQUIRED_MESSAGE
+from booking.languages import current_locale
 from booking.problems import ServiceError
 from booking.web import show_problems
 
@@ -235,8 +237,6 @@ def export():
 
 
 def _pdf_response(invoice):
-    from booking.billing.documents import invoice_pdf
-    from booking.languages import current_locale
 
     name = invoice.number or f"draft-{invoice.id}"
     return Response(
@@ -253,7 +253,6 @@ def pdf(invoice_id):
 
 @bp.get("/invoices/export.xlsx")
 def export_xlsx():
-    from booking.billing.documents import invoices_xlsx
 
     period = request.args.get("period") or None
     return Response(

@@ -30,7 +30,7 @@ from booking.billing.invoice_models import (
     InvoiceLine,
 )
 from booking.billing.models import Rate
-from booking.billing.money import parse_yuan
+from booking.billing.money import format_yuan, parse_yuan
 from booking.billing.vouchers import apply_subsidies, usable_vouchers
 from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, BookingEvent
 from booking.carriers.models import Carrier
@@ -40,6 +40,7 @@ from booking.inputs import parse_month
 from booking.languages import pick
 from booking.locking import lock_row
 from booking.metering.models import UsageRecord
+from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership, Residency
 from booking.permissions import is_staff_of, require_staff
 from booking.problems import NotFound, Problem, ServiceError
@@ -433,8 +434,6 @@ def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = N
     invoice.buyer_title = invoice.organisation.invoice_title or invoice.organisation.name
     invoice.buyer_tax_id = invoice.organisation.tax_id or invoice.organisation.credit_code
     invoice.status, invoice.issued_at, invoice.issued_by_id = ISSUED, now, operator.id
-    from booking.billing.money import format_yuan
-    from booking.notify.service import notify
 
     for manager_id in db.session.scalars(
         select(Membership.user_id).where(

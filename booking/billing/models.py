@@ -5,6 +5,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.billing.pricing import RateTerms
 from booking.extensions import db
 from booking.types import UTCDateTime, utcnow
 
@@ -43,7 +44,6 @@ class Rate(db.Model):
         return self.resource.carrier_id
 
     def terms(self):
-        from booking.billing.pricing import RateTerms
 
         return RateTerms(
             self.tier,

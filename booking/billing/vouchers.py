@@ -12,14 +12,15 @@ from sqlalchemy import func, select
 from booking.accounts.models import User
 from booking.billing import pricing
 from booking.billing.invoice_models import BOOKING_LINE, USAGE_LINE, Invoice, InvoiceLine
-from booking.billing.money import parse_yuan
+from booking.billing.money import format_yuan, parse_yuan
 from booking.billing.voucher_models import Voucher, VoucherProgramme, VoucherUse
 from booking.carriers.models import Carrier
 from booking.catalogue.models import KINDS
 from booking.extensions import db
 from booking.inputs import parse_month
 from booking.locking import lock_also
-from booking.orgs.models import Organisation
+from booking.notify.service import notify
+from booking.orgs.models import MANAGER, Membership, Organisation
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import plain_text_problems
 
@@ -146,9 +147,6 @@ def grant(admin: User, programme_id: int, organisation_name: str, amount: str) -
         )
         db.session.add(voucher)
     voucher.amount_fen += fen
-    from booking.billing.money import format_yuan
-    from booking.notify.service import notify
-    from booking.orgs.models import MANAGER, Membership
 
     for manager_id in db.session.scalars(
         select(Membership.user_id).where(

@@ -17,6 +17,7 @@ from booking.bookings import service
 from booking.bookings.forms import GrantForm, OnBehalfForm, OutageForm, ReasonForm
 from booking.bookings.models import Booking, Outage
 from booking.carriers.service import qualifications_of
+from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
 from booking.languages import current_locale
 from booking.problems import Problem, ServiceError
@@ -137,8 +138,6 @@ def create_outage():
     form = OutageForm()
     form.resource_id.choices = _resource_choices()
     if form.validate_on_submit():
-        from booking.catalogue.models import Resource
-
         resource = own(Resource, form.resource_id.data)
         start, end = form.moments(g.carrier.timezone)
         try:

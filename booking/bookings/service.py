@@ -29,13 +29,18 @@ from booking.bookings.rules import BookingContext, Holding, ResourcePolicy
 from booking.bookings.signals import capacity_freed
 from booking.carriers.models import Carrier
 from booking.catalogue.models import OpeningHours, Resource
-from booking.catalogue.service import may_see, visible_resource, visible_resources_query
+from booking.catalogue.service import (
+    catalogue_filter_problems,
+    may_see,
+    visible_resource,
+    visible_resources_query,
+)
 from booking.extensions import db
 from booking.locking import resource_locked
 from booking.metering.models import UsageRecord
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership
-from booking.permissions import is_staff_of
+from booking.permissions import is_staff_of, operated_carrier_ids
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.types import UTCDateTime, utcnow
@@ -707,7 +712,6 @@ def carrier_bookings(
 
 def visible_bookings(user: User, **filters) -> list[Booking]:
     """Own bookings, plus those of carriers the user operates (API listing)."""
-    from booking.permissions import operated_carrier_ids
 
     carriers = operated_carrier_ids(user)
     stmt = select(Booking).join(Resource)
@@ -849,7 +853,6 @@ def free_resources(
         problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
     if problems:
         raise ServiceError(problems, 422)
-    from booking.catalogue.service import catalogue_filter_problems
 
     problems = catalogue_filter_problems(kind, carrier_code)
     if problems:

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
+from booking.billing.service import estimate
 from booking.bookings import rules, service, waitlist
 from booking.bookings import series as series_service
 from booking.bookings.forms import (
@@ -162,8 +163,6 @@ def book(resource_id: int):
     action = request.form.get("action", "book")
     try:
         if action == "check" and not rrule:
-            from booking.billing.service import estimate
-
             service_check = bookings_check(resource, form, start, end)
             return _book_page(
                 resource,

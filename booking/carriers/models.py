@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db
+from booking.languages import pick
 from booking.types import UTCDateTime, utcnow
 
 CARRIER_ADMIN = "admin"
@@ -36,12 +37,10 @@ class Carrier(db.Model):
     staff = relationship("CarrierStaff", back_populates="carrier", cascade="all, delete-orphan")
 
     def name(self, locale: str | None = None) -> str:
-        from booking.languages import pick
 
         return pick(self.name_zh, self.name_en, locale)
 
     def description(self, locale: str | None = None) -> str:
-        from booking.languages import pick
 
         return pick(self.description_zh, self.description_en, locale)
 

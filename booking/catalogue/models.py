@@ -28,6 +28,7 @@ from booking.catalogue.rules import (  # noqa: F401 - the names other modules im
     VISIBILITIES,
 )
 from booking.extensions import db
+from booking.languages import pick
 from booking.types import UTCDateTime, utcnow
 
 
@@ -46,7 +47,6 @@ class Qualification(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def name(self, locale: str | None = None) -> str:
-        from booking.languages import pick
 
         return pick(self.name_zh, self.name_en, locale)
 
@@ -101,17 +101,14 @@ class Resource(db.Model):
     )
 
     def name(self, locale: str | None = None) -> str:
-        from booking.languages import pick
 
         return pick(self.name_zh, self.name_en, locale)
 
     def description(self, locale: str | None = None) -> str:
-        from booking.languages import pick
 
         return pick(self.description_zh, self.description_en, locale)
 
     def unit(self, locale: str | None = None) -> str:
-        from booking.languages import pick
 
         return pick(self.unit_zh, self.unit_en, locale)
 

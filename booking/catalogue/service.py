@@ -7,7 +7,15 @@ from sqlalchemy import Select, or_, select
 
 from booking.accounts.models import User
 from booking.carriers.models import Carrier
-from booking.catalogue.models import ACTIVE, KINDS, PUBLIC, RETIRED, OpeningHours, Resource
+from booking.catalogue.models import (
+    ACTIVE,
+    KINDS,
+    PUBLIC,
+    RETIRED,
+    OpeningHours,
+    Qualification,
+    Resource,
+)
 from booking.catalogue.rules import ResourceFields, resource_problems
 from booking.extensions import db
 from booking.permissions import operated_carrier_ids, require_staff, resident_carrier_ids
@@ -116,7 +124,6 @@ def carrier_resources(carrier: Carrier, include_retired: bool = True) -> list[Re
 
 
 def _qualification_ids(carrier: Carrier) -> set[int]:
-    from booking.catalogue.models import Qualification
 
     return set(
         db.session.scalars(select(Qualification.id).where(Qualification.carrier_id == carrier.id))

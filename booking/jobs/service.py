@@ -15,21 +15,28 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from booking.billing.invoices import run_invoices
+from booking.billing.voucher_models import Voucher, VoucherProgramme
 from booking.bookings.models import (
     APPROVED,
     IN_USE,
     REQUESTED,
     Booking,
+    QualificationGrant,
 )
 from booking.bookings.rules import COMPLETE, MARK_NO_SHOW
 from booking.bookings.service import apply_action, when_params
+from booking.bookings.waitlist import expire_offers
+from booking.calendars.sources import refresh_all
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.jobs.models import JobRun, SentOnce
 from booking.locking import resource_locked
 from booking.metering.service import close_forgotten_sessions, was_used
+from booking.notify.mailer import send_pending
 from booking.notify.service import notify
+from booking.orgs.models import MANAGER, Membership
 from booking.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -141,13 +148,11 @@ def send_reminders(now: datetime) -> str:
 
 
 def expire_waitlist_offers(now: datetime) -> str:
-    from booking.bookings.waitlist import expire_offers
 
     return f"{expire_offers(now)} resources checked"
 
 
 def refresh_calendars(now: datetime) -> str:
-    from booking.calendars.sources import refresh_all
 
     count, failed = refresh_all()
     return f"{count} refreshed, {failed} failed"
@@ -155,7 +160,6 @@ def refresh_calendars(now: datetime) -> str:
 
 def monthly_invoices(now: datetime) -> str:
     """On the first days of a month, the previous month's drafts for every carrier, once."""
-    from booking.billing.invoices import run_invoices
 
     made = 0
     for carrier in db.session.scalars(select(Carrier)).all():
@@ -168,8 +172,6 @@ def monthly_invoices(now: datetime) -> str:
 
 
 def voucher_expiry_notices(now: datetime) -> str:
-    from booking.billing.voucher_models import Voucher, VoucherProgramme
-    from booking.orgs.models import MANAGER, Membership
 
     soon = (now + timedelta(days=30)).date()
     vouchers = db.session.scalars(
@@ -207,7 +209,6 @@ def voucher_expiry_notices(now: datetime) -> str:
 
 def qualification_expiry_notices(now: datetime) -> str:
     """Two weeks before a qualification expires, its holder hears about it, once."""
-    from booking.bookings.models import QualificationGrant
 
     expiring = (
         db.session.scalars(
@@ -261,7 +262,6 @@ def approvals_digest(now: datetime) -> str:
 
 
 def mail_outbox(now: datetime) -> str:
-    from booking.notify.mailer import send_pending
 
     return send_pending(now)
 

@@ -3,10 +3,14 @@ notification is written here first, inside the transaction of the change it repo
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
+from booking.calendars.importer import describe
 from booking.extensions import db
+from booking.languages import local_time, pick
 from booking.notify.models import Notification
 from booking.types import utcnow
 
@@ -88,9 +92,6 @@ def render(note: Notification) -> str:
     template = MESSAGES.get(note.kind)
     if template is None:
         return note.kind
-    from datetime import datetime
-
-    from booking.languages import local_time
 
     params = {
         "resource": "",
@@ -102,8 +103,6 @@ def render(note: Notification) -> str:
     }
     params.update(note.params or {})
     if params.get("failure"):  # an import failure code, described in the reader's language
-        from booking.calendars.importer import describe
-
         code, _sep, detail = params["failure"].partition(":")
         params["reason"] = describe(code, detail)
     zone = params.get("tz")
@@ -112,7 +111,6 @@ def render(note: Notification) -> str:
         params["when"] = local_time(datetime.fromisoformat(params["start"]), zone, "short")
     if params.get("until_at"):
         params["until"] = local_time(datetime.fromisoformat(params["until_at"]), zone, "short")
-    from booking.languages import pick
 
     for key, value in list(params.items()):
         if isinstance(value, dict):  # a bilingual name
