@@ -116,6 +116,8 @@ def _book_page(
 @bp.route("/resources/<int:resource_id>/book", methods=["GET", "POST"])
 @login_required
 def book(resource_id: int):
+    """The booking form: shown (prefilled from the week view or "find free"), then one of its
+    actions — check and estimate, book, preview or book a series, join the waitlist."""
     resource = visible_resource(current_user, resource_id)
     form = BookingForm()
     form.organisation_id.choices = _organisation_choices(current_user)
@@ -126,108 +128,16 @@ def book(resource_id: int):
         )
         return redirect(url_for("orgs.index"))
     if request.method == "GET":
-        form.quantity.data = 1
-        when = request.args.get("start")
-        if when:
-            # Prefilled from the week view or from "find free" (which also passes end and
-            # quantity); anything unreadable is ignored and the form stays as it was.
-            try:
-                start, problems = parse_datetime(when, "start", naive_ok=True)
-                if problems:
-                    raise ValueError(when)
-                start = start.astimezone(ZoneInfo(resource.carrier.timezone))
-                form.day.data, form.start_time.data = start.date(), start.time()
-                end = start + timedelta(
-                    minutes=max(resource.min_duration_minutes, resource.slot_minutes)
-                )
-                wanted_end = request.args.get("end")
-                if wanted_end:
-                    later, problems = parse_datetime(wanted_end, "end", naive_ok=True)
-                    if problems:
-                        raise ValueError(wanted_end)
-                    later = later.astimezone(start.tzinfo)
-                    end = later if later > start else end
-                form.end_time.data = end.time()
-                if end.date() != start.date():
-                    form.end_day.data = end.date()
-                quantity = request.args.get("quantity", type=int)
-                if quantity and 1 <= quantity <= resource.capacity:
-                    form.quantity.data = quantity
-            except (ValueError, TypeError, OverflowError):
-                pass
+        _prefill(form, resource)
         return _book_page(resource, form)
     if not form.validate_on_submit():
         return _book_page(resource, form, 422)
     start, end = form.moments(resource.carrier.timezone)
     rrule = form.rrule()
     action = request.form.get("action", "book")
+    handler = (SERIES_ACTIONS if rrule else SINGLE_ACTIONS).get(action, _book_one)
     try:
-        if action == "check" and not rrule:
-            service_check = bookings_check(resource, form, start, end)
-            return _book_page(
-                resource,
-                form,
-                200 if not service_check else service_check.status,
-                refused=service_check,
-                estimate=estimate(
-                    resource, form.organisation_id.data, start, end, form.quantity.data
-                ),
-            )
-        if rrule and action == "check":
-            occurrences = series_service.preview_series(
-                current_user,
-                resource.id,
-                start,
-                end,
-                rrule,
-                quantity=form.quantity.data,
-                organisation_id=form.organisation_id.data,
-            )
-            return _book_page(resource, form, preview=occurrences)
-        if rrule:
-            chosen = set()
-            for value in request.form.getlist("occurrence"):
-                moment, problems = parse_datetime(value, "occurrence")
-                if problems:
-                    raise ServiceError(problems, 422)
-                chosen.add(moment)
-            _series, occurrences = series_service.create_series(
-                current_user,
-                resource.id,
-                start,
-                end,
-                rrule,
-                quantity=form.quantity.data,
-                organisation_id=form.organisation_id.data,
-                purpose=form.purpose.data,
-                only_starts=chosen or None,
-            )
-            booked = [o for o in occurrences if o.booking]
-            flash(_("%(n)d bookings made in the series.", n=len(booked)), "success")
-            return redirect(url_for(".mine"))
-        if action == "waitlist":
-            waitlist.join_waitlist(
-                current_user,
-                resource.id,
-                start,
-                end,
-                quantity=form.quantity.data,
-                organisation_id=form.organisation_id.data,
-                purpose=form.purpose.data,
-            )
-            flash(
-                _("You are on the waitlist. We will offer you the slot if it frees up."), "success"
-            )
-            return redirect(url_for(".mine"))
-        booking = service.create_booking(
-            current_user,
-            resource.id,
-            start,
-            end,
-            quantity=form.quantity.data,
-            organisation_id=form.organisation_id.data,
-            purpose=form.purpose.data,
-        )
+        return handler(resource, form, start, end, rrule)
     except service.BookingRefused as refused:
         show_problems(form, refused)
         return _book_page(resource, form, refused.status, refused=refused)
@@ -236,11 +146,117 @@ def book(resource_id: int):
             raise
         show_problems(form, error)
         return _book_page(resource, form, error.status)
+
+
+def _prefill(form: BookingForm, resource) -> None:
+    """From the week view or "find free" (which also passes end and quantity); anything
+    unreadable is ignored and the form stays as it was."""
+    form.quantity.data = 1
+    when = request.args.get("start")
+    if not when:
+        return
+    try:
+        start, problems = parse_datetime(when, "start", naive_ok=True)
+        if problems:
+            return
+        start = start.astimezone(ZoneInfo(resource.carrier.timezone))
+        form.day.data, form.start_time.data = start.date(), start.time()
+        end = start + timedelta(minutes=max(resource.min_duration_minutes, resource.slot_minutes))
+        later, problems = parse_datetime(request.args.get("end"), "end", required=False)
+        if later is not None and not problems:
+            later = later.astimezone(start.tzinfo)
+            end = later if later > start else end
+        form.end_time.data = end.time()
+        if end.date() != start.date():
+            form.end_day.data = end.date()
+        quantity = request.args.get("quantity", type=int)
+        if quantity and 1 <= quantity <= resource.capacity:
+            form.quantity.data = quantity
+    except (ValueError, TypeError, OverflowError):
+        return
+
+
+def _check_one(resource, form, start, end, _rrule):
+    refused = bookings_check(resource, form, start, end)
+    return _book_page(
+        resource,
+        form,
+        200 if not refused else refused.status,
+        refused=refused,
+        estimate=estimate(resource, form.organisation_id.data, start, end, form.quantity.data),
+    )
+
+
+def _book_one(resource, form, start, end, _rrule):
+    booking = service.create_booking(
+        current_user,
+        resource.id,
+        start,
+        end,
+        quantity=form.quantity.data,
+        organisation_id=form.organisation_id.data,
+        purpose=form.purpose.data,
+    )
     if booking.status == REQUESTED:
         flash(_("Your request was sent to the carrier for approval."), "success")
     else:
         flash(_("Booked."), "success")
     return redirect(url_for(".detail", booking_id=booking.id))
+
+
+def _join_waitlist(resource, form, start, end, _rrule):
+    waitlist.join_waitlist(
+        current_user,
+        resource.id,
+        start,
+        end,
+        quantity=form.quantity.data,
+        organisation_id=form.organisation_id.data,
+        purpose=form.purpose.data,
+    )
+    flash(_("You are on the waitlist. We will offer you the slot if it frees up."), "success")
+    return redirect(url_for(".mine"))
+
+
+def _preview_series(resource, form, start, end, rrule):
+    occurrences = series_service.preview_series(
+        current_user,
+        resource.id,
+        start,
+        end,
+        rrule,
+        quantity=form.quantity.data,
+        organisation_id=form.organisation_id.data,
+    )
+    return _book_page(resource, form, preview=occurrences)
+
+
+def _book_series(resource, form, start, end, rrule):
+    chosen = set()  # the occurrences ticked in the preview, if any
+    for value in request.form.getlist("occurrence"):
+        moment, problems = parse_datetime(value, "occurrence")
+        if problems:
+            raise ServiceError(problems, 422)
+        chosen.add(moment)
+    _series, occurrences = series_service.create_series(
+        current_user,
+        resource.id,
+        start,
+        end,
+        rrule,
+        quantity=form.quantity.data,
+        organisation_id=form.organisation_id.data,
+        purpose=form.purpose.data,
+        only_starts=chosen or None,
+    )
+    booked = [o for o in occurrences if o.booking]
+    flash(_("%(n)d bookings made in the series.", n=len(booked)), "success")
+    return redirect(url_for(".mine"))
+
+
+# The form's actions: one handler each, for a single booking and for a series.
+SINGLE_ACTIONS = {"check": _check_one, "book": _book_one, "waitlist": _join_waitlist}
+SERIES_ACTIONS = {"check": _preview_series, "book": _book_series, "waitlist": _join_waitlist}
 
 
 @bp.get("/resources/<int:resource_id>/next-free")
