@@ -1,0 +1,153 @@
+"""The booking state machine applied: who acts on a booking in which role, the one function
+that moves a booking between states (apply_action), its history and its notices. The
+transition table itself is pure, in bookings/rules.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+
+from booking.accounts.models import User
+from booking.bookings import rules
+from booking.bookings.models import (
+    Booking,
+    BookingEvent,
+)
+from booking.catalogue.models import Resource
+from booking.notify.service import notify
+from booking.orgs.models import MANAGER
+from booking.permissions import is_staff_of
+from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
+
+
+def record_event(
+    booking: Booking,
+    actor: User | None,
+    action: str,
+    from_status,
+    to_status,
+    reason: str = "",
+    **details,
+) -> None:
+    booking.events.append(
+        BookingEvent(
+            actor_id=actor.id if actor else None,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason or "",
+            details=details,
+        )
+    )
+
+
+def when_params(resource: Resource, start: datetime) -> dict:
+    """Notification parameters naming a resource and a time (rendered at read time)."""
+    return {
+        "resource": {"zh": resource.name_zh, "en": resource.name_en},
+        "start": start.isoformat(),
+        "tz": resource.carrier.timezone,
+    }
+
+
+def notify_about(booking: Booking, user_id: int, kind: str, **extra) -> None:
+    notify(
+        user_id,
+        kind,
+        {**when_params(booking.resource, booking.start_at), **extra},
+        link=f"/bookings/{booking.id}",
+    )
+
+
+def default_organisation_id(user: User) -> int | None:
+    ids = [m.organisation_id for m in user.memberships]
+    return ids[0] if len(ids) == 1 else None
+
+
+# --- who may see and act on a booking --------------------------------------------------------
+
+
+def can_see(user: User, booking: Booking) -> bool:
+    if user is None or not user.is_authenticated:
+        return False
+    if booking.user_id == user.id or is_staff_of(user, booking.resource.carrier_id):
+        return True
+    return any(
+        m.organisation_id == booking.organisation_id and m.role == MANAGER for m in user.memberships
+    )
+
+
+def booking_for(user: User, booking_id) -> Booking:
+    try:
+        booking = by_id(Booking, booking_id)
+    except (TypeError, ValueError):
+        booking = None
+    if booking is None or not can_see(user, booking):
+        raise NotFound()
+    return booking
+
+
+def require_operator(user: User, booking: Booking) -> None:
+    if not is_staff_of(user, booking.resource.carrier_id):
+        raise ServiceError(
+            Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
+        )
+
+
+def roles_of(actor: User | None, booking: Booking) -> frozenset[str]:
+    """In which capacities someone acts on a booking (the scheduler acts as SYSTEM)."""
+    if actor is None:
+        return frozenset({rules.SYSTEM})
+    roles = set()
+    if booking.user_id == actor.id or any(
+        m.organisation_id == booking.organisation_id and m.role == MANAGER
+        for m in actor.memberships
+    ):
+        roles.add(rules.OWNER)
+    if is_staff_of(actor, booking.resource.carrier_id):
+        roles.add(rules.STAFF)
+    return frozenset(roles)
+
+
+def check_action(booking: Booking, action: str, actor: User | None) -> None:
+    """Refuse an action the state machine does not allow (before doing any other work)."""
+    problems = rules.transition_problems(booking.status, action, roles_of(actor, booking))
+    if problems:
+        raise ServiceError(problems, 403 if problems[0].code == "forbidden" else 409)
+
+
+def apply_action(
+    booking: Booking,
+    action: str,
+    actor: User | None,
+    *,
+    reason: str = "",
+    notify_owner: bool = True,
+    notice: dict | None = None,
+    event: str | None = None,
+    calendar_changes: bool | None = None,
+    **details,
+) -> Booking:
+    """The one way a booking changes state. The caller holds the resource's lock and commits.
+    The action is checked against the state machine (rules.TRANSITIONS) for who acts; the
+    change is recorded as a BookingEvent (`details` carry e.g. the old and new times); the
+    sequence rises whenever the calendar event changes; the booker is told when the table says
+    so. Returns the booking."""
+    check_action(booking, action, actor)
+    step = rules.TRANSITIONS[(booking.status, action)]
+    from_status = booking.status
+    if step.to is not None:
+        booking.status = step.to
+    # Calendars see a new version (SEQUENCE) whenever the event changes; a flag changes it
+    # only when the caller says so (a maintenance window shows on the booking).
+    if calendar_changes if calendar_changes is not None else action != rules.FLAG:
+        booking.sequence += 1
+    # The history names the event; a change that needs approval again reads "changed".
+    name = event or (rules.MODIFY if action == rules.MODIFY_FOR_APPROVAL else action)
+    record_event(booking, actor, name, from_status, booking.status, reason, **details)
+    acted_self = actor is not None and actor.id == booking.user_id
+    if step.notice and notify_owner and (step.notice_to_self or not acted_self):
+        notify_about(booking, booking.user_id, step.notice, **(notice or {}))
+    return booking

@@ -1,0 +1,261 @@
+"""Reading bookings: the lists of a person or a carrier, the approval queue, availability,
+the next free slot and which resources are free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
+
+from booking.accounts.models import User
+from booking.bookings import rules
+from booking.bookings.facts import Facts, booking_context, facts_for, shape_problems
+from booking.bookings.models import (
+    REQUESTED,
+    Booking,
+)
+from booking.bookings.rules import BookingContext, ResourcePolicy
+from booking.carriers.models import Carrier
+from booking.catalogue.models import OpeningHours, Resource
+from booking.catalogue.service import (
+    catalogue_filter_problems,
+    visible_resource,
+    visible_resources_query,
+)
+from booking.extensions import db
+from booking.permissions import operated_carrier_ids
+from booking.problems import Problem, ServiceError
+from booking.types import utcnow
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+def my_bookings(
+    user: User,
+    *,
+    status: str | None = None,
+    start_from: datetime | None = None,
+    start_until: datetime | None = None,
+    limit: int = 500,
+) -> list[Booking]:
+    stmt = select(Booking).where(Booking.user_id == user.id)
+    return _filtered(stmt, status, start_from, start_until, limit)
+
+
+def carrier_bookings(
+    carrier_id: int,
+    *,
+    status: str | None = None,
+    start_from: datetime | None = None,
+    start_until: datetime | None = None,
+    limit: int = 500,
+) -> list[Booking]:
+    stmt = select(Booking).join(Resource).where(Resource.carrier_id == carrier_id)
+    return _filtered(stmt, status, start_from, start_until, limit)
+
+
+def visible_bookings(user: User, **filters) -> list[Booking]:
+    """Own bookings, plus those of carriers the user operates (API listing)."""
+
+    carriers = operated_carrier_ids(user)
+    stmt = select(Booking).join(Resource)
+    condition = Booking.user_id == user.id
+    if carriers:
+        condition = or_(condition, Resource.carrier_id.in_(carriers))
+    return _filtered(
+        stmt.where(condition),
+        filters.get("status"),
+        filters.get("start_from"),
+        filters.get("start_until"),
+        filters.get("limit", 500),
+    )
+
+
+def _filtered(stmt, status, start_from, start_until, limit):
+    if status:
+        stmt = stmt.where(Booking.status == status)
+    if start_from:
+        stmt = stmt.where(Booking.end_at > start_from)
+    if start_until:
+        stmt = stmt.where(Booking.start_at < start_until)
+    return list(
+        db.session.scalars(stmt.order_by(Booking.start_at, Booking.id).limit(limit)).unique()
+    )
+
+
+def approval_queue(carrier_id: int) -> list[dict]:
+    """Requested bookings with what an operator needs to decide: organisation, whether the
+    requester is qualified, and any conflict now."""
+    queue = []
+    for booking in carrier_bookings(carrier_id, status=REQUESTED):
+        resource = booking.resource
+        ctx = booking_context(
+            resource,
+            booking.user,
+            booking.organisation_id,
+            booking.start_at,
+            booking.end_at,
+            exclude_ids=(booking.id,),
+        )
+        problems = rules.booking_problems(
+            ResourcePolicy.of(resource), booking.start_at, booking.end_at, booking.quantity, ctx
+        )
+        queue.append(
+            {
+                "booking": booking,
+                "qualified": ctx.qualified,
+                "conflicts": [p for p in problems if p.code in rules.CONFLICT_CODES],
+            }
+        )
+    return queue
+
+
+# --- availability and search -----------------------------------------------------------------
+
+
+def availability(
+    user: User | None, resource_id: int, window_from: datetime, window_until: datetime
+) -> tuple[Resource, list[dict]]:
+    problems = shape_problems(window_from, window_until)
+    if not problems and not window_from < window_until:
+        problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
+    if not problems and window_until - window_from > timedelta(days=92):
+        problems = [Problem("window_too_long", _l("Ask for at most 92 days at a time."), "end")]
+    if problems:
+        raise ServiceError(problems, 422)
+    resource = visible_resource(user, resource_id)
+    policy = ResourcePolicy.of(resource)
+    pad = timedelta(minutes=policy.setup_minutes + policy.cleanup_minutes)
+    facts = facts_for(resource.id, window_from - pad, window_until + pad)[resource.id]
+    pieces = rules.free_capacity_timeline(
+        policy, facts.holdings, facts.outages, facts.busy_blocks, window_from, window_until
+    )
+    return resource, pieces
+
+
+def next_free_slot(
+    user: User | None,
+    resource_id: int,
+    duration_minutes: int,
+    quantity: int = 1,
+    after: datetime | None = None,
+    now: datetime | None = None,
+) -> datetime | None:
+    """The earliest start on the grid from `after` where the rules (other than who books)
+    accept `duration_minutes` for `quantity` units; None within the advance window."""
+    resource = visible_resource(user, resource_id)
+    policy = ResourcePolicy.of(resource)
+    now = now or utcnow()
+    horizon = now + timedelta(days=policy.max_advance_days)
+    candidate = _first_grid_point(
+        policy, max(after or now, now + timedelta(minutes=policy.min_notice_minutes))
+    )
+    duration = timedelta(minutes=duration_minutes)
+    pad = timedelta(minutes=policy.setup_minutes + policy.cleanup_minutes)
+    facts = facts_for(resource.id, candidate - pad, horizon + duration + pad, now=now)[resource.id]
+    ctx = BookingContext(
+        now=now, holdings=facts.holdings, outages=facts.outages, busy_blocks=facts.busy_blocks
+    )
+    step = timedelta(minutes=policy.slot_minutes)
+    while candidate <= horizon:
+        if not rules.booking_problems(policy, candidate, candidate + duration, quantity, ctx):
+            return candidate
+        candidate += step
+    return None
+
+
+def _first_grid_point(policy: ResourcePolicy, moment: datetime) -> datetime:
+    local = moment.astimezone(policy.zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes = (local - midnight).total_seconds() / 60
+    slots = -(-minutes // policy.slot_minutes)  # ceiling
+    return (midnight + timedelta(minutes=slots * policy.slot_minutes)).astimezone(moment.tzinfo)
+
+
+@dataclass
+class FreeSearch:
+    total: int  # how many candidates can take the booking
+    results: list[tuple[Resource, int]]  # the first `limit` of them, with their free units
+
+
+def free_resources(
+    user: User | None,
+    kind: str | None,
+    start: datetime,
+    end: datetime,
+    quantity: int = 1,
+    carrier_code: str | None = None,
+    now: datetime | None = None,
+    limit: int = 100,
+) -> FreeSearch:
+    """Every resource visible to the user is checked; those that can take this booking are
+    counted, and the first `limit` (catalogue order) returned with their free units. Four
+    queries whatever the number of candidates: their booking terms, their opening hours, the
+    facts over the window, and the page of resources to show."""
+    problems = shape_problems(start, end)
+    if not problems and not start < end:
+        problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
+    if problems:
+        raise ServiceError(problems, 422)
+
+    problems = catalogue_filter_problems(kind, carrier_code)
+    if problems:
+        raise ServiceError(problems)
+    visible = visible_resources_query(user, kind=kind, carrier_code=carrier_code)
+    terms = db.session.execute(
+        visible.with_only_columns(
+            Resource.id,
+            Resource.capacity,
+            Resource.slot_minutes,
+            Resource.min_duration_minutes,
+            Resource.max_duration_minutes,
+            Resource.min_notice_minutes,
+            Resource.max_advance_days,
+            Resource.setup_minutes,
+            Resource.cleanup_minutes,
+            Resource.always_open,
+            Carrier.timezone,
+        )
+    ).all()
+    if not terms:
+        return FreeSearch(0, [])
+    candidate_ids = visible.with_only_columns(Resource.id).order_by(None).scalar_subquery()
+    hours: dict[int, list[tuple[int, int, int]]] = {}
+    for rid, weekday, opens, closes in db.session.execute(
+        select(
+            OpeningHours.resource_id, OpeningHours.weekday, OpeningHours.opens, OpeningHours.closes
+        ).where(OpeningHours.resource_id.in_(candidate_ids))
+    ):
+        hours.setdefault(rid, []).append((weekday, opens, closes))
+    max_pad = timedelta(minutes=max(row.setup_minutes + row.cleanup_minutes for row in terms))
+    now = now or utcnow()
+    facts = facts_for(candidate_ids, start - max_pad, end + max_pad, now=now)
+    empty = Facts()
+    found: list[tuple[int, int]] = []
+    # Many resources share the same terms: judge each set of terms once.
+    terms_ok: dict[ResourcePolicy, bool] = {}
+    for row in terms:
+        policy = ResourcePolicy.from_terms(row, tuple(sorted(hours.get(row.id, ()))), row.timezone)
+        if policy not in terms_ok:
+            terms_ok[policy] = not rules.term_problems(policy, start, end, quantity, now)
+        if not terms_ok[policy]:
+            continue
+        known = facts.get(row.id, empty)
+        free = rules.free_units(policy, known.holdings, start, end)
+        if free < quantity:
+            continue
+        if known.outages or known.busy_blocks:
+            ctx = BookingContext(now=now, outages=known.outages, busy_blocks=known.busy_blocks)
+            if rules.conflict_problems(policy, start, end, quantity, ctx):
+                continue
+        found.append((row.id, free))
+    page = found[:limit]
+    loaded = {
+        r.id: r
+        for r in db.session.scalars(
+            select(Resource).where(Resource.id.in_([rid for rid, _ in page]))
+        ).unique()
+    }
+    return FreeSearch(len(found), [(loaded[rid], free) for rid, free in page])
