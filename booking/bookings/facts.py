@@ -224,6 +224,20 @@ def booking_context(
     )
 
 
+def context_of_existing(booking: Booking, now: datetime | None = None) -> BookingContext:
+    """The rules' facts for a booking that exists (to approve it, or to list it in the
+    queue): everything else on the resource, the booking itself left out."""
+    return booking_context(
+        booking.resource,
+        booking.user,
+        booking.organisation_id,
+        booking.start_at,
+        booking.end_at,
+        exclude_ids=(booking.id,),
+        now=now,
+    )
+
+
 def shape_problems(start, end) -> list[Problem]:
     """What must be right before even looking at the database."""
     if not isinstance(start, datetime) or not isinstance(end, datetime):

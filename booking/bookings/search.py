@@ -11,7 +11,12 @@ from sqlalchemy import or_, select
 
 from booking.accounts.models import User
 from booking.bookings import rules
-from booking.bookings.facts import Facts, booking_context, facts_for, shape_problems
+from booking.bookings.facts import (
+    Facts,
+    context_of_existing,
+    facts_for,
+    shape_problems,
+)
 from booking.bookings.models import (
     REQUESTED,
     Booking,
@@ -91,14 +96,7 @@ def approval_queue(carrier_id: int) -> list[dict]:
     queue = []
     for booking in carrier_bookings(carrier_id, status=REQUESTED):
         resource = booking.resource
-        ctx = booking_context(
-            resource,
-            booking.user,
-            booking.organisation_id,
-            booking.start_at,
-            booking.end_at,
-            exclude_ids=(booking.id,),
-        )
+        ctx = context_of_existing(booking)
         problems = rules.booking_problems(
             ResourcePolicy.of(resource), booking.start_at, booking.end_at, booking.quantity, ctx
         )

@@ -15,6 +15,7 @@ from booking.bookings.facts import (  # noqa: F401 - one public surface
     BookingRefused,
     Facts,
     booking_context,
+    context_of_existing,
     facts_for,
     holdings,
     is_member,
@@ -308,15 +309,7 @@ def approve_booking(
         booking = db.session.get(Booking, booking.id, populate_existing=True)
         check_action(booking, rules.APPROVE, operator)
         # Re-check what may have changed since the request: capacity, outages, imported blocks.
-        ctx = booking_context(
-            resource,
-            booking.user,
-            booking.organisation_id,
-            booking.start_at,
-            booking.end_at,
-            exclude_ids=(booking.id,),
-            now=now,
-        )
+        ctx = context_of_existing(booking, now)
         conflicts = [
             p
             for p in rules.booking_problems(

@@ -187,15 +187,22 @@ def _check_one(resource, form, start, end, _rrule):
     )
 
 
+def _what(form: BookingForm) -> dict:
+    """What the form asks for besides the time: quantity, paying organisation, purpose."""
+    return {
+        "quantity": form.quantity.data,
+        "organisation_id": form.organisation_id.data,
+        "purpose": form.purpose.data,
+    }
+
+
 def _book_one(resource, form, start, end, _rrule):
     booking = service.create_booking(
         current_user,
         resource.id,
         start,
         end,
-        quantity=form.quantity.data,
-        organisation_id=form.organisation_id.data,
-        purpose=form.purpose.data,
+        **_what(form),
     )
     if booking.status == REQUESTED:
         flash(_("Your request was sent to the carrier for approval."), "success")
@@ -210,9 +217,7 @@ def _join_waitlist(resource, form, start, end, _rrule):
         resource.id,
         start,
         end,
-        quantity=form.quantity.data,
-        organisation_id=form.organisation_id.data,
-        purpose=form.purpose.data,
+        **_what(form),
     )
     flash(_("You are on the waitlist. We will offer you the slot if it frees up."), "success")
     return redirect(url_for(".mine"))
@@ -244,10 +249,8 @@ def _book_series(resource, form, start, end, rrule):
         start,
         end,
         rrule,
-        quantity=form.quantity.data,
-        organisation_id=form.organisation_id.data,
-        purpose=form.purpose.data,
         only_starts=chosen or None,
+        **_what(form),
     )
     booked = [o for o in occurrences if o.booking]
     flash(_("%(n)d bookings made in the series.", n=len(booked)), "success")
