@@ -470,19 +470,11 @@ from hypothesis import strategies as st  # noqa: E402
 _runs = iter(range(10**6))
 
 
-@settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    jobs=st.lists(st.tuples(st.integers(1, 300), st.integers(1, 4)), min_size=1, max_size=8),
-    coverage=st.integers(1, 100),
-    voucher_yuan=st.integers(1, 500),
-)
-def test_invoice_totals_are_the_sum_of_their_lines(app, jobs, coverage, voucher_yuan):
-    """For random usage and vouchers: the list price is the sum of the lines, the subsidy the
-    sum of the line subsidies, no line gets more than its coverage, and the voucher spends
-    exactly what the lines received, never more than it holds."""
-    from booking.billing.voucher_models import Voucher
+def billed_usage(jobs, coverage: int, voucher_yuan: int):
+    """A carrier of its own with a GPU at ¥15.37 per GPU-hour, a resident organisation with a
+    voucher (coverage %, amount), walk-up jobs (minutes, GPUs) last month, and the run's draft:
+    (invoice, voucher, operator, carrier)."""
+    from booking.billing import vouchers
     from booking.carriers.models import Carrier
 
     n = next(_runs)
@@ -501,8 +493,6 @@ def test_invoice_totals_are_the_sum_of_their_lines(app, jobs, coverage, voucher_
         effective_from=date(2020, 1, 1),
     )
     admin = make_user(f"admin{n}@example.com", admin=True)
-    from booking.billing import vouchers
-
     programme = vouchers.create_programme(
         admin,
         name=f"H{n}",
@@ -518,7 +508,26 @@ def test_invoice_totals_are_the_sum_of_their_lines(app, jobs, coverage, voucher_
         start = day.replace(hour=0) + timedelta(hours=k * 6)
         usage = metering.walk_up(user, gpu.id, quantity=quantity, now=start)
         metering.check_out(user, usage.id, now=start + timedelta(minutes=minutes))
-    (invoice,) = invoices.run_invoices(db.session.get(Carrier, carrier.id), period).invoices
+    carrier = db.session.get(Carrier, carrier.id)
+    (invoice,) = invoices.run_invoices(carrier, period).invoices
+    return invoice, voucher, op, carrier
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    jobs=st.lists(st.tuples(st.integers(1, 300), st.integers(1, 4)), min_size=1, max_size=8),
+    coverage=st.integers(1, 100),
+    voucher_yuan=st.integers(1, 500),
+)
+def test_invoice_totals_are_the_sum_of_their_lines(app, jobs, coverage, voucher_yuan):
+    """For random usage and vouchers: the list price is the sum of the lines, the subsidy the
+    sum of the line subsidies, no line gets more than its coverage, and the voucher spends
+    exactly what the lines received, never more than it holds."""
+    from booking.billing.voucher_models import Voucher
+
+    invoice, voucher, _op, _carrier = billed_usage(jobs, coverage, voucher_yuan)
     assert invoice.total_fen == sum(line.amount_fen for line in invoice.lines)
     assert invoice.subsidy_fen == sum(line.subsidy_fen for line in invoice.lines)
     for line in invoice.lines:

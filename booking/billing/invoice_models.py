@@ -134,8 +134,17 @@ class InvoiceLine(db.Model):
     )
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # On a credit note: the line of the original invoice that this line credits.
+    credits_line_id: Mapped[int | None] = mapped_column(
+        ForeignKey("invoice_lines.id", ondelete="SET NULL"), index=True
+    )
 
     invoice = relationship("Invoice", back_populates="lines")
+
+    @property
+    def due_fen(self) -> int:
+        """What the organisation pays for this line: its amount less the voucher subsidy."""
+        return self.amount_fen - (self.subsidy_fen or 0)
 
 
 class InvoiceCounter(db.Model):

@@ -107,6 +107,9 @@ def _detail(invoice, adjust_form=None, credit_form=None, status=200):
         staff=True,
         adjust_form=adjust_form or AdjustForm(formdata=None),
         credit_form=credit_form or CreditForm(formdata=None),
+        credit_left=service.credit_left(invoice)
+        if invoice.status == "issued" and invoice.kind != "credit_note"
+        else 0,
         empty_form=EmptyForm(),
     ), status
 

@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select
 
 from booking.accounts.models import User
-from booking.billing import pricing
+from booking.billing import credits, pricing
 from booking.billing.invoice_models import (
     ADJUSTMENT_LINE,
     BOOKING_LINE,
@@ -31,7 +31,7 @@ from booking.billing.invoice_models import (
 )
 from booking.billing.models import Rate
 from booking.billing.money import format_yuan, parse_yuan
-from booking.billing.vouchers import apply_subsidies, usable_vouchers
+from booking.billing.vouchers import apply_subsidies, return_subsidy, usable_vouchers
 from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, BookingEvent
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
@@ -426,15 +426,20 @@ def _next_number(carrier: Carrier, year: int) -> str:
 def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = None) -> Invoice:
     """Number the draft (gap-free per carrier and year) and freeze it."""
     require_staff(operator, carrier.id)
-    now = now or utcnow()
     carrier = lock_row(Carrier, carrier.id)  # one issuer at a time per carrier: no gaps, no twins
     invoice = _draft(carrier, invoice_id)
+    _number_and_freeze(operator, carrier, invoice, now or utcnow())
+    db.session.commit()
+    return invoice
+
+
+def _number_and_freeze(operator: User, carrier: Carrier, invoice: Invoice, now: datetime) -> None:
+    """Issue an invoice inside a transaction that holds the carrier's lock."""
     year = now.astimezone(ZoneInfo(carrier.timezone)).year
     invoice.number = _next_number(carrier, year)
     invoice.buyer_title = invoice.organisation.invoice_title or invoice.organisation.name
     invoice.buyer_tax_id = invoice.organisation.tax_id or invoice.organisation.credit_code
     invoice.status, invoice.issued_at, invoice.issued_by_id = ISSUED, now, operator.id
-
     for manager_id in db.session.scalars(
         select(Membership.user_id).where(
             Membership.organisation_id == invoice.organisation_id, Membership.role == MANAGER
@@ -450,8 +455,44 @@ def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = N
             },
             link=f"/invoices/{invoice.id}",
         )
-    db.session.commit()
-    return invoice
+
+
+def creditable(original: Invoice) -> list[credits.Creditable]:
+    """What is left to credit on each charged line of an issued invoice: its due and its
+    subsidy, less what earlier credit notes gave back."""
+    charged = [line for line in original.lines if line.amount_fen > 0]
+    returned: dict[int, tuple[int, int]] = {}
+    if charged:
+        for line_id, amount, subsidy in db.session.execute(
+            select(
+                InvoiceLine.credits_line_id,
+                func.sum(InvoiceLine.amount_fen),
+                func.sum(InvoiceLine.subsidy_fen),
+            )
+            .where(InvoiceLine.credits_line_id.in_([line.id for line in charged]))
+            .group_by(InvoiceLine.credits_line_id)
+        ):
+            returned[line_id] = (amount, subsidy)  # negative sums
+    found = []
+    for line in charged:
+        amount, subsidy = returned.get(line.id, (0, 0))
+        found.append(
+            credits.Creditable(
+                line.id, line.due_fen + (amount - subsidy), (line.subsidy_fen or 0) + subsidy
+            )
+        )
+    return found
+
+
+def credit_left(original: Invoice) -> int:
+    """What can still be credited on an issued invoice, in fen of what was due: by line, and
+    never beyond the invoice's due less every credit note so far."""
+    credited_due = db.session.scalar(
+        select(func.coalesce(func.sum(Invoice.total_fen - Invoice.subsidy_fen), 0)).where(
+            Invoice.credits_invoice_id == original.id
+        )
+    )
+    return max(0, min(credits.due_left(creditable(original)), original.due_fen + credited_due))
 
 
 def credit_note(
@@ -462,21 +503,26 @@ def credit_note(
     reason: str,
     now: datetime | None = None,
 ) -> Invoice:
-    """A correction of an issued invoice: a new, numbered document that references it."""
+    """A correction of an issued invoice: a new, numbered document that references it. The
+    amount is what the customer gets back, at most what is left due; each credited line also
+    returns its share of the voucher subsidy to the vouchers it drew on."""
     require_staff(operator, carrier.id)
+    carrier = lock_row(Carrier, carrier.id)  # credits and numbers one at a time per carrier
     original = invoice_of_carrier(carrier, invoice_id)
     if original.status != ISSUED or original.kind == CREDIT_NOTE:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be credited.")), 409)
     fen, reason = _amount_and_reason(amount, reason, allow_negative=False)
-    already = db.session.scalar(
-        select(func.coalesce(func.sum(Invoice.total_fen), 0)).where(
-            Invoice.credits_invoice_id == original.id
-        )
-    )
-    if fen > original.total_fen + already:  # credit notes are negative
+    left = credit_left(original)
+    if fen > left:
         raise ServiceError(
             Problem(
-                "too_much", _l("A credit cannot exceed what is left of the invoice."), "amount"
+                "too_much",
+                _l(
+                    "At most %(amount)s can still be credited: what was due, less earlier credits.",
+                    amount=format_yuan(left),
+                ),
+                "amount",
+                {"max_fen": left},
             ),
             422,
         )
@@ -487,20 +533,35 @@ def credit_note(
         kind=CREDIT_NOTE,
         credits_invoice_id=original.id,
     )
-    with force_locale("zh"):
-        note.lines.append(
-            InvoiceLine(
-                source_kind=ADJUSTMENT_LINE,
-                description=_("Credit for %(number)s", number=original.number),
-                amount_fen=-fen,
-                reason=reason,
-                created_by_id=operator.id,
+    lines = {line.id: line for line in original.lines}
+    for part in credits.split_credit(fen, creditable(original)):
+        line = lines[part.line_id]
+        with force_locale("zh"):
+            description = _(
+                "Credit for %(number)s: %(line)s", number=original.number, line=line.description
             )
+        credit = InvoiceLine(
+            source_kind=ADJUSTMENT_LINE,
+            description=description[:200],
+            started_at=line.started_at,
+            tier=line.tier,
+            kind_of_resource=line.kind_of_resource,
+            resource_id=line.resource_id,
+            amount_fen=-part.amount,
+            subsidy_fen=-part.subsidy,
+            reason=reason,
+            created_by_id=operator.id,
+            credits_line_id=line.id,
         )
+        note.lines.append(credit)
+        if part.subsidy:
+            return_subsidy(line, credit, part.subsidy)
     _recount(note)
     db.session.add(note)
     db.session.flush()
-    return issue(operator, carrier, note.id, now)
+    _number_and_freeze(operator, carrier, note, now or utcnow())
+    db.session.commit()
+    return note
 
 
 def mark_paid(

@@ -88,8 +88,10 @@ class VoucherUse(db.Model):
     voucher_id: Mapped[int] = mapped_column(
         ForeignKey("vouchers.id", ondelete="CASCADE"), index=True
     )
+    # A line may draw on several vouchers; a credit line returns to each what it took
+    # (a negative use), so the claim list nets the credit off.
     invoice_line_id: Mapped[int] = mapped_column(
-        ForeignKey("invoice_lines.id", ondelete="CASCADE"), unique=True
+        ForeignKey("invoice_lines.id", ondelete="CASCADE"), index=True
     )
     amount_fen: Mapped[int] = mapped_column(BigInteger)
 

@@ -242,6 +242,32 @@ def apply_subsidies(
     return total
 
 
+def return_subsidy(line: InvoiceLine, credit: InvoiceLine, amount_fen: int) -> None:
+    """Give `amount_fen` of a credited line's subsidy back to the vouchers it drew on (the
+    last drawn first), as negative uses on the credit line: the balance returns to the grant
+    and the claim list nets the credit off."""
+    taken: dict[int, int] = {}
+    for use in db.session.scalars(
+        select(VoucherUse)
+        .join(InvoiceLine, VoucherUse.invoice_line_id == InvoiceLine.id)
+        .where((VoucherUse.invoice_line_id == line.id) | (InvoiceLine.credits_line_id == line.id))
+        .order_by(VoucherUse.id)
+    ):
+        taken[use.voucher_id] = taken.get(use.voucher_id, 0) + use.amount_fen
+    left = amount_fen
+    for voucher_id, still_taken in reversed(list(taken.items())):
+        back = min(left, still_taken)
+        if back <= 0:
+            continue
+        lock_also(Voucher, voucher_id)
+        voucher = db.session.get(Voucher, voucher_id, populate_existing=True)
+        voucher.used_fen -= back
+        db.session.add(VoucherUse(voucher_id=voucher_id, line=credit, amount_fen=-back))
+        left -= back
+        if left == 0:
+            break
+
+
 def claims(carrier: Carrier, programme_id: int, period: str | None = None) -> list[VoucherUse]:
     """What this carrier recovers from the issuer for a programme: the subsidised lines of its
     issued invoices."""
