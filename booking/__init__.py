@@ -99,6 +99,7 @@ class DatabaseIntConverter(IntegerConverter):
 def _register_models() -> None:
     # Import every model module so metadata (and Alembic) knows all tables.
     from booking.accounts import models as _a  # noqa: F401
+    from booking.audit import models as _audit  # noqa: F401
     from booking.billing import invoice_models as _inv  # noqa: F401
     from booking.billing import models as _bill  # noqa: F401
     from booking.billing import voucher_models as _vouchers  # noqa: F401

@@ -446,10 +446,11 @@ def test_journey_2_operator_approves_schedules_maintenance_and_invoices(
 
     # Adjust: a discount line with its reason.
     total = _yuan(page.locator("#invoice-total").inner_text())
-    page.get_by_label("说明", exact=True).fill("维护停机补偿")
-    page.get_by_label("金额（元，优惠请填负数）").fill("-5")
-    page.get_by_label("原因", exact=True).fill("示波器维护占用了预约时段")
-    page.get_by_role("button", name="添加", exact=True).click()
+    add_line = page.locator("#add-line")
+    add_line.get_by_label("说明", exact=True).fill("维护停机补偿")
+    add_line.get_by_label("金额（元，优惠请填负数）").fill("-5")
+    add_line.get_by_label("原因", exact=True).fill("示波器维护占用了预约时段")
+    add_line.get_by_role("button", name="添加", exact=True).click()
     _expect(page.get_by_text("明细已添加。")).to_be_visible()
     adjustment = page.locator("table.lines tbody tr").filter(has_text="维护停机补偿")
     _expect(adjustment).to_contain_text("示波器维护占用了预约时段")

@@ -76,7 +76,7 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
         ]
         rows = [
             [
-                text(f"{line.description}" + (f" — {line.reason}" if line.reason else ""), body),
+                text(line.description, body),  # the reason is the carrier's own note
                 line.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
                 if line.started_at
                 else "",

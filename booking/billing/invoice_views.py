@@ -119,6 +119,44 @@ def detail(invoice_id):
     return _detail(service.invoice_of_carrier(g.carrier, invoice_id))
 
 
+@bp.post("/invoices/<invoice_id>/lines/<line_id>/edit")
+def edit_line(invoice_id, line_id):
+    if EmptyForm().validate_on_submit():
+        try:
+            service.edit_line(
+                current_user,
+                g.carrier,
+                invoice_id,
+                line_id,
+                description=request.form.get("description", ""),
+                amount=request.form.get("amount") or None,
+                reason=request.form.get("reason", ""),
+            )
+            flash(_("The line was changed."), "success")
+        except ServiceError as error:
+            if error.status == 404:
+                raise
+            show_problems(None, error)
+            return _detail(service.invoice_of_carrier(g.carrier, invoice_id), status=error.status)
+    return redirect(url_for(".detail", invoice_id=invoice_id))
+
+
+@bp.post("/invoices/<invoice_id>/lines/<line_id>/remove")
+def remove_line(invoice_id, line_id):
+    if EmptyForm().validate_on_submit():
+        try:
+            service.remove_line(
+                current_user, g.carrier, invoice_id, line_id, request.form.get("reason", "")
+            )
+            flash(_("The line was removed."), "success")
+        except ServiceError as error:
+            if error.status == 404:
+                raise
+            show_problems(None, error)
+            return _detail(service.invoice_of_carrier(g.carrier, invoice_id), status=error.status)
+    return redirect(url_for(".detail", invoice_id=invoice_id))
+
+
 @bp.post("/invoices/<invoice_id>/adjust")
 def adjust(invoice_id):
     invoice = service.invoice_of_carrier(g.carrier, invoice_id)

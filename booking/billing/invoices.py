@@ -15,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select
 
 from booking.accounts.models import User
+from booking.audit import service as audit
 from booking.billing import credits, pricing
 from booking.billing.invoice_models import (
     ADJUSTMENT_LINE,
@@ -30,13 +31,13 @@ from booking.billing.invoice_models import (
     InvoiceLine,
 )
 from booking.billing.models import Rate
-from booking.billing.money import format_yuan, parse_yuan
+from booking.billing.money import amount_problem, format_yuan, parse_yuan
 from booking.billing.vouchers import apply_subsidies, return_subsidy, usable_vouchers
 from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, BookingEvent
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
 from booking.extensions import db
-from booking.inputs import parse_month
+from booking.inputs import as_id, parse_month
 from booking.languages import pick
 from booking.locking import lock_row
 from booking.metering.models import UsageRecord
@@ -295,6 +296,8 @@ def run_invoices(
     operator who asked (None: the scheduler or the command line)."""
     if actor is not None:
         require_staff(actor, carrier.id)
+        audit.record(actor, "invoice_run", "carrier", carrier.id, carrier_id=carrier.id,
+                     after={"period": period})  # fmt: skip
     window = period_window(period, carrier.timezone, now)
     result = RunResult()
     carrier = lock_row(Carrier, carrier.id)
@@ -371,45 +374,154 @@ def invoice_of_carrier(carrier: Carrier, invoice_id) -> Invoice:
     return invoice
 
 
+AMOUNT_MESSAGES = {
+    "empty": _l("Enter an amount in yuan, e.g. 120.50."),
+    "not_a_number": _l("Enter an amount in yuan, e.g. 120.50."),
+    "too_precise": _l("Money has at most two decimals (fen): e.g. 15.01, not 15.005."),
+    "negative": _l("The amount must not be negative here."),
+    "zero": _l("The amount must not be zero."),
+    "too_large": _l("The amount is too large."),
+}
+
+
 def _amount_and_reason(amount: str, reason: str, allow_negative: bool = True) -> tuple[int, str]:
+    """The typed amount in fen and the reason, or every problem with its real cause."""
     problems = []
     text = (amount or "").strip()
-    negative = allow_negative and text.startswith("-")
-    fen = parse_yuan(text[1:] if negative else text)
-    if fen is None or fen == 0:
-        problems.append(
-            Problem(
-                "invalid_amount",
-                _l(
-                    "Enter an amount in yuan, not negative, with at most two decimals (e.g. 120.50)."
-                ),
-                "amount",
-            )
-        )
+    code = amount_problem(text, allow_negative)
+    if code:
+        problems.append(Problem(f"invalid_amount_{code}", AMOUNT_MESSAGES[code], "amount"))
     if not (reason or "").strip():
         problems.append(Problem("reason_required", _l("Give a reason."), "reason"))
     if problems:
         raise ServiceError(problems, 422)
+    negative = text.startswith("-")
+    fen = parse_yuan(text[1:] if negative else text)
     return (-fen if negative else fen), reason.strip()
 
 
 def adjust(
     operator: User, carrier: Carrier, invoice_id, description: str, amount: str, reason: str
 ) -> Invoice:
-    """An explicit line on a draft (a discount is a negative amount), with its reason."""
+    """An explicit line on a draft (a discount is a negative amount). The description is what
+    the customer reads; the reason is the carrier's own note and is never printed for them."""
     require_staff(operator, carrier.id)
     invoice = _draft(carrier, invoice_id)
     fen, reason = _amount_and_reason(amount, reason)
-    invoice.lines.append(
-        InvoiceLine(
-            source_kind=ADJUSTMENT_LINE,
-            description=(description or "").strip()[:200] or reason,
-            amount_fen=fen,
-            reason=reason,
-            created_by_id=operator.id,
-        )
+    with force_locale("zh"):
+        text = (description or "").strip()[:200] or _("Adjustment")
+    line = InvoiceLine(
+        source_kind=ADJUSTMENT_LINE,
+        description=text,
+        amount_fen=fen,
+        reason=reason,
+        created_by_id=operator.id,
     )
+    invoice.lines.append(line)
     _recount(invoice)
+    db.session.flush()
+    audit.record(
+        operator,
+        "line_added",
+        "invoice",
+        invoice.id,
+        carrier_id=carrier.id,
+        after={"line": line.id, "description": text, "amount_fen": fen},
+        reason=reason,
+    )
+    db.session.commit()
+    return invoice
+
+
+LINE_FIELDS = ("description", "amount_fen", "reason")
+
+
+def _draft_line(carrier: Carrier, invoice_id, line_id) -> tuple[Invoice, InvoiceLine]:
+    invoice = _draft(carrier, invoice_id)
+    line = next((x for x in invoice.lines if x.id == as_id(line_id)), None)
+    if line is None:
+        raise NotFound()
+    return invoice, line
+
+
+def edit_line(
+    operator: User,
+    carrier: Carrier,
+    invoice_id,
+    line_id,
+    *,
+    description: str,
+    amount: str | None,
+    reason: str,
+) -> Invoice:
+    """Change a draft's line: what the customer reads and, with a reason, its amount (any
+    line: a charge found too high, an adjustment typed wrong). Recorded in the audit log."""
+    require_staff(operator, carrier.id)
+    invoice, line = _draft_line(carrier, invoice_id, line_id)
+    before = audit.snapshot(line, LINE_FIELDS)
+    if amount not in (None, ""):
+        fen, reason = _amount_and_reason(amount, reason)
+        if line.subsidy_fen and line.subsidy_fen > max(fen, 0):
+            raise ServiceError(
+                Problem(
+                    "below_subsidy",
+                    _l("A line cannot cost less than the voucher subsidy it received."),
+                    "amount",
+                ),
+                422,
+            )
+        line.amount_fen = fen
+    elif not (reason or "").strip():
+        raise ServiceError(Problem("reason_required", _l("Give a reason."), "reason"), 422)
+    text = (description or "").strip()[:200]
+    if text:
+        line.description = text
+    line.reason = reason.strip()
+    _recount(invoice)
+    audit.record(
+        operator,
+        "line_edited",
+        "invoice",
+        invoice.id,
+        carrier_id=carrier.id,
+        before={"line": line.id, **before},
+        after={"line": line.id, **audit.snapshot(line, LINE_FIELDS)},
+        reason=line.reason,
+    )
+    db.session.commit()
+    return invoice
+
+
+def remove_line(operator: User, carrier: Carrier, invoice_id, line_id, reason: str) -> Invoice:
+    """Take an adjustment off a draft (a mistaken line need not be countered by another one,
+    both printed). Charges for use stay: change their amount, or waive the use."""
+    require_staff(operator, carrier.id)
+    invoice, line = _draft_line(carrier, invoice_id, line_id)
+    if not (reason or "").strip():
+        raise ServiceError(Problem("reason_required", _l("Give a reason."), "reason"), 422)
+    if line.source_kind != ADJUSTMENT_LINE:
+        raise ServiceError(
+            Problem(
+                "not_removable",
+                _l(
+                    "Only adjustments can be removed. Change the amount of a charge, or waive "
+                    "the use it bills."
+                ),
+            ),
+            409,
+        )
+    before = {"line": line.id, **audit.snapshot(line, LINE_FIELDS)}
+    invoice.lines.remove(line)
+    _recount(invoice)
+    audit.record(
+        operator,
+        "line_removed",
+        "invoice",
+        invoice.id,
+        carrier_id=carrier.id,
+        before=before,
+        reason=reason.strip(),
+    )
     db.session.commit()
     return invoice
 
@@ -428,6 +540,17 @@ def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = N
     require_staff(operator, carrier.id)
     carrier = lock_row(Carrier, carrier.id)  # one issuer at a time per carrier: no gaps, no twins
     invoice = _draft(carrier, invoice_id)
+    if invoice.total_fen < 0 or invoice.due_fen < 0:
+        raise ServiceError(
+            Problem(
+                "negative_invoice",
+                _l(
+                    "An invoice cannot be issued for less than zero. Remove or change the "
+                    "adjustment, or make a credit note on the invoice it corrects."
+                ),
+            ),
+            409,
+        )
     _number_and_freeze(operator, carrier, invoice, now or utcnow())
     db.session.commit()
     return invoice
@@ -440,6 +563,18 @@ def _number_and_freeze(operator: User, carrier: Carrier, invoice: Invoice, now: 
     invoice.buyer_title = invoice.organisation.invoice_title or invoice.organisation.name
     invoice.buyer_tax_id = invoice.organisation.tax_id or invoice.organisation.credit_code
     invoice.status, invoice.issued_at, invoice.issued_by_id = ISSUED, now, operator.id
+    audit.record(
+        operator,
+        "issued",
+        "invoice",
+        invoice.id,
+        carrier_id=carrier.id,
+        after={
+            "number": invoice.number,
+            "total_fen": invoice.total_fen,
+            "due_fen": invoice.due_fen,
+        },
+    )
     for manager_id in db.session.scalars(
         select(Membership.user_id).where(
             Membership.organisation_id == invoice.organisation_id, Membership.role == MANAGER
@@ -559,6 +694,15 @@ def credit_note(
     _recount(note)
     db.session.add(note)
     db.session.flush()
+    audit.record(
+        operator,
+        "credited",
+        "invoice",
+        original.id,
+        carrier_id=carrier.id,
+        after={"credit_note": note.id, "due_fen": note.due_fen, "subsidy_fen": note.subsidy_fen},
+        reason=reason,
+    )
     _number_and_freeze(operator, carrier, note, now or utcnow())
     db.session.commit()
     return note
@@ -571,7 +715,17 @@ def mark_paid(
     invoice = invoice_of_carrier(carrier, invoice_id)
     if invoice.status != ISSUED:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be paid.")), 409)
+    before = {"paid_at": invoice.paid_at}
     invoice.paid_at = (now or utcnow()) if paid else None
+    audit.record(
+        actor,
+        "marked_paid" if paid else "marked_unpaid",
+        "invoice",
+        invoice.id,
+        carrier_id=carrier.id,
+        before=before,
+        after={"paid_at": invoice.paid_at},
+    )
     db.session.commit()
     return invoice
 

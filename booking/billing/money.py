@@ -40,3 +40,27 @@ def format_yuan(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(fen), 100)
     return f"{sign}¥{whole:,}.{cents:02d}"
+
+
+def amount_problem(text: str | None, allow_negative: bool = False) -> str | None:
+    """Why a typed amount is not one money can hold, as a code: "empty", "not_a_number",
+    "too_precise" (more than two decimals), "negative", "zero", "too_large"; None when fine."""
+    cleaned = str(text or "").strip().replace("¥", "").replace("￥", "").replace(",", "")
+    cleaned = cleaned.replace(" ", "")
+    if not cleaned:
+        return "empty"
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        return "not_a_number"
+    if not value.is_finite():
+        return "not_a_number"
+    if value.as_tuple().exponent < -2:
+        return "too_precise"
+    if value < 0 and not allow_negative:
+        return "negative"
+    if value == 0:
+        return "zero"
+    if abs(value) * 100 > MAX_FEN:
+        return "too_large"
+    return None
