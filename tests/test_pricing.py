@@ -1,9 +1,10 @@
 """Money and pricing: pure rules with hypothesis, rates with history, the booking estimate."""
 
 import math
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -94,7 +95,8 @@ def test_a_charge_is_exact_rounded_once_and_never_below_the_minimum(rate, booked
     minutes = Fraction(pricing.billed_minutes(rate.basis, booked, used))
     exact = {
         "hour": rate.price_fen * minutes / 60,
-        "day": rate.price_fen * minutes / 1440,
+        # A day rate bills every started day (here: every started 24 hours, no calendar).
+        "day": Fraction(rate.price_fen * -(-booked // 1440)),
         "quantity_hour": rate.price_fen * minutes / 60 * quantity,
         "run": Fraction(rate.price_fen),
     }[rate.unit]
@@ -236,3 +238,69 @@ def test_estimate_on_the_booking_form_and_the_rates_page(client, priced):
     assert response.status_code == 200
     assert "About ¥360.00 for 3 h at the resident rate." in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Rate)) == 1
+
+
+@given(
+    start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1)),
+    minutes=st.integers(1, 60 * 24 * 10),
+    zone=st.sampled_from(["Asia/Shanghai", "Europe/Berlin", "America/New_York"]),
+)
+def test_a_day_rate_counts_the_started_local_days(start, minutes, zone):
+    tz = ZoneInfo(zone)
+    begin = start.replace(tzinfo=tz)
+    end = begin + timedelta(minutes=minutes)
+    days = pricing.started_days([(begin, end)], tz)
+    local_first = begin.astimezone(tz).date()
+    local_last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    assert days == (local_last - local_first).days + 1
+    # Never fewer days than whole 24-hour spans, one more at most per day boundary crossed.
+    assert -(-minutes // (25 * 60)) <= days <= minutes // (23 * 60) + 2
+    rate = pricing.RateTerms("resident", pricing.DAY, 300000, date(2026, 1, 1))
+    assert (
+        pricing.charge(rate, booked_minutes=minutes, booked_days=days).amount_fen == 300000 * days
+    )
+
+
+def test_a_pilot_line_used_eight_hours_costs_one_day_not_a_third():
+    tz = ZoneInfo("Asia/Shanghai")
+    start = datetime(2026, 12, 7, 9, tzinfo=tz)
+    rate = pricing.RateTerms("resident", pricing.DAY, 300000, date(2026, 1, 1), basis="used")
+    eight_hours = [(start, start + timedelta(hours=8))]
+    overnight = [(start.replace(hour=22), start.replace(hour=22) + timedelta(hours=4))]
+    assert (
+        pricing.charge(
+            rate,
+            booked_minutes=480,
+            used_minutes=480,
+            booked_days=pricing.started_days(eight_hours, tz),
+            used_days=pricing.started_days(eight_hours, tz),
+        ).amount_fen
+        == 300000
+    )  # ¥3,000, not ¥1,000
+    assert pricing.started_days(overnight, tz) == 2
+
+
+def test_invoice_lines_say_when_a_setup_fee_or_minimum_is_included(app):
+    from booking.billing import invoices
+    from booking.metering import service as metering
+    from tests.test_invoices import last_month
+
+    op = make_user("op@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    user = make_user("eng@example.com")
+    make_org("Startup", members=[user], resident_at=[carrier])
+    line = make_resource(carrier, "Pilot line", kind="pilot_line", always_open=True)
+    printer = make_resource(carrier, "Printer", always_open=True)
+    add_rate(op, line, tier="resident", unit="day", price="3000", setup_fee="200",
+             basis="used", effective_from=date(2020, 1, 1))  # fmt: skip
+    add_rate(op, printer, tier="resident", unit="hour", price="10", minimum="50",
+             basis="used", effective_from=date(2020, 1, 1))  # fmt: skip
+    period, day = last_month()
+    for resource, hours in ((line, 8), (printer, 1)):
+        usage = metering.walk_up(user, resource.id, now=day.replace(hour=9))
+        metering.check_out(user, usage.id, now=day.replace(hour=9) + timedelta(hours=hours))
+    (invoice,) = invoices.run_invoices(carrier, period).invoices
+    texts = {x.resource_id: (x.description, x.amount_fen) for x in invoice.lines}
+    assert texts[line.id][1] == 320000  # one started day at ¥3,000 and the ¥200 setup fee
+    assert "¥200.00" in texts[line.id][0]
+    assert texts[printer.id][1] == 5000 and "最低" in texts[printer.id][0]

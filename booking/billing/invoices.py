@@ -108,6 +108,23 @@ def _tiers(carrier_id: int, organisation_ids) -> dict[int, str]:
     return {org: pricing.tier_for(carrier_id, resident_at[org]) for org in organisation_ids}
 
 
+def line_text(resource, rate: pricing.RateTerms, result: pricing.Charge, kind: str) -> str:
+    """What an invoice line says (in Chinese, the language of the documents): the resource, and
+    a setup fee or a minimum charge when the amount includes one, so the customer can follow it.
+    Fees for no-shows and late cancellations are a percentage of this charge."""
+    text = pick(resource.name_zh, resource.name_en, "zh")
+    if kind not in (BOOKING_LINE, USAGE_LINE):
+        return text
+    with force_locale("zh"):
+        if result.minimum_applied:
+            text += " " + _("(the minimum charge)")
+        elif rate.setup_fee_fen:
+            text += " " + _(
+                "(including a setup fee of %(fee)s)", fee=format_yuan(rate.setup_fee_fen)
+            )
+    return text
+
+
 def billable_items(
     carrier: Carrier, window_from: datetime, window_until: datetime
 ) -> tuple[list[Item], int]:
@@ -182,6 +199,7 @@ def billable_items(
         )
     ).all()
     used: dict[int, tuple[int, bool]] = {}
+    used_spans: dict[int, list] = {}  # the used intervals of each booking (for day rates)
     late = set()
     ids = [b.id for b in bookings]
     if ids:
@@ -193,6 +211,7 @@ def billable_items(
             minutes, waived = used.get(booking_id, (0, False))
             if end is not None:
                 minutes += int((end - start).total_seconds() // 60)
+                used_spans.setdefault(booking_id, []).append((start, end))
             used[booking_id] = (minutes, waived or waived_now)
         cancelled = [b.id for b in bookings if b.status == CANCELLED]
         for booking_id, details in db.session.execute(
@@ -207,14 +226,20 @@ def billable_items(
     )
     items, unpriced = [], 0
 
-    def price(resource, org_id, start, booked, used_minutes, quantity):
+    def price(resource, org_id, start, booked, used_minutes, quantity, booked_on, used_on=None):
+        """booked_on, used_on: the booked interval and the used ones (for day rates)."""
         rate = pricing.rate_in_force(
             rates[resource.id], tiers[org_id], start.astimezone(zone).date()
         )
         if rate is None:
             return None
         return rate, pricing.charge(
-            rate, booked_minutes=booked, used_minutes=used_minutes, quantity=quantity
+            rate,
+            booked_minutes=booked,
+            used_minutes=used_minutes,
+            quantity=quantity,
+            booked_days=pricing.started_days(booked_on, zone),
+            used_days=pricing.started_days(used_on, zone) if used_on is not None else None,
         )
 
     for b in bookings:
@@ -230,7 +255,16 @@ def billable_items(
             if b.id not in late:
                 continue
             kind, minutes_used = LATE_CANCEL_LINE, (None, False)
-        priced = price(resource, b.organisation_id, b.start_at, booked, minutes_used[0], b.quantity)
+        priced = price(
+            resource,
+            b.organisation_id,
+            b.start_at,
+            booked,
+            minutes_used[0],
+            b.quantity,
+            [(b.start_at, b.end_at)],
+            used_spans.get(b.id, []) if minutes_used[0] is not None else None,
+        )
         if priced is None:
             unpriced += 1
             continue
@@ -245,7 +279,7 @@ def billable_items(
                 b.organisation_id,
                 kind,
                 b.id,
-                pick(resource.name_zh, resource.name_en, "zh"),
+                line_text(resource, rate, result, kind),
                 b.start_at,
                 result.billed_minutes,
                 b.quantity,
@@ -259,7 +293,10 @@ def billable_items(
     for u in walk_ups:
         resource = resources[u.resource_id]
         minutes = int((u.end_at - u.start_at).total_seconds() // 60)
-        priced = price(resource, u.organisation_id, u.start_at, minutes, minutes, u.quantity)
+        span = [(u.start_at, u.end_at)]
+        priced = price(
+            resource, u.organisation_id, u.start_at, minutes, minutes, u.quantity, span, span
+        )
         if priced is None:
             unpriced += 1
             continue
@@ -269,7 +306,7 @@ def billable_items(
                 u.organisation_id,
                 USAGE_LINE,
                 u.id,
-                pick(resource.name_zh, resource.name_en, "zh"),
+                line_text(resource, rate, result, USAGE_LINE),
                 u.start_at,
                 minutes,
                 u.quantity,

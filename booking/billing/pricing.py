@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from fractions import Fraction
+from zoneinfo import ZoneInfo
 
 from booking.billing.money import round_fen
 
@@ -61,6 +62,19 @@ def billed_minutes(basis: str, booked: int, used: int | None) -> int:
     return max(booked, used)
 
 
+def started_days(intervals: Iterable[tuple[datetime, datetime]], zone: ZoneInfo) -> int:
+    """The carrier's local calendar days on which any of the intervals runs: a day rate bills
+    every started day (8 hours on one day is one day; 22:00 to 02:00 is two)."""
+    days: set[date] = set()
+    for start, end in intervals:
+        if end <= start:
+            continue
+        first = start.astimezone(zone).date()
+        last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+        days.update(first + timedelta(days=n) for n in range((last - first).days + 1))
+    return len(days)
+
+
 def charge(
     rate: RateTerms,
     *,
@@ -68,14 +82,19 @@ def charge(
     used_minutes: int | None = None,
     quantity: int = 1,
     runs: int = 1,
+    booked_days: int | None = None,
+    used_days: int | None = None,
 ) -> Charge:
-    """The exact amount, rounded half-up to the fen once, at the end."""
+    """The exact amount, rounded half-up to the fen once, at the end. A day rate counts the
+    started local days (booked_days, used_days; see started_days), by the rate's basis."""
     minutes = billed_minutes(rate.basis, booked_minutes, used_minutes)
     # Exact rational arithmetic (no binary or decimal precision limit), rounded once below.
     if rate.unit == HOUR:
         exact = Fraction(rate.price_fen * minutes, 60)
     elif rate.unit == DAY:
-        exact = Fraction(rate.price_fen * minutes, 1440)
+        if booked_days is None:  # no calendar at hand: every started 24 hours
+            booked_days = -(-booked_minutes // 1440)
+        exact = Fraction(rate.price_fen * billed_minutes(rate.basis, booked_days, used_days))
     elif rate.unit == QUANTITY_HOUR:
         exact = Fraction(rate.price_fen * minutes * quantity, 60)
     else:  # RUN: per run or sample

@@ -138,12 +138,13 @@ def estimate(
 
 def _priced(resource: Resource, tier: str, rates, start, end, quantity: int) -> Estimate | None:
     """Booked time at the tier's rate in force on the booking's local day."""
-    day = start.astimezone(ZoneInfo(resource.carrier.timezone)).date()
-    rate = pricing.rate_in_force(rates, tier, day)
+    zone = ZoneInfo(resource.carrier.timezone)
+    rate = pricing.rate_in_force(rates, tier, start.astimezone(zone).date())
     if rate is None:
         return None
     minutes = int((end - start).total_seconds() // 60)
-    result = pricing.charge(rate, booked_minutes=minutes, quantity=quantity)
+    days = pricing.started_days([(start, end)], zone)
+    result = pricing.charge(rate, booked_minutes=minutes, quantity=quantity, booked_days=days)
     return Estimate(result, tier, minutes / 60)
 
 
