@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -271,3 +271,58 @@ def test_kiosk_walk_up_and_check_out_in_the_browserless_way(client, lab):
     post_form(client, f"/usage/{usage.id}/check-out", {}, token_from=f"/kiosk/{lab['gpu'].id}")
     db.session.expire_all()
     assert db.session.get(UsageRecord, usage.id).end_at is not None
+
+
+def test_a_report_for_someone_in_several_organisations_names_who_pays(lab, meter, client):
+    """Such a report was stored with no organisation and silently never billed."""
+    second = make_org("Second startup", members=[lab["eng"]])
+    second.credit_code = "91500000MA5U000002"
+    db.session.commit()
+    refused = meter["post"](job(lab, external_id="x1"))
+    assert refused.status_code == 422
+    assert refused.json["error"]["code"] == "organisation_required"
+    named = meter["post"](job(lab, external_id="x2", organisation="91500000MA5U000002"))
+    assert named.status_code == 201
+    by_id = meter["post"](job(lab, external_id="x3", organisation=str(lab["org"].id)))
+    assert by_id.status_code == 201
+    stranger = make_org("Not hers")
+    foreign = meter["post"](job(lab, external_id="x4", organisation=str(stranger.id)))
+    assert foreign.status_code == 422 and foreign.json["error"]["code"] == "not_member"
+    paying = sorted(
+        db.session.scalars(select(UsageRecord.organisation_id).order_by(UsageRecord.id))
+    )
+    assert paying == sorted([second.id, lab["org"].id])
+    assert (
+        db.session.scalar(
+            select(func.count(UsageRecord.id)).where(UsageRecord.organisation_id.is_(None))
+        )
+        == 0
+    )
+
+
+def test_unattributed_use_is_counted_by_the_run_and_attributed_by_a_correction(lab, meter):
+    from booking.billing import invoices
+    from booking.billing.service import add_rate
+    from tests.test_invoices import last_month
+
+    period, day = last_month()
+    add_rate(lab["op"], lab["gpu"], tier="external", unit="quantity_hour", price="10",
+             effective_from=date(2020, 1, 1))  # fmt: skip
+    record = UsageRecord(  # as reports were stored before they had to name who pays
+        carrier_id=lab["carrier"].id,
+        resource_id=lab["gpu"].id,
+        user_id=lab["eng"].id,
+        start_at=day.replace(hour=9),
+        end_at=day.replace(hour=11),
+        source="meter",
+    )
+    db.session.add(record)
+    db.session.commit()
+    result = invoices.run_invoices(lab["carrier"], period)
+    assert (result.unattributed, result.lines_added) == (1, 0)
+    service.correct(lab["op"], record.id, organisation_id=lab["org"].id, reason="it was theirs")
+    result = invoices.run_invoices(lab["carrier"], period)
+    assert (result.unattributed, result.lines_added) == (0, 1)
+    with pytest.raises(ServiceError) as refused:
+        service.correct(lab["op"], record.id, organisation_id=make_org("Other").id, reason="wrong")
+    assert refused.value.code == "not_member"

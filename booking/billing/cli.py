@@ -28,5 +28,6 @@ def run(period: str, carrier_code: str | None) -> None:
             raise click.ClickException(str(error)) from None
         click.echo(
             f"{carrier.code}: {result.lines_added} lines on {len(result.invoices)} drafts"
-            f" ({result.unpriced} without a rate)."
+            f" ({result.unpriced} without a rate, {result.unattributed} uses without a paying"
+            " organisation)."
         )

@@ -87,6 +87,15 @@ def run():
             ),
             "success",
         )
+        if result.unattributed:
+            flash(
+                _(
+                    "%(n)d uses have no paying organisation and were not billed: attribute "
+                    "them on the Usage page, then run again.",
+                    n=result.unattributed,
+                ),
+                "error",
+            )
         if result.unpriced:
             flash(
                 _(

@@ -88,6 +88,7 @@ class RunResult:
     invoices: list[Invoice] = field(default_factory=list)
     lines_added: int = 0
     unpriced: int = 0  # items skipped because no rate was in force for their tier
+    unattributed: int = 0  # use of the period nobody pays for yet (no organisation)
 
 
 def _rates(resource_ids) -> dict[int, list[pricing.RateTerms]]:
@@ -106,6 +107,21 @@ def _tiers(carrier_id: int, organisation_ids) -> dict[int, str]:
     ):
         resident_at[org_id].add(c_id)
     return {org: pricing.tier_for(carrier_id, resident_at[org]) for org in organisation_ids}
+
+
+def unattributed_usage(carrier: Carrier, window_from: datetime, window_until: datetime) -> int:
+    """Use of the period without a paying organisation (records made before reports had to
+    name one): never billed silently — the run counts it and the Usage page lists it."""
+    return db.session.scalar(
+        select(func.count(UsageRecord.id)).where(
+            UsageRecord.carrier_id == carrier.id,
+            UsageRecord.booking_id.is_(None),
+            UsageRecord.organisation_id.is_(None),
+            UsageRecord.waived.is_(False),
+            UsageRecord.end_at > window_from,
+            UsageRecord.end_at <= window_until,
+        )
+    )
 
 
 def line_text(resource, rate: pricing.RateTerms, result: pricing.Charge, kind: str) -> str:
@@ -339,6 +355,7 @@ def run_invoices(
     result = RunResult()
     carrier = lock_row(Carrier, carrier.id)
     items, result.unpriced = billable_items(carrier, *window)
+    result.unattributed = unattributed_usage(carrier, *window)
     by_org: dict[int, list[Item]] = defaultdict(list)
     for item in items:
         by_org[item.organisation_id].append(item)

@@ -13,7 +13,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from markupsafe import Markup
-from wtforms import BooleanField, SelectMultipleField, StringField
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 
 from booking.accounts.forms import EmptyForm
@@ -35,6 +35,9 @@ bp = Blueprint("carrier_usage", __name__)
 
 class CorrectionForm(_When, FlaskForm):
     quantity = WholeNumberField(_l("Quantity"), validators=[Optional()])
+    organisation_id = SelectField(
+        _l("Paying organisation"), coerce=int, validate_choice=True, default=0
+    )
     waived = BooleanField(_l("Waive (do not charge)"))
     reason = StringField(_l("Reason"), validators=[PlainText(500)])
 
@@ -106,6 +109,10 @@ def correct(usage_id):
     record = own(UsageRecord, usage_id)
     zone = ZoneInfo(g.carrier.timezone)
     form = CorrectionForm()
+    memberships = record.user.memberships if record.user else []
+    form.organisation_id.choices = [(0, _("(unchanged)"))] + [
+        (m.organisation_id, m.organisation.name) for m in memberships
+    ]
     if not form.is_submitted():
         start = record.start_at.astimezone(zone)
         end = (record.end_at or utcnow()).astimezone(zone)
@@ -127,6 +134,7 @@ def correct(usage_id):
                 end=end if record.end_at else None,
                 quantity=form.quantity.data,
                 waived=form.waived.data,
+                organisation_id=form.organisation_id.data or None,
                 reason=form.reason.data,
             )
         except ServiceError as error:

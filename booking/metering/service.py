@@ -64,6 +64,7 @@ def _snapshot(usage: UsageRecord) -> dict:
         "end": usage.end_at.isoformat() if usage.end_at else None,
         "quantity": usage.quantity,
         "waived": usage.waived,
+        "organisation_id": usage.organisation_id,
     }
 
 
@@ -292,6 +293,7 @@ def correct(
     end: datetime | None = None,
     quantity: int | None = None,
     waived: bool | None = None,
+    organisation_id: int | None = None,
     reason: str = "",
 ) -> UsageRecord:
     usage = _usage_for(operator, usage_id)
@@ -316,12 +318,24 @@ def correct(
                 "quantity",
             )
         )
+    if organisation_id is not None and (
+        usage.user is None or not is_member(usage.user, organisation_id)
+    ):
+        problems.append(
+            Problem(
+                "not_member",
+                _l("The person is not a member of that organisation."),
+                "organisation_id",
+            )
+        )
     if problems:
         raise ServiceError(problems, 422)
     begin_write()
     usage = db.session.get(UsageRecord, usage.id, populate_existing=True)
     before = _snapshot(usage)
     usage.start_at, usage.end_at = new_start, new_end
+    if organisation_id is not None:
+        usage.organisation_id = organisation_id
     if quantity is not None:
         usage.quantity = quantity
     if waived is not None:
@@ -488,6 +502,46 @@ def report_usage(reporter: Reporter, rows: list) -> list[RowResult]:
     return results
 
 
+def paying_organisation(user: User, booking: Booking | None, named) -> tuple[int | None, list]:
+    """Which organisation pays for a reported use: the booking's; else the one named (by id,
+    credit code or exact name), which must be one of the user's; else the user's only one. A
+    use nobody can be billed for is refused, never stored unattributed (it would never be
+    billed yet count as someone's hours)."""
+    if booking is not None:
+        return booking.organisation_id, []
+    mine = [m.organisation for m in user.memberships]
+    if named not in (None, ""):
+        text = str(named).strip()
+        found = [
+            o
+            for o in mine
+            if str(o.id) == text or (o.credit_code or "").upper() == text.upper() or o.name == text
+        ]
+        if len(found) != 1:
+            return None, [
+                Problem(
+                    "not_member",
+                    _l("The person is not a member of that organisation."),
+                    "organisation",
+                )
+            ]
+        return found[0].id, []
+    if len(mine) == 1:
+        return mine[0].id, []
+    return None, [
+        Problem(
+            "organisation_required",
+            _l(
+                "Say which organisation pays (organisation: its id, credit code or name): "
+                "the person belongs to %(count)d organisations.",
+                count=len(mine),
+            ),
+            "organisation",
+            {"choices": [{"id": o.id, "name": o.name} for o in mine]},
+        )
+    ]
+
+
 def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
     allowed = reporter.allowed
     problems: list[Problem] = []
@@ -546,6 +600,10 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
             )
     else:
         problems.append(Problem("required", _l("Give a user_email or a booking_id."), "user_email"))
+    organisation_id = None
+    if user is not None and not problems:
+        organisation_id, more = paying_organisation(user, booking, row.get("organisation"))
+        problems += more
     if problems:
         return RowResult(number, "refused", problems=problems)
     external_id = external_id.strip()
@@ -583,7 +641,7 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
         resource_id=resource.id,
         booking_id=booking.id if booking else None,
         user_id=user.id,
-        organisation_id=booking.organisation_id if booking else default_organisation_id(user),
+        organisation_id=organisation_id,
         start_at=start,
         end_at=end,
         quantity=quantity or 1,
@@ -599,7 +657,16 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
     return RowResult(number, "accepted", usage.id)
 
 
-CSV_COLUMNS = ("resource_id", "user_email", "booking_id", "start", "end", "quantity", "external_id")
+CSV_COLUMNS = (
+    "resource_id",
+    "user_email",
+    "booking_id",
+    "organisation",
+    "start",
+    "end",
+    "quantity",
+    "external_id",
+)
 
 
 def rows_from_csv(text: str) -> tuple[list[dict], list[Problem]]:
