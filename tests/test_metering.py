@@ -326,3 +326,42 @@ def test_unattributed_use_is_counted_by_the_run_and_attributed_by_a_correction(l
     with pytest.raises(ServiceError) as refused:
         service.correct(lab["op"], record.id, organisation_id=make_org("Other").id, reason="wrong")
     assert refused.value.code == "not_member"
+
+
+def test_walk_up_and_on_behalf_offer_the_persons_organisations(lab, client):
+    """Both refused someone in two organisations, or needed a raw organisation id."""
+    second = make_org("Second startup", members=[lab["eng"]])
+    login(client, "eng@example.com")
+    kiosk = client.get(f"/kiosk/{lab['gpu'].id}").get_data(as_text=True)
+    assert 'name="organisation_id"' in kiosk and "Second startup" in kiosk
+    post_form(
+        client,
+        f"/kiosk/{lab['gpu'].id}/walk-up",
+        {"quantity": "1", "organisation_id": str(second.id)},
+        token_from=f"/kiosk/{lab['gpu'].id}",
+    )
+    (record,) = db.session.scalars(select(UsageRecord)).all()
+    assert record.organisation_id == second.id
+    with pytest.raises(ServiceError) as unsaid:
+        service.walk_up(lab["eng"], lab["gpu"].id)
+    assert unsaid.value.code == "organisation_required"
+    operator = client.application.test_client()
+    login(operator, "op@example.com")
+    form = {
+        "resource_id": str(lab["gpu"].id),
+        "email": "eng@example.com",
+        "day": (utcnow() + timedelta(days=3)).date().isoformat(),
+        "start_time": "10:00",
+        "end_time": "11:00",
+        "quantity": "1",
+        "purpose": "",
+        "override_reason": "",
+    }
+    page = "/operate/CQ01/bookings"
+    missing = post_form(operator, page, form, headers={"Accept-Language": "en"})
+    assert missing.status_code == 422 and "Second startup" in missing.get_data(as_text=True)
+    done = post_form(operator, page, {**form, "organisation": "Second startup"})
+    assert done.status_code == 302
+    from booking.bookings.models import Booking
+
+    assert db.session.scalar(select(Booking.organisation_id)) == second.id

@@ -101,8 +101,8 @@ class ReasonForm(FlaskForm):
 class OnBehalfForm(_When, FlaskForm):
     resource_id = SelectField(_l("Resource"), coerce=int)
     email = EmailField(_l("Booker's e-mail"), validators=[DataRequired(REQUIRED_MESSAGE)])
-    organisation_id = WholeNumberField(
-        _l("Organisation id (if the person has several)"), validators=[Optional()]
+    organisation = StringField(
+        _l("Paying organisation (if the person has several)"), validators=[Length(max=120)]
     )
     quantity = quantity_field()
     purpose = StringField(_l("Purpose"), validators=[Length(max=2000)])

@@ -20,6 +20,7 @@ from booking.carriers.service import qualifications_of
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
 from booking.languages import current_locale
+from booking.orgs.service import all_organisations, paying_organisation_of
 from booking.problems import Problem, ServiceError
 from booking.tenancy import own
 from booking.types import utcnow
@@ -69,6 +70,7 @@ def _bookings_page(form=None, status=200):
     form.resource_id.choices = _resource_choices()
     return render_template(
         "operate/bookings.html",
+        organisation_names=[o.name for o in all_organisations()],
         today=service.carrier_bookings(
             g.carrier.id, start_from=start, start_until=start + timedelta(days=1)
         ),
@@ -96,6 +98,13 @@ def book_on_behalf():
             form.email.errors.append(_("No account uses this e-mail address."))
             return _bookings_page(form, 422)
         start, end = form.moments(g.carrier.timezone)
+        organisation_id, problems = paying_organisation_of(booker, form.organisation.data)
+        if problems:
+            choices = ", ".join(c["name"] for c in problems[0].details.get("choices", []))
+            form.organisation.errors.append(
+                str(problems[0].message) + (f" ({choices})" if choices else "")
+            )
+            return _bookings_page(form, 422)
         try:
             booking = service.create_booking(
                 current_user,
@@ -103,7 +112,7 @@ def book_on_behalf():
                 start,
                 end,
                 quantity=form.quantity.data,
-                organisation_id=form.organisation_id.data,
+                organisation_id=organisation_id,
                 purpose=form.purpose.data,
                 on_behalf_of=booker,
                 override_reason=form.override_reason.data or None,

@@ -28,7 +28,6 @@ from booking.bookings.service import (
     apply_action,
     booking_for,
     check_action,
-    default_organisation_id,
     facts_for,
     is_member,
     is_qualified,
@@ -49,6 +48,7 @@ from booking.metering.models import (
     UsageEvent,
     UsageRecord,
 )
+from booking.orgs.service import paying_organisation_of
 from booking.permissions import is_staff_of, require_staff, staff_role
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
@@ -219,7 +219,9 @@ def walk_up(
     """Use a free resource now without a booking; it blocks the resource while open."""
     now = now or utcnow()
     user = on_behalf_of or actor
-    organisation_id = organisation_id or default_organisation_id(user)
+    choice_problems = []
+    if organisation_id is None:  # theirs if they have one; else they must say which
+        organisation_id, choice_problems = paying_organisation_of(user, None)
     with resource_locked(resource_id) as resource:
         if resource is None or not may_see(actor, resource):
             raise NotFound()
@@ -246,7 +248,8 @@ def walk_up(
                     "quantity",
                 )
             )
-        if not is_member(user, organisation_id):
+        problems += choice_problems
+        if organisation_id is not None and not is_member(user, organisation_id):
             problems.append(
                 Problem(
                     "not_member",
@@ -503,43 +506,12 @@ def report_usage(reporter: Reporter, rows: list) -> list[RowResult]:
 
 
 def paying_organisation(user: User, booking: Booking | None, named) -> tuple[int | None, list]:
-    """Which organisation pays for a reported use: the booking's; else the one named (by id,
-    credit code or exact name), which must be one of the user's; else the user's only one. A
-    use nobody can be billed for is refused, never stored unattributed (it would never be
-    billed yet count as someone's hours)."""
+    """Which organisation pays for a reported use: the booking's, else the person's (named, or
+    their only one). A use nobody can be billed for is refused, never stored unattributed (it
+    would never be billed yet count as someone's hours)."""
     if booking is not None:
         return booking.organisation_id, []
-    mine = [m.organisation for m in user.memberships]
-    if named not in (None, ""):
-        text = str(named).strip()
-        found = [
-            o
-            for o in mine
-            if str(o.id) == text or (o.credit_code or "").upper() == text.upper() or o.name == text
-        ]
-        if len(found) != 1:
-            return None, [
-                Problem(
-                    "not_member",
-                    _l("The person is not a member of that organisation."),
-                    "organisation",
-                )
-            ]
-        return found[0].id, []
-    if len(mine) == 1:
-        return mine[0].id, []
-    return None, [
-        Problem(
-            "organisation_required",
-            _l(
-                "Say which organisation pays (organisation: its id, credit code or name): "
-                "the person belongs to %(count)d organisations.",
-                count=len(mine),
-            ),
-            "organisation",
-            {"choices": [{"id": o.id, "name": o.name} for o in mine]},
-        )
-    ]
+    return paying_organisation_of(user, named)
 
 
 def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:

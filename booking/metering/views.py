@@ -8,7 +8,7 @@ from booking.accounts.forms import EmptyForm
 from booking.bookings.models import APPROVED
 from booking.bookings.service import my_bookings
 from booking.catalogue.service import visible_resource
-from booking.inputs import parse_int
+from booking.inputs import as_id, parse_int
 from booking.languages import current_locale
 from booking.metering import service
 from booking.problems import ServiceError
@@ -72,6 +72,7 @@ def kiosk(resource_id: int):
         bookings=mine_now,
         sessions=sessions,
         mine=[s for s in sessions if s.user_id == current_user.id],
+        memberships=current_user.memberships,
         empty_form=EmptyForm(),
         locale=current_locale(),
     )
@@ -84,7 +85,12 @@ def walk_up(resource_id: int):
         quantity, bad = parse_int(request.form.get("quantity", "1"), "quantity", from_text=True)
         quantity = 0 if bad or quantity is None else quantity  # the service says what is wrong
         try:
-            service.walk_up(current_user, resource_id, quantity=quantity)
+            service.walk_up(
+                current_user,
+                resource_id,
+                quantity=quantity,
+                organisation_id=as_id(request.form.get("organisation_id")),
+            )
             flash(_("Checked in. Check out when you are done."), "success")
         except ServiceError as error:
             if error.status == 404:

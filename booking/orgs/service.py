@@ -235,3 +235,40 @@ def update_billing_profile(
     org.tax_id = tax_id or None
     db.session.commit()
     return org
+
+
+def paying_organisation_of(user: User, named) -> tuple[int | None, list[Problem]]:
+    """The organisation that pays for someone's use: the one named (by id, credit code or exact
+    name), which must be one of theirs, else their only one. With several and none named, a
+    problem that lists the choices (the kiosk and the operator's forms offer them)."""
+    mine = [m.organisation for m in user.memberships]
+    if named not in (None, ""):
+        text = str(named).strip()
+        found = [
+            o
+            for o in mine
+            if str(o.id) == text or (o.credit_code or "").upper() == text.upper() or o.name == text
+        ]
+        if len(found) != 1:
+            return None, [
+                Problem(
+                    "not_member",
+                    _l("The person is not a member of that organisation."),
+                    "organisation",
+                )
+            ]
+        return found[0].id, []
+    if len(mine) == 1:
+        return mine[0].id, []
+    return None, [
+        Problem(
+            "organisation_required",
+            _l(
+                "Say which organisation pays (organisation: its id, credit code or name): "
+                "the person belongs to %(count)d organisations.",
+                count=len(mine),
+            ),
+            "organisation",
+            {"choices": [{"id": o.id, "name": o.name} for o in mine]},
+        )
+    ]
