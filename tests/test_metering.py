@@ -283,7 +283,16 @@ def test_a_report_for_someone_in_several_organisations_names_who_pays(lab, meter
     assert refused.json["error"]["code"] == "organisation_required"
     named = meter["post"](job(lab, external_id="x2", organisation="91500000MA5U000002"))
     assert named.status_code == 201
-    by_id = meter["post"](job(lab, external_id="x3", organisation=str(lab["org"].id)))
+    earlier = lab["job_start"] - timedelta(hours=6)  # not on top of x2 (the pool holds 2)
+    by_id = meter["post"](
+        job(
+            lab,
+            external_id="x3",
+            organisation=str(lab["org"].id),
+            start=earlier.isoformat(),
+            end=(earlier + timedelta(hours=2)).isoformat(),
+        )
+    )
     assert by_id.status_code == 201
     stranger = make_org("Not hers")
     foreign = meter["post"](job(lab, external_id="x4", organisation=str(stranger.id)))
@@ -365,3 +374,44 @@ def test_walk_up_and_on_behalf_offer_the_persons_organisations(lab, client):
     from booking.bookings.models import Booking
 
     assert db.session.scalar(select(Booking.organisation_id)) == second.id
+
+
+def test_impossible_use_is_refused_row_by_row(lab, meter):
+    """A record months ahead and GPUs on top of a full pool both inflated the figures."""
+    ahead = utcnow() + timedelta(days=90)
+    future = meter["post"](
+        job(
+            lab,
+            external_id="f1",
+            start=ahead.isoformat(),
+            end=(ahead + timedelta(hours=1)).isoformat(),
+        )  # fmt: skip
+    )
+    assert future.status_code == 422 and future.json["error"]["code"] == "in_the_future"
+    skew = utcnow() + timedelta(minutes=3)  # a machine clock slightly ahead is fine
+    ok = meter["post"](
+        job(
+            lab,
+            external_id="f2",
+            quantity=1,
+            start=(skew - timedelta(hours=1)).isoformat(),
+            end=skew.isoformat(),
+        )  # fmt: skip
+    )
+    assert ok.status_code == 201
+    first = meter["post"](job(lab, external_id="p1", quantity=2))
+    assert first.status_code == 201
+    on_top = meter["post"](job(lab, external_id="p2", quantity=1))
+    assert on_top.status_code == 422 and on_top.json["error"]["code"] == "over_capacity"
+    assert "2 of 2" in on_top.json["error"]["message"]
+    later = lab["job_start"] + timedelta(hours=2)  # right after p1, beside the one GPU of f2: fits
+    after = meter["post"](
+        job(
+            lab,
+            external_id="p3",
+            quantity=1,
+            start=later.isoformat(),
+            end=(later + timedelta(minutes=30)).isoformat(),
+        )  # fmt: skip
+    )
+    assert after.status_code == 201

@@ -21,8 +21,10 @@ from booking.bookings.models import IN_USE, Booking
 from booking.bookings.rules import (
     EARLY_CHECK_IN,
     BookingContext,
+    Holding,
     ResourcePolicy,
     can_check_in,
+    peak_load,
 )
 from booking.bookings.service import (
     apply_action,
@@ -37,7 +39,7 @@ from booking.catalogue.models import Resource
 from booking.catalogue.service import may_see
 from booking.extensions import db
 from booking.inputs import parse_datetime, parse_int
-from booking.locking import begin_write, resource_locked
+from booking.locking import begin_write, lock_resource, resource_locked
 from booking.metering.models import (
     CHECK_IN,
     METER,
@@ -505,6 +507,23 @@ def report_usage(reporter: Reporter, rows: list) -> list[RowResult]:
     return results
 
 
+# How far a machine's clock may run ahead of ours when it reports an end.
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def _usage_holdings(resource_id: int, start: datetime, end: datetime) -> list[Holding]:
+    """Recorded use of a resource overlapping [start, end) (open sessions run until now or
+    the end, whichever is later), as capacity held."""
+    rows = db.session.execute(
+        select(UsageRecord.start_at, UsageRecord.end_at, UsageRecord.quantity).where(
+            UsageRecord.resource_id == resource_id,
+            UsageRecord.start_at < end,
+            (UsageRecord.end_at.is_(None)) | (UsageRecord.end_at > start),
+        )
+    )
+    return [Holding(lo, hi or max(end, utcnow()), quantity) for lo, hi, quantity in rows]
+
+
 def paying_organisation(user: User, booking: Booking | None, named) -> tuple[int | None, list]:
     """Which organisation pays for a reported use: the booking's, else the person's (named, or
     their only one). A use nobody can be billed for is refused, never stored unattributed (it
@@ -547,6 +566,14 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
         )
     if start and end and not start < end:
         problems.append(Problem("end_before_start", _l("The end must be after the start."), "end"))
+    if end and end > utcnow() + CLOCK_SKEW:
+        problems.append(
+            Problem(
+                "in_the_future",
+                _l("Use can only be reported once it has happened: the end is in the future."),
+                "end",
+            )
+        )
     if quantity is not None and resource is not None and not 1 <= quantity <= resource.capacity:
         problems.append(
             Problem(
@@ -607,7 +634,26 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
                 )
             ],
         )
-    begin_write()
+    lock_resource(resource.id)  # reports for one resource one at a time: the check holds
+    held = peak_load(_usage_holdings(resource.id, start, end), start, end)
+    if held + (quantity or 1) > resource.capacity:
+        db.session.rollback()
+        return RowResult(
+            number,
+            "refused",
+            problems=[
+                Problem(
+                    "over_capacity",
+                    _l(
+                        "At that time %(held)d of %(capacity)d were already in use: this use "
+                        "does not fit.",
+                        held=held,
+                        capacity=resource.capacity,
+                    ),
+                    "quantity",
+                )
+            ],
+        )
     usage = UsageRecord(
         carrier_id=reporter.carrier_id,
         resource_id=resource.id,
