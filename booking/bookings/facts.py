@@ -218,7 +218,7 @@ def booking_context(
         holdings=facts.holdings,
         outages=facts.outages,
         busy_blocks=facts.busy_blocks,
-        qualified=is_qualified(booker, resource),
+        qualified=is_qualified(booker, resource, end),  # valid until the booking ends
         member=is_member(booker, organisation_id),
         override=override,
     )

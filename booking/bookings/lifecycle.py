@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.bookings import rules
@@ -15,11 +16,14 @@ from booking.bookings.models import (
     BookingEvent,
 )
 from booking.catalogue.models import Resource
+from booking.catalogue.signals import resource_retired
+from booking.extensions import db
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER
 from booking.permissions import is_staff_of
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
+from booking.types import utcnow
 
 
 def record_event(
@@ -151,3 +155,39 @@ def apply_action(
     if step.notice and notify_owner and (step.notice_to_self or not acted_self):
         notify_about(booking, booking.user_id, step.notice, **(notice or {}))
     return booking
+
+
+def flag_and_tell(
+    bookings, actor: User | None, event: str, notice: str, reason: str = "", **params
+) -> int:
+    """Record on each booking that something it depends on changed (its booker's
+    qualification, its resource), without changing its state, and tell its booker and the
+    carrier's operators. The caller holds the lock it needs and commits."""
+    flagged = 0
+    for booking in bookings:
+        apply_action(booking, rules.FLAG, actor, reason=reason, event=event)
+        told = {booking.user_id} | {s.user_id for s in booking.resource.carrier.staff}
+        for user_id in sorted(told):
+            notify_about(booking, user_id, notice, **params)
+        flagged += 1
+    return flagged
+
+
+def upcoming_bookings_of(resource_ids, user_id: int | None = None, after=None) -> list[Booking]:
+    """Bookings still to come (holding capacity) of these resources, optionally one person's,
+    ending after `after` (default now)."""
+    stmt = select(Booking).where(
+        Booking.resource_id.in_(list(resource_ids)),
+        Booking.status.in_(rules.HOLDING),
+        Booking.end_at > (after or utcnow()),
+    )
+    if user_id is not None:
+        stmt = stmt.where(Booking.user_id == user_id)
+    return list(db.session.scalars(stmt.order_by(Booking.start_at)))
+
+
+@resource_retired.connect
+def _on_resource_retired(resource: Resource, actor: User | None = None, **_ignored) -> None:
+    flag_and_tell(
+        upcoming_bookings_of([resource.id]), actor, "resource_retired", "booking_resource_retired"
+    )

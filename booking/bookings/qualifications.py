@@ -9,9 +9,10 @@ from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
+from booking.bookings.lifecycle import flag_and_tell, upcoming_bookings_of
 from booking.bookings.models import QualificationGrant
 from booking.carriers.models import Carrier
-from booking.catalogue.models import Qualification
+from booking.catalogue.models import Qualification, Resource
 from booking.extensions import db
 from booking.notify.service import notify
 from booking.permissions import require_staff
@@ -77,10 +78,18 @@ def revoke(carrier: Carrier, operator: User, grant_id) -> None:
         raise NotFound()
     if g.revoked_at is None:
         g.revoked_at, g.revoked_by_id = utcnow(), operator.id
-        notify(
-            g.user_id,
-            "qualification_revoked",
-            {"qualification": {"zh": g.qualification.name_zh, "en": g.qualification.name_en}},
+        name = {"zh": g.qualification.name_zh, "en": g.qualification.name_en}
+        notify(g.user_id, "qualification_revoked", {"qualification": name})
+        needing = db.session.scalars(
+            select(Resource.id).where(Resource.qualification_id == g.qualification_id)
+        ).all()
+        flag_and_tell(
+            upcoming_bookings_of(needing, user_id=g.user_id),
+            operator,
+            "qualification_lapsed",
+            "booking_unqualified",
+            reason=name["zh"],
+            qualification=name,
         )
         db.session.commit()
 

@@ -17,6 +17,7 @@ from booking.catalogue.models import (
     Resource,
 )
 from booking.catalogue.rules import ResourceFields, resource_problems
+from booking.catalogue.signals import resource_retired
 from booking.extensions import db
 from booking.permissions import operated_carrier_ids, require_staff, resident_carrier_ids
 from booking.problems import NotFound, Problem, ServiceError
@@ -170,7 +171,10 @@ def set_status(carrier: Carrier, resource: Resource, status: str, *, actor: User
         raise NotFound()
     if status not in (ACTIVE, RETIRED):
         raise ServiceError(Problem("invalid_status", _l("Unknown status."), "status"))
+    retiring = status == RETIRED and resource.status != RETIRED
     resource.status = status
+    if retiring:
+        resource_retired.send(resource, actor=actor)
     db.session.commit()
     return resource
 

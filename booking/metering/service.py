@@ -125,6 +125,14 @@ def check_in(actor: User, booking_id, now: datetime | None = None) -> UsageRecor
     with resource_locked(booking.resource_id) as resource:
         booking = db.session.get(Booking, booking.id, populate_existing=True)
         check_action(booking, rules.CHECK_IN, actor)
+        if not is_qualified(booking.user, resource, now):
+            raise ServiceError(
+                Problem(
+                    "not_qualified",
+                    _l("The booker's qualification for this resource is not valid now."),
+                ),
+                409,
+            )
         if not can_check_in(booking.start_at, booking.end_at, now):
             raise ServiceError(
                 Problem(

@@ -22,6 +22,13 @@ MESSAGES = {
     "booking_rejected": _l("Your booking of %(resource)s on %(when)s was rejected: %(reason)s"),
     "booking_cancelled": _l("The booking of %(resource)s on %(when)s was cancelled."),
     "booking_changed": _l("The booking of %(resource)s was changed to %(when)s."),
+    "booking_unqualified": _l(
+        "The booking of %(resource)s on %(when)s needs the qualification %(qualification)s, "
+        "which is no longer valid for it."
+    ),
+    "booking_resource_retired": _l(
+        "%(resource)s was retired: the booking on %(when)s cannot take place as booked."
+    ),
     "outage_conflict": _l(
         "Maintenance of %(resource)s overlaps your booking on %(when)s: %(reason)s"
     ),
@@ -61,6 +68,8 @@ MAIL_TOPICS = {
             "booking_changed",
             "booking_no_show",
             "outage_conflict",
+            "booking_unqualified",
+            "booking_resource_retired",
         ),
     ),
     "reminders": (_l("Reminders before a booking"), ("booking_reminder",)),
