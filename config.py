@@ -51,6 +51,8 @@ class Config:
     # ("mail=5,reminders=60"): for tests and for operators who want mail out sooner.
     SCHEDULER_INTERVALS = os.environ.get("SCHEDULER_INTERVALS", "")
     NO_SHOW_GRACE_MINUTES = 15
+    # A walk-up session still open this long is closed automatically (and people told).
+    WALK_UP_FORGOTTEN_HOURS = int(os.environ.get("WALK_UP_FORGOTTEN_HOURS", "8"))
     # Sign-in lockout per e-mail address: this many failures within this many minutes.
     LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
     LOGIN_FAILURE_MINUTES = int(os.environ.get("LOGIN_FAILURE_MINUTES", "15"))

@@ -57,12 +57,31 @@ def test_completion_closes_forgotten_sessions_at_the_booking_end(site):
     m = site["m"]
     booking = bookings.create_booking(site["eng"], site["sem"].id, at(m, 9), at(m, 10))
     metering.check_in(site["eng"], booking.id, now=at(m, 9))
-    assert jobs.run_job("completion", now=at(m, 10, 5)) == "0 completed"  # within the grace period
-    assert jobs.run_job("completion", now=at(m, 12)) == "1 completed"
+    assert jobs.run_job("completion", now=at(m, 10, 5)).startswith("0 completed")  # grace period
+    assert jobs.run_job("completion", now=at(m, 12)).startswith("1 completed")
     db.session.expire_all()
     assert db.session.get(Booking, booking.id).status == "completed"
     usage = db.session.scalar(select(UsageRecord))
     assert usage.end_at == at(m, 10) and usage.events[-1].action == "closed_automatically"
+
+
+def test_forgotten_walk_up_sessions_are_closed_and_people_told(site):
+    """They were never closed and accrued hours for ever."""
+    m = site["m"]
+    gpu = make_resource(site["carrier"], "GPU", kind="compute", capacity=2, always_open=True)
+    usage = metering.walk_up(site["eng"], gpu.id, now=at(m, 9))
+    assert jobs.run_job("completion", now=at(m, 16)) == "0 completed, 0 walk-up sessions closed"
+    assert jobs.run_job("completion", now=at(m, 17, 30)) == "0 completed, 1 walk-up sessions closed"
+    db.session.expire_all()
+    closed = db.session.get(UsageRecord, usage.id)
+    assert closed.end_at == at(m, 10) and closed.events[-1].action == "closed_automatically"
+    told = sorted(
+        db.session.scalars(
+            select(Notification.user_id).where(Notification.kind == "walk_up_closed")
+        )
+    )
+    assert told == sorted([site["eng"].id, site["op"].id])
+    assert jobs.run_job("completion", now=at(m, 20)).endswith("0 walk-up sessions closed")
 
 
 def test_reminders_once_per_lead_and_catching_up(site):

@@ -33,7 +33,11 @@ from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.jobs.models import JobRun, SentOnce
 from booking.locking import resource_locked
-from booking.metering.service import close_forgotten_sessions, was_used
+from booking.metering.service import (
+    close_forgotten_sessions,
+    close_forgotten_walk_ups,
+    was_used,
+)
 from booking.notify.mailer import send_pending
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership
@@ -99,7 +103,7 @@ def mark_no_shows(now: datetime) -> str:
 
 def complete_finished(now: datetime) -> str:
     """Bookings in use whose time is over (with the grace period) are completed; a session
-    nobody checked out is closed at the booking's end."""
+    nobody checked out is closed at the booking's end; so are forgotten walk-up sessions."""
     grace = timedelta(minutes=current_app.config["NO_SHOW_GRACE_MINUTES"])
     ids = db.session.scalars(
         select(Booking.id).where(Booking.status == IN_USE, Booking.end_at <= now - grace)
@@ -116,7 +120,8 @@ def complete_finished(now: datetime) -> str:
             apply_action(booking, COMPLETE, None, reason="time over")
             db.session.commit()
             done += 1
-    return f"{done} completed"
+    walk_ups = close_forgotten_walk_ups(now, current_app.config["WALK_UP_FORGOTTEN_HOURS"])
+    return f"{done} completed, {walk_ups} walk-up sessions closed"
 
 
 def send_reminders(now: datetime) -> str:

@@ -27,6 +27,7 @@ from booking.bookings.rules import (
     peak_load,
 )
 from booking.bookings.service import (
+    WALK_UP_HOLD_MINUTES,
     apply_action,
     booking_for,
     check_action,
@@ -50,6 +51,7 @@ from booking.metering.models import (
     UsageEvent,
     UsageRecord,
 )
+from booking.notify.service import notify
 from booking.orgs.service import paying_organisation_of
 from booking.permissions import is_staff_of, require_staff, staff_role
 from booking.problems import NotFound, Problem, ServiceError
@@ -206,6 +208,42 @@ def close_forgotten_sessions(booking: Booking) -> int:
         db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
         usage.events.append(UsageEvent(action="closed_automatically", reason="not checked out"))
         closed += 1
+    return closed
+
+
+def close_forgotten_walk_ups(now: datetime, after_hours: int) -> int:
+    """Walk-up sessions nobody checked out accrue hours for ever: one still open `after_hours`
+    after it began is closed at the end of the time it held the resource for (the walk-up
+    hold), marked as closed automatically, and its user and the carrier's operators are told,
+    so that the real end can be entered as a correction. Each is closed in its own transaction
+    under the resource's lock."""
+    forgotten = db.session.execute(
+        select(UsageRecord.id, UsageRecord.resource_id).where(
+            UsageRecord.booking_id.is_(None),
+            UsageRecord.end_at.is_(None),
+            UsageRecord.start_at <= now - timedelta(hours=after_hours),
+        )
+    ).all()
+    closed = 0
+    for usage_id, resource_id in forgotten:
+        with resource_locked(resource_id):
+            usage = db.session.get(UsageRecord, usage_id, populate_existing=True)
+            if usage is None or usage.end_at is not None:
+                db.session.rollback()
+                continue
+            usage.end_at = usage.start_at + timedelta(minutes=WALK_UP_HOLD_MINUTES)
+            db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
+            usage.events.append(UsageEvent(action="closed_automatically", reason="not checked out"))
+            params = {
+                "resource": {"zh": usage.resource.name_zh, "en": usage.resource.name_en},
+                "start": usage.start_at.isoformat(),
+                "tz": usage.resource.carrier.timezone,
+            }
+            told = {usage.user_id} | {s.user_id for s in usage.resource.carrier.staff}
+            for user_id in sorted(u for u in told if u is not None):
+                notify(user_id, "walk_up_closed", params)
+            db.session.commit()
+            closed += 1
     return closed
 
 

@@ -26,6 +26,10 @@ MESSAGES = {
         "The booking of %(resource)s on %(when)s needs the qualification %(qualification)s, "
         "which is no longer valid for it."
     ),
+    "walk_up_closed": _l(
+        "Nobody checked out of %(resource)s (walk-up use since %(when)s): the session was "
+        "closed automatically after the walk-up hour. Correct it if it ran longer."
+    ),
     "booking_resource_retired": _l(
         "%(resource)s was retired: the booking on %(when)s cannot take place as booked."
     ),
@@ -70,6 +74,7 @@ MAIL_TOPICS = {
             "outage_conflict",
             "booking_unqualified",
             "booking_resource_retired",
+            "walk_up_closed",
         ),
     ),
     "reminders": (_l("Reminders before a booking"), ("booking_reminder",)),
