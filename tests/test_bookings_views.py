@@ -324,3 +324,29 @@ def test_find_free_and_next_free(client, site):
         headers=EN,
     )
     assert odd.status_code == 200
+
+
+def test_a_refusal_is_said_once(client, site):
+    """Minimum notice, qualification and maintenance refusals appeared twice on the page."""
+    from booking.bookings.service import create_booking
+
+    login(client, "eng@example.com")
+    m = site["m"]
+    create_booking(site["eng"], site["sem"].id, at(m, 10), at(m, 11))
+    for action in ("book", "check"):
+        refused = post_form(
+            client,
+            f"/resources/{site['sem'].id}/book",
+            {
+                **form_for(m, "10:00", "11:00", organisation_id=str(site["org"].id)),
+                "action": action,
+                "day": "2020-01-06",  # long past, and taken
+            },
+            headers=EN,
+        )
+        page = refused.get_data(as_text=True)
+        codes = re.findall(r'data-code="([a-z_]+)"', page)
+        assert codes and len(codes) == len(set(codes)), action
+        for code in codes:
+            text = re.search(rf'data-code="{code}">([^<]+)<', page).group(1)
+            assert page.count(text) == 1, (action, text)

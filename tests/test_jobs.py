@@ -88,10 +88,22 @@ def test_reminders_once_per_lead_and_catching_up(site):
     m = site["m"]
     bookings.create_booking(site["eng"], site["sem"].id, at(m, 9), at(m, 10))
     assert jobs.run_job("reminders", now=at(m, 9) - timedelta(hours=30)) == "0 sent"
-    # The scheduler was down until 40 minutes before: both the 24 h and the 1 h reminder go out now.
-    assert jobs.run_job("reminders", now=at(m, 9) - timedelta(minutes=40)) == "2 sent"
+    # The scheduler was down until 40 minutes before: the 24 h and the 1 h reminder are due
+    # together, and make one reminder, not two identical ones.
+    assert jobs.run_job("reminders", now=at(m, 9) - timedelta(minutes=40)) == "1 sent"
     assert jobs.run_job("reminders", now=at(m, 9) - timedelta(minutes=30)) == "0 sent"
-    assert notes("booking_reminder") == 2
+    assert notes("booking_reminder") == 1
+
+
+def test_a_booking_made_hours_ahead_gets_only_the_reminders_that_are_news(site):
+    m = site["m"]
+    booking = bookings.create_booking(site["eng"], site["sem"].id, at(m, 9), at(m, 10))
+    booking.created_at = at(m, 9) - timedelta(hours=3)  # booked three hours ahead
+    db.session.commit()
+    assert jobs.run_job("reminders", now=at(m, 9) - timedelta(hours=2)) == "0 sent"  # no "24 h"
+    assert jobs.run_job("reminders", now=at(m, 9) - timedelta(minutes=55)) == "1 sent"
+    assert jobs.run_job("reminders", now=at(m, 9) - timedelta(minutes=50)) == "0 sent"
+    assert notes("booking_reminder") == 1
 
 
 def test_leases_and_errors(site, monkeypatch):
@@ -145,7 +157,10 @@ def test_two_scheduler_processes_send_each_reminder_once(app, site, database_url
     start -= timedelta(minutes=start.minute % 30)
     if start <= utcnow():
         start += timedelta(minutes=30)
-    bookings.create_booking(site["eng"], site["sem"].id, start, start + timedelta(minutes=30))
+    booking = bookings.create_booking(
+        site["eng"], site["sem"].id, start, start + timedelta(minutes=30)
+    )
+    booking.created_at = utcnow() - timedelta(days=2)  # booked long ago: both leads are news
     db.session.commit()
     flask = str(Path(sys.executable).with_name("flask"))
     env = {**os.environ, "DATABASE_URL": database_url, "BOOKING_ENV": "development"}
@@ -162,7 +177,8 @@ def test_two_scheduler_processes_send_each_reminder_once(app, site, database_url
     outputs = [p.communicate(timeout=60)[0].decode() for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
     db.session.commit()
-    assert notes("booking_reminder") == 2, outputs  # 24 h and 1 h leads, each once
+    # Both leads are due at once: one reminder, sent once although two processes ran.
+    assert notes("booking_reminder") == 1, outputs
 
 
 def test_status_page(client, site):
@@ -307,6 +323,14 @@ def test_invoice_voucher_and_qualification_events_reach_the_inbox(app, site):
     invoices.issue(site["op"], site["carrier"], invoice.id)
     issued = db.session.scalar(select(Notification).where(Notification.kind == "invoice_issued"))
     assert issued.user_id == manager.id and issued.link == f"/invoices/{invoice.id}"
+    credit = invoices.credit_note(site["op"], site["carrier"], invoice.id, "40", "short run")
+    said = db.session.scalar(
+        select(Notification).where(Notification.kind == "credit_note_issued")
+    )
+    # "¥40.00 credited", not "-¥40.00 due"
+    assert said.user_id == manager.id and said.link == f"/invoices/{credit.id}"
+    text = render(said)
+    assert "¥40.00" in text and "-¥" not in text and text != render(issued), text
     q = make_qualification(site["carrier"])
     db.session.add(
         QualificationGrant(

@@ -25,6 +25,11 @@ from booking.web import show_problems
 bp = Blueprint("invoices", __name__)  # under /operate/<code>/
 org_bp = Blueprint("org_invoices", __name__)
 
+TIER_LABELS = {
+    "resident": _l("resident"),
+    "member": _l("platform member"),
+    "external": _l("external"),
+}
 LINE_KINDS = {
     "booking": _l("booking"),
     "usage": _l("use without booking"),
@@ -113,6 +118,7 @@ def _detail(invoice, adjust_form=None, credit_form=None, status=200):
         "billing/invoice.html",
         invoice=invoice,
         kinds=LINE_KINDS,
+        tier_labels=TIER_LABELS,
         staff=True,
         adjust_form=adjust_form or AdjustForm(formdata=None),
         credit_form=credit_form or CreditForm(formdata=None),
@@ -336,4 +342,10 @@ def org_index(org_id: int):
 @login_required
 def org_detail(invoice_id: int):
     invoice = service.organisation_invoice(current_user, invoice_id)
-    return render_template("billing/invoice.html", invoice=invoice, kinds=LINE_KINDS, staff=False)
+    return render_template(
+        "billing/invoice.html",
+        invoice=invoice,
+        kinds=LINE_KINDS,
+        tier_labels=TIER_LABELS,
+        staff=False,
+    )

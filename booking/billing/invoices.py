@@ -634,12 +634,13 @@ def _number_and_freeze(operator: User, carrier: Carrier, invoice: Invoice, now: 
             Membership.organisation_id == invoice.organisation_id, Membership.role == MANAGER
         )
     ):
+        credit = invoice.kind == CREDIT_NOTE  # "¥60.00 credited", not "-¥60.00 due"
         notify(
             manager_id,
-            "invoice_issued",
+            "credit_note_issued" if credit else "invoice_issued",
             {
                 "number": invoice.number,
-                "amount": format_yuan(invoice.due_fen),
+                "amount": format_yuan(-invoice.due_fen if credit else invoice.due_fen),
                 "carrier": {"zh": carrier.name_zh, "en": carrier.name_en},
             },
             link=f"/invoices/{invoice.id}",

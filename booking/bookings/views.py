@@ -68,8 +68,7 @@ def bookings_check(resource, form, start, end):
             organisation_id=form.organisation_id.data,
         )
     except service.BookingRefused as refused:
-        show_problems(form, refused)
-        return refused
+        return refused  # the page lists the refusals above the form, once
     return None
 
 
@@ -139,7 +138,7 @@ def book(resource_id: int):
     try:
         return handler(resource, form, start, end, rrule)
     except service.BookingRefused as refused:
-        show_problems(form, refused)
+        # The page lists every refusal above the form, once (not again at the fields).
         return _book_page(resource, form, refused.status, refused=refused)
     except ServiceError as error:
         if error.status == 404:

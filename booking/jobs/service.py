@@ -125,29 +125,35 @@ def complete_finished(now: datetime) -> str:
 
 
 def send_reminders(now: datetime) -> str:
-    """A reminder per lead time (e.g. 24 h and 1 h) before each approved booking, once."""
-    sent = 0
-    for lead in current_app.config["REMINDER_LEADS_MINUTES"]:
-        due = (
-            db.session.scalars(
-                select(Booking).where(
-                    Booking.status == APPROVED,
-                    Booking.start_at > now,
-                    Booking.start_at <= now + timedelta(minutes=lead),
-                )
+    """Before each approved booking, a reminder at each lead time (e.g. 24 h and 1 h), once.
+    Leads that come due together (a scheduler that was down, a booking made 40 minutes ahead)
+    make one reminder, not several identical ones; a lead is skipped when the booking was made
+    after its moment (a booking made 3 hours ahead gets no "tomorrow" reminder)."""
+    leads = sorted(current_app.config["REMINDER_LEADS_MINUTES"])
+    due = (
+        db.session.scalars(
+            select(Booking).where(
+                Booking.status == APPROVED,
+                Booking.start_at > now,
+                Booking.start_at <= now + timedelta(minutes=max(leads)),
             )
-            .unique()
-            .all()
         )
-        for booking in due:
-            if once(f"reminder:{booking.id}:{lead}", booking.user_id):
-                notify(
-                    booking.user_id,
-                    "booking_reminder",
-                    when_params(booking.resource, booking.start_at),
-                    link=f"/bookings/{booking.id}",
-                )
-                sent += 1
+        .unique()
+        .all()
+    )
+    sent = 0
+    for booking in due:
+        moments = {lead: booking.start_at - timedelta(minutes=lead) for lead in leads}
+        come = [lead for lead in leads if moments[lead] <= now]
+        claimed = [lead for lead in come if once(f"reminder:{booking.id}:{lead}", booking.user_id)]
+        if any(booking.created_at <= moments[lead] for lead in claimed):
+            notify(
+                booking.user_id,
+                "booking_reminder",
+                when_params(booking.resource, booking.start_at),
+                link=f"/bookings/{booking.id}",
+            )
+            sent += 1
         db.session.commit()
     return f"{sent} sent"
 

@@ -51,6 +51,7 @@ MESSAGES = {
     ),
     "approvals_pending": _l("%(count)s booking requests are waiting for approval."),
     "invoice_issued": _l("Invoice %(number)s from %(carrier)s: %(amount)s due."),
+    "credit_note_issued": _l("Credit note %(number)s from %(carrier)s: %(amount)s credited."),
     "voucher_granted": _l(
         "Your organisation received an innovation voucher of %(amount)s (%(programme)s)."
     ),
@@ -81,7 +82,7 @@ MAIL_TOPICS = {
     "waitlist": (_l("Waitlist offers"), ("waitlist_offer", "waitlist_expired")),
     "billing": (
         _l("Invoices and vouchers"),
-        ("invoice_issued", "voucher_granted", "voucher_expiring"),
+        ("invoice_issued", "credit_note_issued", "voucher_granted", "voucher_expiring"),
     ),
     "qualifications": (
         _l("Qualifications"),
