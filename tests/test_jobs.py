@@ -324,9 +324,7 @@ def test_invoice_voucher_and_qualification_events_reach_the_inbox(app, site):
     issued = db.session.scalar(select(Notification).where(Notification.kind == "invoice_issued"))
     assert issued.user_id == manager.id and issued.link == f"/invoices/{invoice.id}"
     credit = invoices.credit_note(site["op"], site["carrier"], invoice.id, "40", "short run")
-    said = db.session.scalar(
-        select(Notification).where(Notification.kind == "credit_note_issued")
-    )
+    said = db.session.scalar(select(Notification).where(Notification.kind == "credit_note_issued"))
     # "¥40.00 credited", not "-¥40.00 due"
     assert said.user_id == manager.id and said.link == f"/invoices/{credit.id}"
     text = render(said)
