@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,6 +21,15 @@ from tests.test_invoices import _grant, billed, used_booking  # noqa: F401 - the
 FORMULA = '=HYPERLINK("http://evil.example","click")'
 MARKUP = '"><img src=x onerror=alert(1)>'
 FETCH = '<img src="http://127.0.0.1:9/x.png" width="10" height="10"/>'
+
+
+def csv_dicts(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+
+
+def sheet_dicts(sheet) -> list[dict]:
+    header, *rows = list(sheet.iter_rows(values_only=True))
+    return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 def test_safe_cell_quotes_what_a_spreadsheet_would_run_and_keeps_numbers():
@@ -61,11 +71,12 @@ def test_invoice_exports_never_hold_a_formula_and_money_is_exact(client, billed)
     for sheet in book:
         for row in sheet.iter_rows():
             assert all(cell.data_type != "f" for cell in row), [c.value for c in row]
-    lines = list(book["lines"].iter_rows(min_row=2, values_only=True))
-    assert FORMULA in [line[4] for line in lines]  # kept as typed, as text
-    amounts = sorted(line[11] for line in lines)
+    lines = sheet_dicts(book["lines"])
+    assert FORMULA in [line["description"] for line in lines]  # kept as typed, as text
+    amounts = sorted(line["amount_yuan"] for line in lines)
     assert amounts == [-1.01, 0.34, 240]  # exact yuan, not 0.33999999…
-    money_cells = [row[11] for row in book["lines"].iter_rows(min_row=2)]
+    column = [c.value for c in book["lines"][1]].index("amount_yuan")
+    money_cells = [row[column] for row in book["lines"].iter_rows(min_row=2)]
     assert all(cell.number_format == '"¥"#,##0.00' for cell in money_cells)
     assert invoice.id
 
@@ -95,9 +106,13 @@ def test_voucher_claims_quote_names_and_write_exact_yuan(client, billed):  # noq
     text = client.get(path).get_data(as_text=True)
     bad = client.get(path, query_string={"period": "2026-11\r\nX"})
     assert bad.status_code == 422
-    (row,) = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:]
-    assert row[1] == "'@SUM(1+1)*cmd|' /C calc'!A0"
-    assert row[6:] == ["240.00", "100.00"]
+    (row, total) = csv_dicts(text)
+    assert row["organisation"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert (row["list_yuan"], row["subsidy_yuan"], total["subsidy_yuan"]) == (
+        "240.00",
+        "100.00",
+        "100.00",
+    )
 
 
 def test_a_period_that_cannot_be_a_file_name_is_refused_before_any_header(client, billed):  # noqa: F811
@@ -109,3 +124,61 @@ def test_a_period_that_cannot_be_a_file_name_is_refused_before_any_header(client
             )
             assert response.status_code == 422, (path, period)
             assert "Set-Cookie: x" not in str(response.headers)
+
+
+def test_finance_exports_have_yuan_local_times_subsidy_due_and_the_booker(client, billed):  # noqa: F811
+    """The invoice CSV had fen and UTC times and no subsidy, due or booker; the Excel sheet no
+    subsidy or due; the claim CSV UTC times, no hours, quantity or rate, and no credit netting."""
+    voucher = _grant(billed, 50, "100")
+    booking = used_booking(billed, 10)  # 10:00 in Chongqing, 02:00 UTC
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    issued = invoices.issue(billed["op"], billed["carrier"], invoice.id)
+    note = invoices.credit_note(billed["op"], billed["carrier"], issued.id, "70", "an hour short")
+    login(client, "op@example.com")
+    zone = "start (Asia/Shanghai)"
+    lines = csv_dicts(client.get("/operate/CQ01/invoices/export.csv").get_data(as_text=True))
+    by_number = {line["number"]: line for line in lines}
+    line = by_number[issued.number]
+    local_start = booking.start_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert line[zone] == local_start and line[zone].endswith("10:00")
+    assert (line["amount_yuan"], line["subsidy_yuan"], line["due_yuan"]) == (
+        "240.00",
+        "100.00",
+        "140.00",
+    )
+    assert (line["hours"], line["quantity"], line["rate_yuan"]) == ("2.00", "1", "120.00")
+    assert line["booker"] == "eng <eng@example.com>"
+    credit = by_number[note.number]
+    assert credit["document"] == "credit_note" and credit["booker"] == "eng <eng@example.com>"
+    assert float(credit["due_yuan"]) == -70 and float(credit["amount_yuan"]) < -70
+    # The Excel workbook: the same columns, numbers as numbers, times as local times.
+    book = load_workbook(io.BytesIO(client.get("/operate/CQ01/invoices/export.xlsx").data))
+    sheet_lines = sheet_dicts(book["lines"])
+    assert list(sheet_lines[0]) == list(lines[0])
+    first = next(r for r in sheet_lines if r["number"] == issued.number)
+    assert first[zone].strftime("%Y-%m-%d %H:%M") == local_start
+    assert (first["subsidy_yuan"], first["due_yuan"]) == (100, 140)
+    documents = {r["number"]: r for r in sheet_dicts(book["invoices"])}
+    assert (documents[issued.number]["subsidy_yuan"], documents[issued.number]["due_yuan"]) == (
+        100,
+        140,
+    )
+    assert documents[note.number]["credits_number"] == issued.number
+    # The claim list: hours, quantity and rate; the credit nets off, the total is what is left.
+    claims = csv_dicts(
+        client.get(f"/operate/CQ01/vouchers/{voucher.programme_id}/claims.csv").get_data(
+            as_text=True
+        )
+    )
+    charged, credited, total = claims
+    assert charged[zone] == local_start and charged["hours"] == "2.00"
+    assert (charged["quantity"], charged["rate_yuan"], charged["subsidy_yuan"]) == (
+        "1",
+        "120.00",
+        "100.00",
+    )
+    assert credited["nets_off"] == issued.number and credited["document"] == "credit_note"
+    assert Decimal(credited["subsidy_yuan"]) < 0 and credited["hours"] == "2.00"
+    assert total["programme"] == "total" and Decimal(total["subsidy_yuan"]) == Decimal(
+        "100.00"
+    ) + Decimal(credited["subsidy_yuan"])

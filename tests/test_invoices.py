@@ -270,6 +270,7 @@ def test_pdf_excel_and_the_buyers_invoice_details(client, billed):
     from openpyxl import load_workbook
 
     from booking.orgs.service import update_billing_profile
+    from tests.test_exports import sheet_dicts
 
     with pytest.raises(ServiceError) as bad_tax_id:
         update_billing_profile(
@@ -297,13 +298,13 @@ def test_pdf_excel_and_the_buyers_invoice_details(client, billed):
     assert b"STSong-Light" in pdf.data and b"UniGB-UCS2-H" in pdf.data  # a CJK font, not boxes
     xlsx = client.get("/operate/CQ01/invoices/export.xlsx")
     book = load_workbook(_io.BytesIO(xlsx.data))
-    rows = list(book["invoices"].iter_rows(values_only=True))
-    assert (
-        rows[1][0] == issued.number
-        and rows[1][7] == 240.0
-        and rows[1][5] == "重庆山城智感科技有限公司"
+    (row,) = sheet_dicts(book["invoices"])
+    assert (row["number"], row["total_yuan"], row["invoice_title"]) == (
+        issued.number,
+        240.0,
+        "重庆山城智感科技有限公司",
     )
-    assert [r[11] for r in book["lines"].iter_rows(min_row=2, values_only=True)] == [240.0]
+    assert [line["amount_yuan"] for line in sheet_dicts(book["lines"])] == [240.0]
     manager = client.application.test_client()
     login(manager, "boss@example.com")
     assert manager.get(f"/invoices/{invoice.id}.pdf").data.startswith(b"%PDF")

@@ -415,3 +415,38 @@ def test_impossible_use_is_refused_row_by_row(lab, meter):
         )  # fmt: skip
     )
     assert after.status_code == 201
+
+
+def test_correction_history_reads_as_words_in_the_carriers_zone(client, lab):
+    """The history showed raw dicts mixing UTC and +08:00 and untranslated action codes."""
+    usage = service.walk_up(lab["eng"], lab["gpu"].id)
+    service.check_out(lab["eng"], usage.id)
+    day = utcnow().date() - timedelta(days=3)
+    start = utcnow().replace(
+        year=day.year, month=day.month, day=day.day, hour=1, minute=0, second=0, microsecond=0
+    )  # 09:00 in Chongqing
+    service.correct(
+        lab["op"],
+        usage.id,
+        start=start,
+        end=start + timedelta(hours=2, minutes=30),
+        quantity=2,
+        reason="Forgot the second GPU",
+    )
+    login(client, "op@example.com")
+    for language, corrected, quantity in (
+        ("en", "corrected", "Quantity"),
+        ("zh", "已更正", "数量"),
+    ):
+        page = client.get(
+            f"/operate/CQ01/usage/{usage.id}/correct", headers={"Accept-Language": language}
+        ).get_data(as_text=True)
+        assert "{'" not in page and "+00:00" not in page and "+08:00" not in page
+        assert "closed" not in page.lower() or language == "en"
+        row = page[page.index('data-action="corrected"') :]
+        row = row[: row.index("</tbody>")]
+        assert corrected in row and quantity in row and "Forgot the second GPU" in row
+        assert "9:00" in row and "11:30" in row and "Asia/Shanghai" in page
+        assert 'data-action="walked_up"' in page and "walked_up" not in page.replace(
+            'data-action="walked_up"', ""
+        )

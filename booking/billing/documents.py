@@ -4,7 +4,6 @@ STSong-Light, no font files needed) and an Excel workbook for accounting (openpy
 from __future__ import annotations
 
 import io
-from decimal import Decimal
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -18,9 +17,10 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from booking.billing import ledger
 from booking.billing.invoice_models import CREDIT_NOTE, Invoice
 from booking.billing.money import format_yuan
-from booking.exports import YUAN_FORMAT, append_row, new_workbook, workbook_bytes, yuan
+from booking.exports import YUAN_FORMAT, append_row, new_workbook, workbook_bytes
 from booking.languages import pick
 
 FONT = "STSong-Light"
@@ -76,7 +76,16 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
         ]
         rows = [
             [
-                text(line.description, body),  # the reason is the carrier's own note
+                # The reason is the carrier's own note: not on the customer's document.
+                text(
+                    line.description
+                    + (
+                        "\n" + _("Booked by %(name)s", name=line.booker_name)
+                        if line.booker_name
+                        else ""
+                    ),
+                    body,
+                ),
                 line.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
                 if line.started_at
                 else "",
@@ -130,79 +139,26 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
     return buffer.getvalue()
 
 
-def invoices_xlsx(invoices: list[Invoice]) -> bytes:
-    """Two sheets: one row per invoice, one row per line; amounts as exact yuan numbers."""
+def invoices_xlsx(invoices: list[Invoice], zone_name: str, numbers: dict[int, str]) -> bytes:
+    """Two sheets, the same columns as the CSV: one row per invoice, one row per line; amounts
+    as exact yuan numbers, times as the carrier's local time (the header names the zone)."""
     book = new_workbook()
-    sheet = book.create_sheet("invoices")
-    append_row(
-        sheet,
-        [
-            "number",
-            "kind",
-            "status",
-            "period",
-            "organisation",
-            "invoice_title",
-            "tax_id",
-            "total_yuan",
-            "issued",
-            "paid",
-        ],
-    )
-    lines = book.create_sheet("lines")
-    append_row(
-        lines,
-        [
-            "number",
-            "period",
-            "organisation",
-            "kind",
-            "description",
-            "start",
-            "hours",
-            "quantity",
-            "tier",
-            "unit",
-            "rate_yuan",
-            "amount_yuan",
-            "reason",
-        ],
-    )
-    for invoice in invoices:
-        append_row(
-            sheet,
-            [
-                invoice.number or "",
-                invoice.kind,
-                invoice.status,
-                invoice.period,
-                invoice.organisation.name,
-                invoice.buyer_title or "",
-                invoice.buyer_tax_id or "",
-                yuan(invoice.total_fen),
-                invoice.issued_at.replace(tzinfo=None) if invoice.issued_at else None,
-                invoice.paid_at.replace(tzinfo=None) if invoice.paid_at else None,
-            ],
-            {8: YUAN_FORMAT},
+    money = {"total_yuan", "subsidy_yuan", "due_yuan", "rate_yuan", "amount_yuan"}
+    for title, header, rows in (
+        (
+            "invoices",
+            ledger.invoice_header(zone_name),
+            ledger.invoice_rows(invoices, zone_name, numbers),
+        ),
+        ("lines", ledger.line_header(zone_name), ledger.line_rows(invoices, zone_name)),
+    ):
+        sheet = book.create_sheet(title)
+        append_row(sheet, header)
+        formats = {i: YUAN_FORMAT for i, name in enumerate(header, start=1) if name in money}
+        formats.update({i: "0.00" for i, name in enumerate(header, start=1) if name == "hours"})
+        formats.update(
+            {i: "yyyy-mm-dd hh:mm" for i, name in enumerate(header, start=1) if "(" in name}
         )
-        for line in invoice.lines:
-            append_row(
-                lines,
-                [
-                    invoice.number or "",
-                    invoice.period,
-                    invoice.organisation.name,
-                    line.source_kind,
-                    line.description,
-                    line.started_at.replace(tzinfo=None) if line.started_at else None,
-                    Decimal(line.minutes) / 60 if line.minutes else None,
-                    line.quantity,
-                    line.tier,
-                    line.unit,
-                    yuan(line.price_fen) if line.unit else None,
-                    yuan(line.amount_fen),
-                    line.reason,
-                ],
-                {7: "0.00", 11: YUAN_FORMAT, 12: YUAN_FORMAT},
-            )
+        for row in rows:
+            append_row(sheet, row, formats)
     return workbook_bytes(book)

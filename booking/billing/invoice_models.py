@@ -134,12 +134,17 @@ class InvoiceLine(db.Model):
     )
     reason: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Who booked or used it: the name is kept as it was billed (a finance office needs it on
+    # the export even after the person leaves the platform).
+    booker_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    booker_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # On a credit note: the line of the original invoice that this line credits.
     credits_line_id: Mapped[int | None] = mapped_column(
         ForeignKey("invoice_lines.id", ondelete="SET NULL"), index=True
     )
 
     invoice = relationship("Invoice", back_populates="lines")
+    credits_line = relationship("InvoiceLine", remote_side=[id], lazy="select")
 
     @property
     def due_fen(self) -> int:

@@ -15,6 +15,7 @@ from wtforms.validators import InputRequired
 
 from booking.accounts.forms import EmptyForm
 from booking.billing import invoices as service
+from booking.billing import ledger
 from booking.billing.documents import invoice_pdf, invoices_xlsx
 from booking.exports import CSV_TYPE, XLSX_TYPE, content_disposition, csv_text
 from booking.forms import REQUIRED_MESSAGE
@@ -240,49 +241,14 @@ def paid(invoice_id):
 
 @bp.get("/invoices/export.csv")
 def export():
-    """Every line of the carrier's invoices (a period with ?period=), for accounting."""
+    """Every line of the carrier's invoices (a period with ?period=), for accounting: the same
+    columns as the Excel export's "lines" sheet."""
     period = request.args.get("period") or None
     invoices = service.carrier_invoices(g.carrier, period)  # a malformed period is a 422
-    header = [
-        "number",
-        "status",
-        "period",
-        "organisation",
-        "line",
-        "kind",
-        "description",
-        "start",
-        "minutes",
-        "quantity",
-        "tier",
-        "unit",
-        "price_fen",
-        "amount_fen",
-        "reason",
-    ]
-    rows = (
-        [
-            invoice.number or "",
-            invoice.status,
-            invoice.period,
-            invoice.organisation.name,
-            line.id,
-            line.source_kind,
-            line.description,
-            line.started_at.isoformat() if line.started_at else "",
-            line.minutes,
-            line.quantity,
-            line.tier,
-            line.unit,
-            line.price_fen,
-            line.amount_fen,
-            line.reason,
-        ]
-        for invoice in invoices
-        for line in invoice.lines
-    )
+    zone = g.carrier.timezone
+    rows = (ledger.as_csv_values(row) for row in ledger.line_rows(invoices, zone))
     return Response(
-        csv_text(header, rows),
+        csv_text(ledger.line_header(zone), rows),
         content_type=CSV_TYPE,
         headers={
             "Content-Disposition": content_disposition(
@@ -311,8 +277,10 @@ def pdf(invoice_id):
 def export_xlsx():
 
     period = request.args.get("period") or None
+    invoices = service.carrier_invoices(g.carrier, period)
+    numbers = service.invoice_numbers(g.carrier, {i.credits_invoice_id for i in invoices})
     return Response(
-        invoices_xlsx(service.carrier_invoices(g.carrier, period)),
+        invoices_xlsx(invoices, g.carrier.timezone, numbers),
         content_type=XLSX_TYPE,
         headers={
             "Content-Disposition": content_disposition(

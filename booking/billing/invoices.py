@@ -81,6 +81,7 @@ class Item:
     amount_fen: int
     resource_kind: str = ""
     resource_id: int | None = None
+    booker_id: int | None = None
 
 
 @dataclass
@@ -188,6 +189,7 @@ def billable_items(
             Booking.end_at,
             Booking.status,
             Booking.quantity,
+            Booking.user_id,
         ).where(*unbilled)
     ).all()
     usage_billed = (
@@ -203,6 +205,7 @@ def billable_items(
             UsageRecord.start_at,
             UsageRecord.end_at,
             UsageRecord.quantity,
+            UsageRecord.user_id,
         ).where(
             UsageRecord.carrier_id == carrier.id,
             UsageRecord.booking_id.is_(None),
@@ -304,6 +307,7 @@ def billable_items(
                 amount,
                 resource.kind,
                 resource.id,
+                b.user_id,
             )
         )
     for u in walk_ups:
@@ -331,9 +335,23 @@ def billable_items(
                 result.amount_fen,
                 resource.kind,
                 resource.id,
+                u.user_id,
             )
         )
     return items, unpriced
+
+
+def _names_of(user_ids) -> dict[int, str]:
+    """How each booker is named on the documents: their name and address."""
+    ids = [i for i in user_ids if i is not None]
+    if not ids:
+        return {}
+    return {
+        user_id: (f"{name} <{email}>" if name else email)[:200]
+        for user_id, name, email in db.session.execute(
+            select(User.id, User.display_name, User.email).where(in_ids(User.id, ids))
+        )
+    }
 
 
 def _recount(invoice: Invoice) -> None:
@@ -371,6 +389,7 @@ def run_invoices(
         )
     }
     vouchers_by_org = usable_vouchers(list(by_org))
+    bookers = _names_of({item.booker_id for item in items})
     for org_id, org_items in sorted(by_org.items()):
         invoice = drafts.get(org_id)
         if invoice is None:
@@ -398,6 +417,8 @@ def run_invoices(
                 subsidy_fen=0,
                 kind_of_resource=item.resource_kind,
                 resource_id=item.resource_id,
+                booker_id=item.booker_id,
+                booker_name=bookers.get(item.booker_id, ""),
             )
             invoice.lines.append(line)
             new_lines.append(line)
@@ -662,7 +683,8 @@ def creditable(original: Invoice) -> list[credits.Creditable]:
             .where(InvoiceLine.credits_line_id.in_([line.id for line in charged]))
             .group_by(InvoiceLine.credits_line_id)
         ):
-            returned[line_id] = (amount, subsidy)  # negative sums
+            # Negative sums (PostgreSQL sums bigints as numeric: back to whole fen).
+            returned[line_id] = (int(amount or 0), int(subsidy or 0))
     found = []
     for line in charged:
         amount, subsidy = returned.get(line.id, (0, 0))
@@ -677,9 +699,11 @@ def creditable(original: Invoice) -> list[credits.Creditable]:
 def credit_left(original: Invoice) -> int:
     """What can still be credited on an issued invoice, in fen of what was due: by line, and
     never beyond the invoice's due less every credit note so far."""
-    credited_due = db.session.scalar(
-        select(func.coalesce(func.sum(Invoice.total_fen - Invoice.subsidy_fen), 0)).where(
-            Invoice.credits_invoice_id == original.id
+    credited_due = int(  # PostgreSQL sums bigints as numeric
+        db.session.scalar(
+            select(func.coalesce(func.sum(Invoice.total_fen - Invoice.subsidy_fen), 0)).where(
+                Invoice.credits_invoice_id == original.id
+            )
         )
     )
     return max(0, min(credits.due_left(creditable(original)), original.due_fen + credited_due))
@@ -737,6 +761,8 @@ def credit_note(
             tier=line.tier,
             kind_of_resource=line.kind_of_resource,
             resource_id=line.resource_id,
+            booker_id=line.booker_id,
+            booker_name=line.booker_name,
             amount_fen=-part.amount,
             subsidy_fen=-part.subsidy,
             reason=reason,
@@ -793,6 +819,21 @@ def carrier_invoices(carrier: Carrier, period: str | None = None) -> list[Invoic
             raise ServiceError(problems, 422)
         stmt = stmt.where(Invoice.period == period)
     return list(db.session.scalars(stmt.order_by(Invoice.period.desc(), Invoice.id)).unique())
+
+
+def invoice_numbers(carrier: Carrier, invoice_ids) -> dict[int, str]:
+    """The numbers of the carrier's invoices with these ids (the originals of credit notes)."""
+    ids = [i for i in invoice_ids if i is not None]
+    if not ids:
+        return {}
+    return {
+        invoice_id: number
+        for invoice_id, number in db.session.execute(
+            select(Invoice.id, Invoice.number).where(
+                Invoice.carrier_id == carrier.id, in_ids(Invoice.id, ids)
+            )
+        )
+    }
 
 
 def organisation_invoices(user: User, organisation_id: int) -> list[Invoice]:

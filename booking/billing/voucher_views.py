@@ -10,10 +10,10 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired
 
-from booking.billing import vouchers
+from booking.billing import ledger, vouchers
 from booking.carriers.service import all_carriers
 from booking.catalogue.forms import KIND_LABELS
-from booking.exports import CSV_TYPE, content_disposition, csv_text, yuan
+from booking.exports import CSV_TYPE, content_disposition, csv_text
 from booking.forms import REQUIRED_MESSAGE, DayField, WholeNumberField
 from booking.problems import ServiceError
 from booking.tenancy import platform_admin_required
@@ -119,29 +119,10 @@ def claims(programme_id: int):
     """The claim list to recover a programme's subsidies from its issuer."""
     vouchers.programme(programme_id)  # 404 for an unknown programme
     period = request.args.get("period") or None
-    header = [
-        "programme",
-        "organisation",
-        "invoice",
-        "period",
-        "line_start",
-        "description",
-        "list_yuan",
-        "subsidy_yuan",
-    ]
-    rows = (
-        [
-            use.voucher.programme.name,
-            use.voucher.organisation.name,
-            use.line.invoice.number,
-            use.line.invoice.period,
-            use.line.started_at.isoformat() if use.line.started_at else "",
-            use.line.description,
-            yuan(use.line.amount_fen),
-            yuan(use.amount_fen),
-        ]
-        for use in vouchers.claims(g.carrier, programme_id, period)
-    )
+    zone = g.carrier.timezone
+    uses = vouchers.claims(g.carrier, programme_id, period)
+    header = ledger.claim_header(zone)
+    rows = (ledger.as_csv_values(row) for row in ledger.claim_rows(uses, zone))
     return Response(
         csv_text(header, rows),
         content_type=CSV_TYPE,

@@ -17,6 +17,7 @@ from wtforms import BooleanField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 
 from booking.accounts.forms import EmptyForm
+from booking.audit.readable import changes, ids_of
 from booking.bookings.forms import _When
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
@@ -25,12 +26,37 @@ from booking.languages import current_locale
 from booking.links import absolute_url
 from booking.metering import service
 from booking.metering.models import UsageRecord
+from booking.orgs.service import organisation_names
 from booking.problems import Problem, ServiceError
 from booking.tenancy import carrier_admin_required, own
 from booking.types import utcnow
 from booking.web import show_problems
 
 bp = Blueprint("carrier_usage", __name__)
+
+USAGE_ACTIONS = {
+    "checked_in": _l("checked in"),
+    "checked_out": _l("checked out"),
+    "walked_up": _l("walk-up started"),
+    "reported": _l("reported by a machine"),
+    "corrected": _l("corrected"),
+    service.CLOSED_AUTOMATICALLY: _l("closed automatically: never checked out"),
+}
+
+
+def _history(record: UsageRecord) -> list[tuple]:
+    """Each event with its changes in words, times in the carrier's zone."""
+    snapshots = [s for e in record.events for s in (e.before, e.after)]
+    names = {"organisation_id": organisation_names(ids_of(snapshots, "organisation_id"))}
+    zone = g.carrier.timezone
+    return [
+        (
+            event,
+            USAGE_ACTIONS.get(event.action, event.action),
+            changes(event.before, event.after, zone, names),
+        )
+        for event in record.events
+    ]
 
 
 class CorrectionForm(_When, FlaskForm):
@@ -143,7 +169,9 @@ def correct(usage_id):
             flash(_("Usage corrected; the original stays in its history."), "success")
             return redirect(url_for(".usage"))
     status = 422 if form.is_submitted() else 200
-    return render_template("metering/correct.html", record=record, form=form), status
+    return render_template(
+        "metering/correct.html", record=record, form=form, history=_history(record)
+    ), status
 
 
 @bp.post("/usage/<usage_id>/check-out")

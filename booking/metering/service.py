@@ -62,6 +62,10 @@ from booking.types import utcnow
 METER_PREFIX = "mtr_"
 
 
+# The event of a session nobody checked out, closed by the completion job.
+CLOSED_AUTOMATICALLY = "closed_automatically"
+
+
 def _snapshot(usage: UsageRecord) -> dict:
     return {
         "start": usage.start_at.isoformat(),
@@ -204,9 +208,10 @@ def close_forgotten_sessions(booking: Booking) -> int:
             UsageRecord.booking_id == booking.id, UsageRecord.end_at.is_(None)
         )
     ):
+        before = _snapshot(usage)
         usage.end_at = max(booking.end_at, usage.start_at + timedelta(minutes=1))
         db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
-        usage.events.append(UsageEvent(action="closed_automatically", reason="not checked out"))
+        _record(usage, None, CLOSED_AUTOMATICALLY, before)
         closed += 1
     return closed
 
@@ -231,9 +236,10 @@ def close_forgotten_walk_ups(now: datetime, after_hours: int) -> int:
             if usage is None or usage.end_at is not None:
                 db.session.rollback()
                 continue
+            before = _snapshot(usage)
             usage.end_at = usage.start_at + timedelta(minutes=WALK_UP_HOLD_MINUTES)
             db.session.execute(delete(OpenUsageUnit).where(OpenUsageUnit.usage_id == usage.id))
-            usage.events.append(UsageEvent(action="closed_automatically", reason="not checked out"))
+            _record(usage, None, CLOSED_AUTOMATICALLY, before)
             params = {
                 "resource": {"zh": usage.resource.name_zh, "en": usage.resource.name_en},
                 "start": usage.start_at.isoformat(),

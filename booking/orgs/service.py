@@ -209,6 +209,17 @@ def remove_member(manager: User, organisation_id: int, membership_id: int) -> No
     db.session.commit()
 
 
+def organisation_names(ids) -> dict[int, str]:
+    """Names for ids mentioned in histories (an organisation may have been renamed since)."""
+    ids = {i for i in ids if isinstance(i, int)}
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids))
+    )
+    return {id_: name for id_, name in rows}
+
+
 def all_organisations() -> list[Organisation]:
     return list(db.session.scalars(select(Organisation).order_by(Organisation.name)))
 
