@@ -482,9 +482,10 @@ def test_journey_2_operator_approves_schedules_maintenance_and_invoices(
     workbook = openpyxl.load_workbook(tmp_path / excel.value.suggested_filename)
     invoices = list(workbook["invoices"].iter_rows(values_only=True))
     assert any(row[0] == number and row[2] == "issued" for row in invoices)
-    lines = list(workbook["lines"].iter_rows(values_only=True))
+    header, *rows = workbook["lines"].iter_rows(values_only=True)
+    lines = [dict(zip(header, row, strict=True)) for row in rows]
     assert (number, "adjustment", "示波器维护占用了预约时段", -5) in [
-        (r[0], r[3], r[12], r[11]) for r in lines
+        (r["number"], r["line_kind"], r["note"], r["amount_yuan"]) for r in lines
     ]
 
     # The carrier's report: charts drawn on the server, each with its table, and exports.
