@@ -59,6 +59,8 @@ def _populate(first_day: date, days: int) -> dict:
             capacity=8 if kind == "compute" else (20 if kind == "licence" else 1),
             always_open=kind in ("compute", "licence"),
             specs=[],
+            # In service for the whole year of invented use: availability counts from listing.
+            created_at=datetime(2020, 1, 1, tzinfo=UTC),
         )
         if not resource.always_open:
             resource.opening_hours = [

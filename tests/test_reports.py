@@ -43,6 +43,8 @@ from tests.factories import make_booking, make_carrier, make_org, make_resource,
 SH = ZoneInfo("Asia/Shanghai")
 WEEK = service.Period(date(2026, 3, 2), date(2026, 3, 8))
 NOW = datetime(2026, 3, 20, tzinfo=UTC)
+# Availability counts from a resource's creation: the scene's resources predate the week.
+LISTED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def local(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
@@ -94,10 +96,10 @@ def scene(app):
     )
     member = make_org("Member Co", resident_at=[other])
     external = make_org("External Co")
-    tester = make_resource(carrier, "Tester", capacity=2)  # Mon–Fri 09:00–18:00
-    cluster = make_resource(carrier, "Cluster", kind="compute", always_open=True)
+    tester = make_resource(carrier, "Tester", capacity=2, created_at=LISTED)  # Mon–Fri 09:00–18:00
+    cluster = make_resource(carrier, "Cluster", kind="compute", always_open=True, created_at=LISTED)
     cluster.opening_hours = []
-    make_resource(other, "Elsewhere")
+    make_resource(other, "Elsewhere", created_at=LISTED)
 
     # Maintenance: Tue 10–12 (2 open hours lost) and Wed 17–20 (1 open hour lost).
     db.session.add_all(
@@ -274,6 +276,52 @@ def test_open_session_counts_until_now(scene):
     assert _row(report, scene["cluster"]).figures.used_s == (6 + 3) * 3600
 
 
+def test_availability_counts_from_listing_up_to_now(scene):
+    # Listed on Wednesday at noon; the report is asked for on Friday at noon.
+    late = make_resource(scene["carrier"], "Late", created_at=local(4, 12))
+    report = service.carrier_report(scene["carrier"], WEEK, now=local(6, 12))
+    # Wed 12–18, Thu 09–18, Fri 09–12: neither the days before it existed nor the rest of
+    # the week, which has not happened yet.
+    assert _row(report, late).figures.available_s == (6 + 9 + 3) * 3600
+    assert _row(report, late).available_by_bucket == {
+        "2026-03-04": 6 * 3600,
+        "2026-03-05": 9 * 3600,
+        "2026-03-06": 3 * 3600,
+    }
+    # The always-open cluster, listed before the week: Monday 00:00 to Friday 12:00.
+    assert _row(report, scene["cluster"]).figures.available_s == (4 * 24 + 12) * 3600
+    # Listed after the period: nothing available, no utilisation rather than zero.
+    later = make_resource(scene["carrier"], "Later", created_at=local(20, 9))
+    assert (
+        _row(service.carrier_report(scene["carrier"], WEEK, now=NOW), later).figures.utilisation
+        is None
+    )
+
+
+def test_utilisation_is_per_kind_on_the_page_and_in_the_platform_headline(client, scene):
+    report = service.carrier_report(scene["carrier"], WEEK, now=NOW)
+    by_kind = report.by_kind
+    assert list(by_kind) == ["instrument", "compute"]
+    assert by_kind["instrument"].utilisation == Fraction(8, 84)
+    assert by_kind["compute"].utilisation == Fraction(6, 168)
+    # The mixed figure is neither: it is why the headline is per kind.
+    assert report.total.utilisation not in (Fraction(8, 84), Fraction(6, 168))
+
+    admin = make_user("root@reports.test", admin=True)
+    platform = service.platform_report(admin, WEEK, now=NOW)
+    assert platform.by_kind["instrument"].available_s == (84 + 45) * 3600
+    assert platform.by_kind["compute"].used_s == 6 * 3600
+
+    login(client, "op@reports.test")
+    page = client.get("/operate/RP01/reports/?from=2026-03-02&to=2026-03-08").get_data(as_text=True)
+    assert re.search(r'data-kind="instrument">\s*9\.5 %', page)
+    assert re.search(r'data-kind="compute">\s*3\.6 %', page)
+    assert 'data-table="kinds"' in page
+    kinds = client.get("/operate/RP01/reports/export/kinds.csv?from=2026-03-02&to=2026-03-08")
+    rows = list(csv.reader(io.StringIO(kinds.get_data(as_text=True))))
+    assert [r[0] for r in rows[1:]] == ["Instrument", "Compute"]
+
+
 def test_platform_report_puts_carriers_side_by_side(scene):
     admin = make_user("root@reports.test", admin=True)
     report = service.platform_report(admin, WEEK, now=NOW)
@@ -341,7 +389,7 @@ def test_query_count_does_not_grow_with_data(scene):
 
     before = count_queries(scene["carrier"])
     for n in range(12):
-        extra = make_resource(scene["carrier"], f"Extra {n}", capacity=3)
+        extra = make_resource(scene["carrier"], f"Extra {n}", capacity=3, created_at=LISTED)
         booking = make_booking(
             extra, scene["engineer"], scene["external"], local(3, 9), local(3, 11), "completed"
         )
@@ -390,8 +438,9 @@ def test_operator_page_and_exports_show_the_same_numbers(scene, client):
     workbook = client.get("/operate/RP01/reports/export/all.xlsx?from=2026-03-02&to=2026-03-08")
     assert workbook.status_code == 200
     book = load_workbook(io.BytesIO(workbook.data))
-    assert len(book.sheetnames) == 5
-    sheet = book[book.sheetnames[0]]
+    assert book.sheetnames[:2] == ["By kind of resource", "Resources"]
+    assert len(book.sheetnames) == 6
+    sheet = book["Resources"]
     values = [[c.value for c in r] for r in sheet.iter_rows()]
     xlsx_tester = next(r for r in values if str(r[0]).startswith("Tester"))
     assert xlsx_tester[header.index("Used hours")] == 8.0
@@ -481,7 +530,7 @@ def test_exports_quote_text_a_spreadsheet_would_run(scene, client):
             client.get("/operate/RP01/reports/export/all.xlsx?from=2026-03-02&to=2026-03-08").data
         )
     )
-    sheet = book[book.sheetnames[0]]
+    sheet = book["Resources"]
     names = [row[0].value for row in sheet.iter_rows(min_row=2)]
     # Excel keeps the text as typed, stored as a string: never a formula.
     assert '=HYPERLINK("http://evil.example")' in names

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import click
 from flask import Blueprint, current_app
@@ -292,6 +292,10 @@ def _demo_history(users: dict[str, User], today=None) -> int:
         (users["engineer2@demo.test"], orgs["渝新储能材料有限公司"]),
         (users["engineer2@demo.test"], orgs["蓉城外部检测客户（演示）"]),
     ]
+    # The resources were in service through the history we invent for them.
+    in_service = datetime.combine(first, time(0), zone).astimezone(UTC)
+    for resource in resources:
+        resource.created_at = min(resource.created_at, in_service)
     made = 0
     day = first
     this_month = date(today.year, today.month, 1)

@@ -36,6 +36,7 @@ from booking.bookings.models import APPROVED, COMPLETED, IN_USE, NO_SHOW, Bookin
 from booking.bookings.rules import ResourcePolicy, opening_intervals
 from booking.carriers.models import Carrier
 from booking.catalogue.models import ACTIVE, Resource
+from booking.catalogue.rules import KINDS as RESOURCE_KINDS
 from booking.extensions import db
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Organisation, Residency
@@ -162,6 +163,12 @@ class CarrierReport:
             total.add(row.figures)
         return total.add(self.unattributed)
 
+    @property
+    def by_kind(self) -> dict[str, f.Figures]:
+        """The figures per kind of resource: a licence seat open 24×7 and an instrument open
+        office hours make no sense as one utilisation."""
+        return _by_kind(row for row in self.rows)
+
 
 @dataclass
 class PlatformReport:
@@ -174,6 +181,17 @@ class PlatformReport:
         for report in self.carriers:
             total.add(report.total)
         return total
+
+    @property
+    def by_kind(self) -> dict[str, f.Figures]:
+        return _by_kind(row for report in self.carriers for row in report.rows)
+
+
+def _by_kind(rows) -> dict[str, f.Figures]:
+    found: dict[str, f.Figures] = {}
+    for row in rows:
+        found.setdefault(row.resource.kind, f.Figures()).add(row.figures)
+    return {kind: found[kind] for kind in RESOURCE_KINDS if kind in found}
 
 
 def carrier_report(carrier: Carrier, period: Period, now: datetime | None = None) -> CarrierReport:
@@ -220,6 +238,14 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
         )
     ):
         outages[resource_id].append((start, end))
+    # A resource is available only from its creation up to now: before it was listed and
+    # after this moment nobody could have used it, so those hours would dilute utilisation.
+    for resource in resources:
+        lo, hi = windows[resource.carrier_id]
+        if resource.created_at > lo:
+            outages[resource.id].append((lo, min(resource.created_at, hi)))
+        if now < hi:
+            outages[resource.id].append((max(now, lo), hi))
 
     for resource in resources:
         clock = clocks[resource.carrier_id]

@@ -124,6 +124,14 @@ def resources_table(report, locale: str) -> Table:
     return table
 
 
+def kinds_table(by_kind: dict[str, f.Figures]) -> Table:
+    """One row per kind of resource and no total: utilisation is only comparable within a kind."""
+    table = Table("kinds", _("By kind of resource"), [Column(_("Kind"))] + _figure_columns())
+    for kind, figures in by_kind.items():
+        table.rows.append([_kind_name(kind)] + _figure_cells(figures))
+    return table
+
+
 def carriers_table(platform, locale: str) -> Table:
     table = Table("carriers", _("Carriers"), [Column(_("Carrier"))] + _figure_columns())
     for report in platform.carriers:

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, flash, g, render_temp
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from booking.catalogue.forms import KIND_LABELS
 from booking.exports import XLSX_TYPE as XLSX
 from booking.exports import content_disposition
 from booking.languages import current_locale
@@ -102,6 +103,7 @@ def _stem(prefix: str, period: service.Period) -> str:
 def _carrier_page(report: service.CarrierReport):
     locale = current_locale()
     found = [
+        tables.kinds_table(report.by_kind),
         tables.resources_table(report, locale),
         tables.sharing_table(
             [(row.resource.name(locale), row.figures) for row in report.rows],
@@ -150,6 +152,7 @@ def carrier():
         period=period,
         tables={t.name: t for t in found},
         charts=figures_charts,
+        kind_labels=KIND_LABELS,
         busiest_count=min(len(report.rows), charts.MAX_SERIES),
     ), status
 
@@ -169,6 +172,7 @@ def carrier_export(name, fmt):
 def _platform_tables(report: service.PlatformReport) -> list[tables.Table]:
     locale = current_locale()
     return [
+        tables.kinds_table(report.by_kind),
         tables.carriers_table(report, locale),
         tables.sharing_table(
             [(c.carrier.name(locale), c.total) for c in report.carriers],
@@ -198,6 +202,7 @@ def platform():
         period=period,
         tables={t.name: t for t in _platform_tables(report)},
         chart=chart,
+        kind_labels=KIND_LABELS,
     ), status
 
 
