@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from booking.billing.money import format_yuan
+from booking.billing.tax import format_rate
 from booking.extensions import db
 from booking.languages import DEFAULT_LOCALE, LOCALES, current_locale, local_time, minutes_to_hhmm
 from booking.security import safe_next
@@ -57,5 +58,6 @@ def init_app(app) -> None:
     app.jinja_env.filters["localtime"] = local_time
     app.jinja_env.filters["hhmm"] = minutes_to_hhmm
     app.jinja_env.filters["yuan"] = format_yuan
+    app.jinja_env.filters["tax_rate"] = format_rate
     app.jinja_env.globals["LOCALES"] = LOCALES
     app.jinja_env.globals["current_locale"] = current_locale

@@ -39,3 +39,19 @@ def plain_text_problems(
             Problem("control_characters", _l("Control characters are not allowed."), field)
         )
     return problems
+
+
+# 统一社会信用代码 (GB 32100-2015): 18 characters from this alphabet, the last a check character.
+CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_valid(code: str) -> bool:
+    """True when `code` is a well-formed unified social credit code with a correct check
+    character (a typo in any one character is caught)."""
+    if len(code) != 18 or any(c not in CREDIT_CODE_ALPHABET for c in code):
+        return False
+    total = sum(
+        CREDIT_CODE_ALPHABET.index(c) * w for c, w in zip(code, CREDIT_CODE_WEIGHTS, strict=False)
+    )
+    return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31] == code[17]

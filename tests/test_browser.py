@@ -442,7 +442,7 @@ def test_journey_2_operator_approves_schedules_maintenance_and_invoices(
     _expect(gpu_line).to_have_count(1)
     # The amount: the demo resident rate for 1 GPU-hour.
     amount = demo_estimate("compute", "resident", quantity=1, hours=1)
-    _expect(gpu_line.locator("td.amount").first).to_have_text(amount)
+    _expect(gpu_line.locator("td.amount.gross")).to_have_text(amount)
 
     # Adjust: a discount line with its reason.
     total = _yuan(page.locator("#invoice-total").inner_text())
@@ -464,7 +464,30 @@ def test_journey_2_operator_approves_schedules_maintenance_and_invoices(
     number = re.search(r"CQ01-\d{4}-\d{4}", issued.inner_text()).group(0)
     _expect(page.get_by_role("heading", level=1)).to_contain_text(number)
     _expect(page.get_by_role("button", name="开具账单")).to_have_count(0)
+    # A VAT invoice: the seller as the fapiao needs it, tax per line adding up to the totals,
+    # and a due date from the carrier's payment terms.
+    _expect(page.locator("#seller")).to_contain_text("91500107MA60CQ01XW")
+    _expect(page.locator("#seller")).to_contain_text("中国建设银行重庆两江分行")
+    _expect(page.locator("#due-on")).to_have_text(
+        (local_now().date() + timedelta(days=30)).isoformat()
+    )
+    _expect(gpu_line.locator("td.rate")).to_have_text("6%")
+    taxes = [_yuan(t) for t in page.locator("table.lines tbody td.tax").all_inner_texts()]
+    assert _yuan(page.locator("#invoice-tax").inner_text()) == sum(taxes) != 0
+    net = _yuan(page.locator("#invoice-net").inner_text())
+    assert net + sum(taxes) == _yuan(page.locator("#invoice-total").inner_text())
     _shot(page, "journey2-invoice")
+
+    # Part of it is paid: the balance falls by what arrived.
+    due = _yuan(page.locator("#invoice-due").inner_text())
+    payment = page.locator("#record-payment")
+    payment.get_by_label("收款金额（元）").fill("1.00")
+    payment.get_by_label("到账日期").fill(local_now().date().isoformat())
+    payment.get_by_label("银行流水号").fill("CCB-20261206-0001")
+    payment.get_by_role("button", name="登记").click()
+    _expect(page.get_by_text("收款已登记。")).to_be_visible()
+    _expect(page.locator("#invoice-balance")).to_have_text(f"¥{due - 1:,.2f}")
+    _expect(page.locator("tr.payment")).to_contain_text("CCB-20261206-0001")
 
     # Download it as PDF (the link opens it in the browser's viewer; Alt+click is Chromium's
     # "download this link"), and every invoice as Excel.
@@ -487,6 +510,20 @@ def test_journey_2_operator_approves_schedules_maintenance_and_invoices(
     assert (number, "adjustment", "示波器维护占用了预约时段", -5) in [
         (r["number"], r["line_kind"], r["note"], r["amount_yuan"]) for r in lines
     ]
+    assert all(r["net_yuan"] + r["tax_yuan"] == r["amount_yuan"] for r in lines)
+
+    # A credit note for ¥2: its own number, the VAT taken back, the invoice's balance lower.
+    page.locator("tr[data-invoice]").filter(has_text=number).get_by_role("link").first.click()
+    page.get_by_label("冲销金额（元）").fill("2")
+    page.get_by_label("原因", exact=True).last.fill("一小时测试未出结果")
+    page.get_by_role("button", name="开具红字冲销单").click()
+    _expect(page.locator(".flash.success")).to_contain_text("红字冲销单")
+    _expect(page.locator("#invoice-total")).to_have_text("-¥2.00")
+    assert _yuan(page.locator("#invoice-tax").inner_text()) < 0
+    _shot(page, "journey2-credit-note")
+    page.locator("p.subnav").get_by_role("link", name="账单").click()
+    page.locator("tr[data-invoice]").filter(has_text=number).get_by_role("link").first.click()
+    _expect(page.locator("#invoice-balance")).to_have_text(f"¥{due - 3:,.2f}")
 
     # The carrier's report: charts drawn on the server, each with its table, and exports.
     page.locator("p.subnav").get_by_role("link", name="报表").click()

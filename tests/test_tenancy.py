@@ -155,7 +155,7 @@ def test_services_check_their_own_authorisation_whoever_calls_them(two_carriers)
     from datetime import date, timedelta
 
     from booking.accounts.models import User
-    from booking.billing import invoices
+    from booking.billing import fapiao, invoices
     from booking.billing.invoice_models import Invoice
     from booking.billing.service import add_rate
     from booking.bookings.outages import create_outage
@@ -178,7 +178,28 @@ def test_services_check_their_own_authorisation_whoever_calls_them(two_carriers)
     start = utcnow() + timedelta(days=3)
     outsider_calls = [
         lambda: invoices.issue(a_admin, b, draft.id),
-        lambda: invoices.mark_paid(b, draft.id, True, actor=a_admin),
+        lambda: invoices.record_payment(
+            a_admin, b, draft.id, amount="1", paid_on=date(2026, 11, 1), reference=""
+        ),
+        lambda: invoices.remove_payment(a_admin, b, draft.id, 1, "mistake"),
+        lambda: fapiao.record_fapiao(
+            a_admin, b, draft.id, "12345678901234567890", date(2026, 11, 1), date(2026, 12, 1)
+        ),
+        lambda: fapiao.import_fapiao_numbers(a_admin, b, "x", date(2026, 12, 1)),
+        lambda: carriers.update_invoicing(
+            b,
+            actor=a_admin,
+            legal_name="x",
+            credit_code="",
+            invoice_address="",
+            phone="",
+            bank_name="",
+            bank_account="",
+            tax_rate="6",
+            prices_include_tax=True,
+            tax_code="",
+            payment_terms_days=30,
+        ),
         lambda: invoices.run_invoices(b, "2026-10", actor=a_admin),
         lambda: invoices.adjust(a_admin, b, draft.id, "x", "1", "r"),
         lambda: add_rate(

@@ -20,6 +20,8 @@ class Creditable:
     line_id: int
     due_left: int  # fen the customer was due for it, less earlier credits
     subsidy_left: int  # fen of voucher subsidy on it, less earlier returns
+    amount_left: int = 0  # its amount (tax included), less earlier credits
+    tax_left: int = 0  # the VAT in it, less the VAT earlier credits took back
 
 
 @dataclass(frozen=True)

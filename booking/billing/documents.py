@@ -20,6 +20,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from booking.billing import ledger
 from booking.billing.invoice_models import CREDIT_NOTE, Invoice
 from booking.billing.money import format_yuan
+from booking.billing.tax import format_rate
 from booking.exports import YUAN_FORMAT, append_row, new_workbook, workbook_bytes
 from booking.languages import pick
 
@@ -34,7 +35,7 @@ def text(value, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(str(value)).replace("\n", "<br/>"), style)
 
 
-def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
+def invoice_pdf(invoice: Invoice, locale: str = "zh", balance_fen: int | None = None) -> bytes:
     zone = ZoneInfo(invoice.carrier.timezone)
     title_style = ParagraphStyle("title", fontName=FONT, fontSize=16, leading=22)
     body = ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=13)
@@ -52,9 +53,20 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
     with force_locale(locale):
         heading = _("Credit note") if invoice.kind == CREDIT_NOTE else _("Invoice")
         carrier = pick(invoice.carrier.name_zh, invoice.carrier.name_en, locale)
+        seller = invoice.seller or {}
         facts = [
             (_("Number"), invoice.number or _("(draft)")),
-            (_("Carrier"), carrier),
+            (_("Seller (销售方)"), seller.get("name") or invoice.carrier.legal_name or carrier),
+            (_("Unified social credit code"), seller.get("credit_code") or "—"),
+            (
+                _("Address and phone"),
+                " ".join(x for x in (seller.get("address"), seller.get("phone")) if x) or "—",
+            ),
+            (
+                _("Bank and account"),
+                " ".join(x for x in (seller.get("bank_name"), seller.get("bank_account")) if x)
+                or "—",
+            ),
             (_("Invoice title (发票抬头)"), invoice.buyer_title or invoice.organisation.name),
             (_("Tax id (税号)"), invoice.buyer_tax_id or "—"),
             (_("Period"), invoice.period),
@@ -65,12 +77,18 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
                 else "—",
             ),
         ]
+        if invoice.due_on:
+            facts.append((_("Payment due by"), invoice.due_on.isoformat()))
+        if invoice.fapiao_number:
+            facts.append((_("Fapiao"), f"{invoice.fapiao_number} ({invoice.fapiao_on})"))
         header = [
             _("Item"),
             _("Start"),
             _("Hours"),
             _("Quantity"),
             _("Rate"),
+            _("Excl. tax"),
+            _("VAT"),
             _("Amount"),
             _("Voucher subsidy"),
         ]
@@ -92,6 +110,8 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
                 f"{line.minutes / 60:g}" if line.minutes else "",
                 str(line.quantity) if line.unit else "",
                 format_yuan(line.price_fen) if line.unit else "",
+                format_yuan(line.net_fen),
+                f"{format_yuan(line.tax_fen)}\n{format_rate(line.tax_rate_bp)}",
                 format_yuan(line.amount_fen),
                 format_yuan(line.subsidy_fen) if line.subsidy_fen else "",
             ]
@@ -103,12 +123,18 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
                 "",
                 "",
                 "",
-                _("List price"),
+                _("Total"),
+                format_yuan(invoice.net_fen),
+                format_yuan(invoice.tax_fen),
                 format_yuan(invoice.total_fen),
                 format_yuan(invoice.subsidy_fen),
             ],
-            ["", "", "", "", _("Amount due"), "", format_yuan(invoice.due_fen)],
+            ["", "", "", "", _("Amount due"), "", "", "", format_yuan(invoice.due_fen)],
         ]
+        if balance_fen is not None and balance_fen != invoice.due_fen:
+            totals.append(
+                ["", "", "", "", _("Balance to pay"), "", "", "", format_yuan(balance_fen)]
+            )
     story = [text(f"{carrier} — {heading}", title_style), Spacer(1, 6 * mm)]
     facts_table = Table(
         [[text(k, body), text(v, body)] for k, v in facts],
@@ -118,7 +144,7 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh") -> bytes:
     story += [facts_table, Spacer(1, 6 * mm)]
     lines = Table(
         [header, *rows, *totals],
-        colWidths=[48 * mm, 28 * mm, 12 * mm, 12 * mm, 22 * mm, 24 * mm, 28 * mm],
+        colWidths=[40 * mm, 22 * mm, 10 * mm, 10 * mm, 16 * mm, 19 * mm, 17 * mm, 19 * mm, 21 * mm],
         repeatRows=1,
     )
     lines.setStyle(
@@ -143,7 +169,8 @@ def invoices_xlsx(invoices: list[Invoice], zone_name: str, numbers: dict[int, st
     """Two sheets, the same columns as the CSV: one row per invoice, one row per line; amounts
     as exact yuan numbers, times as the carrier's local time (the header names the zone)."""
     book = new_workbook()
-    money = {"total_yuan", "subsidy_yuan", "due_yuan", "rate_yuan", "amount_yuan"}
+    money = {name for name in ledger.line_header(zone_name) if name.endswith("_yuan")}
+    money |= {name for name in ledger.invoice_header(zone_name) if name.endswith("_yuan")}
     for title, header, rows in (
         (
             "invoices",
@@ -158,6 +185,9 @@ def invoices_xlsx(invoices: list[Invoice], zone_name: str, numbers: dict[int, st
         formats.update({i: "0.00" for i, name in enumerate(header, start=1) if name == "hours"})
         formats.update(
             {i: "yyyy-mm-dd hh:mm" for i, name in enumerate(header, start=1) if "(" in name}
+        )
+        formats.update(
+            {i: "yyyy-mm-dd" for i, name in enumerate(header, start=1) if name.endswith("_on")}
         )
         for row in rows:
             append_row(sheet, row, formats)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -70,6 +72,7 @@ class Invoice(db.Model):
     )
     total_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # list price
     subsidy_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # paid by vouchers
+    tax_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # in total
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -77,6 +80,12 @@ class Invoice(db.Model):
     # The buyer as it stood when issued (发票抬头, 税号): an issued invoice never changes.
     buyer_title: Mapped[str | None] = mapped_column(String(200))
     buyer_tax_id: Mapped[str | None] = mapped_column(String(30))
+    # The seller as it stood when issued (销售方: name, 统一社会信用代码, address, phone, bank).
+    seller: Mapped[dict | None] = mapped_column(JSON)
+    due_on: Mapped[date | None] = mapped_column(Date)  # issue date + the carrier's terms
+    # The 数电票 issued for it, entered back by hand or by file import.
+    fapiao_number: Mapped[str | None] = mapped_column(String(40))
+    fapiao_on: Mapped[date | None] = mapped_column(Date)
 
     carrier = relationship("Carrier", lazy="joined")
     organisation = relationship("Organisation", lazy="joined")
@@ -88,10 +97,27 @@ class Invoice(db.Model):
         back_populates="invoice",
     )
 
+    payments = relationship(
+        "Payment",
+        order_by="Payment.paid_on, Payment.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        back_populates="invoice",
+    )
+
     @property
     def due_fen(self) -> int:
         """What the organisation pays: the list price less the voucher subsidy."""
         return self.total_fen - self.subsidy_fen
+
+    @property
+    def net_fen(self) -> int:
+        """The total excluding tax (不含税金额)."""
+        return self.total_fen - self.tax_fen
+
+    @property
+    def paid_fen(self) -> int:
+        return sum(p.amount_fen for p in self.payments)
 
 
 class InvoiceLine(db.Model):
@@ -126,6 +152,10 @@ class InvoiceLine(db.Model):
     price_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     subsidy_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # VAT: the rate (basis points) and the tax inside amount_fen (see billing/tax.py).
+    tax_rate_bp: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tax_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tax_code: Mapped[str] = mapped_column(String(19), default="", server_default="")
     kind_of_resource: Mapped[str] = mapped_column(String(16), default="")
     # The resource whose use the line bills (none for adjustments and credits): reports sum
     # lines per resource without joining back to bookings and usage.
@@ -150,6 +180,29 @@ class InvoiceLine(db.Model):
     def due_fen(self) -> int:
         """What the organisation pays for this line: its amount less the voucher subsidy."""
         return self.amount_fen - (self.subsidy_fen or 0)
+
+    @property
+    def net_fen(self) -> int:
+        return self.amount_fen - (self.tax_fen or 0)
+
+
+class Payment(db.Model):
+    """Money received against an issued invoice: a bank transfer, in full or in part."""
+
+    __tablename__ = "payments"
+    __table_args__ = (CheckConstraint("amount_fen > 0", name="positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(
+        ForeignKey("invoices.id", ondelete="RESTRICT"), index=True
+    )
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    paid_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(120), default="")
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    invoice = relationship("Invoice", back_populates="payments")
 
 
 class InvoiceCounter(db.Model):

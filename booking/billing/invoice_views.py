@@ -10,15 +10,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import InputRequired
+from flask_wtf.file import FileField, FileRequired
+from wtforms import DateField, StringField
+from wtforms.validators import InputRequired, Optional
 
 from booking.accounts.forms import EmptyForm
+from booking.billing import fapiao, ledger
 from booking.billing import invoices as service
-from booking.billing import ledger
 from booking.billing.documents import invoice_pdf, invoices_xlsx
 from booking.exports import CSV_TYPE, XLSX_TYPE, content_disposition, csv_text
 from booking.forms import REQUIRED_MESSAGE
+from booking.inputs import parse_month
 from booking.languages import current_locale
 from booking.problems import ServiceError
 from booking.web import show_problems
@@ -52,6 +54,31 @@ class AdjustForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED_MESSAGE)])
 
 
+class PaymentForm(FlaskForm):
+    amount = StringField(_l("Amount received (yuan)"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    paid_on = DateField(_l("Received on"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    reference = StringField(_l("Bank reference"), validators=[Optional()])
+
+    def __init__(self, *args, **kwargs):  # its own ids beside the credit form's "amount"
+        kwargs.setdefault("prefix", "payment")
+        super().__init__(*args, **kwargs)
+
+
+class FapiaoForm(FlaskForm):
+    number = StringField(
+        _l("Fapiao number (发票号码)"), validators=[InputRequired(REQUIRED_MESSAGE)]
+    )
+    issued_on = DateField(_l("Fapiao date"), validators=[InputRequired(REQUIRED_MESSAGE)])
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", "fapiao")
+        super().__init__(*args, **kwargs)
+
+
+class FapiaoImportForm(FlaskForm):
+    file = FileField(_l("CSV file"), validators=[FileRequired(REQUIRED_MESSAGE)])
+
+
 class CreditForm(FlaskForm):
     amount = StringField(
         _l("Amount to credit (yuan)"), validators=[InputRequired(REQUIRED_MESSAGE)]
@@ -59,7 +86,11 @@ class CreditForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[InputRequired(REQUIRED_MESSAGE)])
 
 
-def _list(form=None, status=200):
+def _today():
+    return datetime.now(ZoneInfo(g.carrier.timezone)).date()
+
+
+def _list(form=None, status=200, import_form=None):
     if form is None:
         form = RunForm(formdata=None)
         form.period.data = datetime.now(ZoneInfo(g.carrier.timezone)).strftime("%Y-%m")
@@ -67,6 +98,7 @@ def _list(form=None, status=200):
         "billing/invoices.html",
         form=form,
         invoices=service.carrier_invoices(g.carrier),
+        import_form=import_form or FapiaoImportForm(formdata=None),
         empty_form=EmptyForm(),
     ), status
 
@@ -114,7 +146,10 @@ def run():
     return _list(form, 422)
 
 
-def _detail(invoice, adjust_form=None, credit_form=None, status=200):
+def _detail(
+    invoice, adjust_form=None, credit_form=None, payment_form=None, fapiao_form=None, status=200
+):
+    issued = invoice.status == "issued"
     return render_template(
         "billing/invoice.html",
         invoice=invoice,
@@ -123,9 +158,12 @@ def _detail(invoice, adjust_form=None, credit_form=None, status=200):
         staff=True,
         adjust_form=adjust_form or AdjustForm(formdata=None),
         credit_form=credit_form or CreditForm(formdata=None),
-        credit_left=service.credit_left(invoice)
-        if invoice.status == "issued" and invoice.kind != "credit_note"
-        else 0,
+        credit_left=service.credit_left(invoice) if issued and invoice.kind != "credit_note" else 0,
+        credited=service.credited_fen(invoice) if issued else 0,
+        balance=service.balance_fen(invoice) if issued and invoice.kind == "invoice" else None,
+        payment_form=payment_form or PaymentForm(formdata=None),
+        fapiao_form=fapiao_form or FapiaoForm(formdata=None),
+        seller_missing=service.missing_seller_details(g.carrier),
         empty_form=EmptyForm(),
     ), status
 
@@ -225,18 +263,97 @@ def credit(invoice_id):
     return _detail(invoice, credit_form=form, status=422)
 
 
-@bp.post("/invoices/<invoice_id>/paid")
-def paid(invoice_id):
+@bp.post("/invoices/<invoice_id>/payments")
+def record_payment(invoice_id):
+    invoice = service.invoice_of_carrier(g.carrier, invoice_id)
+    form = PaymentForm()
+    if form.validate_on_submit():
+        try:
+            service.record_payment(
+                current_user,
+                g.carrier,
+                invoice.id,
+                amount=form.amount.data,
+                paid_on=form.paid_on.data,
+                reference=form.reference.data or "",
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+            return _detail(invoice, payment_form=form, status=error.status)
+        flash(_("Payment recorded."), "success")
+        return redirect(url_for(".detail", invoice_id=invoice.id))
+    return _detail(invoice, payment_form=form, status=422)
+
+
+@bp.post("/invoices/<invoice_id>/payments/<payment_id>/remove")
+def remove_payment(invoice_id, payment_id):
     if EmptyForm().validate_on_submit():
         try:
-            service.mark_paid(
-                g.carrier, invoice_id, request.form.get("paid") == "1", actor=current_user
+            service.remove_payment(
+                current_user, g.carrier, invoice_id, payment_id, request.form.get("reason", "")
             )
+            flash(_("The payment was removed."), "success")
         except ServiceError as error:
             if error.status == 404:
                 raise
             show_problems(None, error)
+            return _detail(service.invoice_of_carrier(g.carrier, invoice_id), status=error.status)
     return redirect(url_for(".detail", invoice_id=invoice_id))
+
+
+@bp.post("/invoices/<invoice_id>/fapiao")
+def record_fapiao(invoice_id):
+    invoice = service.invoice_of_carrier(g.carrier, invoice_id)
+    form = FapiaoForm()
+    if form.validate_on_submit():
+        try:
+            fapiao.record_fapiao(
+                current_user, g.carrier, invoice.id, form.number.data, form.issued_on.data, _today()
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+            return _detail(invoice, fapiao_form=form, status=error.status)
+        flash(_("Fapiao number saved."), "success")
+        return redirect(url_for(".detail", invoice_id=invoice.id))
+    return _detail(invoice, fapiao_form=form, status=422)
+
+
+@bp.get("/invoices/fapiao.xlsx")
+def fapiao_batch():
+    """Issued invoices without a fapiao yet, laid out for the 数电票 batch-issuing template."""
+    period = request.args.get("period") or None
+    if period:
+        _month, problems = parse_month(period)
+        if problems:
+            raise ServiceError(problems, 422)
+    basic, details = fapiao.batch_rows(fapiao.to_issue(g.carrier, period))
+    return Response(
+        fapiao.batch_workbook(basic, details),
+        content_type=XLSX_TYPE,
+        headers={
+            "Content-Disposition": content_disposition(
+                f"fapiao-{g.carrier.code}-{period or 'all'}.xlsx"
+            )
+        },
+    )
+
+
+@bp.post("/invoices/fapiao/import")
+def fapiao_import():
+    form = FapiaoImportForm()
+    if not form.validate_on_submit():
+        return _list(import_form=form, status=422)
+    try:
+        text = request.files["file"].read().decode("utf-8-sig")
+        count = fapiao.import_fapiao_numbers(current_user, g.carrier, text, _today())
+    except UnicodeDecodeError:
+        form.file.errors = [_("The file is not valid CSV.")]
+        return _list(import_form=form, status=422)
+    except ServiceError as error:
+        show_problems(form, error)
+        return _list(import_form=form, status=error.status)
+    flash(_("%(n)d fapiao numbers saved.", n=count), "success")
+    return redirect(url_for(".index"))
 
 
 @bp.get("/invoices/export.csv")
@@ -262,7 +379,13 @@ def _pdf_response(invoice):
 
     name = invoice.number or f"draft-{invoice.id}"
     return Response(
-        invoice_pdf(invoice, current_locale()),
+        invoice_pdf(
+            invoice,
+            current_locale(),
+            service.balance_fen(invoice)
+            if invoice.status == "issued" and invoice.kind == "invoice"
+            else None,
+        ),
         content_type="application/pdf",
         headers={"Content-Disposition": content_disposition(f"{name}.pdf", inline=True)},
     )
@@ -316,4 +439,6 @@ def org_detail(invoice_id: int):
         kinds=LINE_KINDS,
         tier_labels=TIER_LABELS,
         staff=False,
+        credited=service.credited_fen(invoice),
+        balance=service.balance_fen(invoice) if invoice.kind == "invoice" else None,
     )

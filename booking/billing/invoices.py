@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
@@ -16,12 +16,13 @@ from sqlalchemy import case, func, select
 
 from booking.accounts.models import User
 from booking.audit import service as audit
-from booking.billing import credits, pricing
+from booking.billing import credits, pricing, tax
 from booking.billing.invoice_models import (
     ADJUSTMENT_LINE,
     BOOKING_LINE,
     CREDIT_NOTE,
     DRAFT,
+    INVOICE,
     ISSUED,
     LATE_CANCEL_LINE,
     NO_SHOW_LINE,
@@ -29,6 +30,7 @@ from booking.billing.invoice_models import (
     Invoice,
     InvoiceCounter,
     InvoiceLine,
+    Payment,
 )
 from booking.billing.models import Rate
 from booking.billing.money import amount_problem, format_yuan, parse_yuan
@@ -355,8 +357,21 @@ def _names_of(user_ids) -> dict[int, str]:
 
 
 def _recount(invoice: Invoice) -> None:
+    """The invoice's sums are the sums of its lines: never recomputed from a total."""
     invoice.total_fen = sum(line.amount_fen for line in invoice.lines)
     invoice.subsidy_fen = sum(line.subsidy_fen or 0 for line in invoice.lines)
+    invoice.tax_fen = sum(line.tax_fen or 0 for line in invoice.lines)
+
+
+def _price_line(
+    line: InvoiceLine, carrier: Carrier, priced_fen: int, rate: pricing.RateTerms | None = None
+) -> None:
+    """Set a line's amount (tax included) and tax from a priced amount, by the rate's VAT or
+    the carrier's, and the carrier's choice of prices with or without tax (billing/tax.py)."""
+    rate_bp = rate.tax_rate_bp if rate and rate.tax_rate_bp is not None else carrier.tax_rate_bp
+    taxed = tax.on_price(priced_fen, rate_bp, carrier.prices_include_tax)
+    line.amount_fen, line.tax_fen, line.tax_rate_bp = taxed.gross_fen, taxed.tax_fen, rate_bp
+    line.tax_code = (rate.tax_code if rate and rate.tax_code else carrier.tax_code) or ""
 
 
 def run_invoices(
@@ -413,13 +428,13 @@ def run_invoices(
                 tier=item.tier,
                 unit=item.rate.unit,
                 price_fen=item.rate.price_fen,
-                amount_fen=item.amount_fen,
                 subsidy_fen=0,
                 kind_of_resource=item.resource_kind,
                 resource_id=item.resource_id,
                 booker_id=item.booker_id,
                 booker_name=bookers.get(item.booker_id, ""),
             )
+            _price_line(line, carrier, item.amount_fen, item.rate)
             invoice.lines.append(line)
             new_lines.append(line)
             result.lines_added += 1
@@ -488,10 +503,10 @@ def adjust(
     line = InvoiceLine(
         source_kind=ADJUSTMENT_LINE,
         description=text,
-        amount_fen=fen,
         reason=reason,
         created_by_id=operator.id,
     )
+    _price_line(line, carrier, fen)
     invoice.lines.append(line)
     _recount(invoice)
     db.session.flush()
@@ -501,14 +516,14 @@ def adjust(
         "invoice",
         invoice.id,
         carrier_id=carrier.id,
-        after={"line": line.id, "description": text, "amount_fen": fen},
+        after={"line": line.id, "description": text, "amount_fen": line.amount_fen},
         reason=reason,
     )
     db.session.commit()
     return invoice
 
 
-LINE_FIELDS = ("description", "amount_fen", "reason")
+LINE_FIELDS = ("description", "amount_fen", "tax_fen", "reason")
 
 
 def _draft_line(carrier: Carrier, invoice_id, line_id) -> tuple[Invoice, InvoiceLine]:
@@ -536,7 +551,9 @@ def edit_line(
     before = audit.snapshot(line, LINE_FIELDS)
     if amount not in (None, ""):
         fen, reason = _amount_and_reason(amount, reason)
-        if line.subsidy_fen and line.subsidy_fen > max(fen, 0):
+        # The line keeps its own VAT rate (a rate may differ from the carrier's).
+        taxed = tax.on_price(fen, line.tax_rate_bp, carrier.prices_include_tax)
+        if line.subsidy_fen and line.subsidy_fen > max(taxed.gross_fen, 0):
             raise ServiceError(
                 Problem(
                     "below_subsidy",
@@ -545,7 +562,7 @@ def edit_line(
                 ),
                 422,
             )
-        line.amount_fen = fen
+        line.amount_fen, line.tax_fen = taxed.gross_fen, taxed.tax_fen
     elif not (reason or "").strip():
         raise ServiceError(Problem("reason_required", _l("Give a reason."), "reason"), 422)
     text = (description or "").strip()[:200]
@@ -633,8 +650,11 @@ def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = N
 
 def _number_and_freeze(operator: User, carrier: Carrier, invoice: Invoice, now: datetime) -> None:
     """Issue an invoice inside a transaction that holds the carrier's lock."""
-    year = now.astimezone(ZoneInfo(carrier.timezone)).year
-    invoice.number = _next_number(carrier, year)
+    issued_on = now.astimezone(ZoneInfo(carrier.timezone)).date()
+    invoice.number = _next_number(carrier, issued_on.year)
+    invoice.seller = seller_of(carrier)
+    if invoice.kind == INVOICE:  # a credit note is not paid: it lowers the balance
+        invoice.due_on = issued_on + timedelta(days=carrier.payment_terms_days)
     invoice.buyer_title = invoice.organisation.invoice_title or invoice.organisation.name
     invoice.buyer_tax_id = invoice.organisation.tax_id or invoice.organisation.credit_code
     invoice.status, invoice.issued_at, invoice.issued_by_id = ISSUED, now, operator.id
@@ -668,29 +688,51 @@ def _number_and_freeze(operator: User, carrier: Carrier, invoice: Invoice, now: 
         )
 
 
+def seller_of(carrier: Carrier) -> dict[str, str]:
+    """The seller (销售方) as every invoice prints it, kept on the invoice when issued."""
+    return {
+        "name": carrier.legal_name or carrier.name_zh,
+        "credit_code": carrier.credit_code,
+        "address": carrier.invoice_address or carrier.address,
+        "phone": carrier.phone,
+        "bank_name": carrier.bank_name,
+        "bank_account": carrier.bank_account,
+    }
+
+
+def missing_seller_details(carrier: Carrier) -> bool:
+    """A 数电票 needs the seller's legal name and 统一社会信用代码."""
+    return not (carrier.legal_name and carrier.credit_code)
+
+
 def creditable(original: Invoice) -> list[credits.Creditable]:
     """What is left to credit on each charged line of an issued invoice: its due and its
     subsidy, less what earlier credit notes gave back."""
     charged = [line for line in original.lines if line.amount_fen > 0]
-    returned: dict[int, tuple[int, int]] = {}
+    returned: dict[int, tuple[int, int, int]] = {}
     if charged:
-        for line_id, amount, subsidy in db.session.execute(
+        for line_id, amount, subsidy, taxed in db.session.execute(
             select(
                 InvoiceLine.credits_line_id,
                 func.sum(InvoiceLine.amount_fen),
                 func.sum(InvoiceLine.subsidy_fen),
+                func.sum(InvoiceLine.tax_fen),
             )
             .where(InvoiceLine.credits_line_id.in_([line.id for line in charged]))
             .group_by(InvoiceLine.credits_line_id)
         ):
             # Negative sums (PostgreSQL sums bigints as numeric: back to whole fen).
-            returned[line_id] = (int(amount or 0), int(subsidy or 0))
+            returned[line_id] = (int(amount or 0), int(subsidy or 0), int(taxed or 0))
     found = []
     for line in charged:
-        amount, subsidy = returned.get(line.id, (0, 0))
+        amount, subsidy, taxed = returned.get(line.id, (0, 0, 0))
         found.append(
             credits.Creditable(
-                line.id, line.due_fen + (amount - subsidy), (line.subsidy_fen or 0) + subsidy
+                line.id,
+                line.due_fen + (amount - subsidy),
+                (line.subsidy_fen or 0) + subsidy,
+                line.amount_fen + amount,
+                (line.tax_fen or 0) + taxed,
             )
         )
     return found
@@ -748,8 +790,10 @@ def credit_note(
         credits_invoice_id=original.id,
     )
     lines = {line.id: line for line in original.lines}
-    for part in credits.split_credit(fen, creditable(original)):
+    left_on = {c.line_id: c for c in creditable(original)}
+    for part in credits.split_credit(fen, list(left_on.values())):
         line = lines[part.line_id]
+        left = left_on[part.line_id]
         with force_locale("zh"):
             description = _(
                 "Credit for %(number)s: %(line)s", number=original.number, line=line.description
@@ -765,6 +809,9 @@ def credit_note(
             booker_name=line.booker_name,
             amount_fen=-part.amount,
             subsidy_fen=-part.subsidy,
+            tax_rate_bp=line.tax_rate_bp,
+            tax_fen=-tax.credited_tax(part.amount, left.amount_left, left.tax_left),
+            tax_code=line.tax_code,
             reason=reason,
             created_by_id=operator.id,
             credits_line_id=line.id,
@@ -789,23 +836,125 @@ def credit_note(
     return note
 
 
-def mark_paid(
-    carrier: Carrier, invoice_id, paid: bool, now: datetime | None = None, *, actor: User
-) -> Invoice:
-    require_staff(actor, carrier.id)
+def credited_fen(invoice: Invoice) -> int:
+    """What the credit notes of an invoice took off what was due (a positive number)."""
+    return -int(  # PostgreSQL sums bigints as numeric
+        db.session.scalar(
+            select(func.coalesce(func.sum(Invoice.total_fen - Invoice.subsidy_fen), 0)).where(
+                Invoice.credits_invoice_id == invoice.id, Invoice.status == ISSUED
+            )
+        )
+    )
+
+
+def balance_fen(invoice: Invoice) -> int:
+    """What is still to pay on an issued invoice: due, less credit notes, less payments."""
+    return invoice.due_fen - credited_fen(invoice) - invoice.paid_fen
+
+
+def _issued_invoice(carrier: Carrier, invoice_id) -> Invoice:
     invoice = invoice_of_carrier(carrier, invoice_id)
-    if invoice.status != ISSUED:
+    if invoice.status != ISSUED or invoice.kind != INVOICE:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be paid.")), 409)
-    before = {"paid_at": invoice.paid_at}
-    invoice.paid_at = (now or utcnow()) if paid else None
+    return invoice
+
+
+def record_payment(
+    actor: User,
+    carrier: Carrier,
+    invoice_id,
+    *,
+    amount: str,
+    paid_on: date | None,
+    reference: str,
+    today: date | None = None,
+) -> Payment:
+    """Money received, in full or in part, with the bank's reference. Never more than the
+    balance; the invoice counts as paid when its balance reaches zero."""
+    require_staff(actor, carrier.id)
+    lock_row(Carrier, carrier.id)  # two clerks recording at once cannot overpay
+    invoice = _issued_invoice(carrier, invoice_id)
+    problems = []
+    code = amount_problem(amount)
+    if code:
+        problems.append(Problem(f"invalid_amount_{code}", AMOUNT_MESSAGES[code], "amount"))
+    today = today or utcnow().astimezone(ZoneInfo(carrier.timezone)).date()
+    if paid_on is None:
+        problems.append(Problem("required", _l("Give the day the money arrived."), "paid_on"))
+    elif paid_on > today or (invoice.issued_at and paid_on < date(2000, 1, 1)):
+        problems.append(
+            Problem("invalid_date", _l("The payment day cannot be in the future."), "paid_on")
+        )
+    reference = (reference or "").strip()
+    if len(reference) > 120 or any(ord(c) < 32 for c in reference):
+        problems.append(
+            Problem(
+                "invalid_reference",
+                _l("The reference is one line of at most 120 characters."),
+                "reference",
+            )
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    fen = parse_yuan(amount)
+    left = balance_fen(invoice)
+    if fen > left:
+        raise ServiceError(
+            Problem(
+                "overpaid",
+                _l("At most %(amount)s is still to pay on this invoice.", amount=format_yuan(left)),
+                "amount",
+                {"max_fen": left},
+            ),
+            422,
+        )
+    payment = Payment(amount_fen=fen, paid_on=paid_on, reference=reference, recorded_by_id=actor.id)
+    invoice.payments.append(payment)
+    if fen == left:
+        invoice.paid_at = utcnow()
+    db.session.flush()
     audit.record(
         actor,
-        "marked_paid" if paid else "marked_unpaid",
+        "payment_recorded",
+        "invoice",
+        invoice.id,
+        carrier_id=carrier.id,
+        after={
+            "payment": payment.id,
+            "amount_fen": fen,
+            "paid_on": paid_on,
+            "reference": reference,
+        },
+    )
+    db.session.commit()
+    return payment
+
+
+def remove_payment(actor: User, carrier: Carrier, invoice_id, payment_id, reason: str) -> Invoice:
+    """Take back a payment recorded by mistake, with a reason (kept in the audit log)."""
+    require_staff(actor, carrier.id)
+    invoice = _issued_invoice(carrier, invoice_id)
+    payment = next((p for p in invoice.payments if p.id == as_id(payment_id)), None)
+    if payment is None:
+        raise NotFound()
+    if not (reason or "").strip():
+        raise ServiceError(Problem("reason_required", _l("Give a reason."), "reason"), 422)
+    before = {
+        "payment": payment.id,
+        "amount_fen": payment.amount_fen,
+        "paid_on": payment.paid_on,
+        "reference": payment.reference,
+    }
+    invoice.payments.remove(payment)
+    invoice.paid_at = None
+    audit.record(
+        actor,
+        "payment_removed",
         "invoice",
         invoice.id,
         carrier_id=carrier.id,
         before=before,
-        after={"paid_at": invoice.paid_at},
+        reason=reason.strip(),
     )
     db.session.commit()
     return invoice

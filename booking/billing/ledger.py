@@ -4,7 +4,7 @@ Excel exports are both written from these rows, so they never disagree. Money is
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -28,11 +28,17 @@ def invoice_header(zone_name: str) -> list[str]:
         "organisation",
         "invoice_title",
         "tax_id",
+        "net_yuan",
+        "tax_yuan",
         "total_yuan",
         "subsidy_yuan",
         "due_yuan",
+        "paid_yuan",
         f"issued_at ({zone_name})",
+        "due_on",
         f"paid_at ({zone_name})",
+        "fapiao_number",
+        "fapiao_on",
     ]
 
 
@@ -49,11 +55,17 @@ def invoice_rows(invoices: list[Invoice], zone_name: str, numbers: dict[int, str
             invoice.organisation.name,
             invoice.buyer_title or "",
             invoice.buyer_tax_id or "",
+            yuan(invoice.net_fen),
+            yuan(invoice.tax_fen),
             yuan(invoice.total_fen),
             yuan(invoice.subsidy_fen),
             yuan(invoice.due_fen),
+            yuan(invoice.paid_fen),
             _local(invoice.issued_at, zone),
+            invoice.due_on,
             _local(invoice.paid_at, zone),
+            invoice.fapiao_number or "",
+            invoice.fapiao_on,
         ]
         for invoice in invoices
     ]
@@ -76,6 +88,9 @@ def line_header(zone_name: str) -> list[str]:
         "tier",
         "unit",
         "rate_yuan",
+        "net_yuan",
+        "tax_rate_percent",
+        "tax_yuan",
         "amount_yuan",
         "subsidy_yuan",
         "due_yuan",
@@ -103,6 +118,9 @@ def line_rows(invoices: list[Invoice], zone_name: str) -> list[list]:
             line.tier,
             line.unit,
             yuan(line.price_fen) if line.unit else None,
+            yuan(line.net_fen),
+            Decimal(line.tax_rate_bp) / 100,
+            yuan(line.tax_fen),
             yuan(line.amount_fen),
             yuan(line.subsidy_fen or 0),
             yuan(line.due_fen),
@@ -116,7 +134,12 @@ def line_rows(invoices: list[Invoice], zone_name: str) -> list[list]:
 
 def as_csv_values(row: list) -> list:
     """Times as 'YYYY-MM-DD HH:MM' text in a CSV (the header names their zone)."""
-    return [v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else v for v in row]
+    return [
+        v.strftime("%Y-%m-%d %H:%M")
+        if isinstance(v, datetime)
+        else (v.isoformat() if isinstance(v, date) else v)
+        for v in row
+    ]
 
 
 def claim_header(zone_name: str) -> list[str]:

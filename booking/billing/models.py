@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.billing.pricing import RateTerms
@@ -33,6 +41,9 @@ class Rate(db.Model):
     setup_fee_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     basis: Mapped[str] = mapped_column(String(16), default="booked")
     effective_from: Mapped[date] = mapped_column(Date)
+    # VAT of this rate in basis points and its 税收分类编码; None: the carrier's.
+    tax_rate_bp: Mapped[int | None] = mapped_column(Integer)
+    tax_code: Mapped[str | None] = mapped_column(String(19))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -53,4 +64,6 @@ class Rate(db.Model):
             self.minimum_fen,
             self.setup_fee_fen,
             self.basis,
+            self.tax_rate_bp,
+            self.tax_code,
         )

@@ -43,6 +43,7 @@ class RateForm(FlaskForm):
     setup_fee = StringField(_l("Setup fee (yuan)"), default="0")
     basis = SelectField(_l("Charge by"), choices=list(BASIS_LABELS.items()))
     effective_from = DayField(_l("Effective from"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    tax_rate = StringField(_l("VAT rate (%) — empty: the carrier's"))
 
 
 def _page(resource, form=None, status=200):
@@ -54,6 +55,7 @@ def _page(resource, form=None, status=200):
         tiers=TIER_LABELS,
         units=UNIT_LABELS,
         bases=BASIS_LABELS,
+        carrier_tax_rate=resource.carrier.tax_rate_bp,
     ), status
 
 
@@ -78,6 +80,7 @@ def add_rate(resource_id):
                 setup_fee=form.setup_fee.data,
                 basis=form.basis.data,
                 effective_from=form.effective_from.data,
+                tax_rate=form.tax_rate.data,
             )
         except ServiceError as error:
             show_problems(form, error)

@@ -37,6 +37,8 @@ class RateTerms:
     minimum_fen: int = 0
     setup_fee_fen: int = 0
     basis: str = BOOKED
+    tax_rate_bp: int | None = None  # None: the carrier's rate
+    tax_code: str | None = None
 
 
 def rate_in_force(rates: Iterable[RateTerms], tier: str, on: date) -> RateTerms | None:

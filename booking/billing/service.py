@@ -13,6 +13,7 @@ from booking.accounts.models import User
 from booking.billing import pricing
 from booking.billing.models import Rate
 from booking.billing.money import parse_yuan
+from booking.billing.tax import parse_rate
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.orgs.models import Residency
@@ -41,7 +42,9 @@ def add_rate(
     setup_fee: str = "0",
     basis: str = pricing.BOOKED,
     effective_from: date | None,
+    tax_rate: str | None = None,
 ) -> Rate:
+    """`tax_rate`: this rate's VAT in percent; empty: the carrier's."""
     require_staff(operator, resource.carrier_id)
     problems = []
     if tier not in pricing.TIERS:
@@ -69,6 +72,15 @@ def add_rate(
             )
     if effective_from is None:
         problems.append(Problem("required", _l("This field is required."), "effective_from"))
+    tax_rate_bp = parse_rate(tax_rate) if (tax_rate or "").strip() else None
+    if (tax_rate or "").strip() and tax_rate_bp is None:
+        problems.append(
+            Problem(
+                "invalid_tax_rate",
+                _l("Give the VAT rate in percent, from 0 to 100, e.g. 6."),
+                "tax_rate",
+            )
+        )
     if not problems and db.session.scalar(
         select(Rate.id).where(
             Rate.resource_id == resource.id,
@@ -96,6 +108,7 @@ def add_rate(
         setup_fee_fen=amounts["setup_fee"],
         basis=basis,
         effective_from=effective_from,
+        tax_rate_bp=tax_rate_bp,
         created_by_id=operator.id,
     )
     db.session.add(rate)

@@ -2,7 +2,7 @@ from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, NumberRange
 
 from booking.forms import REQUIRED_MESSAGE, PlainText, WholeNumberField
@@ -62,6 +62,25 @@ class CarrierSettingsForm(FlaskForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.timezone.choices = timezone_choices()
+
+
+class InvoicingForm(FlaskForm):
+    legal_name = StringField(_l("Legal name (销售方名称)"))
+    credit_code = StringField(_l("Unified social credit code (统一社会信用代码)"))
+    invoice_address = StringField(_l("Registered address"))
+    phone = StringField(_l("Phone"))
+    bank_name = StringField(_l("Bank (开户行)"))
+    bank_account = StringField(_l("Account number"))
+    tax_rate = StringField(_l("VAT rate (%)"), validators=[InputRequired(REQUIRED_MESSAGE)])
+    prices_include_tax = BooleanField(_l("Prices include VAT (含税)"))
+    tax_code = StringField(_l("Tax classification code (税收分类编码)"))
+    payment_terms_days = WholeNumberField(
+        _l("Payment terms (days after issue)"),
+        validators=[
+            InputRequired(REQUIRED_MESSAGE),
+            NumberRange(min=0, max=365, message=_l("Between %(min)d and %(max)d.")),
+        ],
+    )
 
 
 class StaffForm(FlaskForm):

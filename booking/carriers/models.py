@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db
@@ -32,6 +32,18 @@ class Carrier(db.Model):
     free_cancellation_hours: Mapped[int] = mapped_column(Integer, default=24)
     late_cancellation_fee_percent: Mapped[int] = mapped_column(Integer, default=50)
     no_show_fee_percent: Mapped[int] = mapped_column(Integer, default=100)
+    # The seller on every invoice (销售方), and how the carrier charges VAT (增值税).
+    legal_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    credit_code: Mapped[str] = mapped_column(String(18), default="", server_default="")
+    invoice_address: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    bank_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    bank_account: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    tax_rate_bp: Mapped[int] = mapped_column(Integer, default=600, server_default="600")
+    prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    # 税收分类编码 for the 数电票 export, unless a rate names its own.
+    tax_code: Mapped[str] = mapped_column(String(19), default="", server_default="")
+    payment_terms_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     staff = relationship("CarrierStaff", back_populates="carrier", cascade="all, delete-orphan")

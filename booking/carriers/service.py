@@ -10,13 +10,15 @@ from sqlalchemy import func, select
 
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
+from booking.audit import service as audit
+from booking.billing.tax import parse_rate
 from booking.carriers.models import CARRIER_ADMIN, STAFF_ROLES, Carrier, CarrierStaff
 from booking.catalogue.models import Qualification
 from booking.extensions import db
 from booking.orgs.models import Organisation, Residency
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
-from booking.text_rules import plain_text_problems
+from booking.text_rules import credit_code_valid, plain_text_problems
 
 CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
 
@@ -132,6 +134,101 @@ def update_settings(
     carrier.name_zh, carrier.name_en = name_zh.strip(), name_en.strip()
     carrier.address, carrier.timezone = (address or "").strip(), timezone
     carrier.description_zh, carrier.description_en = description_zh or "", description_en or ""
+    db.session.commit()
+    return carrier
+
+
+INVOICING_FIELDS = (
+    "legal_name",
+    "credit_code",
+    "invoice_address",
+    "phone",
+    "bank_name",
+    "bank_account",
+    "tax_rate_bp",
+    "prices_include_tax",
+    "tax_code",
+    "payment_terms_days",
+)
+TAX_CODE = re.compile(r"^\d{19}$")
+
+
+def update_invoicing(
+    carrier: Carrier,
+    *,
+    actor: User,
+    legal_name: str,
+    credit_code: str,
+    invoice_address: str,
+    phone: str,
+    bank_name: str,
+    bank_account: str,
+    tax_rate: str,
+    prices_include_tax: bool,
+    tax_code: str,
+    payment_terms_days: int | None,
+) -> Carrier:
+    """The seller's details printed on every invoice, its VAT and its payment terms. Recorded
+    in the audit log with the values before and after."""
+    require_staff(actor, carrier.id, admin=True)
+    credit_code = (credit_code or "").strip().upper()
+    tax_code = (tax_code or "").strip()
+    problems = (
+        plain_text_problems(legal_name, "legal_name", 200, required=False)
+        + plain_text_problems(invoice_address, "invoice_address", 200, required=False)
+        + plain_text_problems(phone, "phone", 40, required=False)
+        + plain_text_problems(bank_name, "bank_name", 120, required=False)
+        + plain_text_problems(bank_account, "bank_account", 40, required=False)
+    )
+    if credit_code and not credit_code_valid(credit_code):
+        problems.append(
+            Problem(
+                "invalid_credit_code",
+                _l("A unified social credit code has 18 characters and a valid check character."),
+                "credit_code",
+            )
+        )
+    rate_bp = parse_rate(tax_rate)
+    if rate_bp is None:
+        problems.append(
+            Problem(
+                "invalid_tax_rate",
+                _l("Give the VAT rate in percent, from 0 to 100, e.g. 6."),
+                "tax_rate",
+            )
+        )
+    if tax_code and not TAX_CODE.match(tax_code):
+        problems.append(
+            Problem("invalid_tax_code", _l("A tax classification code has 19 digits."), "tax_code")
+        )
+    if not isinstance(payment_terms_days, int) or not 0 <= payment_terms_days <= 365:
+        problems.append(
+            Problem(
+                "invalid_terms",
+                _l("Between %(min)d and %(max)d.", min=0, max=365),
+                "payment_terms_days",
+            )
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    before = audit.snapshot(carrier, INVOICING_FIELDS)
+    carrier.legal_name, carrier.credit_code = (legal_name or "").strip(), credit_code
+    carrier.invoice_address, carrier.phone = (invoice_address or "").strip(), (phone or "").strip()
+    carrier.bank_name, carrier.bank_account = (
+        (bank_name or "").strip(),
+        (bank_account or "").strip(),
+    )
+    carrier.tax_rate_bp, carrier.prices_include_tax = rate_bp, bool(prices_include_tax)
+    carrier.tax_code, carrier.payment_terms_days = tax_code, payment_terms_days
+    audit.record(
+        actor,
+        "invoicing_changed",
+        "carrier",
+        carrier.id,
+        carrier_id=carrier.id,
+        before=before,
+        after=audit.snapshot(carrier, INVOICING_FIELDS),
+    )
     db.session.commit()
     return carrier
 

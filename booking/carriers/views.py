@@ -3,11 +3,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from booking.accounts.forms import EmptyForm
+from booking.billing.tax import format_rate
 from booking.calendars.sources import error_text
 from booking.carriers import service
 from booking.carriers.forms import (
     CarrierForm,
     CarrierSettingsForm,
+    InvoicingForm,
     QualificationForm,
     ResidentForm,
     StaffForm,
@@ -96,7 +98,44 @@ def settings():
             flash(_("Settings saved."), "success")
             return redirect(url_for(".settings"))
     status = 422 if form.is_submitted() else 200
-    return render_template("operate/settings.html", form=form), status
+    return render_template("operate/settings.html", form=form, invoicing=_invoicing_form()), status
+
+
+def _invoicing_form(formdata=None) -> InvoicingForm:
+    form = InvoicingForm(formdata=formdata, obj=g.carrier)
+    if formdata is None:
+        form.tax_rate.data = format_rate(g.carrier.tax_rate_bp).rstrip("%")
+    return form
+
+
+@bp.post("/settings/invoicing")
+@carrier_admin_required
+def invoicing():
+    form = InvoicingForm()
+    if form.validate_on_submit():
+        try:
+            service.update_invoicing(
+                g.carrier,
+                actor=current_user,
+                legal_name=form.legal_name.data,
+                credit_code=form.credit_code.data,
+                invoice_address=form.invoice_address.data,
+                phone=form.phone.data,
+                bank_name=form.bank_name.data,
+                bank_account=form.bank_account.data,
+                tax_rate=form.tax_rate.data,
+                prices_include_tax=form.prices_include_tax.data,
+                tax_code=form.tax_code.data,
+                payment_terms_days=form.payment_terms_days.data,
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Invoicing details saved."), "success")
+            return redirect(url_for(".settings"))
+    return render_template(
+        "operate/settings.html", form=CarrierSettingsForm(obj=g.carrier), invoicing=form
+    ), 422
 
 
 def _render_staff(form=None, status=200):

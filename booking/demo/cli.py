@@ -84,6 +84,10 @@ def load_demo() -> dict[str, int]:
             carrier = Carrier(**data)
             db.session.add(carrier)
             created["carriers"] += 1
+        else:  # details added to the demo later fill blanks; nothing typed since is overwritten
+            for name, value in data.items():
+                if getattr(carrier, name) in ("", None):
+                    setattr(carrier, name, value)
         carriers[data["code"]] = carrier
     db.session.flush()
 

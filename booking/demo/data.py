@@ -19,6 +19,13 @@ CARRIERS = [
         "name_en": "Liangjiang Xinghui Innovation Incubator",
         "address": "重庆市两江新区金渝大道 88 号 星汇科创园 B 区",
         "timezone": "Asia/Shanghai",
+        # The seller on its invoices (a demo company; the credit code's check character is valid).
+        "legal_name": "重庆星汇科创孵化器运营管理有限公司（演示）",
+        "credit_code": "91500107MA60CQ01XW",
+        "invoice_address": "重庆市两江新区金渝大道 88 号 B 区 3 楼",
+        "phone": "023-6789 0000",
+        "bank_name": "中国建设银行重庆两江分行（演示）",
+        "bank_account": "5000 1234 5678 0000 0001",
         "description_zh": (
             "星汇科创孵化园位于两江新区数字经济产业带，重点孵化汽车电子、智能网联与人工智能初创企业。"
             "园区公共技术平台提供电磁兼容预测试、硬件在环测试和 GPU 算力等共享服务。"
