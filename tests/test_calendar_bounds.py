@@ -78,10 +78,13 @@ def test_a_refresh_that_turns_into_a_bomb_keeps_the_last_good_blocks(world, cale
 
 
 def test_dense_but_short_repetitions_are_still_read(world, calendar_server):  # noqa: F811
+    # Two days ahead, whenever the test runs: an import reads what is still to come, so a fixed
+    # date would silently become the past (it did, on 2026-12-06).
+    day = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y%m%d")
     calendar_server.routes["hour"] = bomb(
-        "RRULE:FREQ=MINUTELY;INTERVAL=5;UNTIL=20261201T010000Z", start="20261201T000000Z"
+        f"RRULE:FREQ=MINUTELY;INTERVAL=5;UNTIL={day}T010000Z", start=f"{day}T000000Z"
     )
-    calendar_server.routes["ten"] = bomb("RRULE:FREQ=SECONDLY;COUNT=10", start="20261201T000000Z")
+    calendar_server.routes["ten"] = bomb("RRULE:FREQ=SECONDLY;COUNT=10", start=f"{day}T000000Z")
     for name, expected in (("hour", 13), ("ten", 10)):
         source = add_url_source(world["sem"], name, calendar_server.url(name))
         assert source.last_error is None and source.block_count == expected, name
