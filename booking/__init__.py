@@ -122,6 +122,8 @@ def _register_blueprints(app: Flask) -> None:
     from booking.accounts.cli import users_cli
     from booking.accounts.views import bp as accounts_bp
     from booking.api.views import bp as api_bp
+    from booking.audit.views import admin_bp as platform_audit_bp
+    from booking.audit.views import bp as audit_bp
     from booking.billing.cli import cli as invoices_cli
     from booking.billing.invoice_views import bp as invoices_bp
     from booking.billing.invoice_views import org_bp as org_invoices_bp
@@ -161,6 +163,7 @@ def _register_blueprints(app: Flask) -> None:
         invoices_bp,
         voucher_claims_bp,
         carrier_reports_bp,
+        audit_bp,
     )
     for blueprint in (
         catalogue_bp,
@@ -184,6 +187,7 @@ def _register_blueprints(app: Flask) -> None:
         scheduler_cli,
         invoices_cli,
         platform_reports_bp,
+        platform_audit_bp,
         org_reports_bp,
         home_bp,
     ):

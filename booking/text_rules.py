@@ -55,3 +55,11 @@ def credit_code_valid(code: str) -> bool:
         CREDIT_CODE_ALPHABET.index(c) * w for c, w in zip(code, CREDIT_CODE_WEIGHTS, strict=False)
     )
     return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31] == code[17]
+
+
+MAX_PROJECT = 80
+
+
+def project_problems(project: str | None, field: str = "project") -> list[Problem]:
+    """A project (项目/课题编号) as typed on a booking: optional, one plain line."""
+    return plain_text_problems(project, field, MAX_PROJECT, required=False)

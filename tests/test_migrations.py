@@ -39,3 +39,48 @@ def test_down_and_up_again_keeps_every_row(app):
         text("SELECT count(*) FROM usage_records WHERE booking_id IS NOT NULL")
     ).scalar()
     assert linked > 0  # not blanked by an ON DELETE SET NULL during the rebuild
+
+
+BEFORE_VAT = "bfcddbda1a67"
+
+
+def test_the_vat_upgrade_records_old_paid_marks_and_taxes_open_drafts(app):
+    load_demo()
+    db.session.execute(
+        text("UPDATE invoices SET paid_at = issued_at WHERE status = 'issued' AND kind = 'invoice'")
+    )
+    db.session.commit()
+    db.session.remove()
+    downgrade(revision=BEFORE_VAT)
+    upgrade()
+    paid = db.session.execute(
+        text(
+            "SELECT i.total_fen - i.subsidy_fen, p.amount_fen, p.reference FROM invoices i "
+            "LEFT JOIN payments p ON p.invoice_id = i.id "
+            "WHERE i.paid_at IS NOT NULL AND i.total_fen - i.subsidy_fen > 0"
+        )
+    ).all()
+    assert paid and all(due == amount and ref == "marked paid" for due, amount, ref in paid)
+    drafts = db.session.execute(
+        text(
+            "SELECT l.amount_fen, l.tax_fen, l.tax_rate_bp FROM invoice_lines l "
+            "JOIN invoices i ON i.id = l.invoice_id WHERE i.status = 'draft'"
+        )
+    ).all()
+    assert drafts and all(rate == 600 for _a, _t, rate in drafts)
+    assert all(abs(tax * 10600 - amount * 600) <= 5300 for amount, tax, _r in drafts)
+    issued = db.session.execute(
+        text(
+            "SELECT count(*) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "
+            "WHERE i.status = 'issued' AND l.tax_fen <> 0"
+        )
+    ).scalar()
+    assert issued == 0  # issued before VAT: never changed
+    sums = db.session.execute(
+        text(
+            "SELECT i.tax_fen, sum(l.tax_fen) FROM invoices i JOIN invoice_lines l "
+            "ON l.invoice_id = i.id GROUP BY i.id, i.tax_fen"
+        )
+    ).all()
+    assert all(int(total) == int(summed) for total, summed in sums)
+    db.session.commit()

@@ -439,7 +439,7 @@ def test_operator_page_and_exports_show_the_same_numbers(scene, client):
     assert workbook.status_code == 200
     book = load_workbook(io.BytesIO(workbook.data))
     assert book.sheetnames[:2] == ["By kind of resource", "Resources"]
-    assert len(book.sheetnames) == 6
+    assert len(book.sheetnames) == 7
     sheet = book["Resources"]
     values = [[c.value for c in r] for r in sheet.iter_rows()]
     xlsx_tester = next(r for r in values if str(r[0]).startswith("Tester"))
@@ -535,3 +535,87 @@ def test_exports_quote_text_a_spreadsheet_would_run(scene, client):
     # Excel keeps the text as typed, stored as a string: never a formula.
     assert '=HYPERLINK("http://evil.example")' in names
     assert all(row[0].data_type != "f" for row in sheet.iter_rows(min_row=2))
+
+
+def test_bureau_form_has_return_rate_and_quota_hours(client, scene):
+    from booking.catalogue.assets import update_asset_data, update_quotas
+
+    tester, operator = scene["tester"], scene["operator"]
+    refusals = {
+        "invalid_date": dict(purchased_on=date(2027, 1, 1)),
+        "invalid_amount": dict(original_value="-5"),
+        "invalid_class": dict(asset_class="huge"),
+    }
+    for code, change in refusals.items():
+        values = dict(
+            asset_number="ZC-001",
+            original_value="100000",
+            purchased_on=date(2024, 5, 1),
+            funding_source="市财政",
+            asset_class="general",
+            today=date(2026, 3, 20),
+        )
+        values.update(change)
+        with pytest.raises(ServiceError) as refused:
+            update_asset_data(operator, tester, **values)
+        assert code in {p.code for p in refused.value.problems}
+        db.session.rollback()
+    assert tester.asset_number == "" and tester.original_value_fen is None  # nothing changed
+    update_asset_data(
+        operator,
+        tester,
+        asset_number="ZC-001",
+        original_value="100000",
+        purchased_on=date(2024, 5, 1),
+        funding_source="市财政",
+        asset_class="general",
+        today=date(2026, 3, 20),
+    )
+    report = service.carrier_report(scene["carrier"], WEEK, now=NOW)
+    row = _row(report, tester)
+    assert row.service_days == 7
+    assert row.quota_hours == Fraction(1400 * 7, 365)
+    assert row.return_rate == Fraction(50000, 10_000_000)  # ¥500 of income on ¥100,000
+    from booking.reports.tables import bureau_table
+
+    (bureau_row,) = bureau_table(report, "en").rows  # the cluster has no asset data
+    assert bureau_row[0] == "ZC-001" and bureau_row[7] == round(1400 * 7 / 365, 2)
+    assert bureau_row[8] == round(8 / (1400 * 7 / 365) * 100, 1) and bureau_row[12] == 0.5
+    # The carrier admin changes the quota: the figures follow.
+    admin = make_user("admin@reports.test")
+    from booking.carriers.models import CARRIER_ADMIN, CarrierStaff
+
+    db.session.add(
+        CarrierStaff(user_id=admin.id, carrier_id=scene["carrier"].id, role=CARRIER_ADMIN)
+    )
+    db.session.commit()
+    with pytest.raises(ServiceError):
+        update_quotas(admin, scene["carrier"], 0, 800)
+    db.session.rollback()
+    update_quotas(admin, scene["carrier"], 700, 800)
+    report = service.carrier_report(scene["carrier"], WEEK, now=NOW)
+    assert _row(report, tester).quota_hours == Fraction(700 * 7, 365)
+    login(client, "op@reports.test")
+    sheet = client.get("/operate/RP01/reports/export/bureau.csv?from=2026-03-02&to=2026-03-08")
+    rows = list(csv.reader(io.StringIO(sheet.get_data(as_text=True))))
+    assert rows[1][:2] == ["ZC-001", "Tester"]
+
+
+def test_use_nobody_pays_for_yet_is_used_but_never_external(scene):
+    # A machine report for someone in two organisations, not attributed yet: 3 h on Tuesday.
+    record = UsageRecord(
+        carrier_id=scene["carrier"].id,
+        resource_id=scene["cluster"].id,
+        organisation_id=None,
+        start_at=local(3, 20),
+        end_at=local(3, 23),
+        quantity=1,
+        source="meter",
+    )
+    db.session.add(record)
+    db.session.commit()
+    cluster = _row(service.carrier_report(scene["carrier"], WEEK, now=NOW), scene["cluster"])
+    assert cluster.figures.used_s == (6 + 3) * 3600
+    assert cluster.figures.used_by_tier_s["unattributed"] == 3 * 3600
+    assert cluster.figures.external_s == 0  # before the fix: counted as external service
+    assert cluster.figures.sharing_rate == 0

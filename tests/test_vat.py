@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from booking.audit.models import AuditEntry
 from booking.billing import credits, fapiao, invoices, tax
 from booking.billing.invoice_models import Invoice, Payment
-from booking.billing.service import add_rate
+from booking.billing.service import add_rate, estimate
 from booking.carriers import service as carriers
 from booking.extensions import db
 from booking.problems import ServiceError
@@ -160,6 +160,10 @@ def test_prices_without_tax_add_it_and_a_rate_can_have_its_own(billed):  # noqa:
     assert (by_kind["usage"].net_fen, by_kind["usage"].tax_fen) == (4500, 585)
     assert by_kind["usage"].tax_rate_bp == 1300
     assert invoice.total_fen == 25440 + 5085 and invoice.tax_fen == 1440 + 585
+    # The estimate before booking says what the line says: the amount with VAT on top.
+    start = billed["day"].replace(hour=10)
+    quote = estimate(billed["sem"], billed["org"].id, start, start + timedelta(hours=2))
+    assert (quote.total_fen, quote.taxed.tax_fen) == (25440, 1440)
 
 
 def test_credit_notes_take_the_tax_back_and_never_more(billed):  # noqa: F811

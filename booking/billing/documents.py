@@ -101,6 +101,11 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh", balance_fen: int | None = 
                         "\n" + _("Booked by %(name)s", name=line.booker_name)
                         if line.booker_name
                         else ""
+                    )
+                    + (
+                        "\n" + _("Project: %(project)s", project=line.project)
+                        if line.project
+                        else ""
                     ),
                     body,
                 ),

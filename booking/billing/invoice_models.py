@@ -168,6 +168,7 @@ class InvoiceLine(db.Model):
     # the export even after the person leaves the platform).
     booker_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     booker_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    project: Mapped[str] = mapped_column(String(80), default="", server_default="")
     # On a credit note: the line of the original invoice that this line credits.
     credits_line_id: Mapped[int | None] = mapped_column(
         ForeignKey("invoice_lines.id", ondelete="SET NULL"), index=True

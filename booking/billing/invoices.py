@@ -84,6 +84,7 @@ class Item:
     resource_kind: str = ""
     resource_id: int | None = None
     booker_id: int | None = None
+    project: str = ""
 
 
 @dataclass
@@ -192,6 +193,7 @@ def billable_items(
             Booking.status,
             Booking.quantity,
             Booking.user_id,
+            Booking.project,
         ).where(*unbilled)
     ).all()
     usage_billed = (
@@ -310,6 +312,7 @@ def billable_items(
                 resource.kind,
                 resource.id,
                 b.user_id,
+                b.project,
             )
         )
     for u in walk_ups:
@@ -363,14 +366,21 @@ def _recount(invoice: Invoice) -> None:
     invoice.tax_fen = sum(line.tax_fen or 0 for line in invoice.lines)
 
 
+def taxed(
+    carrier: Carrier, priced_fen: int, rate: pricing.RateTerms | None = None
+) -> tuple[tax.LineTax, int]:
+    """A priced amount with its VAT, by the rate's VAT or the carrier's, and the carrier's
+    choice of prices with or without tax (billing/tax.py); and the VAT rate used."""
+    rate_bp = rate.tax_rate_bp if rate and rate.tax_rate_bp is not None else carrier.tax_rate_bp
+    return tax.on_price(priced_fen, rate_bp, carrier.prices_include_tax), rate_bp
+
+
 def _price_line(
     line: InvoiceLine, carrier: Carrier, priced_fen: int, rate: pricing.RateTerms | None = None
 ) -> None:
-    """Set a line's amount (tax included) and tax from a priced amount, by the rate's VAT or
-    the carrier's, and the carrier's choice of prices with or without tax (billing/tax.py)."""
-    rate_bp = rate.tax_rate_bp if rate and rate.tax_rate_bp is not None else carrier.tax_rate_bp
-    taxed = tax.on_price(priced_fen, rate_bp, carrier.prices_include_tax)
-    line.amount_fen, line.tax_fen, line.tax_rate_bp = taxed.gross_fen, taxed.tax_fen, rate_bp
+    """Set a line's amount (tax included) and tax from a priced amount."""
+    found, rate_bp = taxed(carrier, priced_fen, rate)
+    line.amount_fen, line.tax_fen, line.tax_rate_bp = found.gross_fen, found.tax_fen, rate_bp
     line.tax_code = (rate.tax_code if rate and rate.tax_code else carrier.tax_code) or ""
 
 
@@ -433,6 +443,7 @@ def run_invoices(
                 resource_id=item.resource_id,
                 booker_id=item.booker_id,
                 booker_name=bookers.get(item.booker_id, ""),
+                project=item.project or "",
             )
             _price_line(line, carrier, item.amount_fen, item.rate)
             invoice.lines.append(line)
@@ -807,6 +818,7 @@ def credit_note(
             resource_id=line.resource_id,
             booker_id=line.booker_id,
             booker_name=line.booker_name,
+            project=line.project,
             amount_fen=-part.amount,
             subsidy_fen=-part.subsidy,
             tax_rate_bp=line.tax_rate_bp,

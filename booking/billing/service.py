@@ -10,7 +10,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from booking.accounts.models import User
-from booking.billing import pricing
+from booking.audit import service as audit
+from booking.billing import pricing, tax
 from booking.billing.models import Rate
 from booking.billing.money import parse_yuan
 from booking.billing.tax import parse_rate
@@ -29,6 +30,19 @@ def rates_of(resource: Resource) -> list[Rate]:
             .order_by(Rate.tier, Rate.effective_from.desc())
         )
     )
+
+
+# What the audit log keeps of a rate (with the rate it takes over from, as "before").
+RATE_FIELDS = (
+    "tier",
+    "unit",
+    "price_fen",
+    "minimum_fen",
+    "setup_fee_fen",
+    "basis",
+    "effective_from",
+    "tax_rate_bp",
+)
 
 
 def add_rate(
@@ -111,7 +125,27 @@ def add_rate(
         tax_rate_bp=tax_rate_bp,
         created_by_id=operator.id,
     )
+    replaced = db.session.scalar(
+        select(Rate)
+        .where(
+            Rate.resource_id == resource.id,
+            Rate.tier == tier,
+            Rate.effective_from < effective_from,
+        )
+        .order_by(Rate.effective_from.desc())
+        .limit(1)
+    )
     db.session.add(rate)
+    db.session.flush()
+    audit.record(
+        operator,
+        "rate_added",
+        "rate",
+        rate.id,
+        carrier_id=resource.carrier_id,
+        before=audit.snapshot(replaced, RATE_FIELDS) if replaced else None,
+        after={"resource_id": resource.id, **audit.snapshot(rate, RATE_FIELDS)},
+    )
     db.session.commit()
     return rate
 
@@ -132,6 +166,11 @@ class Estimate:
     charge: pricing.Charge
     tier: str
     hours: float
+    taxed: tax.LineTax  # what the invoice line will say: VAT included, as the carrier charges it
+
+    @property
+    def total_fen(self) -> int:
+        return self.taxed.gross_fen
 
 
 def estimate(
@@ -158,7 +197,10 @@ def _priced(resource: Resource, tier: str, rates, start, end, quantity: int) -> 
     minutes = int((end - start).total_seconds() // 60)
     days = pricing.started_days([(start, end)], zone)
     result = pricing.charge(rate, booked_minutes=minutes, quantity=quantity, booked_days=days)
-    return Estimate(result, tier, minutes / 60)
+    carrier = resource.carrier
+    rate_bp = rate.tax_rate_bp if rate.tax_rate_bp is not None else carrier.tax_rate_bp
+    with_tax = tax.on_price(result.amount_fen, rate_bp, carrier.prices_include_tax)
+    return Estimate(result, tier, minutes / 60, with_tax)
 
 
 def estimate_bookings(bookings) -> tuple[int, int]:
@@ -188,5 +230,5 @@ def estimate_bookings(bookings) -> tuple[int, int]:
         if priced is None:
             unpriced += 1
         else:
-            total += priced.charge.amount_fen
+            total += priced.total_fen
     return total, unpriced

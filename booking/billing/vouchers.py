@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from booking.accounts.models import User
+from booking.audit import service as audit
 from booking.billing import pricing
 from booking.billing.invoice_models import BOOKING_LINE, USAGE_LINE, Invoice, InvoiceLine
 from booking.billing.money import format_yuan, parse_yuan
@@ -30,6 +31,12 @@ SUBSIDISED = (BOOKING_LINE, USAGE_LINE)  # use of resources; not fees for no-sho
 def _admin(user: User) -> None:
     if not user.is_platform_admin:
         raise NotFound()
+
+
+def _carrier_of(programme: VoucherProgramme) -> int | None:
+    """The carrier an audit entry about a programme concerns: its only eligible carrier, or
+    none (platform-wide) when it is open to several or all."""
+    return programme.carriers[0].id if len(programme.carriers) == 1 else None
 
 
 def programmes() -> list[VoucherProgramme]:
@@ -95,6 +102,24 @@ def create_programme(
         carriers=carriers,
     )
     db.session.add(programme)
+    db.session.flush()
+    audit.record(
+        admin,
+        "programme_created",
+        "voucher_programme",
+        programme.id,
+        carrier_id=_carrier_of(programme),
+        after={
+            "name": programme.name,
+            "issuer": programme.issuer,
+            "coverage_percent": programme.coverage_percent,
+            "cap_fen": programme.cap_fen,
+            "valid_from": programme.valid_from,
+            "valid_until": programme.valid_until,
+            "kinds": list(programme.kinds),
+            "carriers": sorted(c.code for c in carriers),
+        },
+    )
     db.session.commit()
     return programme
 
@@ -141,12 +166,30 @@ def grant(admin: User, programme_id: int, organisation_name: str, amount: str) -
         )
     if problems:
         raise ServiceError(problems, 422)
+    before = None
     if voucher is None:
         voucher = Voucher(
             programme_id=programme.id, organisation_id=org.id, amount_fen=0, granted_by_id=admin.id
         )
         db.session.add(voucher)
+    else:
+        before = {"amount_fen": voucher.amount_fen}
     voucher.amount_fen += fen
+    db.session.flush()
+    audit.record(
+        admin,
+        "voucher_granted",
+        "voucher",
+        voucher.id,
+        carrier_id=_carrier_of(programme),
+        before=before,
+        after={
+            "programme": programme.name,
+            "organisation": org.name,
+            "granted_fen": fen,
+            "amount_fen": voucher.amount_fen,
+        },
+    )
 
     for manager_id in db.session.scalars(
         select(Membership.user_id).where(

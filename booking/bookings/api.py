@@ -60,6 +60,7 @@ def booking_json(b: Booking, with_events: bool = False) -> dict:
         "organisation": {"id": b.organisation.id, "name": b.organisation.name},
         "user": {"id": b.user.id, "name": b.user.display_name, "email": b.user.email},
         "purpose": b.purpose,
+        "project": b.project,
         "series_id": b.series_id,
         "sequence": b.sequence,
         "outage_conflict": b.outage_conflict,
@@ -172,9 +173,12 @@ def create():
     quantity, p4 = _int(data.get("quantity", 1), "quantity")
     organisation_id, p5 = _int(data.get("organisation_id"), "organisation_id")
     purpose, recurrence = data.get("purpose", ""), data.get("recurrence")
+    project = data.get("project", "")
     problems = p1 + p2 + p3 + p4 + p5
     if not isinstance(purpose, str):
         problems.append(Problem("invalid_text", _l("Must be text."), "purpose"))
+    if not isinstance(project, str):
+        problems.append(Problem("invalid_text", _l("Must be text."), "project"))
     if recurrence is not None and not isinstance(recurrence, str):
         problems.append(
             Problem("invalid_rrule", _l("The repetition rule is not valid."), "recurrence")
@@ -201,6 +205,7 @@ def create():
             quantity=quantity,
             organisation_id=organisation_id,
             purpose=purpose,
+            project=project,
         )
         return jsonify(
             {
@@ -217,6 +222,7 @@ def create():
         quantity=quantity,
         organisation_id=organisation_id,
         purpose=purpose,
+        project=project,
     )
     return jsonify(booking_json(booking, with_events=True)), 201
 

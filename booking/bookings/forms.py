@@ -46,6 +46,7 @@ class BookingForm(_When, FlaskForm):
     quantity = quantity_field()
     organisation_id = SelectField(_l("Paying organisation"), coerce=int, validate_choice=True)
     purpose = TextAreaField(_l("Purpose"), validators=[Length(max=2000)])
+    project = StringField(_l("Project (项目/课题编号)"), validators=[Length(max=80)])
     repeat = SelectField(
         _l("Repeat"),
         choices=[("", _l("Does not repeat")), ("DAILY", _l("Daily")), ("WEEKLY", _l("Weekly"))],

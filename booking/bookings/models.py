@@ -69,6 +69,8 @@ class Booking(db.Model):
     busy_until: Mapped[datetime] = mapped_column(UTCDateTime)
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     purpose: Mapped[str] = mapped_column(Text, default="")
+    # The organisation's project it is for (项目/课题编号): chosen from its list or typed.
+    project: Mapped[str] = mapped_column(String(80), default="", server_default="")
     status: Mapped[str] = mapped_column(String(16), index=True)
     override_reason: Mapped[str | None] = mapped_column(Text)
     outage_conflict: Mapped[bool] = mapped_column(Boolean, default=False)

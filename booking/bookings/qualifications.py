@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
+from booking.audit import service as audit
 from booking.bookings.lifecycle import flag_and_tell, upcoming_bookings_of
 from booking.bookings.models import QualificationGrant
 from booking.carriers.models import Carrier
@@ -63,7 +64,12 @@ def grant(
         user_id=user.id, qualification_id=q.id, granted_by_id=operator.id, expires_at=expires_at
     )
     db.session.add(g)
+    db.session.flush()
     notify(user.id, "qualification_granted", {"qualification": {"zh": q.name_zh, "en": q.name_en}})
+    audit.record(
+        operator, "qualification_granted", "qualification_grant", g.id, carrier_id=carrier.id,
+        after={"qualification": q.name_zh, "user": user.email, "expires_at": expires_at},
+    )  # fmt: skip
     db.session.commit()
     return g
 
@@ -79,6 +85,10 @@ def revoke(carrier: Carrier, operator: User, grant_id) -> None:
     if g.revoked_at is None:
         g.revoked_at, g.revoked_by_id = utcnow(), operator.id
         name = {"zh": g.qualification.name_zh, "en": g.qualification.name_en}
+        audit.record(
+            operator, "qualification_revoked", "qualification_grant", g.id, carrier_id=carrier.id,
+            before={"qualification": name["zh"], "user": g.user.email, "expires_at": g.expires_at},
+        )  # fmt: skip
         notify(g.user_id, "qualification_revoked", {"qualification": name})
         needing = db.session.scalars(
             select(Resource.id).where(Resource.qualification_id == g.qualification_id)

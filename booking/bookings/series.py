@@ -26,6 +26,7 @@ from booking.bookings.service import (
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
 from booking.problems import Problem, ServiceError
+from booking.text_rules import project_problems
 from booking.types import utcnow
 
 
@@ -84,12 +85,13 @@ def create_series(
     quantity: int = 1,
     organisation_id: int | None = None,
     purpose: str = "",
+    project: str = "",
     only_starts: set[datetime] | None = None,
     now: datetime | None = None,
 ) -> tuple[BookingSeries | None, list[Occurrence]]:
     """Book each occurrence that fits (or only those in `only_starts`); each is checked again
     under the resource lock when it is created, so a preview can never overbook."""
-    problems = purpose_problems(purpose)
+    problems = purpose_problems(purpose) + project_problems(project)
     if problems:
         raise ServiceError(problems, 422)
     occurrences = preview_series(
@@ -120,6 +122,7 @@ def create_series(
                 quantity=quantity,
                 organisation_id=organisation_id,
                 purpose=purpose,
+                project=project,
                 series=series,
                 now=now,
             )

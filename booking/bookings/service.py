@@ -63,6 +63,7 @@ from booking.extensions import db
 from booking.locking import resource_locked
 from booking.permissions import is_staff_of
 from booking.problems import NotFound, Problem, ServiceError
+from booking.text_rules import project_problems
 from booking.types import utcnow
 
 # --- create ----------------------------------------------------------------------------------
@@ -77,6 +78,7 @@ def create_booking(
     quantity: int = 1,
     organisation_id: int | None = None,
     purpose: str = "",
+    project: str = "",
     on_behalf_of: User | None = None,
     override_reason: str | None = None,
     series: BookingSeries | None = None,
@@ -84,7 +86,7 @@ def create_booking(
     now: datetime | None = None,
 ) -> Booking:
     booker = on_behalf_of or actor
-    problems = shape_problems(start, end) + purpose_problems(purpose)
+    problems = shape_problems(start, end) + purpose_problems(purpose) + project_problems(project)
     if not isinstance(quantity, int) or isinstance(quantity, bool):
         problems.append(
             Problem("invalid_quantity", _l("The quantity must be a whole number."), "quantity")
@@ -130,6 +132,7 @@ def create_booking(
             busy_until=busy_until,
             quantity=quantity,
             purpose=(purpose or "").strip(),
+            project=(project or "").strip(),
             status=status,
             override_reason=override_reason.strip() if override else None,
         )

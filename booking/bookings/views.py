@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
+from booking.billing.projects import set_booking_project
 from booking.billing.service import estimate
 from booking.bookings import rules, service, waitlist
 from booking.bookings import series as series_service
@@ -31,6 +32,7 @@ from booking.inputs import parse_date, parse_datetime
 from booking.languages import current_locale
 from booking.metering.service import usage_of_booking
 from booking.notify import service as inbox_service
+from booking.orgs.projects import projects_of, projects_of_user
 from booking.permissions import is_staff_of
 from booking.problems import ServiceError
 from booking.types import utcnow
@@ -109,6 +111,7 @@ def _book_page(
         next_free_form=next_free_form or NextFreeForm(request.args, prefix="next"),
         kind_labels=KIND_LABELS,
         tier_labels=TIER_NAMES,
+        projects=projects_of_user(current_user),
     ), status
 
 
@@ -187,11 +190,13 @@ def _check_one(resource, form, start, end, _rrule):
 
 
 def _what(form: BookingForm) -> dict:
-    """What the form asks for besides the time: quantity, paying organisation, purpose."""
+    """What the form asks for besides the time: quantity, paying organisation, purpose and
+    the organisation's project."""
     return {
         "quantity": form.quantity.data,
         "organisation_id": form.organisation_id.data,
         "purpose": form.purpose.data,
+        "project": form.project.data or "",
     }
 
 
@@ -211,13 +216,9 @@ def _book_one(resource, form, start, end, _rrule):
 
 
 def _join_waitlist(resource, form, start, end, _rrule):
-    waitlist.join_waitlist(
-        current_user,
-        resource.id,
-        start,
-        end,
-        **_what(form),
-    )
+    what = _what(form)
+    what.pop("project")  # set on the booking once the offer is taken
+    waitlist.join_waitlist(current_user, resource.id, start, end, **what)
     flash(_("You are on the waitlist. We will offer you the slot if it frees up."), "success")
     return redirect(url_for(".mine"))
 
@@ -331,8 +332,23 @@ def _detail_page(booking, modify_form=None, status=200):
         is_staff=staff,
         can_check_in=can_check_in,
         usages=usage_of_booking(booking.id),
+        projects=projects_of(booking.organisation_id),
         empty_form=EmptyForm(),
     ), status
+
+
+@bp.post("/bookings/<int:booking_id>/project")
+@login_required
+def set_project(booking_id: int):
+    booking = service.booking_for(current_user, booking_id)
+    if EmptyForm().validate_on_submit():
+        try:
+            set_booking_project(current_user, booking.id, request.form.get("project", ""))
+        except ServiceError as error:
+            show_problems(None, error)
+            return _detail_page(booking, status=error.status)
+        flash(_("Project saved."), "success")
+    return redirect(url_for(".detail", booking_id=booking.id))
 
 
 @bp.post("/bookings/<int:booking_id>/modify")

@@ -83,6 +83,23 @@ class InvoicingForm(FlaskForm):
     )
 
 
+class QuotaForm(FlaskForm):
+    quota_hours_general = WholeNumberField(
+        _l("Quota hours a year, general instruments"),
+        validators=[
+            InputRequired(REQUIRED_MESSAGE),
+            NumberRange(min=1, max=8784, message=_l("Between %(min)d and %(max)d.")),
+        ],
+    )
+    quota_hours_specialised = WholeNumberField(
+        _l("Quota hours a year, specialised instruments"),
+        validators=[
+            InputRequired(REQUIRED_MESSAGE),
+            NumberRange(min=1, max=8784, message=_l("Between %(min)d and %(max)d.")),
+        ],
+    )
+
+
 class StaffForm(FlaskForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(REQUIRED_MESSAGE)])
     role = SelectField(_l("Role"), choices=STAFF_ROLE_CHOICES)

@@ -44,6 +44,9 @@ class Carrier(db.Model):
     # 税收分类编码 for the 数电票 export, unless a rate names its own.
     tax_code: Mapped[str] = mapped_column(String(19), default="", server_default="")
     payment_terms_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    # Yearly quota of effective hours per asset class, against which the bureau measures use.
+    quota_hours_general: Mapped[int] = mapped_column(Integer, default=1400, server_default="1400")
+    quota_hours_specialised: Mapped[int] = mapped_column(Integer, default=800, server_default="800")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     staff = relationship("CarrierStaff", back_populates="carrier", cascade="all, delete-orphan")

@@ -88,8 +88,34 @@ def create_carrier(
     db.session.add(carrier)
     db.session.flush()
     db.session.add(CarrierStaff(user_id=admin.id, carrier_id=carrier.id, role=CARRIER_ADMIN))
+    audit.record(
+        by,
+        "carrier_created",
+        "carrier",
+        carrier.id,
+        carrier_id=carrier.id,
+        after={
+            "code": carrier.code,
+            **audit.snapshot(carrier, SETTINGS_FIELDS),
+            "email": admin.email,
+        },
+    )
     db.session.commit()
     return carrier
+
+
+# What the audit log keeps of a carrier's settings (its invoicing: INVOICING_FIELDS).
+SETTINGS_FIELDS = (
+    "name_zh",
+    "name_en",
+    "address",
+    "timezone",
+    "description_zh",
+    "description_en",
+    "free_cancellation_hours",
+    "late_cancellation_fee_percent",
+    "no_show_fee_percent",
+)
 
 
 def update_settings(
@@ -129,11 +155,23 @@ def update_settings(
             )
     if problems:
         raise ServiceError(problems)
+    before = audit.snapshot(carrier, SETTINGS_FIELDS)
     for name, value in (policy or {}).items():
         setattr(carrier, name, value)
     carrier.name_zh, carrier.name_en = name_zh.strip(), name_en.strip()
     carrier.address, carrier.timezone = (address or "").strip(), timezone
     carrier.description_zh, carrier.description_en = description_zh or "", description_en or ""
+    after = audit.snapshot(carrier, SETTINGS_FIELDS)
+    if after != before:
+        audit.record(
+            actor,
+            "settings_changed",
+            "carrier",
+            carrier.id,
+            carrier_id=carrier.id,
+            before=before,
+            after=after,
+        )
     db.session.commit()
     return carrier
 
@@ -261,6 +299,15 @@ def add_staff(carrier: Carrier, email: str, role: str, *, actor: User) -> Carrie
         )
     staff = CarrierStaff(user_id=user.id, carrier_id=carrier.id, role=role)
     db.session.add(staff)
+    db.session.flush()
+    audit.record(
+        actor,
+        "staff_added",
+        "staff",
+        staff.id,
+        carrier_id=carrier.id,
+        after={"email": user.email, "role": role},
+    )
     db.session.commit()
     return staff
 
@@ -276,6 +323,14 @@ def remove_staff(carrier: Carrier, staff_id: int, by: User) -> None:
             raise ServiceError(
                 Problem("last_admin", _l("A carrier needs at least one carrier admin."))
             )
+    audit.record(
+        by,
+        "staff_removed",
+        "staff",
+        staff.id,
+        carrier_id=carrier.id,
+        before={"email": staff.user.email, "role": staff.role},
+    )
     db.session.delete(staff)
     db.session.commit()
 
@@ -316,6 +371,15 @@ def mark_resident(carrier: Carrier, organisation_name: str, by: User) -> Residen
         )
     residency = Residency(organisation_id=org.id, carrier_id=carrier.id, marked_by_id=by.id)
     db.session.add(residency)
+    db.session.flush()
+    audit.record(
+        by,
+        "resident_added",
+        "residency",
+        residency.id,
+        carrier_id=carrier.id,
+        after={"organisation": org.name},
+    )
     db.session.commit()
     return residency
 
@@ -325,6 +389,14 @@ def unmark_resident(carrier: Carrier, residency_id: int, *, actor: User) -> None
     residency = db.session.get(Residency, residency_id)
     if residency is None or residency.carrier_id != carrier.id:
         raise NotFound()
+    audit.record(
+        actor,
+        "resident_removed",
+        "residency",
+        residency.id,
+        carrier_id=carrier.id,
+        before={"organisation": residency.organisation.name},
+    )
     db.session.delete(residency)
     db.session.commit()
 
@@ -361,5 +433,14 @@ def create_qualification(
         raise ServiceError(problems)
     q = Qualification(carrier_id=carrier.id, name_zh=name_zh.strip(), name_en=name_en.strip())
     db.session.add(q)
+    db.session.flush()
+    audit.record(
+        actor,
+        "qualification_created",
+        "qualification",
+        q.id,
+        carrier_id=carrier.id,
+        after={"name_zh": q.name_zh, "name_en": q.name_en},
+    )
     db.session.commit()
     return q

@@ -11,9 +11,11 @@ from booking.carriers.forms import (
     CarrierSettingsForm,
     InvoicingForm,
     QualificationForm,
+    QuotaForm,
     ResidentForm,
     StaffForm,
 )
+from booking.catalogue.assets import update_quotas
 from booking.catalogue.service import carrier_resources
 from booking.home.service import operator_home
 from booking.orgs.service import all_organisations
@@ -98,7 +100,12 @@ def settings():
             flash(_("Settings saved."), "success")
             return redirect(url_for(".settings"))
     status = 422 if form.is_submitted() else 200
-    return render_template("operate/settings.html", form=form, invoicing=_invoicing_form()), status
+    return render_template(
+        "operate/settings.html",
+        form=form,
+        invoicing=_invoicing_form(),
+        quotas=QuotaForm(formdata=None, obj=g.carrier),
+    ), status
 
 
 def _invoicing_form(formdata=None) -> InvoicingForm:
@@ -134,7 +141,35 @@ def invoicing():
             flash(_("Invoicing details saved."), "success")
             return redirect(url_for(".settings"))
     return render_template(
-        "operate/settings.html", form=CarrierSettingsForm(obj=g.carrier), invoicing=form
+        "operate/settings.html",
+        form=CarrierSettingsForm(obj=g.carrier),
+        invoicing=form,
+        quotas=QuotaForm(formdata=None, obj=g.carrier),
+    ), 422
+
+
+@bp.post("/settings/quotas")
+@carrier_admin_required
+def quotas():
+    form = QuotaForm()
+    if form.validate_on_submit():
+        try:
+            update_quotas(
+                current_user,
+                g.carrier,
+                form.quota_hours_general.data,
+                form.quota_hours_specialised.data,
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Quota hours saved."), "success")
+            return redirect(url_for(".settings"))
+    return render_template(
+        "operate/settings.html",
+        form=CarrierSettingsForm(obj=g.carrier),
+        invoicing=_invoicing_form(),
+        quotas=form,
     ), 422
 
 

@@ -1,11 +1,11 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired
+from wtforms.validators import InputRequired, Optional
 
 from booking.catalogue.models import KINDS, VISIBILITIES
 from booking.catalogue.rules import ResourceFields, format_day_hours, format_specs
-from booking.forms import REQUIRED_MESSAGE, WholeNumberField
+from booking.forms import REQUIRED_MESSAGE, DayField, WholeNumberField
 
 KIND_LABELS = {
     "instrument": _l("Instrument"),
@@ -125,3 +125,18 @@ class CatalogueSearchForm(FlaskForm):
     q = StringField(_l("Search"))
     kind = SelectField(_l("Kind"), validate_choice=False)
     carrier = SelectField(_l("Carrier"), validate_choice=False)
+
+
+ASSET_CLASS_LABELS = {
+    "": _l("Not counted for the bureau"),
+    "general": _l("General instrument (通用)"),
+    "specialised": _l("Specialised instrument (专用)"),
+}
+
+
+class AssetForm(FlaskForm):
+    asset_number = StringField(_l("Asset number (资产编号)"))
+    original_value = StringField(_l("Original value, yuan (原值)"))
+    purchased_on = DayField(_l("Purchase date"), validators=[Optional()])
+    funding_source = StringField(_l("Funding source (经费来源)"))
+    asset_class = SelectField(_l("Class for quota hours"), choices=list(ASSET_CLASS_LABELS.items()))

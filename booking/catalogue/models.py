@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Integer,
     String,
@@ -88,6 +90,13 @@ class Resource(db.Model):
     )
     visibility: Mapped[str] = mapped_column(String(16), default=PUBLIC)
     status: Mapped[str] = mapped_column(String(16), default=ACTIVE, index=True)
+    # Asset data for the evaluating bureau: 资产编号, 原值 (fen), purchase date, funding source,
+    # and the class whose yearly quota of effective hours applies ("general", "specialised").
+    asset_number: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    original_value_fen: Mapped[int | None] = mapped_column(BigInteger)
+    purchased_on: Mapped[date | None] = mapped_column(Date)
+    funding_source: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    asset_class: Mapped[str] = mapped_column(String(16), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,13 +1,16 @@
 """Operators' resource management, nested under /operate/<carrier code>/ (see tenancy)."""
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from booking.accounts.forms import EmptyForm
 from booking.carriers.service import qualifications_of
-from booking.catalogue import service
-from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, ResourceForm
+from booking.catalogue import assets, service
+from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, AssetForm, ResourceForm
 from booking.catalogue.models import ACTIVE, RETIRED, Resource
 from booking.catalogue.rules import opening_hours_problems, parse_specs
 from booking.languages import current_locale
@@ -111,3 +114,31 @@ def reactivate(resource_id):
         service.set_status(g.carrier, resource, ACTIVE, actor=current_user)
         flash(_("Resource is active again."), "success")
     return redirect(url_for(".index"))
+
+
+@bp.route("/<resource_id>/asset", methods=["GET", "POST"])
+def asset(resource_id):
+    """The asset data the evaluating bureau asks for."""
+    resource = own(Resource, resource_id)
+    form = AssetForm(obj=resource)
+    if not form.is_submitted() and resource.original_value_fen is not None:
+        form.original_value.data = f"{resource.original_value_fen / 100:.2f}"
+    if form.validate_on_submit():
+        try:
+            assets.update_asset_data(
+                current_user,
+                resource,
+                asset_number=form.asset_number.data,
+                original_value=form.original_value.data,
+                purchased_on=form.purchased_on.data,
+                funding_source=form.funding_source.data,
+                asset_class=form.asset_class.data,
+                today=datetime.now(ZoneInfo(g.carrier.timezone)).date(),
+            )
+        except ServiceError as error:
+            show_problems(form, error)
+        else:
+            flash(_("Asset data saved."), "success")
+            return redirect(url_for(".asset", resource_id=resource.id))
+    status = 422 if form.is_submitted() else 200
+    return render_template("operate/asset.html", form=form, resource=resource), status

@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
 
 from booking.accounts.models import User
+from booking.audit import service as audit
 from booking.carriers.models import Carrier
 from booking.catalogue.models import (
     ACTIVE,
@@ -139,6 +140,13 @@ def _apply(resource: Resource, fields: ResourceFields) -> None:
     ]
 
 
+def _terms(resource: Resource) -> dict:
+    """What the audit log keeps of a resource: everything an operator sets on it."""
+    values = {name: getattr(resource, name) for name in ResourceFields.__dataclass_fields__}
+    values["opening_hours"] = sorted([h.weekday, h.opens, h.closes] for h in resource.opening_hours)
+    return values
+
+
 def create_resource(carrier: Carrier, fields: ResourceFields, *, actor: User) -> Resource:
     require_staff(actor, carrier.id)
     problems = resource_problems(fields, _qualification_ids(carrier))
@@ -147,6 +155,15 @@ def create_resource(carrier: Carrier, fields: ResourceFields, *, actor: User) ->
     resource = Resource(carrier_id=carrier.id, status=ACTIVE)
     _apply(resource, fields)
     db.session.add(resource)
+    db.session.flush()
+    audit.record(
+        actor,
+        "resource_created",
+        "resource",
+        resource.id,
+        carrier_id=carrier.id,
+        after=_terms(resource),
+    )
     db.session.commit()
     return resource
 
@@ -160,7 +177,19 @@ def update_resource(
     problems = resource_problems(fields, _qualification_ids(carrier))
     if problems:
         raise ServiceError(problems)
+    before = _terms(resource)
     _apply(resource, fields)
+    after = _terms(resource)
+    if after != before:
+        audit.record(
+            actor,
+            "resource_changed",
+            "resource",
+            resource.id,
+            carrier_id=carrier.id,
+            before=before,
+            after=after,
+        )
     db.session.commit()
     return resource
 
@@ -172,6 +201,16 @@ def set_status(carrier: Carrier, resource: Resource, status: str, *, actor: User
     if status not in (ACTIVE, RETIRED):
         raise ServiceError(Problem("invalid_status", _l("Unknown status."), "status"))
     retiring = status == RETIRED and resource.status != RETIRED
+    if status != resource.status:
+        audit.record(
+            actor,
+            "resource_retired" if status == RETIRED else "resource_reactivated",
+            "resource",
+            resource.id,
+            carrier_id=carrier.id,
+            before={"status": resource.status},
+            after={"status": status},
+        )
     resource.status = status
     if retiring:
         resource_retired.send(resource, actor=actor)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 
 import click
 from flask import Blueprint, current_app
@@ -174,6 +174,7 @@ def load_demo() -> dict[str, int]:
         created["resources"] += 1
     created["rates"] = _demo_rates(users["operator@demo.test"])
     _demo_voucher(users["admin@demo.test"])
+    _demo_projects_and_assets(carriers["CQ01"])
     created["past bookings"] = _demo_history(users)
     created["bookings"] = _demo_bookings(users)
     return created
@@ -261,6 +262,53 @@ def _demo_voucher(admin: User) -> None:
 
 HISTORY_PURPOSE = "演示历史 Demo history"
 HISTORY_MONTHS = 3
+
+
+DEMO_PROJECTS = [
+    ("KJ-2026-017", "毫米波雷达模组研发（区科技局课题）"),
+    ("RD-2026-03", "车规级域控制器 EMC 整改"),
+]
+# Asset data of two CQ01 instruments (English name → number, 原值 in fen, purchase date,
+# funding source, class): what the bureau's annual form lists.
+DEMO_ASSETS = {
+    "3 m EMC pre-compliance semi-anechoic chamber": (
+        "XH-ZC-2021-001",
+        480_000_000,
+        date(2021, 9, 1),
+        "市级科技创新平台专项",
+        "specialised",
+    ),
+    "Spectrum analyser 26.5 GHz": (
+        "XH-ZC-2022-014",
+        68_000_000,
+        date(2022, 3, 15),
+        "园区自筹",
+        "general",
+    ),
+}
+
+
+def _demo_projects_and_assets(cq01: Carrier) -> None:
+    """Projects of the first demo startup, and asset data; blanks are filled, nothing typed
+    since is overwritten."""
+    from booking.orgs.models import Project
+
+    org = db.session.scalar(
+        select(Organisation).where(Organisation.name == DEMO_ORGANISATIONS[0][0])
+    )
+    for code, name in DEMO_PROJECTS:
+        if not db.session.scalar(
+            select(Project.id).where(Project.organisation_id == org.id, Project.code == code)
+        ):
+            db.session.add(Project(organisation_id=org.id, code=code, name=name))
+    for resource in db.session.scalars(select(Resource).where(Resource.carrier_id == cq01.id)):
+        found = DEMO_ASSETS.get(resource.name_en)
+        if found and not resource.asset_number:
+            number, value, bought, funding, asset_class = found
+            resource.asset_number, resource.original_value_fen = number, value
+            resource.purchased_on, resource.funding_source = bought, funding
+            resource.asset_class = asset_class
+    db.session.commit()
 
 
 def _demo_history(users: dict[str, User], today=None) -> int:

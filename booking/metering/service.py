@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
+from booking.audit import service as audit
 from booking.bookings import rules
 from booking.bookings.models import IN_USE, Booking
 from booking.bookings.rules import (
@@ -461,6 +462,12 @@ def create_meter_token(
         resources=resources,
     )
     db.session.add(token)
+    db.session.flush()
+    audit.record(
+        admin, "meter_token_created", "meter_token", token.id, carrier_id=carrier.id,
+        after={"name": token.name, "prefix": token.prefix,
+               "resources": [r.name_zh for r in resources]},
+    )  # fmt: skip
     db.session.commit()
     return token, secret
 
@@ -483,7 +490,12 @@ def revoke_meter_token(carrier: Carrier, token_id, *, actor: User) -> None:
         token = None
     if token is None or token.carrier_id != carrier.id:
         raise NotFound()
-    token.revoked_at = token.revoked_at or utcnow()
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit.record(
+            actor, "meter_token_revoked", "meter_token", token.id, carrier_id=carrier.id,
+            before={"name": token.name, "prefix": token.prefix},
+        )  # fmt: skip
     db.session.commit()
 
 

@@ -29,3 +29,12 @@ class BillingProfileForm(FlaskForm):
         _l("Invoice title (发票抬头)"), validators=[PlainText(200, required=False)]
     )
     tax_id = StringField(_l("Tax id (税号)"))
+
+
+class ProjectForm(FlaskForm):
+    code = StringField(_l("Project number (项目/课题编号)"), validators=[PlainText(80)])
+    name = StringField(_l("Project name"), validators=[PlainText(120, required=False)])
+
+    def __init__(self, *args, **kwargs):  # beside the other forms of the organisation page
+        kwargs.setdefault("prefix", "project")
+        super().__init__(*args, **kwargs)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db
@@ -32,6 +32,23 @@ class Organisation(db.Model):
     residencies = relationship(
         "Residency", back_populates="organisation", cascade="all, delete-orphan"
     )
+
+
+class Project(db.Model):
+    """A project of an organisation (项目/课题编号) that bookings and invoice lines carry:
+    startups keep their R&D costs per project (研发费用加计扣除)."""
+
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("organisation_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
+    )
+    code: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(120), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Membership(db.Model):

@@ -1,11 +1,17 @@
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
 from booking.billing.vouchers import vouchers_of
-from booking.orgs import service
-from booking.orgs.forms import BillingProfileForm, InviteForm, OrganisationForm, RoleForm
+from booking.orgs import projects, service
+from booking.orgs.forms import (
+    BillingProfileForm,
+    InviteForm,
+    OrganisationForm,
+    ProjectForm,
+    RoleForm,
+)
 from booking.problems import ServiceError
 from booking.web import show_problems
 
@@ -43,7 +49,12 @@ def create():
 
 
 def _render_detail(
-    org_id: int, invite_form=None, status=200, invitation_link=None, billing_form=None
+    org_id: int,
+    invite_form=None,
+    status=200,
+    invitation_link=None,
+    billing_form=None,
+    project_form=None,
 ):
     org = service.organisation_for_member(current_user, org_id)
     mine = service.membership(current_user, org_id)
@@ -57,6 +68,8 @@ def _render_detail(
             invite_form=invite_form or InviteForm(),
             billing_form=billing_form or BillingProfileForm(obj=org),
             vouchers=vouchers_of(org.id) if mine.role == "manager" else [],
+            projects=projects.projects_of(org.id, active_only=mine.role != "manager"),
+            project_form=project_form or ProjectForm(formdata=None),
             role_form=RoleForm(),
             empty_form=EmptyForm(),
             invitation_link=invitation_link,
@@ -148,3 +161,30 @@ def billing_profile(org_id: int):
             flash(_("Invoice details saved."), "success")
             return redirect(url_for("orgs.detail", org_id=org_id))
     return _render_detail(org_id, billing_form=form, status=422)
+
+
+@bp.post("/<int:org_id>/projects")
+@login_required
+def add_project(org_id: int):
+    form = ProjectForm()
+    if form.validate_on_submit():
+        try:
+            projects.add_project(current_user, org_id, form.code.data, form.name.data)
+        except ServiceError as error:
+            if error.status != 422:
+                raise
+            show_problems(form, error)
+        else:
+            flash(_("Project added."), "success")
+            return redirect(url_for("orgs.detail", org_id=org_id))
+    return _render_detail(org_id, project_form=form, status=422)
+
+
+@bp.post("/<int:org_id>/projects/<int:project_id>/active")
+@login_required
+def set_project_active(org_id: int, project_id: int):
+    if EmptyForm().validate_on_submit():
+        active = request.form.get("active") == "1"
+        projects.set_project_active(current_user, org_id, project_id, active)
+        flash(_("Project reopened.") if active else _("Project closed."), "success")
+    return redirect(url_for("orgs.detail", org_id=org_id))

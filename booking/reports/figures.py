@@ -21,6 +21,9 @@ from booking.billing.pricing import EXTERNAL, MEMBER, RESIDENT, TIERS
 Interval = tuple[datetime, datetime]
 # Use by organisations that are not resident at the carrier is its external (open) service.
 EXTERNAL_TIERS = (MEMBER, EXTERNAL)
+# Use recorded without a paying organisation yet (the Usage page's "to attribute" queue): it
+# counts as used, but as nobody's tier, so it never inflates the external (sharing) figures.
+UNATTRIBUTED = "unattributed"
 
 
 def union(intervals: Iterable[Interval]) -> list[Interval]:
@@ -341,6 +344,7 @@ __all__ = [
     "EXTERNAL_TIERS",
     "MEMBER",
     "RESIDENT",
+    "UNATTRIBUTED",
     "Figures",
     "add_to_heat_map",
     "bucket_key",

@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -31,10 +32,11 @@ from booking.billing.invoice_models import (
     Invoice,
     InvoiceLine,
 )
-from booking.billing.invoices import billable_items
+from booking.billing.invoices import billable_items, taxed
 from booking.bookings.models import APPROVED, COMPLETED, IN_USE, NO_SHOW, Booking, Outage
 from booking.bookings.rules import ResourcePolicy, opening_intervals
 from booking.carriers.models import Carrier
+from booking.catalogue.assets import quota_hours
 from booking.catalogue.models import ACTIVE, Resource
 from booking.catalogue.rules import KINDS as RESOURCE_KINDS
 from booking.extensions import db
@@ -140,6 +142,19 @@ class ResourceRow:
     figures: f.Figures = field(default_factory=f.Figures)
     used_by_bucket: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     available_by_bucket: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    service_days: int = 0  # local days of the period from its listing up to today
+
+    @property
+    def quota_hours(self) -> Fraction | None:
+        """The yearly quota hours of its class, for the days of the period it was in service."""
+        yearly = quota_hours(self.resource.carrier, self.resource.asset_class)
+        return None if yearly is None else Fraction(yearly * self.service_days, 365)
+
+    @property
+    def return_rate(self) -> Fraction | None:
+        """收益率: income (issued invoices) ÷ original value."""
+        value = self.resource.original_value_fen
+        return Fraction(self.figures.invoiced_fen, value) if value else None
 
     def utilisation_in(self, bucket: str):
         return f.ratio(self.used_by_bucket.get(bucket, 0), self.available_by_bucket.get(bucket, 0))
@@ -242,6 +257,10 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
     # after this moment nobody could have used it, so those hours would dilute utilisation.
     for resource in resources:
         lo, hi = windows[resource.carrier_id]
+        zone = ZoneInfo(resource.carrier.timezone)
+        first = max(period.first, resource.created_at.astimezone(zone).date())
+        last = min(period.last, now.astimezone(zone).date())
+        rows[resource.id].service_days = max(0, (last - first).days + 1)
         if resource.created_at > lo:
             outages[resource.id].append((lo, min(resource.created_at, hi)))
         if now < hi:
@@ -360,7 +379,7 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
                     carrier.id,
                     item.resource_id,
                     f.bucket_key(day, True),
-                    item.amount_fen,
+                    taxed(carrier, item.amount_fen, item.rate)[0].gross_fen,  # as invoiced
                     0,
                     item.tier,
                     item.organisation_id,
@@ -531,6 +550,8 @@ def _tiers(organisation_ids):
     known: dict[tuple[int | None, int], str] = {}
 
     def tier(organisation_id: int | None, carrier_id: int) -> str:
+        if organisation_id is None:
+            return f.UNATTRIBUTED
         key = (organisation_id, carrier_id)
         if key not in known:
             known[key] = pricing.tier_for(carrier_id, resident_at.get(organisation_id, ()))
@@ -557,11 +578,26 @@ class OrganisationUse:
 
 
 @dataclass
+class ProjectUse:
+    """One project's share of an organisation's use and spend ("" when none was named)."""
+
+    booked_s: int = 0
+    invoiced_fen: int = 0
+    subsidy_fen: int = 0
+    tax_fen: int = 0
+
+    @property
+    def paid_fen(self) -> int:
+        return self.invoiced_fen - self.subsidy_fen
+
+
+@dataclass
 class OrganisationReport:
     organisation: Organisation
     period: Period
     rows: list[OrganisationUse]
     unattributed_fen: int = 0  # adjustments and credit notes
+    by_project: dict[str, ProjectUse] = field(default_factory=dict)
 
     @property
     def total(self) -> OrganisationUse:
@@ -600,6 +636,7 @@ def organisation_report(
     organisation = managed_organisation(user, organisation_id)
     load_from, load_until = period.window("Pacific/Kiritimati")[0], period.window("Etc/GMT+12")[1]
     uses: dict[int, OrganisationUse] = {}
+    report = OrganisationReport(organisation, period, [])
 
     def use_of(resource: Resource) -> OrganisationUse:
         if resource.id not in uses:
@@ -620,6 +657,8 @@ def organisation_report(
         span = clipped(booking.resource, booking.start_at, booking.end_at)
         if span:
             use_of(booking.resource).booked_s += f.seconds([span]) * booking.quantity
+            project = report.by_project.setdefault(booking.project or "", ProjectUse())
+            project.booked_s += f.seconds([span]) * booking.quantity
     for record in db.session.scalars(
         select(UsageRecord).where(
             UsageRecord.organisation_id == organisation.id,
@@ -630,7 +669,27 @@ def organisation_report(
         span = clipped(record.resource, record.start_at, record.end_at or now)
         if span:
             use_of(record.resource).used_s += f.seconds([span]) * record.quantity
-    report = OrganisationReport(organisation, period, [])
+    issued_in_period = (
+        Invoice.organisation_id == organisation.id,
+        Invoice.status == ISSUED,
+        Invoice.period >= period.months[0],
+        Invoice.period <= period.months[-1],
+    )
+    for project_name, amount, subsidy, vat in db.session.execute(
+        select(
+            InvoiceLine.project,
+            func.sum(InvoiceLine.amount_fen),
+            func.coalesce(func.sum(InvoiceLine.subsidy_fen), 0),
+            func.coalesce(func.sum(InvoiceLine.tax_fen), 0),
+        )
+        .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+        .where(*issued_in_period)
+        .group_by(InvoiceLine.project)
+    ):
+        project = report.by_project.setdefault(project_name or "", ProjectUse())
+        project.invoiced_fen += int(amount)  # PostgreSQL sums bigints as numeric
+        project.subsidy_fen += int(subsidy)
+        project.tax_fen += int(vat)
     spend = db.session.execute(
         select(
             InvoiceLine.resource_id,
@@ -638,12 +697,7 @@ def organisation_report(
             func.coalesce(func.sum(InvoiceLine.subsidy_fen), 0),
         )
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
-        .where(
-            Invoice.organisation_id == organisation.id,
-            Invoice.status == ISSUED,
-            Invoice.period >= period.months[0],
-            Invoice.period <= period.months[-1],
-        )
+        .where(*issued_in_period)
         .group_by(InvoiceLine.resource_id)
     ).all()
     wanted = [r for r, *_ in spend if r is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 
 from flask_babel import gettext as _
 
@@ -85,6 +86,7 @@ def _figure_columns() -> list[Column]:
         Column(_("Resident hours"), HOURS),
         Column(_("Platform member hours"), HOURS),
         Column(_("External hours"), HOURS),
+        Column(_("Hours not yet attributed"), HOURS),
     ]
 
 
@@ -103,6 +105,7 @@ def _figure_cells(x: f.Figures) -> list:
         f.hours(x.used_by_tier_s.get(RESIDENT, 0)),
         f.hours(x.used_by_tier_s.get(MEMBER, 0)),
         f.hours(x.used_by_tier_s.get(EXTERNAL, 0)),
+        f.hours(x.used_by_tier_s.get(f.UNATTRIBUTED, 0)),
     ]
 
 
@@ -168,6 +171,55 @@ def sharing_table(
         table.rows.append([name] + _sharing_cells(figures))
     if total is not None:
         table.footer = [total[0]] + _sharing_cells(total[1])
+    return table
+
+
+def bureau_table(report, locale: str) -> Table:
+    """The bureau's annual form: one row per resource with asset data or a quota class."""
+    table = Table(
+        "bureau",
+        _("Annual form for the bureau"),
+        [
+            Column(_("Asset number")),
+            Column(_("Resource")),
+            Column(_("Class")),
+            Column(_("Original value"), MONEY),
+            Column(_("Purchase date")),
+            Column(_("Funding source")),
+            Column(_("Effective hours"), HOURS),
+            Column(_("Quota hours"), HOURS),
+            Column(_("Quota reached"), PERCENT),
+            Column(_("External service hours"), HOURS),
+            Column(_("Sharing rate"), PERCENT),
+            Column(_("Income"), MONEY),
+            Column(_("Rate of return"), PERCENT),
+        ],
+    )
+    classes = {"general": _("General"), "specialised": _("Specialised")}
+    for row in report.rows:
+        resource = row.resource
+        if not (resource.asset_number or resource.original_value_fen or resource.asset_class):
+            continue
+        quota = row.quota_hours
+        table.rows.append(
+            [
+                resource.asset_number,
+                resource.name(locale),
+                classes.get(resource.asset_class, ""),
+                _yuan(resource.original_value_fen)
+                if resource.original_value_fen is not None
+                else None,
+                resource.purchased_on.isoformat() if resource.purchased_on else "",
+                resource.funding_source,
+                f.hours(row.figures.used_s),
+                round(float(quota), 2) if quota is not None else None,
+                f.percent(Fraction(row.figures.used_s, 3600) / quota) if quota else None,
+                f.hours(row.figures.external_s),
+                f.percent(row.figures.sharing_rate),
+                _yuan(row.figures.invoiced_fen),
+                f.percent(row.return_rate),
+            ]
+        )
     return table
 
 
@@ -263,6 +315,35 @@ def organisation_table(report, locale: str) -> Table:
     table.footer = [_("Total"), ""] + cells(
         total.booked_s, total.used_s, total.invoiced_fen, total.subsidy_fen
     )
+    return table
+
+
+def project_table(report) -> Table:
+    """Booked hours and issued spend per project, for R&D expense records."""
+    table = Table(
+        "projects",
+        _("By project"),
+        [
+            Column(_("Project")),
+            Column(_("Booked hours"), HOURS),
+            Column(_("Invoiced"), MONEY),
+            Column(_("of which VAT"), MONEY),
+            Column(_("Voucher subsidy"), MONEY),
+            Column(_("To pay"), MONEY),
+        ],
+    )
+    for name in sorted(report.by_project, key=lambda n: (n == "", n)):
+        use = report.by_project[name]
+        table.rows.append(
+            [
+                name or _("(no project)"),
+                f.hours(use.booked_s),
+                _yuan(use.invoiced_fen),
+                _yuan(use.tax_fen),
+                _yuan(use.subsidy_fen),
+                _yuan(use.paid_fen),
+            ]
+        )
     return table
 
 

@@ -110,6 +110,7 @@ def _carrier_page(report: service.CarrierReport):
             _("Resource"),
             (_("Total"), report.total),
         ),
+        tables.bureau_table(report, locale),
         tables.utilisation_table(report, locale),
         tables.heat_map_table(report),
         tables.revenue_table(report),
@@ -228,8 +229,12 @@ def organisation(org_id):
         "reports/organisation.html",
         report=report,
         period=period,
-        tables={"usage": tables.organisation_table(report, current_locale())},
+        tables={t.name: t for t in _organisation_tables(report)},
     ), status
+
+
+def _organisation_tables(report: service.OrganisationReport) -> list[tables.Table]:
+    return [tables.organisation_table(report, current_locale()), tables.project_table(report)]
 
 
 @org_bp.get("/export/<name>.<fmt>")
@@ -239,5 +244,4 @@ def organisation_export(org_id, name, fmt):
     if refused:
         return _refusal(refused)
     report = service.organisation_report(current_user, org_id, period)
-    found = [tables.organisation_table(report, current_locale())]
-    return _export(found, name, fmt, _stem(f"usage-{org_id}", period))
+    return _export(_organisation_tables(report), name, fmt, _stem(f"usage-{org_id}", period))

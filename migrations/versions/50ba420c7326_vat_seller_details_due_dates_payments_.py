@@ -5,6 +5,9 @@ Revises: bfcddbda1a67
 Create Date: 2026-12-06 18:26:25.544394
 
 """
+import math
+from fractions import Fraction
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -99,6 +102,41 @@ def upgrade():
                     created_at=paid_at,
                 )
             )
+    _tax_open_drafts(bind)
+
+
+def _tax_open_drafts(bind):
+    """Lines of drafts still open get the carrier's default VAT (6 %, prices including it), as
+    the lines a run adds from now on: an invoice issued after the upgrade is taxed throughout.
+    Issued invoices keep 0 %: they were issued without tax and never change."""
+    lines = sa.table(
+        "invoice_lines",
+        sa.column("id", sa.Integer),
+        sa.column("invoice_id", sa.Integer),
+        sa.column("amount_fen", sa.BigInteger),
+        sa.column("tax_rate_bp", sa.Integer),
+        sa.column("tax_fen", sa.BigInteger),
+    )
+    invoices = sa.table(
+        "invoices",
+        sa.column("id", sa.Integer),
+        sa.column("status", sa.String),
+        sa.column("tax_fen", sa.BigInteger),
+    )
+    totals = {}
+    for line_id, invoice_id, amount in bind.execute(
+        sa.select(lines.c.id, lines.c.invoice_id, lines.c.amount_fen)
+        .join(invoices, invoices.c.id == lines.c.invoice_id)
+        .where(invoices.c.status == "draft")
+    ).all():
+        exact = Fraction(amount * 600, 10600)  # half up, away from zero, as money.round_fen
+        tax = int(math.copysign(math.floor(abs(exact) + Fraction(1, 2)), exact))
+        bind.execute(
+            lines.update().where(lines.c.id == line_id).values(tax_rate_bp=600, tax_fen=tax)
+        )
+        totals[invoice_id] = totals.get(invoice_id, 0) + tax
+    for invoice_id, tax in totals.items():
+        bind.execute(invoices.update().where(invoices.c.id == invoice_id).values(tax_fen=tax))
 
 
 def downgrade():

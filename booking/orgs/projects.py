@@ -1,0 +1,77 @@
+"""An organisation's projects (项目/课题编号): the list its managers keep, which bookings and
+invoice lines carry so that R&D costs can be kept per project (研发费用加计扣除)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from booking.accounts.models import User
+from booking.extensions import db
+from booking.orgs.models import Membership, Project
+from booking.orgs.service import organisation_for_manager, organisation_for_member
+from booking.problems import NotFound, Problem, ServiceError
+from booking.text_rules import MAX_PROJECT, plain_text_problems
+
+
+def projects_of(organisation_id: int | None, *, active_only: bool = True) -> list[Project]:
+    if organisation_id is None:
+        return []
+    stmt = select(Project).where(Project.organisation_id == organisation_id)
+    if active_only:
+        stmt = stmt.where(Project.active.is_(True))
+    return list(db.session.scalars(stmt.order_by(Project.code)))
+
+
+def projects_of_user(user: User) -> list[Project]:
+    """The active projects of every organisation the user belongs to (the booking form's
+    suggestions)."""
+    return list(
+        db.session.scalars(
+            select(Project)
+            .join(Membership, Membership.organisation_id == Project.organisation_id)
+            .where(Membership.user_id == user.id, Project.active.is_(True))
+            .order_by(Project.code)
+        )
+    )
+
+
+def projects_for_member(user: User, organisation_id: int) -> list[Project]:
+    organisation_for_member(user, organisation_id)
+    return projects_of(organisation_id)
+
+
+def projects_for_manager(user: User, organisation_id: int) -> list[Project]:
+    organisation_for_manager(user, organisation_id)
+    return projects_of(organisation_id, active_only=False)
+
+
+def add_project(manager: User, organisation_id: int, code: str, name: str = "") -> Project:
+    organisation_for_manager(manager, organisation_id)
+    code, name = (code or "").strip(), (name or "").strip()
+    problems = plain_text_problems(code, "code", MAX_PROJECT) + plain_text_problems(
+        name, "name", 120, required=False
+    )
+    if not problems and db.session.scalar(
+        select(Project.id).where(Project.organisation_id == organisation_id, Project.code == code)
+    ):
+        problems.append(
+            Problem("project_exists", _l("The organisation already has this project."), "code")
+        )
+    if problems:
+        raise ServiceError(problems, 422)
+    project = Project(organisation_id=organisation_id, code=code, name=name)
+    db.session.add(project)
+    db.session.commit()
+    return project
+
+
+def set_project_active(manager: User, organisation_id: int, project_id, active: bool) -> Project:
+    """A finished project leaves the booking form's list; what it was used for keeps its name."""
+    organisation_for_manager(manager, organisation_id)
+    project = db.session.get(Project, project_id) if str(project_id).isdigit() else None
+    if project is None or project.organisation_id != organisation_id:
+        raise NotFound()
+    project.active = bool(active)
+    db.session.commit()
+    return project
