@@ -336,6 +336,8 @@ def test_pages_record_payments_and_fapiao_and_export_the_batch(client, billed): 
     )
     assert saved.status_code == 302
     assert db.session.get(Invoice, issued.id).fapiao_number == "26502000000012345678"
+    listed = client.get("/operate/CQ01/invoices").get_data(as_text=True)
+    assert "发票 26502000000012345678" in listed  # the list says which have their fapiao
     bad_file = post_form(
         client,
         "/operate/CQ01/invoices/fapiao/import",
