@@ -68,6 +68,12 @@ bench: install
 	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/run.py
 
+# Only the bulk export benchmark (a month of 4,250 bookings at 50 resources).
+bench-export: install
+	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
+	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/export.py
+
 # Only the report benchmark (a year of use at a carrier with 100 resources).
 bench-reports: install
 	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \

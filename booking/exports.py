@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from urllib.parse import quote
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.worksheet.worksheet import Worksheet
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -86,3 +88,57 @@ def content_disposition(filename: str, inline: bool = False) -> str:
     if cleaned != fallback:
         value += f"; filename*=UTF-8''{quote(cleaned, safe='')}"
     return value
+
+
+def _plain(value):
+    """A value as a JSON line holds it: times and dates as ISO text, decimals as text."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def csv_stream(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
+    """The CSV of `csv_text`, written as it is read (a year of bookings never sits in memory)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([safe_cell(v) for v in header])
+    yield "\ufeff" + out.getvalue()
+    for row in rows:
+        out.seek(0)
+        out.truncate()
+        writer.writerow([safe_cell(v) for v in row])
+        yield out.getvalue()
+
+
+def jsonl_stream(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
+    """JSON Lines: one object per row, keyed by the header."""
+    for row in rows:
+        yield (
+            json.dumps({k: _plain(v) for k, v in zip(header, row, strict=True)}, ensure_ascii=False)
+            + "\n"
+        )
+
+
+def xlsx_write_only(title: str, header: Sequence[str], rows: Iterable[Sequence]) -> bytes:
+    """One sheet written row by row (openpyxl's write-only mode keeps little in memory); text
+    stays text, never a formula."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title[:31])
+
+    def cells(values):
+        found = []
+        for value in values:
+            cell = WriteOnlyCell(sheet, value=value)
+            if isinstance(value, str):
+                cell.data_type = "s"
+            found.append(cell)
+        return found
+
+    sheet.append(cells(header))
+    for row in rows:
+        sheet.append(cells(row))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from flask import flash
+from collections.abc import Callable, Iterable
+
+from flask import Response, flash, stream_with_context
 from flask_wtf import FlaskForm
 
-from booking.problems import ServiceError
+from booking.exports import (
+    CSV_TYPE,
+    XLSX_TYPE,
+    content_disposition,
+    csv_stream,
+    jsonl_stream,
+    xlsx_write_only,
+)
+from booking.problems import NotFound, ServiceError
 
 
 def show_problems(form: FlaskForm | None, error: ServiceError) -> None:
@@ -18,3 +28,20 @@ def show_problems(form: FlaskForm | None, error: ServiceError) -> None:
             field.errors.append(str(problem.message))
         else:
             flash(str(problem.message), "error")
+
+
+EXPORT_FORMATS = ("csv", "xlsx", "jsonl")
+
+
+def download(fmt: str, stem: str, header: list[str], rows: Callable[[], Iterable]) -> Response:
+    """A bulk export as CSV or JSON Lines, streamed as the rows are read, or as an Excel file;
+    `rows` is called once, inside the request (the database session stays open while streaming)."""
+    if fmt not in EXPORT_FORMATS:
+        raise NotFound()
+    disposition = {"Content-Disposition": content_disposition(f"{stem}.{fmt}")}
+    if fmt == "xlsx":
+        return Response(xlsx_write_only(stem, header, rows()), content_type=XLSX_TYPE,
+                        headers=disposition)  # fmt: skip
+    stream = csv_stream(header, rows()) if fmt == "csv" else jsonl_stream(header, rows())
+    content_type = CSV_TYPE if fmt == "csv" else "application/jsonl; charset=utf-8"
+    return Response(stream_with_context(stream), content_type=content_type, headers=disposition)

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import lazy_gettext as _l
 
 from booking.accounts.service import user_for_api_token
+from booking.api.paging import decode_cursor, next_link, page_limit
 from booking.catalogue import service as catalogue
 from booking.catalogue.models import Resource
 from booking.extensions import csrf
@@ -178,13 +179,24 @@ def resource_json(resource: Resource, locale: str, full: bool = False) -> dict:
 @bp.get("/resources")
 def resources():
     locale = current_locale()
+    limit, after = page_limit(), decode_cursor((int,))
     found = catalogue.search_catalogue(
         g.api_user,
         q=request.args.get("q"),
         kind=request.args.get("kind") or None,
         carrier_code=request.args.get("carrier") or None,
     )
-    return jsonify({"resources": [resource_json(r, locale) for r in found], "count": len(found)})
+    # A carrier lists hundreds of resources at most: paged here, in id order, like every list.
+    rest = sorted((r for r in found if after is None or r.id > after[0]), key=lambda r: r.id)
+    page = rest[:limit]
+    last = (page[-1].id,) if len(rest) > limit else None
+    return jsonify(
+        {
+            "resources": [resource_json(r, locale) for r in page],
+            "count": len(page),
+            "next": next_link("api.resources", last),
+        }
+    )
 
 
 @bp.get("/resources/<int:resource_id>")

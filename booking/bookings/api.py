@@ -8,14 +8,19 @@ from zoneinfo import ZoneInfo
 from flask import g, jsonify, request
 from flask_babel import lazy_gettext as _l
 
+from booking.api.paging import decode_cursor, next_link, page_limit
 from booking.api.views import bp, require_user, resource_json
 from booking.bookings import series as series_service
 from booking.bookings import service
+from booking.bookings.export import booking_header, booking_rows, carrier_by_code, export_window
 from booking.bookings.models import STATUSES, Booking
+from booking.bookings.search import visible_bookings_page
 from booking.catalogue.service import visible_resource
 from booking.inputs import parse_datetime, parse_int
 from booking.languages import current_locale
+from booking.metering.export import usage_header, usage_rows
 from booking.problems import Problem, ServiceError
+from booking.web import download
 
 MAX_MINUTES = 366 * 24 * 60  # the longest duration anyone may ask about
 
@@ -247,10 +252,22 @@ def index():
     if status and status not in STATUSES:
         problems.append(Problem("invalid_status", _l("Unknown status."), "status"))
     _raise(problems)
-    found = service.visible_bookings(
-        user, status=status, start_from=start_from, start_until=start_until
+    limit, after = page_limit(), decode_cursor((datetime, int))
+    found, last = visible_bookings_page(
+        user,
+        status=status,
+        start_from=start_from,
+        start_until=start_until,
+        after=after,
+        limit=limit,
     )
-    return jsonify({"bookings": [booking_json(b) for b in found], "count": len(found)})
+    return jsonify(
+        {
+            "bookings": [booking_json(b) for b in found],
+            "count": len(found),
+            "next": next_link("api.index", last),
+        }
+    )
 
 
 @bp.get("/bookings/<int:booking_id>")
@@ -313,4 +330,37 @@ def approve(booking_id: int):
 def reject(booking_id: int):
     return jsonify(
         booking_json(service.reject_booking(require_user(), booking_id, _reason()), True)
+    )
+
+
+@bp.get("/carriers/<code>/bookings/export")
+def export_bookings(code: str):
+    """A period's bookings of a carrier (its staff only): ?from=&to= (local days) and
+    ?format=csv|xlsx|jsonl (default csv), streamed."""
+    user = require_user()
+    carrier = carrier_by_code(code)
+    lo, hi, first, last = export_window(
+        user, carrier, request.args.get("from"), request.args.get("to")
+    )
+    return download(
+        request.args.get("format") or "csv",
+        f"bookings-{carrier.code}-{first}-{last}",
+        booking_header(carrier.timezone),
+        lambda: booking_rows(carrier, lo, hi),
+    )
+
+
+@bp.get("/carriers/<code>/usage/export")
+def export_usage(code: str):
+    """A period's recorded use of a carrier, as the bookings export."""
+    user = require_user()
+    carrier = carrier_by_code(code)
+    lo, hi, first, last = export_window(
+        user, carrier, request.args.get("from"), request.args.get("to")
+    )
+    return download(
+        request.args.get("format") or "csv",
+        f"usage-{carrier.code}-{first}-{last}",
+        usage_header(carrier.timezone),
+        lambda: usage_rows(carrier, lo, hi),
     )

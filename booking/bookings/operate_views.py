@@ -14,17 +14,19 @@ from booking.accounts.service import user_by_email
 from booking.bookings import outages as outage_service
 from booking.bookings import qualifications as grant_service
 from booking.bookings import service
+from booking.bookings.export import booking_header, booking_rows, export_window
 from booking.bookings.forms import GrantForm, OnBehalfForm, OutageForm, ReasonForm
 from booking.bookings.models import Booking, Outage
 from booking.carriers.service import qualifications_of
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
 from booking.languages import current_locale
+from booking.metering.export import usage_header, usage_rows
 from booking.orgs.service import all_organisations, paying_organisation_of
 from booking.problems import Problem, ServiceError
 from booking.tenancy import own
 from booking.types import utcnow
-from booking.web import show_problems
+from booking.web import download, show_problems
 
 bp = Blueprint("carrier_bookings", __name__)
 
@@ -32,6 +34,21 @@ bp = Blueprint("carrier_bookings", __name__)
 def _resource_choices():
     locale = current_locale()
     return [(r.id, r.name(locale)) for r in carrier_resources(g.carrier, include_retired=False)]
+
+
+@bp.get("/bookings/export.<fmt>")
+def export(fmt):
+    """The period's bookings (or, with ?what=usage, recorded use) for a spreadsheet."""
+    lo, hi, first, last = export_window(
+        current_user, g.carrier, request.args.get("from"), request.args.get("to")
+    )
+    if request.args.get("what") == "usage":
+        header, rows, stem = usage_header(g.carrier.timezone), usage_rows, "usage"
+    else:
+        header, rows, stem = booking_header(g.carrier.timezone), booking_rows, "bookings"
+    return download(
+        fmt, f"{stem}-{g.carrier.code}-{first}-{last}", header, lambda: rows(g.carrier, lo, hi)
+    )
 
 
 @bp.get("/approvals")
@@ -80,6 +97,8 @@ def _bookings_page(form=None, status=200):
             start_until=start + timedelta(days=30),
         ),
         form=form,
+        export_from=today.replace(day=1).isoformat(),
+        export_to=today.isoformat(),
     ), status
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from booking.accounts.models import User
 from booking.bookings import rules
@@ -76,6 +76,36 @@ def visible_bookings(user: User, **filters) -> list[Booking]:
         filters.get("start_until"),
         filters.get("limit", 500),
     )
+
+
+def visible_bookings_page(
+    user: User,
+    *,
+    status: str | None = None,
+    start_from: datetime | None = None,
+    start_until: datetime | None = None,
+    after: tuple[datetime, int] | None = None,
+    limit: int = 100,
+) -> tuple[list[Booking], tuple[datetime, int] | None]:
+    """One page of `visible_bookings` in (start, id) order after the key `after`, and the key
+    to continue from (None on the last page): the API walks every row, never a silent cap."""
+    carriers = operated_carrier_ids(user)
+    condition = Booking.user_id == user.id
+    if carriers:
+        condition = or_(condition, Resource.carrier_id.in_(carriers))
+    stmt = select(Booking).join(Resource).where(condition)
+    if after is not None:
+        stmt = stmt.where(
+            or_(
+                Booking.start_at > after[0],
+                and_(Booking.start_at == after[0], Booking.id > after[1]),
+            )
+        )
+    rows = _filtered(stmt, status, start_from, start_until, limit + 1)
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, (rows[-1].start_at, rows[-1].id)
 
 
 def _filtered(stmt, status, start_from, start_until, limit):
