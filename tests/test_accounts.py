@@ -175,8 +175,15 @@ def test_bad_reset_token(client):
 def test_api_tokens_are_shown_once_stored_hashed_and_revocable(client):
     user = make_user("eng@example.com")
     login(client, "eng@example.com")
-    response = post_form(
+    nothing = post_form(
         client, "/account/settings/tokens", {"name": "laptop"}, token_from="/account/settings"
+    )
+    assert nothing.status_code == 422  # a token that may do nothing is refused, with the reason
+    response = post_form(
+        client,
+        "/account/settings/tokens",
+        {"name": "laptop", "scopes": ["read", "write"]},
+        token_from="/account/settings",
     )
     assert response.status_code == 201
     html = response.get_data(as_text=True)

@@ -9,12 +9,22 @@ cli = Blueprint("api_token_cli", __name__, cli_group="api-token")
 @cli.cli.command("create")
 @click.argument("email")
 @click.option("--name", default="CLI", help="A label to recognise the token by.")
-def create(email: str, name: str) -> None:
+@click.option(
+    "--scopes",
+    default="read,write,operate",
+    help="What it may do, comma-separated: read, write, operate.",
+)
+def create(email: str, name: str, scopes: str) -> None:
     """Create a personal API token for EMAIL and print it (last line)."""
     user = service.user_by_email(email)
     if user is None:
         raise click.ClickException(f"No user with e-mail {email!r}.")
-    token, secret = service.create_api_token(user, name)
+    try:
+        token, secret = service.create_api_token(
+            user, name, [s.strip() for s in scopes.split(",") if s.strip()]
+        )
+    except service.ServiceError as error:
+        raise click.ClickException("; ".join(str(p.message) for p in error.problems)) from None
     click.echo(f"Token {token.prefix}… created for {user.email}. It is shown only once:")
     click.echo(secret)
 

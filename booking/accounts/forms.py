@@ -1,9 +1,9 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
-from booking.forms import REQUIRED_MESSAGE, MultiCheckboxField, PlainText
+from booking.forms import REQUIRED_MESSAGE, DayField, MultiCheckboxField, PlainText
 from booking.languages import LOCALES
 from booking.notify.service import MAIL_TOPICS
 
@@ -66,6 +66,16 @@ class LanguageForm(FlaskForm):
 
 class ApiTokenForm(FlaskForm):
     name = StringField(_l("Token name"), validators=[PlainText(80)])
+    scopes = MultiCheckboxField(
+        _l("It may"),
+        choices=[
+            ("read", _l("read (see bookings, resources, invoices)")),
+            ("write", _l("write (book, change and cancel)")),
+            ("operate", _l("operate (as the carrier's staff: approve, reject, export)")),
+        ],
+        default=["read", "write"],
+    )
+    expires_on = DayField(_l("Expires on (empty: never)"), validators=[Optional()])
 
 
 class EmptyForm(FlaskForm):

@@ -49,8 +49,18 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What it may do ("read", "write", "operate", space-separated) and until when (None: no
+    # expiry). Tokens made before scopes existed keep every power they had.
+    scopes: Mapped[str] = mapped_column(
+        String(40), default="read write operate", server_default="read write operate"
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user = relationship("User")
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes.split())
 
 
 class LoginFailure(db.Model):

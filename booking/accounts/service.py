@@ -219,13 +219,38 @@ def _hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
+API_SCOPES = ("read", "write", "operate")
+
+
+def create_api_token(
+    user: User,
+    name: str,
+    scopes: tuple[str, ...] | list[str] = API_SCOPES,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """`scopes`: read (GET), write (change what the user may change), operate (act as the
+    carrier's staff: approve, reject, export); `expires_at`: None for no expiry."""
     problems = plain_text_problems(name, "name", 80)
+    chosen = [s for s in API_SCOPES if s in set(scopes or ())]
+    if not chosen or len(chosen) != len(set(scopes)):
+        problems.append(
+            Problem("invalid_scopes", _l("Choose what the token may do: read, write, operate."),
+                    "scopes")
+        )  # fmt: skip
+    if expires_at is not None and expires_at <= utcnow():
+        problems.append(
+            Problem("expiry_in_past", _l("The expiry must be in the future."), "expires_on")
+        )
     if problems:
         raise ServiceError(problems)
     secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
-        user_id=user.id, name=name.strip(), prefix=secret[:10], token_hash=_hash_token(secret)
+        user_id=user.id,
+        name=name.strip(),
+        prefix=secret[:10],
+        token_hash=_hash_token(secret),
+        scopes=" ".join(chosen),
+        expires_at=expires_at,
     )
     db.session.add(token)
     db.session.commit()
@@ -250,6 +275,12 @@ def revoke_api_token(user: User, token_id: int) -> None:
 
 
 def user_for_api_token(secret: str | None) -> User | None:
+    found = api_token_for(secret)
+    return found[0] if found else None
+
+
+def api_token_for(secret: str | None) -> tuple[User, frozenset[str]] | None:
+    """The user of a live token (not revoked, not expired, user active) and its scopes."""
     if not secret or not secret.startswith(API_TOKEN_PREFIX):
         return None
     digest = _hash_token(secret)
@@ -257,9 +288,12 @@ def user_for_api_token(secret: str | None) -> User | None:
     # The lookup is by hash; compare again in constant time for good measure.
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None
+    now = utcnow()
     if token.revoked_at is not None or not token.user.active:
         return None
-    now = utcnow()
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    scopes = token.scope_set
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
         # Recorded at most every few minutes: a busy client does not write on every call.
 
@@ -267,5 +301,5 @@ def user_for_api_token(secret: str | None) -> User | None:
         begin_write()
         db.session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
         db.session.commit()
-        return db.session.get(User, user_id)
-    return token.user
+        return db.session.get(User, user_id), scopes
+    return token.user, scopes

@@ -1,4 +1,16 @@
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -158,6 +170,14 @@ def change_password():
     return _render_settings(422, password_form=form)
 
 
+def _end_of(day):
+    """A token chosen to expire on a day works to the end of that day, in the user's zone."""
+    if day is None:
+        return None
+    zone = ZoneInfo(current_app.config["DEFAULT_CARRIER_TIMEZONE"])
+    return datetime.combine(day + timedelta(days=1), time(0), zone)
+
+
 @bp.post("/settings/tokens")
 @limit("RATELIMIT_API_TOKENS")
 @login_required
@@ -165,7 +185,9 @@ def create_token():
     form = ApiTokenForm()
     if form.validate_on_submit():
         try:
-            _token, secret = service.create_api_token(current_user, form.name.data)
+            _token, secret = service.create_api_token(
+                current_user, form.name.data, form.scopes.data or [], _end_of(form.expires_on.data)
+            )
         except ServiceError as error:
             show_problems(form, error)
         else:

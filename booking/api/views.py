@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import lazy_gettext as _l
 
-from booking.accounts.service import user_for_api_token
+from booking.accounts.service import api_token_for
 from booking.api.paging import decode_cursor, next_link, page_limit
 from booking.catalogue import service as catalogue
 from booking.catalogue.models import Resource
@@ -77,14 +77,45 @@ def _authenticate():
                     401,
                 )
             return None
-        user = user_for_api_token(secret) if scheme.lower() == "bearer" else None
-        if user is None:
+        found = api_token_for(secret) if scheme.lower() == "bearer" else None
+        if found is None:
             return api_error(
                 [Problem("invalid_token", _l("The API token is missing, invalid or revoked."))],
                 401,
             )
-        g.api_user = user
+        g.api_user, g.api_scopes = found
+        needed = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
+        if needed not in g.api_scopes:
+            return _insufficient_scope(needed)
     # Without a token the caller is anonymous, signed-in browser or not.
+
+
+def _insufficient_scope(scope: str):
+    return api_error(
+        [
+            Problem(
+                "insufficient_scope",
+                _l("This token may not do this: it needs the '%(scope)s' scope.", scope=scope),
+                details={"scope": scope},
+            )
+        ],
+        403,
+    )
+
+
+def require_operate():
+    """Acting as a carrier's staff (approve, reject, export) needs the token's 'operate' scope."""
+    user = require_user()
+    if "operate" not in getattr(g, "api_scopes", frozenset()):
+        raise ServiceError(
+            Problem(
+                "insufficient_scope",
+                _l("This token may not do this: it needs the '%(scope)s' scope.", scope="operate"),
+                details={"scope": "operate"},
+            ),
+            403,
+        )
+    return user
 
 
 def require_user():

@@ -9,7 +9,7 @@ from flask import g, jsonify, request
 from flask_babel import lazy_gettext as _l
 
 from booking.api.paging import decode_cursor, next_link, page_limit
-from booking.api.views import bp, require_user, resource_json
+from booking.api.views import bp, require_operate, require_user, resource_json
 from booking.bookings import series as series_service
 from booking.bookings import service
 from booking.bookings.export import booking_header, booking_rows, carrier_by_code, export_window
@@ -322,14 +322,14 @@ def _reason() -> str:
 @bp.post("/bookings/<int:booking_id>/approve")
 def approve(booking_id: int):
     return jsonify(
-        booking_json(service.approve_booking(require_user(), booking_id, _reason()), True)
+        booking_json(service.approve_booking(require_operate(), booking_id, _reason()), True)
     )
 
 
 @bp.post("/bookings/<int:booking_id>/reject")
 def reject(booking_id: int):
     return jsonify(
-        booking_json(service.reject_booking(require_user(), booking_id, _reason()), True)
+        booking_json(service.reject_booking(require_operate(), booking_id, _reason()), True)
     )
 
 
@@ -337,7 +337,7 @@ def reject(booking_id: int):
 def export_bookings(code: str):
     """A period's bookings of a carrier (its staff only): ?from=&to= (local days) and
     ?format=csv|xlsx|jsonl (default csv), streamed."""
-    user = require_user()
+    user = require_operate()
     carrier = carrier_by_code(code)
     lo, hi, first, last = export_window(
         user, carrier, request.args.get("from"), request.args.get("to")
@@ -353,7 +353,7 @@ def export_bookings(code: str):
 @bp.get("/carriers/<code>/usage/export")
 def export_usage(code: str):
     """A period's recorded use of a carrier, as the bookings export."""
-    user = require_user()
+    user = require_operate()
     carrier = carrier_by_code(code)
     lo, hi, first, last = export_window(
         user, carrier, request.args.get("from"), request.args.get("to")
