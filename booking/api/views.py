@@ -31,6 +31,8 @@ limiter.limit(
     scope="api-refused-tokens",
 )(bp)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# POSTs that change nothing (a question with a JSON body): the read scope suffices.
+READ_POSTS = frozenset({"api.estimate_price"})
 
 
 def api_error(problems: list[Problem], status: int):
@@ -84,7 +86,8 @@ def _authenticate():
                 401,
             )
         g.api_user, g.api_scopes = found
-        needed = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
+        reads = request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint in READ_POSTS
+        needed = "read" if reads else "write"
         if needed not in g.api_scopes:
             return _insufficient_scope(needed)
     # Without a token the caller is anonymous, signed-in browser or not.

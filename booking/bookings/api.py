@@ -10,6 +10,8 @@ from flask_babel import lazy_gettext as _l
 
 from booking.api.paging import decode_cursor, next_link, page_limit
 from booking.api.views import bp, require_operate, require_user, resource_json
+from booking.billing.money import format_yuan
+from booking.billing.service import estimate
 from booking.bookings import series as series_service
 from booking.bookings import service
 from booking.bookings.export import booking_header, booking_rows, carrier_by_code, export_window
@@ -19,6 +21,7 @@ from booking.catalogue.service import visible_resource
 from booking.inputs import parse_datetime, parse_int
 from booking.languages import current_locale
 from booking.metering.export import usage_header, usage_rows
+from booking.orgs.service import membership
 from booking.problems import Problem, ServiceError
 from booking.web import download
 
@@ -363,4 +366,47 @@ def export_usage(code: str):
         f"usage-{carrier.code}-{first}-{last}",
         usage_header(carrier.timezone),
         lambda: usage_rows(carrier, lo, hi),
+    )
+
+
+@bp.post("/estimate")
+def estimate_price():
+    """What a would-be booking costs at the caller's tier, VAT included as the invoice will say
+    (a read: a token with only the read scope may ask)."""
+    user = require_user()
+    data = _json_body()
+    start, p1 = parse_time(data.get("start"), "start")
+    end, p2 = parse_time(data.get("end"), "end")
+    resource_id, p3 = _int(data.get("resource_id"), "resource_id", required=True)
+    quantity, p4 = _int(data.get("quantity", 1), "quantity", minimum=1)
+    organisation_id, p5 = _int(data.get("organisation_id"), "organisation_id")
+    problems = p1 + p2 + p3 + p4 + p5
+    if not problems:
+        problems = service.shape_problems(start, end)
+    if not problems and end <= start:
+        problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
+    _raise(problems)
+    resource = visible_resource(user, resource_id)
+    if organisation_id is None:
+        organisation_id = service.default_organisation_id(user)
+    elif membership(user, organisation_id) is None:
+        raise ServiceError(
+            Problem("not_a_member", _l("You can only estimate for an organisation you belong to."),
+                    "organisation_id"),
+            422,
+        )  # fmt: skip
+    found = estimate(resource, organisation_id, start, end, quantity)
+    if found is None:
+        return jsonify({"priced": False, "amount_fen": None, "tier": None})
+    return jsonify(
+        {
+            "priced": True,
+            "tier": found.tier,
+            "hours": found.hours,
+            "amount_fen": found.total_fen,
+            "amount": format_yuan(found.total_fen),
+            "tax_fen": found.taxed.tax_fen,
+            "net_fen": found.taxed.net_fen,
+            "minimum_applied": found.charge.minimum_applied,
+        }
     )
