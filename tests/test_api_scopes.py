@@ -55,3 +55,32 @@ def test_expired_tokens_and_bad_choices_are_refused(client, op):
             create_api_token(op, "bad", scopes, expiry)
         db.session.rollback()
     assert db.session.query(ApiToken).count() == 1
+
+
+def test_staff_powers_need_the_operate_scope_everywhere(client, op):
+    from datetime import UTC, datetime
+
+    from booking.bookings.models import Booking
+    from tests.factories import make_booking, make_org, make_resource
+
+    carrier = op.carrier_roles[0].carrier
+    eng = make_user("eng@scopes.test")
+    org = make_org("Someone Co", members=[eng])
+    resource = make_resource(carrier, "Scope SEM", always_open=True)
+    start = datetime(2030, 3, 4, 2, 0, tzinfo=UTC)
+    theirs = make_booking(resource, eng, org, start, start + timedelta(hours=1), "approved")
+    db.session.commit()
+    write = create_api_token(op, "write", ["read", "write"])[1]
+    full = create_api_token(op, "full")[1]
+    listed = client.get("/api/v1/bookings", headers=_auth(write)).get_json()
+    assert theirs.id not in [b["id"] for b in listed["bookings"]]  # not as staff
+    cancel = {"reason": "maintenance"}
+    assert client.delete(f"/api/v1/bookings/{theirs.id}", json=cancel,
+                         headers=_auth(write)).status_code == 404  # fmt: skip
+    assert db.session.get(Booking, theirs.id).status == "approved"
+    listed = client.get("/api/v1/bookings", headers=_auth(full)).get_json()
+    assert theirs.id in [b["id"] for b in listed["bookings"]]
+    done = client.delete(f"/api/v1/bookings/{theirs.id}", json=cancel, headers=_auth(full))
+    assert done.status_code == 200, done.get_json()
+    db.session.expire_all()
+    assert db.session.get(Booking, theirs.id).status == "cancelled"

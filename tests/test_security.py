@@ -215,11 +215,17 @@ def test_registration_reset_and_token_creation_are_rate_limited(app, client, sec
         assert post_form(client, path, data).status_code == 429
     login(client, "eng@example.com")
     first = post_form(
-        client, "/account/settings/tokens", {"name": "a"}, token_from="/account/settings"
+        client,
+        "/account/settings/tokens",
+        {"name": "a", "scopes": ["read"]},
+        token_from="/account/settings",
     )
     assert first.status_code == 201
     again = post_form(
-        client, "/account/settings/tokens", {"name": "b"}, token_from="/account/settings"
+        client,
+        "/account/settings/tokens",
+        {"name": "b", "scopes": ["read"]},
+        token_from="/account/settings",
     )
     assert again.status_code == 429
 

@@ -109,7 +109,7 @@ def _insufficient_scope(scope: str):
 def require_operate():
     """Acting as a carrier's staff (approve, reject, export) needs the token's 'operate' scope."""
     user = require_user()
-    if "operate" not in getattr(g, "api_scopes", frozenset()):
+    if isinstance(user, WithoutStaffPowers):
         raise ServiceError(
             Problem(
                 "insufficient_scope",
@@ -121,7 +121,22 @@ def require_operate():
     return user
 
 
+class WithoutStaffPowers:
+    """The token's user as seen by the services when the token lacks the operate scope: the
+    same person, but no carrier's staff and no platform admin (staff_role reads carrier_roles)."""
+
+    carrier_roles: list = []
+    is_platform_admin = False
+
+    def __init__(self, user):
+        self._user = user
+
+    def __getattr__(self, name):
+        return getattr(self._user, name)
+
+
 def require_user():
+    """The caller, with staff powers only when the token has the operate scope."""
     if g.api_user is None:
         raise ServiceError(
             Problem(
@@ -129,6 +144,8 @@ def require_user():
             ),
             401,
         )
+    if "operate" not in getattr(g, "api_scopes", frozenset()):
+        return WithoutStaffPowers(g.api_user)
     return g.api_user
 
 
