@@ -346,3 +346,42 @@ def test_pages_record_payments_and_fapiao_and_export_the_batch(client, billed): 
         content_type="multipart/form-data",
     )
     assert bad_file.status_code == 422
+
+
+def test_the_settings_page_saves_invoicing_and_quotas_and_shows_refusals(client, billed):  # noqa: F811
+    login(client, "op@example.com")
+    fields = {
+        "legal_name": "重庆星汇孵化器运营有限公司",
+        "credit_code": "91500107MA60CQ01XA",  # one character wrong
+        "tax_rate": "6",
+        "prices_include_tax": "y",
+        "payment_terms_days": "30",
+    }
+    bad = post_form(
+        client, "/operate/CQ01/settings/invoicing", fields, token_from="/operate/CQ01/settings"
+    )
+    assert bad.status_code == 422 and "统一社会信用代码为 18 位" in bad.get_data(as_text=True)
+    assert billed["carrier"].legal_name == ""
+    good = post_form(
+        client,
+        "/operate/CQ01/settings/invoicing",
+        {**fields, "credit_code": "91500107MA60CQ01XW"},
+        token_from="/operate/CQ01/settings",
+    )
+    assert good.status_code == 302
+    db.session.expire_all()
+    assert billed["carrier"].credit_code == "91500107MA60CQ01XW"
+    quotas = {"quota_hours_general": "0", "quota_hours_specialised": "800"}
+    refused = post_form(
+        client, "/operate/CQ01/settings/quotas", quotas, token_from="/operate/CQ01/settings"
+    )
+    assert refused.status_code == 422
+    saved = post_form(
+        client,
+        "/operate/CQ01/settings/quotas",
+        {**quotas, "quota_hours_general": "1200"},
+        token_from="/operate/CQ01/settings",
+    )
+    assert saved.status_code == 302
+    db.session.expire_all()
+    assert billed["carrier"].quota_hours_general == 1200

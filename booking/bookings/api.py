@@ -336,36 +336,24 @@ def reject(booking_id: int):
     )
 
 
-@bp.get("/carriers/<code>/bookings/export")
-def export_bookings(code: str):
-    """A period's bookings of a carrier (its staff only): ?from=&to= (local days) and
-    ?format=csv|xlsx|jsonl (default csv), streamed."""
+EXPORTS = {"bookings": (booking_header, booking_rows), "usage": (usage_header, usage_rows)}
+
+
+@bp.get("/carriers/<code>/<any(bookings, usage):what>/export")
+def export(code: str, what: str):
+    """A period's bookings or recorded use of a carrier (its staff only): ?from=&to= (local
+    days) and ?format=csv|xlsx|jsonl (default csv), streamed."""
     user = require_operate()
     carrier = carrier_by_code(code)
     lo, hi, first, last = export_window(
         user, carrier, request.args.get("from"), request.args.get("to")
     )
+    header, rows = EXPORTS[what]
     return download(
         request.args.get("format") or "csv",
-        f"bookings-{carrier.code}-{first}-{last}",
-        booking_header(carrier.timezone),
-        lambda: booking_rows(carrier, lo, hi),
-    )
-
-
-@bp.get("/carriers/<code>/usage/export")
-def export_usage(code: str):
-    """A period's recorded use of a carrier, as the bookings export."""
-    user = require_operate()
-    carrier = carrier_by_code(code)
-    lo, hi, first, last = export_window(
-        user, carrier, request.args.get("from"), request.args.get("to")
-    )
-    return download(
-        request.args.get("format") or "csv",
-        f"usage-{carrier.code}-{first}-{last}",
-        usage_header(carrier.timezone),
-        lambda: usage_rows(carrier, lo, hi),
+        f"{what}-{carrier.code}-{first}-{last}",
+        header(carrier.timezone),
+        lambda: rows(carrier, lo, hi),
     )
 
 

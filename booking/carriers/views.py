@@ -99,12 +99,16 @@ def settings():
         else:
             flash(_("Settings saved."), "success")
             return redirect(url_for(".settings"))
-    status = 422 if form.is_submitted() else 200
+    return _settings_page(form=form, status=422 if form.is_submitted() else 200)
+
+
+def _settings_page(*, form=None, invoicing=None, quotas=None, status=200):
+    """The settings page with its three forms; the one just submitted keeps what was typed."""
     return render_template(
         "operate/settings.html",
-        form=form,
-        invoicing=_invoicing_form(),
-        quotas=QuotaForm(formdata=None, obj=g.carrier),
+        form=form if form is not None else CarrierSettingsForm(obj=g.carrier),
+        invoicing=invoicing if invoicing is not None else _invoicing_form(),
+        quotas=quotas if quotas is not None else QuotaForm(formdata=None, obj=g.carrier),
     ), status
 
 
@@ -140,12 +144,7 @@ def invoicing():
         else:
             flash(_("Invoicing details saved."), "success")
             return redirect(url_for(".settings"))
-    return render_template(
-        "operate/settings.html",
-        form=CarrierSettingsForm(obj=g.carrier),
-        invoicing=form,
-        quotas=QuotaForm(formdata=None, obj=g.carrier),
-    ), 422
+    return _settings_page(invoicing=form, status=422)
 
 
 @bp.post("/settings/quotas")
@@ -165,12 +164,7 @@ def quotas():
         else:
             flash(_("Quota hours saved."), "success")
             return redirect(url_for(".settings"))
-    return render_template(
-        "operate/settings.html",
-        form=CarrierSettingsForm(obj=g.carrier),
-        invoicing=_invoicing_form(),
-        quotas=form,
-    ), 422
+    return _settings_page(quotas=form, status=422)
 
 
 def _render_staff(form=None, status=200):
