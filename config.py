@@ -76,6 +76,10 @@ class Config:
     CALENDAR_IMPORT_TIME_BUDGET = float(os.environ.get("CALENDAR_IMPORT_TIME_BUDGET", "10"))
     # Refuse loopback, private and link-local addresses (no SSRF) unless this is set.
     CALENDAR_IMPORT_ALLOW_PRIVATE = _env_bool("CALENDAR_IMPORT_ALLOW_PRIVATE")
+    # Webhook endpoints: public https addresses only (tests allow loopback), 10 s per attempt.
+    WEBHOOK_ALLOW_PRIVATE = _env_bool("WEBHOOK_ALLOW_PRIVATE")
+    WEBHOOK_REQUIRE_HTTPS = True  # tests turn it off for their plain-HTTP receiver
+    WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "10"))
 
     # Requests and cookies (docs/security.md, docs/deploy.md).
     # The largest request body (uploaded calendars and usage files included): 413 beyond it.

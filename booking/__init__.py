@@ -111,6 +111,7 @@ def _register_models() -> None:
     from booking.metering import models as _m  # noqa: F401
     from booking.notify import models as _n  # noqa: F401
     from booking.orgs import models as _o  # noqa: F401
+    from booking.webhooks import models as _webhooks  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -152,6 +153,8 @@ def _register_blueprints(app: Flask) -> None:
     from booking.reports.views import carrier_bp as carrier_reports_bp
     from booking.reports.views import org_bp as org_reports_bp
     from booking.tenancy import operate_blueprint
+    from booking.webhooks.views import admin_bp as platform_webhooks_bp
+    from booking.webhooks.views import bp as webhooks_bp
 
     operate = operate_blueprint(
         carrier_bp,
@@ -164,6 +167,7 @@ def _register_blueprints(app: Flask) -> None:
         voucher_claims_bp,
         carrier_reports_bp,
         audit_bp,
+        webhooks_bp,
     )
     for blueprint in (
         catalogue_bp,
@@ -188,6 +192,7 @@ def _register_blueprints(app: Flask) -> None:
         invoices_cli,
         platform_reports_bp,
         platform_audit_bp,
+        platform_webhooks_bp,
         org_reports_bp,
         home_bp,
     ):

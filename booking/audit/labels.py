@@ -20,6 +20,8 @@ ACTION_LABELS = {
     "qualification_revoked": _l("Qualification revoked"),
     "meter_token_created": _l("Meter token created"),
     "meter_token_revoked": _l("Meter token revoked"),
+    "webhook_added": _l("Webhook endpoint added"),
+    "webhook_removed": _l("Webhook endpoint removed"),
     # resources and their rates
     "resource_created": _l("Resource created"),
     "resource_changed": _l("Resource changed"),
@@ -49,6 +51,7 @@ SUBJECT_LABELS = {
     "qualification": _l("Qualification"),
     "qualification_grant": _l("Qualification grant"),
     "meter_token": _l("Meter token"),
+    "webhook": _l("Webhook endpoint"),
     "resource": _l("Resource"),
     "rate": _l("Rate"),
     "voucher_programme": _l("Voucher programme"),

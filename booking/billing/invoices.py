@@ -49,6 +49,7 @@ from booking.permissions import is_staff_of, require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id, in_ids
 from booking.types import utcnow
+from booking.webhooks.events import emit
 
 
 def period_window(period: str, tz: str, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -669,6 +670,22 @@ def _number_and_freeze(operator: User, carrier: Carrier, invoice: Invoice, now: 
     invoice.buyer_title = invoice.organisation.invoice_title or invoice.organisation.name
     invoice.buyer_tax_id = invoice.organisation.tax_id or invoice.organisation.credit_code
     invoice.status, invoice.issued_at, invoice.issued_by_id = ISSUED, now, operator.id
+    emit(
+        "invoice.issued",
+        carrier.id,
+        {
+            "id": invoice.id,
+            "number": invoice.number,
+            "kind": invoice.kind,
+            "organisation_id": invoice.organisation_id,
+            "period": invoice.period,
+            "total_fen": invoice.total_fen,
+            "tax_fen": invoice.tax_fen,
+            "subsidy_fen": invoice.subsidy_fen,
+            "due_fen": invoice.due_fen,
+            "due_on": invoice.due_on.isoformat() if invoice.due_on else None,
+        },
+    )
     audit.record(
         operator,
         "issued",

@@ -24,6 +24,7 @@ from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership, Organisation
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import plain_text_problems
+from booking.webhooks.events import emit
 
 SUBSIDISED = (BOOKING_LINE, USAGE_LINE)  # use of resources; not fees for no-shows or late cancels
 
@@ -281,6 +282,20 @@ def apply_subsidies(
             voucher.used_fen += subsidy
             line.subsidy_fen += subsidy
             db.session.add(VoucherUse(voucher_id=voucher.id, line=line, amount_fen=subsidy))
+            if invoice.id is None:
+                db.session.flush()  # the event names the invoice
+            emit(
+                "voucher.drawn",
+                carrier.id,
+                {
+                    "voucher_id": voucher.id,
+                    "programme_id": voucher.programme_id,
+                    "organisation_id": voucher.organisation_id,
+                    "invoice_id": invoice.id,
+                    "amount_fen": subsidy,
+                    "balance_fen": voucher.balance_fen,
+                },
+            )
             total += subsidy
     return total
 

@@ -24,6 +24,7 @@ from booking.permissions import is_staff_of
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.types import utcnow
+from booking.webhooks.events import booking_data, emit
 
 
 def record_event(
@@ -122,6 +123,16 @@ def check_action(booking: Booking, action: str, actor: User | None) -> None:
         raise ServiceError(problems, 403 if problems[0].code == "forbidden" else 409)
 
 
+# The state changes integrations hear about (webhooks), by action.
+WEBHOOK_EVENTS = {
+    rules.APPROVE: "booking.approved",
+    rules.MODIFY: "booking.changed",
+    rules.MODIFY_FOR_APPROVAL: "booking.changed",
+    rules.CANCEL: "booking.cancelled",
+    rules.MARK_NO_SHOW: "booking.no_show",
+}
+
+
 def apply_action(
     booking: Booking,
     action: str,
@@ -151,6 +162,8 @@ def apply_action(
     # The history names the event; a change that needs approval again reads "changed".
     name = event or (rules.MODIFY if action == rules.MODIFY_FOR_APPROVAL else action)
     record_event(booking, actor, name, from_status, booking.status, reason, **details)
+    if action in WEBHOOK_EVENTS:
+        emit(WEBHOOK_EVENTS[action], booking.resource.carrier_id, booking_data(booking))
     acted_self = actor is not None and actor.id == booking.user_id
     if step.notice and notify_owner and (step.notice_to_self or not acted_self):
         notify_about(booking, booking.user_id, step.notice, **(notice or {}))

@@ -65,6 +65,7 @@ from booking.permissions import is_staff_of
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import project_problems
 from booking.types import utcnow
+from booking.webhooks.events import booking_data, emit
 
 # --- create ----------------------------------------------------------------------------------
 
@@ -149,6 +150,7 @@ def create_booking(
             series=series.id if series else None,
         )
         db.session.flush()
+        emit("booking.created", resource.carrier_id, booking_data(booking))
         if from_offer is not None:
             from_offer.status, from_offer.booking_id = ACCEPTED, booking.id
         if status == REQUESTED:

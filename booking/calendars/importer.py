@@ -234,6 +234,38 @@ def fetch(
     return data
 
 
+def post(url: str, body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> int:
+    """POST to an outside address through the same guard as calendar imports (public
+    addresses only, pinned after one look-up, no environment proxy) and never following a
+    redirect: the status code, or ImportFailure when nothing was answered."""
+    _split(url)
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler({}),
+        urllib.request.UnknownHandler(),
+        _PinnedHTTPHandler(allow_private),
+        _PinnedHTTPSHandler(allow_private),
+    ):
+        opener.add_handler(handler)
+    request = urllib.request.Request(
+        url, data=body, method="POST",
+        headers={"User-Agent": "ChongqingSharedBooking/1.0 (webhooks)", **headers},
+    )  # fmt: skip
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            _read_before(response, 65536, deadline=monotonic() + timeout)
+            return response.status
+    except ImportFailure:
+        raise
+    except TimeoutError:
+        raise ImportFailure("timeout") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
+        reason = getattr(error, "reason", None)
+        if isinstance(reason, ImportFailure):
+            raise reason from None
+        raise ImportFailure("unreachable") from None
+
+
 # Expanding one calendar's repetitions up to the window's end takes about this many steps at
 # most; beyond it a calendar is refused however few of its occurrences fall in the window.
 MAX_EXPANSION_STEPS = 400_000

@@ -42,6 +42,7 @@ from booking.notify.mailer import send_pending
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership
 from booking.types import utcnow
+from booking.webhooks.service import send_due as send_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,10 @@ def approvals_digest(now: datetime) -> str:
     return f"{sent} sent"
 
 
+def webhook_outbox(now: datetime) -> str:
+    return send_webhooks(now)
+
+
 def mail_outbox(now: datetime) -> str:
 
     return send_pending(now)
@@ -280,6 +285,7 @@ def mail_outbox(now: datetime) -> str:
 # name: (function, minutes between runs)
 JOBS: dict[str, tuple[Callable[[datetime], str], int]] = {
     "mail": (mail_outbox, 1),
+    "webhooks": (webhook_outbox, 1),
     "reminders": (send_reminders, 5),
     "no_shows": (mark_no_shows, 5),
     "completion": (complete_finished, 10),

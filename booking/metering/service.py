@@ -59,6 +59,7 @@ from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.text_rules import plain_text_problems
 from booking.types import utcnow
+from booking.webhooks.events import emit, usage_data
 
 METER_PREFIX = "mtr_"
 
@@ -196,6 +197,7 @@ def check_out(actor: User, usage_id, now: datetime | None = None) -> UsageRecord
             booking = db.session.get(Booking, usage.booking_id)
             if booking.status == IN_USE:
                 apply_action(booking, rules.CHECK_OUT, actor)
+        emit("usage.recorded", usage.carrier_id, usage_data(usage))
         db.session.commit()
     return usage
 
@@ -735,6 +737,7 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
     db.session.add(usage)
     db.session.flush()
     _record(usage, reporter.actor, "reported")
+    emit("usage.recorded", usage.carrier_id, usage_data(usage))
     db.session.commit()
     return RowResult(number, "accepted", usage.id)
 
