@@ -212,11 +212,7 @@ def test_no_transaction_is_open_while_a_calendar_downloads(  # noqa: F811 - fixt
     """The import does not keep a transaction open while it waits for a slow calendar server
     (2 s here): on SQLite that would hold the whole database's write lock, on PostgreSQL the
     locks and snapshot of an idle transaction, and every other writer would wait."""
-    import sqlite3
     import threading
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
 
     app.config["CALENDAR_IMPORT_TIMEOUT"] = 5
     login(client, "op@example.com")
@@ -235,9 +231,32 @@ def test_no_transaction_is_open_while_a_calendar_downloads(  # noqa: F811 - fixt
             )
 
     db.session.commit()  # the test's own session holds no transaction either
+    calendar_server.slow_started.clear()
     thread = threading.Thread(target=add_slow_source)
     thread.start()
-    time.sleep(1.0)  # the request is waiting for the slow server now
+    try:
+        # Wait until the request is really downloading (a fixed sleep was not enough on a
+        # loaded machine: the request was still reading the source, a transaction open).
+        assert calendar_server.slow_started.wait(20), "the refresh never reached the server"
+        time.sleep(0.2)
+        _check_no_transaction_is_open(database_url)
+    finally:
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert answers and answers[0].status_code == 302
+    db.session.commit()  # a fresh snapshot
+
+    assert blocks() == 5
+
+
+def _check_no_transaction_is_open(database_url: str) -> None:
+    """No connection of the test database sits in an open transaction (SQLite: the write lock
+    is free; PostgreSQL: no session is idle in a transaction)."""
+    import sqlite3
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         other = sqlite3.connect(url.database, timeout=0)
@@ -257,7 +276,3 @@ def test_no_transaction_is_open_while_a_calendar_downloads(  # noqa: F811 - fixt
             ).scalar()
         engine.dispose()
         assert idle == 0
-    thread.join(timeout=30)
-    assert answers and answers[0].status_code == 302
-    db.session.commit()  # a fresh snapshot
-    assert blocks() == 5

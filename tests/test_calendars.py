@@ -375,6 +375,7 @@ class CalendarServer:
 
     def __init__(self, valid: str):
         routes = {"valid": valid}
+        slow_started = threading.Event()  # set when a slow download has begun
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -383,6 +384,7 @@ class CalendarServer:
             def do_GET(self):  # noqa: N802 - http.server's name
                 name = self.path.strip("/").split(".")[0]
                 if name == "slow":
+                    slow_started.set()
                     time.sleep(2)
                 if name == "error":
                     self.send_response(500)
@@ -412,6 +414,7 @@ class CalendarServer:
                 self.wfile.write(data)
 
         self.routes = routes
+        self.slow_started = slow_started
         self.port = free_port()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
