@@ -117,6 +117,7 @@ def _register_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     import booking.billing.api  # noqa: F401 - adds /api/v1/invoices and vouchers
     import booking.bookings.api  # noqa: F401 - adds the booking routes to the API blueprint
+    import booking.bookings.operate_api  # noqa: F401 - approvals, outages, grants, waitlist
     import booking.bookings.waitlist  # noqa: F401 - offers freed capacity (a signal listener)
     import booking.calendars.api  # noqa: F401 - adds /api/v1/me/feeds
     import booking.metering.api  # noqa: F401 - adds /api/v1/usage
