@@ -120,6 +120,7 @@ def _register_blueprints(app: Flask) -> None:
     import booking.bookings.operate_api  # noqa: F401 - approvals, outages, grants, waitlist
     import booking.bookings.waitlist  # noqa: F401 - offers freed capacity (a signal listener)
     import booking.calendars.api  # noqa: F401 - adds /api/v1/me/feeds
+    import booking.catalogue.api  # noqa: F401 - resources for a carrier's staff
     import booking.metering.api  # noqa: F401 - adds /api/v1/usage
     from booking.accounts.cli import cli as api_token_cli
     from booking.accounts.cli import users_cli
