@@ -122,6 +122,7 @@ def _register_blueprints(app: Flask) -> None:
     import booking.calendars.api  # noqa: F401 - adds /api/v1/me/feeds
     import booking.catalogue.api  # noqa: F401 - resources for a carrier's staff
     import booking.metering.api  # noqa: F401 - adds /api/v1/usage
+    import booking.reports.api  # noqa: F401 - report data
     from booking.accounts.cli import cli as api_token_cli
     from booking.accounts.cli import users_cli
     from booking.accounts.views import bp as accounts_bp

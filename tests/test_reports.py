@@ -619,3 +619,32 @@ def test_use_nobody_pays_for_yet_is_used_but_never_external(scene):
     assert cluster.figures.used_by_tier_s["unattributed"] == 3 * 3600
     assert cluster.figures.external_s == 0  # before the fix: counted as external service
     assert cluster.figures.sharing_rate == 0
+
+
+def test_the_api_gives_the_same_figures_as_the_pages(client, scene):
+    from booking.accounts.service import create_api_token
+
+    token = create_api_token(scene["operator"], "reports")[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    answer = client.get("/api/v1/carriers/RP01/report?from=2026-03-02&to=2026-03-08",
+                        headers=headers)  # fmt: skip
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    tester = next(r for r in body["resources"] if r["id"] == scene["tester"].id)
+    assert tester["used_hours"] == 8.0 and tester["available_hours"] == 84.0
+    assert tester["invoiced_fen"] == 50000 and tester["sharing_rate"] == 3 / 8
+    assert body["by_kind"]["compute"]["utilisation"] == 6 / 168
+    assert body["total"]["invoiced_fen"] == 49500
+    refused = client.get("/api/v1/carriers/RP01/report?from=2026-03-09&to=2026-03-01",
+                         headers=headers)  # fmt: skip
+    assert refused.status_code == 422
+    manager = create_api_token(scene["manager"], "reports", ["read"])[1]
+    org = client.get(
+        f"/api/v1/organisations/{scene['resident'].id}/report?from=2026-03-02&to=2026-03-08",
+        headers={"Authorization": f"Bearer {manager}"},
+    ).get_json()
+    by_resource = {r["resource_id"]: r for r in org["resources"]}
+    assert by_resource[scene["tester"].id]["used_hours"] == 5.0
+    assert org["adjustments_fen"] == -500
+    assert client.get("/api/v1/carriers/RP01/report",
+                      headers={"Authorization": f"Bearer {manager}"}).status_code in (403, 404)  # fmt: skip
