@@ -64,3 +64,23 @@ def test_managers_read_voucher_balances(client, billed):  # noqa: F811
     assert client.get(
         f"/api/v1/organisations/{org}/vouchers", headers=_auth(billed["eng"])
     ).status_code in (403, 404)
+
+
+def test_rates_are_read_by_anyone_who_sees_the_resource_and_added_by_staff(client, billed):  # noqa: F811
+    sem = billed["sem"].id
+    seen = client.get(f"/api/v1/resources/{sem}/rates", headers=_auth(billed["eng"], ["read"]))
+    assert [(r["tier"], r["price_fen"]) for r in seen.get_json()["rates"]] == [("resident", 12000)]
+    new = {"tier": "resident", "unit": "hour", "price": "150", "effective_from": "2030-01-01",
+           "tax_rate": "13"}  # fmt: skip
+    made = client.post(f"/api/v1/resources/{sem}/rates", json=new, headers=_auth(billed["op"]))
+    assert made.status_code == 201 and made.get_json()["tax_rate_bp"] == 1300
+    for bad in (
+        {**new, "price": "1.234"},
+        {**new, "price": 150},
+        {**new, "effective_from": "x"},
+        {**new, "effective_from": "2030-01-01"},
+    ):  # fmt: skip  (the last: taken)
+        assert client.post(f"/api/v1/resources/{sem}/rates", json=bad,
+                           headers=_auth(billed["op"])).status_code == 422, bad  # fmt: skip
+    assert client.post(f"/api/v1/resources/{sem}/rates", json={**new, "effective_from": "2031-01-01"},
+                       headers=_auth(billed["eng"])).status_code == 404  # fmt: skip

@@ -8,14 +8,17 @@ from flask import Response, jsonify, request
 from flask_babel import lazy_gettext as _l
 
 from booking.api.paging import decode_cursor, next_link, page_limit
-from booking.api.views import bp, require_user
+from booking.api.views import bp, require_operate, require_user
 from booking.billing import invoices as service
 from booking.billing.documents import invoice_pdf
 from booking.billing.invoice_models import Invoice
+from booking.billing.service import add_rate, rates_of
 from booking.billing.vouchers import vouchers_of
+from booking.bookings.api import _json_body
 from booking.bookings.export import carrier_by_code
+from booking.catalogue.service import visible_resource
 from booking.exports import content_disposition
-from booking.inputs import parse_int
+from booking.inputs import parse_date, parse_int
 from booking.languages import current_locale
 from booking.orgs.service import organisation_for_manager
 from booking.permissions import require_staff
@@ -152,3 +155,55 @@ def vouchers(organisation_id: int):
             ]
         }
     )
+
+
+def _rate_json(rate) -> dict:
+    return {
+        "id": rate.id,
+        "tier": rate.tier,
+        "unit": rate.unit,
+        "price_fen": rate.price_fen,
+        "minimum_fen": rate.minimum_fen,
+        "setup_fee_fen": rate.setup_fee_fen,
+        "basis": rate.basis,
+        "effective_from": rate.effective_from.isoformat(),
+        "tax_rate_bp": rate.tax_rate_bp,
+    }
+
+
+@bp.get("/resources/<int:resource_id>/rates")
+def rates(resource_id: int):
+    """The resource's rates with their history (prices are public to whoever sees it)."""
+    resource = visible_resource(require_user(), resource_id)
+    return jsonify({"rates": [_rate_json(r) for r in rates_of(resource)]})
+
+
+@bp.post("/resources/<int:resource_id>/rates")
+def add_rate_from_api(resource_id: int):
+    """{tier, unit, price, minimum?, setup_fee?, basis?, effective_from, tax_rate?}: amounts in
+    yuan as text ("120.50"), like the form; the carrier's staff only (operate scope)."""
+    user = require_operate()
+    resource = visible_resource(user, resource_id)
+    data = _json_body()
+    day, problems = parse_date(data.get("effective_from"), "effective_from")
+    texts = {}
+    for name in ("tier", "unit", "price", "minimum", "setup_fee", "basis", "tax_rate"):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            problems.append(Problem("invalid_text", _l("Must be text."), name))
+        texts[name] = value
+    if problems:
+        raise ServiceError(problems, 422)
+    rate = add_rate(
+        user,
+        resource,
+        tier=texts["tier"] or "",
+        unit=texts["unit"] or "",
+        price=texts["price"] or "",
+        minimum=texts["minimum"] or "0",
+        setup_fee=texts["setup_fee"] or "0",
+        basis=texts["basis"] or "booked",
+        effective_from=day,
+        tax_rate=texts["tax_rate"],
+    )
+    return jsonify(_rate_json(rate)), 201
