@@ -155,3 +155,14 @@ def test_the_operator_page_offers_the_same_export(client, month):
     assert answer.status_code == 200 and "=cmd|calc" in answer.get_data(as_text=True)
     login(client, "eng@export.test")
     assert client.get(f"/operate/EX01/bookings/export.csv?{PERIOD}").status_code == 404
+
+
+def test_usage_is_listed_for_its_user_and_the_carriers_staff(client, month):
+    mine = {"Authorization": f"Bearer {create_api_token(month['eng'], 'me', ['read'])[1]}"}
+    own = client.get("/api/v1/usage", headers=mine).get_json()
+    assert [u["source"] for u in own["usage"]] == ["meter"]
+    assert own["usage"][0]["end"] is not None and own["next"] is None
+    staff = client.get("/api/v1/usage?carrier=EX01&limit=1", headers=month["headers"]).get_json()
+    assert staff["count"] == 1 and staff["next"] is None
+    assert client.get("/api/v1/usage?carrier=EX01", headers=month["stranger"]).status_code == 404
+    assert client.get("/api/v1/usage?carrier=EX01", headers=mine).status_code == 403  # no operate

@@ -1,11 +1,41 @@
 """POST /api/v1/usage: machines (and scripts) report usage with a carrier meter token."""
 
+from datetime import datetime
+
 from flask import g, jsonify, request
 from flask_babel import lazy_gettext as _l
 
-from booking.api.views import api_error, bp
+from booking.api.paging import decode_cursor, next_link, page_limit
+from booking.api.views import api_error, bp, require_operate, require_user
+from booking.bookings.export import carrier_by_code
 from booking.metering import service
+from booking.metering.export import usage_page
+from booking.permissions import require_staff
 from booking.problems import Problem, ServiceError
+from booking.webhooks.events import usage_data
+
+
+@bp.get("/usage")
+def usage():
+    """The caller's recorded use, or with ?carrier=CODE a carrier's (its staff, operate scope);
+    paged in start order."""
+    limit, after = page_limit(), decode_cursor((datetime, int))
+    code = request.args.get("carrier")
+    if code:
+        user = require_operate()
+        carrier = carrier_by_code(code)
+        require_staff(user, carrier.id)
+        rows, last = usage_page(None, carrier.id, after=after, limit=limit)
+    else:
+        user = require_user()
+        rows, last = usage_page(user.id, None, after=after, limit=limit)
+    return jsonify(
+        {
+            "usage": [usage_data(u) for u in rows],
+            "count": len(rows),
+            "next": next_link("api.usage", last),
+        }
+    )
 
 
 @bp.post("/usage")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import aliased
 
 from booking.accounts.models import User
@@ -78,3 +78,33 @@ def usage_rows(carrier: Carrier, lo: datetime, hi: datetime) -> Iterator[list]:
             end.astimezone(zone).replace(tzinfo=None) if end else None, minutes, quantity,
             source, email or "", organisation or "", booking_id, bool(waived), external_id or "",
         ]  # fmt: skip
+
+
+def usage_page(
+    owner_id: int | None,
+    carrier_id: int | None,
+    *,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> tuple[list[UsageRecord], tuple[datetime, int] | None]:
+    """One page of usage records in (start, id) order: a person's own (owner_id) or a whole
+    carrier's (carrier_id; the caller checked the staff role). Returns the key to go on from."""
+    stmt = select(UsageRecord)
+    if carrier_id is not None:
+        stmt = stmt.where(UsageRecord.carrier_id == carrier_id)
+    else:
+        stmt = stmt.where(UsageRecord.user_id == owner_id)
+    if after is not None:
+        stmt = stmt.where(
+            or_(
+                UsageRecord.start_at > after[0],
+                and_(UsageRecord.start_at == after[0], UsageRecord.id > after[1]),
+            )
+        )
+    rows = list(
+        db.session.scalars(stmt.order_by(UsageRecord.start_at, UsageRecord.id).limit(limit + 1))
+    )
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, (rows[-1].start_at, rows[-1].id)
