@@ -84,3 +84,31 @@ def test_rates_are_read_by_anyone_who_sees_the_resource_and_added_by_staff(clien
                            headers=_auth(billed["op"])).status_code == 422, bad  # fmt: skip
     assert client.post(f"/api/v1/resources/{sem}/rates", json={**new, "effective_from": "2031-01-01"},
                        headers=_auth(billed["eng"])).status_code == 404  # fmt: skip
+
+
+def test_invoice_workbook_and_voucher_draws(client, billed):  # noqa: F811
+    import io
+
+    from openpyxl import load_workbook
+
+    _grant(billed, 50, "200")
+    used_booking(billed, 9)
+    (draft,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    issued = invoices.issue(billed["op"], billed["carrier"], draft.id)
+    manager = _auth(billed["manager"], ["read"])
+    book = client.get(f"/api/v1/invoices/{issued.id}/xlsx", headers=manager)
+    assert book.status_code == 200
+    sheet = load_workbook(io.BytesIO(book.data))["invoices"]
+    assert sheet.cell(row=2, column=1).value == issued.number
+    org = billed["org"].id
+    (voucher,) = client.get(f"/api/v1/organisations/{org}/vouchers", headers=manager).get_json()[
+        "vouchers"
+    ]
+    draws = client.get(
+        f"/api/v1/organisations/{org}/vouchers/{voucher['id']}/draws", headers=manager
+    ).get_json()["draws"]
+    assert [(d["amount_fen"], d["invoice_number"]) for d in draws] == [(12000, issued.number)]
+    assert (
+        client.get(f"/api/v1/organisations/{org}/vouchers/999/draws", headers=manager).status_code
+        == 404
+    )

@@ -10,14 +10,14 @@ from flask_babel import lazy_gettext as _l
 from booking.api.paging import decode_cursor, next_link, page_limit
 from booking.api.views import bp, require_operate, require_user
 from booking.billing import invoices as service
-from booking.billing.documents import invoice_pdf
+from booking.billing.documents import invoice_pdf, invoices_xlsx
 from booking.billing.invoice_models import Invoice
 from booking.billing.service import add_rate, rates_of
-from booking.billing.vouchers import vouchers_of
+from booking.billing.vouchers import voucher_uses, vouchers_of
 from booking.bookings.api import _json_body
 from booking.bookings.export import carrier_by_code
 from booking.catalogue.service import visible_resource
-from booking.exports import content_disposition
+from booking.exports import XLSX_TYPE, content_disposition
 from booking.inputs import parse_date, parse_int
 from booking.languages import current_locale
 from booking.orgs.service import organisation_for_manager
@@ -207,3 +207,40 @@ def add_rate_from_api(resource_id: int):
         tax_rate=texts["tax_rate"],
     )
     return jsonify(_rate_json(rate)), 201
+
+
+@bp.get("/invoices/<int:invoice_id>/xlsx")
+def invoice_workbook(invoice_id: int):
+    """The invoice as an Excel workbook (its row and its lines), as the finance export."""
+    found = _readable(require_user(), invoice_id)
+    numbers = service.invoice_numbers(found.carrier, {found.credits_invoice_id})
+    name = found.number or f"draft-{found.id}"
+    return Response(
+        invoices_xlsx([found], found.carrier.timezone, numbers),
+        content_type=XLSX_TYPE,
+        headers={"Content-Disposition": content_disposition(f"{name}.xlsx")},
+    )
+
+
+@bp.get("/organisations/<int:organisation_id>/vouchers/<int:voucher_id>/draws")
+def voucher_draws(organisation_id: int, voucher_id: int):
+    """What a voucher paid for: each draw (negative: given back by a credit note) with the
+    invoice line it subsidised, for the organisation's managers."""
+    organisation_for_manager(require_user(), organisation_id)
+    voucher = next((v for v in vouchers_of(organisation_id) if v.id == voucher_id), None)
+    if voucher is None:
+        raise NotFound()
+    return jsonify(
+        {
+            "draws": [
+                {
+                    "amount_fen": use.amount_fen,
+                    "invoice_id": use.line.invoice_id,
+                    "invoice_number": use.line.invoice.number,
+                    "line": use.line.description,
+                    "start": use.line.started_at.isoformat() if use.line.started_at else None,
+                }
+                for use in voucher_uses(voucher.id)
+            ]
+        }
+    )

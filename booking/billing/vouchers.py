@@ -228,6 +228,15 @@ def vouchers_of(organisation_id: int) -> list[Voucher]:
     )
 
 
+def voucher_uses(voucher_id: int) -> list[VoucherUse]:
+    """Every draw on a voucher (and every return, negative), in order."""
+    return list(
+        db.session.scalars(
+            select(VoucherUse).where(VoucherUse.voucher_id == voucher_id).order_by(VoucherUse.id)
+        )
+    )
+
+
 def usable_vouchers(organisation_ids: list[int]) -> dict[int, list[Voucher]]:
     """Vouchers with something left, per organisation, in one query."""
     found: dict[int, list[Voucher]] = {}
