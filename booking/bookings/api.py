@@ -89,6 +89,18 @@ def booking_json(b: Booking, with_events: bool = False) -> dict:
     return data
 
 
+def requested_slot(data: dict):
+    """A JSON body's resource, times, quantity (at least 1) and paying organisation, with a
+    problem for each that is not right: (start, end, resource_id, quantity, organisation_id,
+    problems)."""
+    start, p1 = parse_time(data.get("start"), "start")
+    end, p2 = parse_time(data.get("end"), "end")
+    resource_id, p3 = _int(data.get("resource_id"), "resource_id", required=True)
+    quantity, p4 = _int(data.get("quantity", 1), "quantity", minimum=1)
+    organisation_id, p5 = _int(data.get("organisation_id"), "organisation_id")
+    return start, end, resource_id, quantity, organisation_id, p1 + p2 + p3 + p4 + p5
+
+
 def _raise(problems: list[Problem], status: int = 422) -> None:
     if problems:
         raise ServiceError(problems, status)
@@ -363,12 +375,7 @@ def estimate_price():
     (a read: a token with only the read scope may ask)."""
     user = require_user()
     data = _json_body()
-    start, p1 = parse_time(data.get("start"), "start")
-    end, p2 = parse_time(data.get("end"), "end")
-    resource_id, p3 = _int(data.get("resource_id"), "resource_id", required=True)
-    quantity, p4 = _int(data.get("quantity", 1), "quantity", minimum=1)
-    organisation_id, p5 = _int(data.get("organisation_id"), "organisation_id")
-    problems = p1 + p2 + p3 + p4 + p5
+    start, end, resource_id, quantity, organisation_id, problems = requested_slot(data)
     if not problems:
         problems = service.shape_problems(start, end)
     if not problems and end <= start:

@@ -11,7 +11,14 @@ from booking.api.views import bp, require_operate, require_user
 from booking.bookings import outages as outage_service
 from booking.bookings import qualifications as grant_service
 from booking.bookings import waitlist
-from booking.bookings.api import _int, _json_body, _raise, booking_json, parse_time
+from booking.bookings.api import (
+    _int,
+    _json_body,
+    _raise,
+    booking_json,
+    parse_time,
+    requested_slot,
+)
 from booking.bookings.export import carrier_by_code
 from booking.bookings.search import approval_queue
 from booking.catalogue.service import visible_resource
@@ -165,13 +172,8 @@ def join():
     the one obstacle (409 slot_free when nothing stands in the way, 422 for other problems)."""
     user = require_user()
     data = _json_body()
-    start, p1 = parse_time(data.get("start"), "start")
-    end, p2 = parse_time(data.get("end"), "end")
-    resource_id, p3 = _int(data.get("resource_id"), "resource_id", required=True)
-    quantity, p4 = _int(data.get("quantity", 1), "quantity", minimum=1)
-    organisation_id, p5 = _int(data.get("organisation_id"), "organisation_id")
+    start, end, resource_id, quantity, organisation_id, problems = requested_slot(data)
     purpose = data.get("purpose", "")
-    problems = p1 + p2 + p3 + p4 + p5
     if not isinstance(purpose, str):
         problems.append(Problem("invalid_text", _l("Must be text."), "purpose"))
     _raise(problems)
