@@ -11,6 +11,7 @@ from booking.extensions import db
 from booking.orgs.models import Membership, Project
 from booking.orgs.service import organisation_for_manager, organisation_for_member
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
 from booking.text_rules import MAX_PROJECT, plain_text_problems
 
 
@@ -69,7 +70,7 @@ def add_project(manager: User, organisation_id: int, code: str, name: str = "") 
 def set_project_active(manager: User, organisation_id: int, project_id, active: bool) -> Project:
     """A finished project leaves the booking form's list; what it was used for keeps its name."""
     organisation_for_manager(manager, organisation_id)
-    project = db.session.get(Project, project_id) if str(project_id).isdigit() else None
+    project = by_id(Project, project_id)
     if project is None or project.organisation_id != organisation_id:
         raise NotFound()
     project.active = bool(active)

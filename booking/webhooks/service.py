@@ -20,6 +20,7 @@ from booking.extensions import db
 from booking.locking import begin_write
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
 from booking.types import utcnow
 from booking.webhooks import signing
 from booking.webhooks.events import EVENTS
@@ -96,7 +97,7 @@ def register(
 
 def _own_endpoint(actor: User, carrier_id: int | None, endpoint_id) -> WebhookEndpoint:
     _require_admin(actor, carrier_id)
-    endpoint = db.session.get(WebhookEndpoint, endpoint_id) if str(endpoint_id).isdigit() else None
+    endpoint = by_id(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.carrier_id != carrier_id:
         raise NotFound()
     return endpoint
@@ -126,7 +127,7 @@ def deliveries_of(
 
 def send_again(actor: User, carrier_id: int | None, delivery_id) -> WebhookDelivery:
     """Queue a delivery again (same webhook-id: a receiver that has it already can ignore it)."""
-    delivery = db.session.get(WebhookDelivery, delivery_id) if str(delivery_id).isdigit() else None
+    delivery = by_id(WebhookDelivery, delivery_id)
     if delivery is None:
         raise NotFound()
     _own_endpoint(actor, carrier_id, delivery.endpoint_id)
