@@ -131,11 +131,11 @@ def test_visitor_browses_in_chinese_registers_signs_in_and_opens_a_resource(live
     page.get_by_label("密码", exact=True).fill("short")
     page.get_by_label("再次输入密码").fill("short")
     page.get_by_role("button", name="注册").click()
-    assert page.get_by_text("密码至少需要 8 个字符。").is_visible()
+    _expect(page.get_by_text("密码至少需要 8 个字符。")).to_be_visible()
     page.get_by_label("密码", exact=True).fill("mountain-river-9")
     page.get_by_label("再次输入密码").fill("mountain-river-9")
     page.get_by_role("button", name="注册").click()
-    assert page.get_by_role("button", name="退出登录").is_visible()
+    _expect(page.get_by_role("button", name="退出登录")).to_be_visible()
 
     # Sign out and back in.
     page.get_by_role("button", name="退出登录").click()
@@ -143,19 +143,19 @@ def test_visitor_browses_in_chinese_registers_signs_in_and_opens_a_resource(live
     page.get_by_label("电子邮箱").fill("visitor@example.com")
     page.get_by_label("密码").fill("mountain-river-9")
     page.get_by_role("button", name="登录").click()
-    assert page.get_by_text("您已登录。").is_visible()
+    _expect(page.get_by_text("您已登录。")).to_be_visible()
 
     # Search and open a resource page.
     page.locator("input[name=q]").fill("GPU")
     page.get_by_role("button", name="搜索").click()
     page.locator("li.resource h2 a").first.click()
-    assert page.get_by_role("heading", name="预约条款").is_visible()
-    assert page.get_by_role("heading", name="开放时间").is_visible()
+    _expect(page.get_by_role("heading", name="预约条款")).to_be_visible()
+    _expect(page.get_by_role("heading", name="开放时间")).to_be_visible()
     _shot(page, "resource")
 
     # Switch to English on the same page.
     page.locator("button[data-locale=en]").click()
-    assert page.get_by_role("heading", name="Booking terms").is_visible()
+    _expect(page.get_by_role("heading", name="Booking terms")).to_be_visible()
     context.close()
 
 
@@ -181,7 +181,7 @@ def test_engineer_books_from_the_week_view_and_cancels(live_server, browser):
     page.locator("textarea[name=purpose]").fill("模型推理压测")
     _shot(page, "book")
     page.get_by_role("button", name="预约", exact=True).click()
-    assert page.get_by_text("预约成功。").is_visible()
+    _expect(page.get_by_text("预约成功。")).to_be_visible()
     assert page.get_by_role("heading", level=1).inner_text().startswith("GPU 推理与开发服务器")
     booking_url = page.url
     booking_id = booking_url.rstrip("/").rsplit("/", 1)[-1]
@@ -190,7 +190,7 @@ def test_engineer_books_from_the_week_view_and_cancels(live_server, browser):
     assert "GPU 推理与开发服务器" in row.inner_text() and "已批准" in row.inner_text()
     page.goto(booking_url)
     page.locator("form[action$='/cancel'] button").click()
-    assert page.get_by_text("已取消").first.is_visible()
+    _expect(page.get_by_text("已取消").first).to_be_visible()
     context.close()
 
 
