@@ -385,3 +385,20 @@ def test_the_settings_page_saves_invoicing_and_quotas_and_shows_refusals(client,
     assert saved.status_code == 302
     db.session.expire_all()
     assert billed["carrier"].quota_hours_general == 1200
+
+
+def test_paid_follows_the_balance_through_payments_credits_and_removals(billed):  # noqa: F811
+    used_booking(billed, 10)
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    issued = invoices.issue(billed["op"], billed["carrier"], invoice.id)
+    today = issued.issued_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    carrier, op = billed["carrier"], billed["op"]
+    invoices.record_payment(op, carrier, issued.id, amount="200", paid_on=today, reference="")
+    assert issued.paid_at is None  # ¥40 still to pay
+    invoices.credit_note(op, carrier, issued.id, "40", "one hour less")
+    db.session.expire_all()
+    settled = db.session.get(Invoice, issued.id)
+    assert invoices.balance_fen(settled) == 0 and settled.paid_at is not None  # by the credit
+    invoices.remove_payment(op, carrier, settled.id, settled.payments[0].id, "wrong invoice")
+    db.session.expire_all()
+    assert db.session.get(Invoice, issued.id).paid_at is None

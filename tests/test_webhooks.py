@@ -230,3 +230,16 @@ def test_use_invoices_and_voucher_draws_are_announced(hooked):
     )
     assert events == ["booking.created", "usage.recorded", "voucher.drawn", "invoice.issued"]
     assert webhooks.send_due().startswith("5 sent")  # and the first endpoint's booking.created
+
+
+def test_a_removed_endpoint_receives_nothing_more(hooked):
+    hooked["receiver"].codes = [500]
+    _book(hooked)
+    webhooks.send_due()  # failed once: waiting for its retry
+    webhooks.remove(hooked["admin"], hooked["carrier"].id, hooked["endpoint"].id)
+    assert webhooks.send_due(utcnow() + timedelta(hours=1)) == "0 sent, 0 to retry, 1 failed"
+    assert len(hooked["receiver"].received) == 1  # only the attempt before the removal
+    delivery = db.session.scalar(select(WebhookDelivery))
+    with pytest.raises(ServiceError) as refused:
+        webhooks.send_again(hooked["admin"], hooked["carrier"].id, delivery.id)
+    assert refused.value.code == "endpoint_removed"

@@ -370,10 +370,8 @@ def _recount(invoice: Invoice) -> None:
 def taxed(
     carrier: Carrier, priced_fen: int, rate: pricing.RateTerms | None = None
 ) -> tuple[tax.LineTax, int]:
-    """A priced amount with its VAT, by the rate's VAT or the carrier's, and the carrier's
-    choice of prices with or without tax (billing/tax.py); and the VAT rate used."""
-    rate_bp = rate.tax_rate_bp if rate and rate.tax_rate_bp is not None else carrier.tax_rate_bp
-    return tax.on_price(priced_fen, rate_bp, carrier.prices_include_tax), rate_bp
+    """A priced amount with its VAT, as the carrier charges it, and the VAT rate used."""
+    return tax.for_carrier(priced_fen, rate.tax_rate_bp if rate else None, carrier)
 
 
 def _price_line(
@@ -861,6 +859,8 @@ def credit_note(
         reason=reason,
     )
     _number_and_freeze(operator, carrier, note, now or utcnow())
+    db.session.flush()
+    _settle(original)  # a credit note may settle what payments left
     db.session.commit()
     return note
 
@@ -879,6 +879,15 @@ def credited_fen(invoice: Invoice) -> int:
 def balance_fen(invoice: Invoice) -> int:
     """What is still to pay on an issued invoice: due, less credit notes, less payments."""
     return invoice.due_fen - credited_fen(invoice) - invoice.paid_fen
+
+
+def _settle(invoice: Invoice) -> None:
+    """paid_at says when the balance reached zero (payments or credit notes), None while
+    something is still to pay: kept in step with the balance by every change to it."""
+    if balance_fen(invoice) <= 0:
+        invoice.paid_at = invoice.paid_at or utcnow()
+    else:
+        invoice.paid_at = None
 
 
 def _issued_invoice(carrier: Carrier, invoice_id) -> Invoice:
@@ -939,9 +948,8 @@ def record_payment(
         )
     payment = Payment(amount_fen=fen, paid_on=paid_on, reference=reference, recorded_by_id=actor.id)
     invoice.payments.append(payment)
-    if fen == left:
-        invoice.paid_at = utcnow()
     db.session.flush()
+    _settle(invoice)
     audit.record(
         actor,
         "payment_recorded",
@@ -975,7 +983,8 @@ def remove_payment(actor: User, carrier: Carrier, invoice_id, payment_id, reason
         "reference": payment.reference,
     }
     invoice.payments.remove(payment)
-    invoice.paid_at = None
+    db.session.flush()
+    _settle(invoice)
     audit.record(
         actor,
         "payment_removed",

@@ -197,9 +197,7 @@ def _priced(resource: Resource, tier: str, rates, start, end, quantity: int) -> 
     minutes = int((end - start).total_seconds() // 60)
     days = pricing.started_days([(start, end)], zone)
     result = pricing.charge(rate, booked_minutes=minutes, quantity=quantity, booked_days=days)
-    carrier = resource.carrier
-    rate_bp = rate.tax_rate_bp if rate.tax_rate_bp is not None else carrier.tax_rate_bp
-    with_tax = tax.on_price(result.amount_fen, rate_bp, carrier.prices_include_tax)
+    with_tax, _rate_bp = tax.for_carrier(result.amount_fen, rate.tax_rate_bp, resource.carrier)
     return Estimate(result, tier, minutes / 60, with_tax)
 
 

@@ -43,6 +43,14 @@ def on_price(priced_fen: int, rate_bp: int, included: bool) -> LineTax:
     return LineTax(priced_fen, round_fen(Fraction(priced_fen * rate_bp, BASIS)))
 
 
+def for_carrier(priced_fen: int, rate_bp: int | None, carrier) -> tuple[LineTax, int]:
+    """A priced amount's VAT by its rate's VAT (None: the carrier's) and the carrier's choice
+    of prices with or without tax; and the VAT rate used. The estimate and the invoice line
+    both call this, so they agree to the fen."""
+    used = rate_bp if rate_bp is not None else carrier.tax_rate_bp
+    return on_price(priced_fen, used, carrier.prices_include_tax), used
+
+
 def credited_tax(gross_fen: int, gross_left: int, tax_left: int) -> int:
     """The tax in `gross_fen` credited on a line with `gross_left` fen and `tax_left` fen of tax
     not yet credited: its share, rounded half up, and all of it when all that is left goes."""

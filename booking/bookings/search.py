@@ -61,23 +61,6 @@ def carrier_bookings(
     return _filtered(stmt, status, start_from, start_until, limit)
 
 
-def visible_bookings(user: User, **filters) -> list[Booking]:
-    """Own bookings, plus those of carriers the user operates (API listing)."""
-
-    carriers = operated_carrier_ids(user)
-    stmt = select(Booking).join(Resource)
-    condition = Booking.user_id == user.id
-    if carriers:
-        condition = or_(condition, Resource.carrier_id.in_(carriers))
-    return _filtered(
-        stmt.where(condition),
-        filters.get("status"),
-        filters.get("start_from"),
-        filters.get("start_until"),
-        filters.get("limit", 500),
-    )
-
-
 def visible_bookings_page(
     user: User,
     *,
@@ -87,8 +70,9 @@ def visible_bookings_page(
     after: tuple[datetime, int] | None = None,
     limit: int = 100,
 ) -> tuple[list[Booking], tuple[datetime, int] | None]:
-    """One page of `visible_bookings` in (start, id) order after the key `after`, and the key
-    to continue from (None on the last page): the API walks every row, never a silent cap."""
+    """One page of the user's own bookings and those of carriers they operate, in (start, id)
+    order after the key `after`, and the key to continue from (None on the last page): the API
+    walks every row, never a silent cap."""
     carriers = operated_carrier_ids(user)
     condition = Booking.user_id == user.id
     if carriers:

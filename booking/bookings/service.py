@@ -52,7 +52,6 @@ from booking.bookings.search import (  # noqa: F401 - one public surface
     free_resources,
     my_bookings,
     next_free_slot,
-    visible_bookings,
 )
 from booking.bookings.signals import capacity_freed
 from booking.catalogue.service import (

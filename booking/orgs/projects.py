@@ -9,7 +9,7 @@ from sqlalchemy import select
 from booking.accounts.models import User
 from booking.extensions import db
 from booking.orgs.models import Membership, Project
-from booking.orgs.service import organisation_for_manager, organisation_for_member
+from booking.orgs.service import organisation_for_manager
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.text_rules import MAX_PROJECT, plain_text_problems
@@ -35,16 +35,6 @@ def projects_of_user(user: User) -> list[Project]:
             .order_by(Project.code)
         )
     )
-
-
-def projects_for_member(user: User, organisation_id: int) -> list[Project]:
-    organisation_for_member(user, organisation_id)
-    return projects_of(organisation_id)
-
-
-def projects_for_manager(user: User, organisation_id: int) -> list[Project]:
-    organisation_for_manager(user, organisation_id)
-    return projects_of(organisation_id, active_only=False)
 
 
 def add_project(manager: User, organisation_id: int, code: str, name: str = "") -> Project:

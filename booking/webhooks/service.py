@@ -130,7 +130,12 @@ def send_again(actor: User, carrier_id: int | None, delivery_id) -> WebhookDeliv
     delivery = by_id(WebhookDelivery, delivery_id)
     if delivery is None:
         raise NotFound()
-    _own_endpoint(actor, carrier_id, delivery.endpoint_id)
+    endpoint = _own_endpoint(actor, carrier_id, delivery.endpoint_id)
+    if not endpoint.active:
+        raise ServiceError(
+            Problem("endpoint_removed", _l("This endpoint was removed: nothing is sent to it.")),
+            409,
+        )
     delivery.state, delivery.next_at = PENDING, utcnow()
     db.session.commit()
     return delivery
@@ -171,6 +176,11 @@ def send_due(now: datetime | None = None, limit: int = 200) -> str:
             db.session.commit()
             break
         endpoint = delivery.endpoint
+        if not endpoint.active:  # removed since it was queued: "it receives nothing more"
+            delivery.state, delivery.last_error = FAILED, "endpoint removed"
+            db.session.commit()
+            failed += 1
+            continue
         delivery.state, delivery.attempts, delivery.next_at = SENDING, delivery.attempts + 1, now
         attempt, payload, msg_id = delivery.attempts, delivery.payload, delivery.msg_id
         url, secret, delivery_id = endpoint.url, endpoint.secret, delivery.id
