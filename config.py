@@ -122,6 +122,8 @@ class ProductionConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
+    # Every API response is checked against its model in the OpenAPI document.
+    API_VALIDATE_RESPONSES = True
     SECRET_KEY = "test-secret"
     WTF_CSRF_ENABLED = True
     MAIL_BACKEND = "smtp"

@@ -115,6 +115,7 @@ def _register_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    import booking.api.docs  # noqa: F401 - adds /api/v1/openapi.json
     import booking.billing.api  # noqa: F401 - adds /api/v1/invoices and vouchers
     import booking.bookings.api  # noqa: F401 - adds the booking routes to the API blueprint
     import booking.bookings.operate_api  # noqa: F401 - approvals, outages, grants, waitlist
@@ -126,6 +127,7 @@ def _register_blueprints(app: Flask) -> None:
     from booking.accounts.cli import cli as api_token_cli
     from booking.accounts.cli import users_cli
     from booking.accounts.views import bp as accounts_bp
+    from booking.api.docs import docs_bp as api_docs_bp
     from booking.api.views import bp as api_bp
     from booking.audit.views import admin_bp as platform_audit_bp
     from booking.audit.views import bp as audit_bp
@@ -181,6 +183,7 @@ def _register_blueprints(app: Flask) -> None:
         admin_bp,
         operate,
         api_bp,
+        api_docs_bp,
         api_token_cli,
         users_cli,
         demo_cli,

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import lazy_gettext as _l
 
 from booking.accounts.service import api_token_for
+from booking.api.contract import Out, operation
 from booking.api.paging import decode_cursor, next_link, page_limit
 from booking.catalogue import service as catalogue
 from booking.catalogue.models import Resource
@@ -60,6 +61,10 @@ def _json_bodies_only():
                 )
             ],
             415,
+        )
+    if has_body and request.get_json(silent=True) is None:
+        return api_error(
+            [Problem("invalid_json", _l("Send a JSON object in the request body."))], 400
         )
     return None
 
@@ -149,7 +154,31 @@ def require_user():
     return g.api_user
 
 
+class OrganisationRoleOut(Out):
+    id: int
+    name: str
+    role: str
+
+
+class CarrierRoleOut(Out):
+    carrier_id: int
+    carrier_code: str
+    carrier_name: str
+    role: str
+
+
+class MeOut(Out):
+    id: int
+    email: str
+    display_name: str
+    locale: str | None
+    is_platform_admin: bool
+    organisations: list[OrganisationRoleOut]
+    carrier_roles: list[CarrierRoleOut]
+
+
 @bp.get("/me")
+@operation(tags=["account"], ok=MeOut)
 def me():
     user = require_user()
     locale = current_locale()
