@@ -104,6 +104,8 @@ def app(database_url):
             "MAIL_BACKEND": "console",
             "PUBLIC_BASE_URL": "http://booking.test",
             "SQLITE_IMMEDIATE_OUTSIDE_REQUESTS": False,
+            # Every API response is checked against its model in the OpenAPI document.
+            "API_VALIDATE_RESPONSES": True,
         }
     )
     app.test_client_class = IsolatedClient

@@ -87,7 +87,7 @@ def _raise_first(problems: list[Problem]) -> None:
     )
 
 
-def _parsed(parser: Callable[..., tuple[Any, list[Problem]]], **options):
+def parsed(parser: Callable[..., tuple[Any, list[Problem]]], **options):
     def validate(value, info: ValidationInfo):
         result, problems = parser(value, info.field_name or "", **options)
         if problems:
@@ -99,14 +99,14 @@ def _parsed(parser: Callable[..., tuple[Any, list[Problem]]], **options):
 
 _TIME_SCHEMA = {"type": "string", "format": "date-time", "examples": ["2026-12-01T09:00:00+08:00"]}
 # An ISO 8601 time with its offset, between the years 2000 and 2100.
-Time = Annotated[datetime, _parsed(parse_datetime), WithJsonSchema(_TIME_SCHEMA)]
+Time = Annotated[datetime, parsed(parse_datetime), WithJsonSchema(_TIME_SCHEMA)]
 OptionalTime = Annotated[
-    datetime | None, _parsed(parse_datetime, required=False), WithJsonSchema(_TIME_SCHEMA)
+    datetime | None, parsed(parse_datetime, required=False), WithJsonSchema(_TIME_SCHEMA)
 ]
 _DATE_SCHEMA = {"type": "string", "format": "date", "examples": ["2026-12-01"]}
-Day = Annotated[date, _parsed(parse_date), WithJsonSchema(_DATE_SCHEMA)]
+Day = Annotated[date, parsed(parse_date), WithJsonSchema(_DATE_SCHEMA)]
 OptionalDay = Annotated[
-    date | None, _parsed(parse_date, required=False), WithJsonSchema(_DATE_SCHEMA)
+    date | None, parsed(parse_date, required=False), WithJsonSchema(_DATE_SCHEMA)
 ]
 Month = Annotated[
     tuple[int, int],
@@ -132,7 +132,7 @@ def whole(
     kind = int if required else int | None
     return Annotated[
         kind,
-        _parsed(parse_int, required=required, minimum=minimum, maximum=maximum, from_text=text),
+        parsed(parse_int, required=required, minimum=minimum, maximum=maximum, from_text=text),
         WithJsonSchema(schema),
     ]
 
@@ -168,7 +168,7 @@ _MESSAGES = {
     "int_parsing": ("invalid_integer", _l("Must be a whole number.")),
     "bool_type": ("invalid_boolean", _l("Use true or false.")),
     "bool_parsing": ("invalid_boolean", _l("Use true or false.")),
-    "string_type": ("invalid_text", _l("Send text here.")),
+    "string_type": ("invalid_text", _l("Must be text.")),
     "list_type": ("invalid_list", _l("Send a list here.")),
     "model_type": ("invalid_json", _l("Send a JSON object here.")),
     "model_attributes_type": ("invalid_json", _l("Send a JSON object here.")),
@@ -206,6 +206,12 @@ def _refuse_invalid(request, response, error, instance, model_adapter) -> None:
     """spectree's hook before the view: an invalid request becomes a 422 in our shape."""
     if error is None:
         return
+    if request.method in ("POST", "PUT", "PATCH") and not isinstance(
+        request.get_json(silent=True), dict
+    ):
+        raise ServiceError(
+            Problem("invalid_json", _l("Send a JSON object in the request body.")), 400
+        )
     raise ServiceError([problem_from(e) for e in error.errors()], 422)
 
 
@@ -259,14 +265,17 @@ def operation(
     json: type[BaseModel] | None = None,
     ok: type[BaseModel] | None = None,
     status: int = 200,
+    more: dict[int, type[BaseModel]] | None = None,
 ):
     """Declare an API operation: its query and body models (validated before the view runs),
     its success response (a model; None for a file or an empty body) and the error body for
-    the rest.
+    the rest; `more` adds other successes (e.g. a preview's 200 beside a creation's 201).
     Every /api/v1 route carries one; a test fails for a route without."""
     codes: dict[str, Any] = {f"HTTP_{code}": ErrorBody for code in _ERRORS}
     if ok is not None:
         codes[f"HTTP_{status}"] = ok
+    for other_status, model in (more or {}).items():
+        codes[f"HTTP_{other_status}"] = model
     plain = () if ok is not None else (f"HTTP_{status}",)
 
     def declare(view):

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_babel import lazy_gettext as _l
+from pydantic import Field
 
 from booking.accounts.service import api_token_for
-from booking.api.contract import Out, operation
+from booking.api.contract import Out, Page, PageQuery, operation
 from booking.api.paging import decode_cursor, next_link, page_limit
 from booking.catalogue import service as catalogue
 from booking.catalogue.models import Resource
@@ -62,10 +63,6 @@ def _json_bodies_only():
             ],
             415,
         )
-    if has_body and request.get_json(silent=True) is None:
-        return api_error(
-            [Problem("invalid_json", _l("Send a JSON object in the request body."))], 400
-        )
     return None
 
 
@@ -96,6 +93,18 @@ def _authenticate():
         if needed not in g.api_scopes:
             return _insufficient_scope(needed)
     # Without a token the caller is anonymous, signed-in browser or not.
+
+
+@bp.before_request
+def _parseable_bodies_only():
+    """A JSON body that does not parse is refused (after authentication, so that a stranger
+    learns nothing before showing a token)."""
+    has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
+    if request.method in BODY_METHODS and has_body and request.get_json(silent=True) is None:
+        return api_error(
+            [Problem("invalid_json", _l("Send a JSON object in the request body."))], 400
+        )
+    return None
 
 
 def _insufficient_scope(scope: str):
@@ -180,6 +189,7 @@ class MeOut(Out):
 @bp.get("/me")
 @operation(tags=["account"], ok=MeOut)
 def me():
+    """Who the token belongs to: organisations and carrier roles."""
     user = require_user()
     locale = current_locale()
     return jsonify(
@@ -204,6 +214,72 @@ def me():
             ],
         }
     )
+
+
+class ResourceCarrierOut(Out):
+    id: int
+    code: str
+    name: str
+    timezone: str
+
+
+class ResourceOut(Out):
+    id: int
+    kind: str
+    name: str
+    name_zh: str
+    name_en: str | None
+    carrier: ResourceCarrierOut
+    location: str | None
+    capacity: int
+    unit: str = Field(
+        description="What one of the capacity is (seat, GPU, …), in the caller's language."
+    )
+    visibility: str
+    requires_approval: bool
+    url: str = Field(description="The resource's page on the platform.")
+
+
+class SpecOut(Out):
+    name: str
+    value: str
+
+
+class OpeningHoursOut(Out):
+    weekday: int = Field(description="0 = Monday.")
+    opens: str = Field(examples=["09:00"])
+    closes: str = Field(examples=["18:00"])
+
+
+class QualificationRefOut(Out):
+    id: int
+    name: str
+
+
+class ResourceDetailOut(ResourceOut):
+    description_zh: str | None
+    description_en: str | None
+    specs: list[SpecOut]
+    slot_minutes: int
+    min_duration_minutes: int
+    max_duration_minutes: int | None
+    min_notice_minutes: int
+    max_advance_days: int | None
+    setup_minutes: int
+    cleanup_minutes: int
+    always_open: bool
+    opening_hours: list[OpeningHoursOut]
+    qualification: QualificationRefOut | None
+
+
+class ResourcesQuery(PageQuery):
+    q: str | None = Field(None, description="Words in the name, description or location.")
+    kind: str | None = Field(None, description="instrument, pilot_line, compute or licence.")
+    carrier: str | None = Field(None, description="A carrier's code.")
+
+
+class ResourcesPageOut(Page):
+    resources: list[ResourceOut]
 
 
 def resource_json(resource: Resource, locale: str, full: bool = False) -> dict:
@@ -257,14 +333,14 @@ def resource_json(resource: Resource, locale: str, full: bool = False) -> dict:
 
 
 @bp.get("/resources")
+@operation(tags=["resources"], query=ResourcesQuery, ok=ResourcesPageOut)
 def resources():
+    """The catalogue: resources the caller may see, in id order."""
     locale = current_locale()
     limit, after = page_limit(), decode_cursor((int,))
+    query = request.context.query
     found = catalogue.search_catalogue(
-        g.api_user,
-        q=request.args.get("q"),
-        kind=request.args.get("kind") or None,
-        carrier_code=request.args.get("carrier") or None,
+        g.api_user, q=query.q, kind=query.kind or None, carrier_code=query.carrier or None
     )
     # A carrier lists hundreds of resources at most: paged here, in id order, like every list.
     rest = sorted((r for r in found if after is None or r.id > after[0]), key=lambda r: r.id)
@@ -280,6 +356,8 @@ def resources():
 
 
 @bp.get("/resources/<int:resource_id>")
+@operation(tags=["resources"], ok=ResourceDetailOut)
 def resource(resource_id: int):
+    """One resource with its booking rules and opening hours."""
     found = catalogue.visible_resource(g.api_user, resource_id)
     return jsonify(resource_json(found, current_locale(), full=True))

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from flask import g, jsonify, request
 from flask_babel import lazy_gettext as _l
+from pydantic import ConfigDict, Field, RootModel, WithJsonSchema
 
+from booking.api.contract import (
+    Id,
+    In,
+    OptionalTime,
+    Out,
+    Page,
+    PageQuery,
+    ProblemOut,
+    Quantity,
+    Time,
+    body_of,
+    operation,
+    parsed,
+    whole,
+)
 from booking.api.paging import decode_cursor, next_link, page_limit
-from booking.api.views import bp, require_operate, require_user, resource_json
+from booking.api.views import ResourceOut, bp, require_operate, require_user, resource_json
 from booking.billing.money import format_yuan
 from booking.billing.service import estimate
 from booking.bookings import series as series_service
@@ -18,7 +35,7 @@ from booking.bookings.export import booking_header, booking_rows, carrier_by_cod
 from booking.bookings.models import STATUSES, Booking
 from booking.bookings.search import visible_bookings_page
 from booking.catalogue.service import visible_resource
-from booking.inputs import parse_datetime, parse_int
+from booking.inputs import MAX_INT, parse_datetime, parse_int
 from booking.languages import current_locale
 from booking.metering.export import usage_header, usage_rows
 from booking.orgs.service import membership
@@ -32,24 +49,198 @@ def _iso(moment: datetime, tz: str) -> str:
     return moment.astimezone(ZoneInfo(tz)).isoformat()
 
 
-def parse_time(value, field: str, required: bool = True) -> tuple[datetime | None, list[Problem]]:
-    return parse_datetime(value, field, required=required)
+def _rule_problems(value, field: str):
+    if value is None or isinstance(value, str):
+        return value, []
+    return None, [Problem("invalid_rrule", _l("The repetition rule is not valid."), field)]
 
 
-def _int(
-    value, field: str, required: bool = False, minimum: int | None = None, from_query: bool = False
-):
-    """A JSON integer (or, from_query, a decimal string), with a problem when it is not."""
-    return parse_int(value, field, required=required, minimum=minimum, from_text=from_query)
+# An RFC 5545 RRULE (e.g. FREQ=WEEKLY;COUNT=10), checked by the series rules.
+RepetitionRule = Annotated[
+    str | None,
+    parsed(_rule_problems),
+    WithJsonSchema({"type": "string", "examples": ["FREQ=WEEKLY;COUNT=10"]}),
+]
+AnyWhole = whole(required=False)  # checked by the service, whose problem names the rule
 
 
-def _json_body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ServiceError(
-            Problem("invalid_json", _l("Send a JSON object in the request body.")), 400
-        )
-    return data
+class SlotIn(In):
+    resource_id: Id
+    start: Time
+    end: Time
+    quantity: Quantity = 1
+    organisation_id: AnyWhole = Field(
+        None, description="The paying organisation (default: the caller's first)."
+    )
+
+
+class BookingIn(SlotIn):
+    quantity: AnyWhole = 1
+    purpose: str = ""
+    project: str = Field("", description="A project or grant code, for the organisation's bills.")
+    recurrence: RepetitionRule = Field(None, description="Book a series by this RRULE.")
+    preview: bool = Field(False, description="With recurrence: list the occurrences, book none.")
+
+
+class BookingChangeIn(In):
+    start: OptionalTime = None
+    end: OptionalTime = None
+    quantity: AnyWhole = None
+    reason: str = ""
+
+
+class ReasonIn(In):
+    reason: str = ""
+
+
+class CancelIn(ReasonIn):
+    scope: str = Field("one", description="one, following or all (of a series).")
+
+
+class BookingResourceOut(Out):
+    id: int
+    name: str
+    carrier: str = Field(description="The carrier's code.")
+
+
+class NamedOut(Out):
+    id: int
+    name: str
+
+
+class BookingUserOut(NamedOut):
+    email: str
+
+
+class BookingEventOut(Out):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    at: str
+    action: str
+    from_: str | None = Field(alias="from")
+    to: str | None
+    by: str | None
+    reason: str | None
+
+
+class BookingOut(Out):
+    id: int
+    resource: BookingResourceOut
+    start: str = Field(description="ISO 8601 in the carrier's time zone.")
+    end: str
+    quantity: int
+    status: str
+    organisation: NamedOut
+    user: BookingUserOut
+    purpose: str | None
+    project: str | None
+    series_id: int | None
+    sequence: int
+    outage_conflict: bool
+    override_reason: str | None
+
+
+class BookingDetailOut(BookingOut):
+    events: list[BookingEventOut]
+
+
+class OccurrenceOut(Out):
+    start: str
+    end: str
+    ok: bool
+    booking_id: int | None
+    problems: list[ProblemOut]
+
+
+class SeriesPreviewOut(Out):
+    occurrences: list[OccurrenceOut]
+
+
+class SeriesCreatedOut(SeriesPreviewOut):
+    series_id: int
+    bookings: list[BookingOut]
+
+
+class BookingCreatedOut(RootModel[BookingDetailOut | SeriesCreatedOut]):
+    """A booking, or with `recurrence` the series: its bookings and every occurrence."""
+
+
+class BookingsQuery(PageQuery):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    status: str | None = Field(None, description="One of the booking statuses.")
+    from_: OptionalTime = Field(None, alias="from", description="Starting at or after.")
+    to: OptionalTime = Field(None, description="Starting before.")
+
+
+class BookingsPageOut(Page):
+    bookings: list[BookingOut]
+
+
+class CancelledOut(Out):
+    cancelled: list[BookingOut]
+
+
+class WindowQuery(In):
+    start: Time
+    end: Time
+
+
+class StretchOut(Out):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    from_: str = Field(alias="from")
+    until: str
+    state: str
+    free: int
+
+
+class AvailabilityOut(Out):
+    resource: ResourceOut
+    capacity: int
+    timeline: list[StretchOut]
+    busy: list[StretchOut]
+
+
+class NextFreeQuery(In):
+    duration: whole(minimum=1, maximum=MAX_MINUTES, text=True) = Field(60, description="Minutes.")
+    quantity: whole(minimum=1, text=True) = 1
+    after: OptionalTime = None
+
+
+class NextFreeOut(Out):
+    start: str | None = Field(description="null: nothing free within the advance window.")
+
+
+class FreeQuery(WindowQuery):
+    quantity: whole(minimum=1, text=True) = 1
+    limit: whole(minimum=1, text=True) = Field(100, description="At most 500 are returned.")
+    kind: str | None = None
+    carrier: str | None = None
+
+
+class FreeResourceOut(ResourceOut):
+    free: int
+
+
+class FreeOut(Out):
+    total: int
+    resources: list[FreeResourceOut]
+
+
+class ExportQuery(In):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    from_: str | None = Field(None, alias="from", description="First local day, YYYY-MM-DD.")
+    to: str | None = Field(None, description="Last local day, YYYY-MM-DD.")
+    format: str | None = Field(None, description="csv (default), xlsx or jsonl.")
+
+
+class EstimateOut(Out):
+    priced: bool
+    tier: str | None
+    amount_fen: int | None = Field(description="VAT included, in fen (1/100 CNY).")
+    hours: float | None = None
+    amount: str | None = None
+    tax_fen: int | None = None
+    net_fen: int | None = None
+    minimum_applied: bool | None = None
 
 
 def booking_json(b: Booking, with_events: bool = False) -> dict:
@@ -89,16 +280,26 @@ def booking_json(b: Booking, with_events: bool = False) -> dict:
     return data
 
 
-def requested_slot(data: dict):
-    """A JSON body's resource, times, quantity (at least 1) and paying organisation, with a
-    problem for each that is not right: (start, end, resource_id, quantity, organisation_id,
-    problems)."""
-    start, p1 = parse_time(data.get("start"), "start")
-    end, p2 = parse_time(data.get("end"), "end")
-    resource_id, p3 = _int(data.get("resource_id"), "resource_id", required=True)
-    quantity, p4 = _int(data.get("quantity", 1), "quantity", minimum=1)
-    organisation_id, p5 = _int(data.get("organisation_id"), "organisation_id")
-    return start, end, resource_id, quantity, organisation_id, p1 + p2 + p3 + p4 + p5
+def parse_time(value, field: str, required: bool = True) -> tuple[datetime | None, list[Problem]]:
+    return parse_datetime(value, field, required=required)
+
+
+def _int(
+    value, field: str, required: bool = False, minimum: int | None = None, from_query: bool = False
+):
+    """A JSON integer (or, from_query, a decimal string), with a problem when it is not."""
+    return parse_int(
+        value, field, required=required, minimum=minimum, maximum=MAX_INT, from_text=from_query
+    )
+
+
+def _json_body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ServiceError(
+            Problem("invalid_json", _l("Send a JSON object in the request body.")), 400
+        )
+    return data
 
 
 def _raise(problems: list[Problem], status: int = 422) -> None:
@@ -107,11 +308,11 @@ def _raise(problems: list[Problem], status: int = 422) -> None:
 
 
 @bp.get("/resources/<int:resource_id>/availability")
+@operation(tags=["availability"], query=WindowQuery, ok=AvailabilityOut)
 def availability(resource_id: int):
-    start, p1 = parse_time(request.args.get("start"), "start")
-    end, p2 = parse_time(request.args.get("end"), "end")
-    _raise(p1 + p2)
-    resource, pieces = service.availability(g.api_user, resource_id, start, end)
+    """What is free and busy on a resource between two times."""
+    query = request.context.query
+    resource, pieces = service.availability(g.api_user, resource_id, query.start, query.end)
     tz = resource.carrier.timezone
     return jsonify(
         {
@@ -141,37 +342,30 @@ def availability(resource_id: int):
 
 
 @bp.get("/resources/<int:resource_id>/next-free")
+@operation(tags=["availability"], query=NextFreeQuery, ok=NextFreeOut)
 def next_free(resource_id: int):
-    duration, p1 = parse_int(
-        request.args.get("duration", "60"),
-        "duration",
-        minimum=1,
-        maximum=MAX_MINUTES,
-        from_text=True,
+    """The first time a slot of this length is free (and bookable by the caller)."""
+    query = request.context.query
+    start = service.next_free_slot(
+        g.api_user, resource_id, query.duration, query.quantity, after=query.after
     )
-    quantity, p2 = _int(request.args.get("quantity", "1"), "quantity", minimum=1, from_query=True)
-    after, p3 = parse_time(request.args.get("after"), "after", required=False)
-    _raise(p1 + p2 + p3)
-    start = service.next_free_slot(g.api_user, resource_id, duration, quantity, after=after)
     resource = visible_resource(g.api_user, resource_id)
     return jsonify({"start": _iso(start, resource.carrier.timezone) if start else None})
 
 
 @bp.get("/free")
+@operation(tags=["availability"], query=FreeQuery, ok=FreeOut)
 def free():
-    start, p1 = parse_time(request.args.get("start"), "start")
-    end, p2 = parse_time(request.args.get("end"), "end")
-    quantity, p3 = _int(request.args.get("quantity", "1"), "quantity", minimum=1, from_query=True)
-    limit, p4 = _int(request.args.get("limit", "100"), "limit", minimum=1, from_query=True)
-    _raise(p1 + p2 + p3 + p4)
+    """Resources with the asked capacity free for the whole window."""
+    query = request.context.query
     found = service.free_resources(
         g.api_user,
-        request.args.get("kind") or None,
-        start,
-        end,
-        quantity,
-        carrier_code=request.args.get("carrier") or None,
-        limit=min(limit, 500),
+        query.kind or None,
+        query.start,
+        query.end,
+        query.quantity,
+        carrier_code=query.carrier or None,
+        limit=min(query.limit, 500),
     )
     return jsonify(
         {
@@ -184,28 +378,19 @@ def free():
 
 
 @bp.post("/bookings")
+@operation(
+    tags=["bookings"], json=BookingIn, ok=BookingCreatedOut, status=201,
+    more={200: SeriesPreviewOut},
+)  # fmt: skip
 def create():
+    """Book a slot, or a series with `recurrence` (`preview` lists it without booking)."""
     user = require_user()
-    data = _json_body()
-    start, p1 = parse_time(data.get("start"), "start")
-    end, p2 = parse_time(data.get("end"), "end")
-    resource_id, p3 = _int(data.get("resource_id"), "resource_id", required=True)
-    quantity, p4 = _int(data.get("quantity", 1), "quantity")
-    organisation_id, p5 = _int(data.get("organisation_id"), "organisation_id")
-    purpose, recurrence = data.get("purpose", ""), data.get("recurrence")
-    project = data.get("project", "")
-    problems = p1 + p2 + p3 + p4 + p5
-    if not isinstance(purpose, str):
-        problems.append(Problem("invalid_text", _l("Must be text."), "purpose"))
-    if not isinstance(project, str):
-        problems.append(Problem("invalid_text", _l("Must be text."), "project"))
-    if recurrence is not None and not isinstance(recurrence, str):
-        problems.append(
-            Problem("invalid_rrule", _l("The repetition rule is not valid."), "recurrence")
-        )
-    _raise(problems)
+    body = request.context.json
+    start, end, resource_id = body.start, body.end, body.resource_id
+    quantity, organisation_id = body.quantity, body.organisation_id
+    purpose, recurrence, project = body.purpose, body.recurrence, body.project
     if recurrence:
-        if data.get("preview"):
+        if body.preview:
             occurrences = series_service.preview_series(
                 user,
                 resource_id,
@@ -258,15 +443,14 @@ def _occurrence_json(o) -> dict:
 
 
 @bp.get("/bookings")
+@operation(tags=["bookings"], query=BookingsQuery, ok=BookingsPageOut)
 def index():
+    """The caller's bookings (and, with operate, their carriers'), by start time."""
     user = require_user()
-    status = request.args.get("status") or None
-    start_from, p1 = parse_time(request.args.get("from"), "from", required=False)
-    start_until, p2 = parse_time(request.args.get("to"), "to", required=False)
-    problems = p1 + p2
+    query = request.context.query
+    status, start_from, start_until = query.status or None, query.from_, query.to
     if status and status not in STATUSES:
-        problems.append(Problem("invalid_status", _l("Unknown status."), "status"))
-    _raise(problems)
+        _raise([Problem("invalid_status", _l("Unknown status."), "status")])
     limit, after = page_limit(), decode_cursor((datetime, int))
     found, last = visible_bookings_page(
         user,
@@ -286,65 +470,52 @@ def index():
 
 
 @bp.get("/bookings/<int:booking_id>")
+@operation(tags=["bookings"], ok=BookingDetailOut)
 def show(booking_id: int):
+    """One booking with its history."""
     return jsonify(booking_json(service.booking_for(require_user(), booking_id), with_events=True))
 
 
 @bp.patch("/bookings/<int:booking_id>")
+@operation(tags=["bookings"], json=BookingChangeIn, ok=BookingDetailOut)
 def modify(booking_id: int):
+    """Move or resize a booking (the same rules as a new one)."""
     user = require_user()
-    data = _json_body()
-    start, p1 = parse_time(data.get("start"), "start", required=False)
-    end, p2 = parse_time(data.get("end"), "end", required=False)
-    quantity, p3 = _int(data.get("quantity"), "quantity")
-    reason = data.get("reason", "")
-    _raise(
-        p1
-        + p2
-        + p3
-        + (
-            []
-            if isinstance(reason, str)
-            else [Problem("invalid_text", _l("Must be text."), "reason")]
-        )
-    )
+    body = request.context.json
     booking = service.modify_booking(
-        user, booking_id, start=start, end=end, quantity=quantity, reason=reason
-    )
+        user, booking_id, start=body.start, end=body.end, quantity=body.quantity,
+        reason=body.reason,
+    )  # fmt: skip
     return jsonify(booking_json(booking, with_events=True))
 
 
 @bp.delete("/bookings/<int:booking_id>")
+@operation(tags=["bookings"], json=CancelIn, ok=CancelledOut)
 def cancel(booking_id: int):
+    """Cancel a booking, or (scope) the rest or all of its series."""
     user = require_user()
-    data = request.get_json(silent=True) or {}
-    reason = data.get("reason", "") if isinstance(data, dict) else ""
-    scope = data.get("scope", "one") if isinstance(data, dict) else "one"
-    if not isinstance(reason, str) or not isinstance(scope, str):
-        _raise([Problem("invalid_text", _l("Must be text."), "reason")])
-    cancelled = series_service.cancel_in_series(user, booking_id, scope, reason)
+    body = body_of(CancelIn)
+    cancelled = series_service.cancel_in_series(user, booking_id, body.scope, body.reason)
     return jsonify({"cancelled": [booking_json(b) for b in cancelled]})
 
 
-def _reason() -> str:
-    data = request.get_json(silent=True) or {}
-    reason = data.get("reason", "") if isinstance(data, dict) else ""
-    if not isinstance(reason, str):
-        _raise([Problem("invalid_text", _l("Must be text."), "reason")])
-    return reason
-
-
 @bp.post("/bookings/<int:booking_id>/approve")
+@operation(tags=["approvals"], json=ReasonIn, ok=BookingDetailOut)
 def approve(booking_id: int):
+    """Approve a request (carrier staff, operate scope)."""
+    reason = request.context.json.reason
     return jsonify(
-        booking_json(service.approve_booking(require_operate(), booking_id, _reason()), True)
+        booking_json(service.approve_booking(require_operate(), booking_id, reason), True)
     )
 
 
 @bp.post("/bookings/<int:booking_id>/reject")
+@operation(tags=["approvals"], json=ReasonIn, ok=BookingDetailOut)
 def reject(booking_id: int):
+    """Reject a request, with the reason the requester will read (operate scope)."""
+    reason = request.context.json.reason
     return jsonify(
-        booking_json(service.reject_booking(require_operate(), booking_id, _reason()), True)
+        booking_json(service.reject_booking(require_operate(), booking_id, reason), True)
     )
 
 
@@ -352,17 +523,18 @@ EXPORTS = {"bookings": (booking_header, booking_rows), "usage": (usage_header, u
 
 
 @bp.get("/carriers/<code>/<any(bookings, usage):what>/export")
+@operation(tags=["exports"], query=ExportQuery)
 def export(code: str, what: str):
-    """A period's bookings or recorded use of a carrier (its staff only): ?from=&to= (local
-    days) and ?format=csv|xlsx|jsonl (default csv), streamed."""
+    """A carrier's bookings or recorded use for a period, streamed (staff, operate scope).
+
+    ?from=&to= are local days, ?format=csv|xlsx|jsonl (default csv)."""
     user = require_operate()
     carrier = carrier_by_code(code)
-    lo, hi, first, last = export_window(
-        user, carrier, request.args.get("from"), request.args.get("to")
-    )
+    query = request.context.query
+    lo, hi, first, last = export_window(user, carrier, query.from_, query.to)
     header, rows = EXPORTS[what]
     return download(
-        request.args.get("format") or "csv",
+        query.format or "csv",
         f"{what}-{carrier.code}-{first}-{last}",
         header(carrier.timezone),
         lambda: rows(carrier, lo, hi),
@@ -370,14 +542,16 @@ def export(code: str, what: str):
 
 
 @bp.post("/estimate")
+@operation(tags=["prices"], json=SlotIn, ok=EstimateOut)
 def estimate_price():
-    """What a would-be booking costs at the caller's tier, VAT included as the invoice will say
-    (a read: a token with only the read scope may ask)."""
+    """What a would-be booking costs at the caller's tier, VAT included as the invoice will say.
+
+    A read: a token with only the read scope may ask."""
     user = require_user()
-    data = _json_body()
-    start, end, resource_id, quantity, organisation_id, problems = requested_slot(data)
-    if not problems:
-        problems = service.shape_problems(start, end)
+    body = request.context.json
+    start, end, resource_id = body.start, body.end, body.resource_id
+    quantity, organisation_id = body.quantity, body.organisation_id
+    problems = service.shape_problems(start, end)
     if not problems and end <= start:
         problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
     _raise(problems)

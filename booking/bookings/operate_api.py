@@ -6,18 +6,20 @@ from __future__ import annotations
 
 from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
+from pydantic import Field
 
+from booking.api.contract import Id, In, OptionalTime, Out, ProblemOut, Time, body_of, operation
 from booking.api.views import bp, require_operate, require_user
 from booking.bookings import outages as outage_service
 from booking.bookings import qualifications as grant_service
 from booking.bookings import waitlist
 from booking.bookings.api import (
-    _int,
-    _json_body,
+    BookingDetailOut,
+    BookingOut,
+    RepetitionRule,
+    SlotIn,
     _raise,
     booking_json,
-    parse_time,
-    requested_slot,
 )
 from booking.bookings.export import carrier_by_code
 from booking.bookings.search import approval_queue
@@ -25,6 +27,99 @@ from booking.catalogue.service import visible_resource
 from booking.permissions import require_staff
 from booking.problems import Problem
 from booking.types import utcnow
+
+
+class ApprovalRequestOut(Out):
+    booking: BookingOut
+    qualified: bool = Field(description="Whether the requester holds the resource's qualification.")
+    conflicts: list[ProblemOut] = Field(description="What would stand in the way if approved now.")
+
+
+class ApprovalQueueOut(Out):
+    requests: list[ApprovalRequestOut]
+
+
+class OutageOut(Out):
+    id: int
+    resource_id: int
+    start: str
+    end: str
+    reason: str | None
+    series: str | None = Field(description="Windows made by one rule share this key.")
+
+
+class OutagesOut(Out):
+    outages: list[OutageOut]
+
+
+class OutageIn(In):
+    resource_id: Id
+    start: Time
+    end: Time
+    reason: str = ""
+    rrule: RepetitionRule = Field(None, description="Repeat the window by this RRULE.")
+
+
+class OutagesMadeOut(OutagesOut):
+    flagged: list[int] = Field(description="Bookings that now overlap a window (to be moved).")
+
+
+class OutageRemovalIn(In):
+    whole_series: bool = False
+
+
+class RemovedOut(Out):
+    removed: int = Field(description="How many windows were removed.")
+
+
+class GrantQualificationOut(Out):
+    id: int
+    name: str
+
+
+class GrantUserOut(Out):
+    id: int
+    email: str
+
+
+class GrantOut(Out):
+    id: int
+    qualification: GrantQualificationOut
+    user: GrantUserOut
+    granted_at: str
+    expires_at: str | None
+
+
+class GrantsOut(Out):
+    grants: list[GrantOut]
+
+
+class GrantIn(In):
+    qualification_id: Id
+    email: str
+    expires_at: OptionalTime = None
+
+
+class CreatedIdOut(Out):
+    id: int
+
+
+class WaitlistEntryOut(Out):
+    id: int
+    resource_id: int
+    start: str
+    end: str
+    quantity: int
+    status: str
+    offer_expires_at: str | None
+
+
+class WaitlistOut(Out):
+    entries: list[WaitlistEntryOut]
+
+
+class WaitlistIn(SlotIn):
+    purpose: str = ""
 
 
 def _staff_carrier(code: str):
@@ -35,6 +130,7 @@ def _staff_carrier(code: str):
 
 
 @bp.get("/carriers/<code>/approvals")
+@operation(tags=["approvals"], ok=ApprovalQueueOut)
 def approvals(code: str):
     """Requests waiting for the carrier, with whether the requester is qualified and any
     conflict now."""
@@ -65,6 +161,7 @@ def _outage_json(outage) -> dict:
 
 
 @bp.get("/carriers/<code>/outages")
+@operation(tags=["outages"], ok=OutagesOut)
 def outages(code: str):
     """Maintenance windows still to come (or running)."""
     _user, carrier = _staff_carrier(code)
@@ -74,21 +171,14 @@ def outages(code: str):
 
 
 @bp.post("/carriers/<code>/outages")
+@operation(tags=["outages"], json=OutageIn, ok=OutagesMadeOut, status=201)
 def add_outage(code: str):
-    """{resource_id, start, end, reason, rrule?}: the windows made and the bookings they flag."""
+    """Add a maintenance window (or a repeating series): the windows made and the bookings
+    they flag."""
     user, carrier = _staff_carrier(code)
-    data = _json_body()
-    start, p1 = parse_time(data.get("start"), "start")
-    end, p2 = parse_time(data.get("end"), "end")
-    resource_id, p3 = _int(data.get("resource_id"), "resource_id", required=True)
-    reason, rrule = data.get("reason", ""), data.get("rrule")
-    problems = p1 + p2 + p3
-    if not isinstance(reason, str):
-        problems.append(Problem("invalid_text", _l("Must be text."), "reason"))
-    if rrule is not None and not isinstance(rrule, str):
-        problems.append(Problem("invalid_rrule", _l("The repetition rule is not valid."), "rrule"))
-    _raise(problems)
-    resource = visible_resource(user, resource_id)
+    body = request.context.json
+    start, end, reason, rrule = body.start, body.end, body.reason, body.rrule
+    resource = visible_resource(user, body.resource_id)
     if resource.carrier_id != carrier.id:
         _raise([Problem("not_found", _l("Not found."), "resource_id")], 404)
     made, flagged = outage_service.create_outage(user, resource, start, end, reason, rrule)
@@ -98,14 +188,18 @@ def add_outage(code: str):
 
 
 @bp.delete("/carriers/<code>/outages/<int:outage_id>")
+@operation(tags=["outages"], json=OutageRemovalIn, ok=RemovedOut)
 def remove_outage(code: str, outage_id: int):
+    """Remove a maintenance window (or, whole_series, every window of its rule)."""
     _user, carrier = _staff_carrier(code)
-    whole = bool((request.get_json(silent=True) or {}).get("whole_series"))
+    whole = body_of(OutageRemovalIn).whole_series
     return jsonify({"removed": outage_service.delete_outage(carrier.id, outage_id, whole)})
 
 
 @bp.get("/carriers/<code>/qualification-grants")
+@operation(tags=["qualifications"], ok=GrantsOut)
 def grants(code: str):
+    """Who holds which of the carrier's qualifications."""
     _user, carrier = _staff_carrier(code)
     return jsonify(
         {
@@ -124,23 +218,19 @@ def grants(code: str):
 
 
 @bp.post("/carriers/<code>/qualification-grants")
+@operation(tags=["qualifications"], json=GrantIn, ok=CreatedIdOut, status=201)
 def add_grant(code: str):
-    """{qualification_id, email, expires_at?}"""
+    """Grant a qualification to a user (by e-mail), optionally until a time."""
     user, carrier = _staff_carrier(code)
-    data = _json_body()
-    qualification_id, p1 = _int(data.get("qualification_id"), "qualification_id", required=True)
-    expires, p2 = parse_time(data.get("expires_at"), "expires_at", required=False)
-    email = data.get("email")
-    problems = p1 + p2
-    if not isinstance(email, str):
-        problems.append(Problem("invalid_text", _l("Must be text."), "email"))
-    _raise(problems)
-    made = grant_service.grant(carrier, user, qualification_id, email, expires)
+    body = request.context.json
+    made = grant_service.grant(carrier, user, body.qualification_id, body.email, body.expires_at)
     return jsonify({"id": made.id}), 201
 
 
 @bp.delete("/carriers/<code>/qualification-grants/<int:grant_id>")
+@operation(tags=["qualifications"], status=204)
 def revoke_grant(code: str, grant_id: int):
+    """Revoke a grant."""
     user, carrier = _staff_carrier(code)
     grant_service.revoke(carrier, user, grant_id)
     return "", 204
@@ -162,35 +252,37 @@ def _entry_json(entry) -> dict:
 
 
 @bp.get("/me/waitlist")
+@operation(tags=["waitlist"], ok=WaitlistOut)
 def my_waitlist():
+    """The caller's waitlist entries and open offers."""
     return jsonify({"entries": [_entry_json(e) for e in waitlist.entries_of(require_user())]})
 
 
 @bp.post("/me/waitlist")
+@operation(tags=["waitlist"], json=WaitlistIn, ok=WaitlistEntryOut, status=201)
 def join():
-    """{resource_id, start, end, quantity?, organisation_id?, purpose?}: only when capacity is
-    the one obstacle (409 slot_free when nothing stands in the way, 422 for other problems)."""
+    """Wait for a full slot: only when capacity is the one obstacle.
+
+    409 slot_free when nothing stands in the way (book it), 422 for other problems."""
     user = require_user()
-    data = _json_body()
-    start, end, resource_id, quantity, organisation_id, problems = requested_slot(data)
-    purpose = data.get("purpose", "")
-    if not isinstance(purpose, str):
-        problems.append(Problem("invalid_text", _l("Must be text."), "purpose"))
-    _raise(problems)
+    body = request.context.json
     entry = waitlist.join_waitlist(
-        user, resource_id, start, end, quantity=quantity, organisation_id=organisation_id,
-        purpose=purpose,
+        user, body.resource_id, body.start, body.end, quantity=body.quantity,
+        organisation_id=body.organisation_id, purpose=body.purpose,
     )  # fmt: skip
     return jsonify(_entry_json(entry)), 201
 
 
 @bp.delete("/me/waitlist/<int:entry_id>")
+@operation(tags=["waitlist"], status=204)
 def leave(entry_id: int):
+    """Leave the waitlist."""
     waitlist.withdraw(require_user(), entry_id)
     return "", 204
 
 
 @bp.post("/me/waitlist/<int:entry_id>/accept")
+@operation(tags=["waitlist"], ok=BookingDetailOut, status=201)
 def accept(entry_id: int):
     """Take an offered slot: 201 with the booking; 409 offer_not_open once it has lapsed."""
     booking = waitlist.accept_offer(require_user(), entry_id)
