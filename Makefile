@@ -8,7 +8,9 @@ export FLASK_APP := wsgi
 # Links in mails and feeds point at the address `make run` serves.
 export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: run test install install-test translations extract-messages lint db-upgrade demo clean screenshots bench bench-reports
+# fuzz: Schemathesis over every API operation, longer than the bounded run inside `make test`
+# (both databases when TEST_POSTGRES_URL is set; FUZZ_EXAMPLES examples per operation).
+.PHONY: run test fuzz install install-test translations extract-messages lint db-upgrade demo clean screenshots bench bench-reports
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +52,10 @@ run: demo
 test: install-test
 	$(BIN)/ruff check booking tests config.py wsgi.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 200
+fuzz: install-test
+	API_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_api_contract.py -k keeps_its_contract -q $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check booking tests config.py wsgi.py

@@ -4,6 +4,7 @@ block foreign CDNs or be offline)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import flask_swagger_ui
@@ -23,14 +24,33 @@ docs_bp = Blueprint("api_docs", __name__, url_prefix="/api/docs")
 
 
 def openapi_document() -> dict:
-    """The generated document, with the webhook events added (spectree describes paths only)."""
-    document = dict(api_spec.spec)
+    """The generated document, with the webhook events added (spectree describes paths only).
+
+    Made plain JSON (spectree leaves an `any()` converter's choices as a tuple), and an optional
+    field's `default: null` is left out where the field's type has no null: it only means
+    "may be absent", and a validator rightly says null is not, say, a date-time."""
+    document = json.loads(json.dumps(api_spec.spec))
     document["webhooks"], event_schemas = webhooks_section()
-    document["components"] = {
-        **document["components"],
-        "schemas": {**document["components"]["schemas"], **event_schemas},
-    }
+    document["components"]["schemas"].update(event_schemas)
+    _drop_null_defaults(document)
     return document
+
+
+def _drop_null_defaults(node) -> None:
+    if isinstance(node, dict):
+        if "default" in node and node["default"] is None and not _allows_null(node):
+            del node["default"]
+        for value in node.values():
+            _drop_null_defaults(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_null_defaults(value)
+
+
+def _allows_null(schema: dict) -> bool:
+    return schema.get("type") == "null" or any(
+        _allows_null(option) for option in schema.get("anyOf", []) + schema.get("oneOf", [])
+    )
 
 
 @bp.get("/openapi.json")
