@@ -89,11 +89,22 @@ def create_app(overrides: dict | None = None) -> Flask:
 
 
 class DatabaseIntConverter(IntegerConverter):
-    """`<int:…>` in every route: ids beyond what a database integer holds are "not found"
-    (404) instead of an overflow in the database driver (a 500)."""
+    """`<int:…>` in every route: an id beyond what a database INTEGER holds (32 bits on
+    PostgreSQL; inputs.MAX_ID) is "not found" (404), never an overflow (a 500) nor a "method not
+    allowed" (werkzeug answers 405 when a path's only matching rules refuse their converter)."""
 
-    def __init__(self, map, fixed_digits=0, min=1, max=2**63 - 1, signed=False):  # noqa: A002
+    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):  # noqa: A002
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+    def to_python(self, value: str) -> int:
+        from werkzeug.exceptions import NotFound
+
+        from booking.inputs import MAX_ID
+
+        number = super().to_python(value)
+        if not 1 <= number <= MAX_ID:
+            raise NotFound()
+        return number
 
 
 def _register_models() -> None:

@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import DateField, IntegerField, SelectMultipleField, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from booking.inputs import MAX_INT, in_range, year_problem
+from booking.inputs import MAX_ID, in_range, year_problem
 from booking.text_rules import plain_text_problems
 
 
@@ -50,6 +50,6 @@ class WholeNumberField(IntegerField):
 
     def process_formdata(self, valuelist):
         super().process_formdata(valuelist)
-        if self.data is not None and abs(self.data) > MAX_INT:
+        if self.data is not None and abs(self.data) > MAX_ID:
             self.data = None
-            raise ValueError(str(_l("Must be at most %(max)d.", max=MAX_INT)))
+            raise ValueError(str(_l("Must be at most %(max)d.", max=MAX_ID)))

@@ -14,8 +14,11 @@ from booking.problems import Problem
 
 MIN_YEAR = 2000
 MAX_YEAR = 2100
-# The largest id or quantity a database integer holds (BIGINT; SQLite's INTEGER).
+# The largest whole number a database BIGINT holds (amounts; SQLite's INTEGER).
 MAX_INT = 2**63 - 1
+# The largest id and the largest count (quantities, minutes, days) a database INTEGER column
+# holds: 32 bits on PostgreSQL, where a larger value is an overflow, not "not found".
+MAX_ID = 2**31 - 1
 # Text longer than this is not a date or time, whatever it says.
 MAX_TIME_TEXT = 40
 
@@ -126,11 +129,11 @@ def parse_int(
     field: str,
     required: bool = False,
     minimum: int | None = None,
-    maximum: int = MAX_INT,
+    maximum: int = MAX_ID,
     from_text: bool = False,
 ) -> tuple[int | None, list[Problem]]:
     """A whole number: a JSON integer, or (from_text) decimal digits from a query string or a
-    CSV cell; never beyond what a database integer holds."""
+    CSV cell; never beyond what a database INTEGER holds (unless `maximum` allows a BIGINT)."""
     if value is None or (from_text and value == ""):
         if required:
             return None, [Problem("required", _l("This field is required."), field)]
@@ -147,7 +150,7 @@ def parse_int(
         return None, [Problem("too_small", _l("Must be at least %(min)d.", min=minimum), field)]
     if value > maximum:
         return None, [Problem("too_large", _l("Must be at most %(max)d.", max=maximum), field)]
-    if value < -MAX_INT:
+    if value < -maximum:
         return None, [_not_whole(field)]
     return value, []
 
@@ -166,6 +169,6 @@ def as_id(value) -> int | None:
         if not (text.isascii() and text.isdigit()) or len(text) > 19:
             return None
         value = int(text)
-    if not isinstance(value, int) or not 0 < value <= MAX_INT:
+    if not isinstance(value, int) or not 0 < value <= MAX_ID:
         return None
     return value

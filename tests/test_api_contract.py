@@ -141,7 +141,44 @@ def test_the_reference_page_loads_nothing_from_elsewhere(client):
     assert client.get("/api/v1/openapi.json").get_json()["openapi"].startswith("3.1")
 
 
-# --- Schemathesis over every operation ------------------------------------------------------
+def test_invalid_requests_get_every_problem_translated_and_change_nothing(client):
+    from booking.bookings.models import Booking
+    from tests.factories import make_org, make_user
+
+    eng = make_user("contract@c.test")
+    make_org("Contract Co", members=[eng])
+    token = create_api_token(eng, "t", ["read", "write"])[1]
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "zh-CN"}
+    response = client.post(
+        "/api/v1/bookings",
+        json={"resource_id": "x", "end": "tomorrow", "preview": "maybe", "purpose": 5},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    by_field = {p["field"]: p["code"] for p in error["details"]}
+    assert by_field == {
+        "resource_id": "invalid_integer",
+        "start": "required",
+        "end": "invalid_datetime",
+        "preview": "invalid_boolean",
+        "purpose": "invalid_text",
+    }
+    messages = [p["message"] for p in error["details"]]
+    # Every message is Chinese, pydantic's own errors included.
+    assert all(re.search(r"[\u4e00-\u9fff]", m) for m in messages), messages
+    assert db.session.query(Booking).count() == 0
+    for raw in ("[1]", "null", '"text"'):
+        bad = client.post(
+            "/api/v1/bookings", data=raw, content_type="application/json", headers=headers
+        )
+        assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_json"
+    query = client.get("/api/v1/bookings?from=yesterday&limit=0", headers=headers)
+    assert query.status_code == 422
+    assert {p["field"] for p in query.get_json()["error"]["details"]} == {"from"}
+
+
+# --- Schemathesis over every operation (keep last: the function-scoped tests truncate) -----
 
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "5"))
 CHECKS = [
@@ -211,40 +248,3 @@ def test_every_operation_keeps_its_contract(case, demo_api):
         case.call_and_validate(
             app=app, headers={"Authorization": f"Bearer {tokens[role]}"}, checks=CHECKS
         )
-
-
-def test_invalid_requests_get_every_problem_translated_and_change_nothing(client):
-    from booking.bookings.models import Booking
-    from tests.factories import make_org, make_user
-
-    eng = make_user("contract@c.test")
-    make_org("Contract Co", members=[eng])
-    token = create_api_token(eng, "t", ["read", "write"])[1]
-    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "zh-CN"}
-    response = client.post(
-        "/api/v1/bookings",
-        json={"resource_id": "x", "end": "tomorrow", "preview": "maybe", "purpose": 5},
-        headers=headers,
-    )
-    assert response.status_code == 422
-    error = response.get_json()["error"]
-    by_field = {p["field"]: p["code"] for p in error["details"]}
-    assert by_field == {
-        "resource_id": "invalid_integer",
-        "start": "required",
-        "end": "invalid_datetime",
-        "preview": "invalid_boolean",
-        "purpose": "invalid_text",
-    }
-    messages = [p["message"] for p in error["details"]]
-    # Every message is Chinese, pydantic's own errors included.
-    assert all(re.search(r"[\u4e00-\u9fff]", m) for m in messages), messages
-    assert db.session.query(Booking).count() == 0
-    for raw in ("[1]", "null", '"text"'):
-        bad = client.post(
-            "/api/v1/bookings", data=raw, content_type="application/json", headers=headers
-        )
-        assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_json"
-    query = client.get("/api/v1/bookings?from=yesterday&limit=0", headers=headers)
-    assert query.status_code == 422
-    assert {p["field"] for p in query.get_json()["error"]["details"]} == {"from"}

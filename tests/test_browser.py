@@ -547,3 +547,35 @@ def test_journey_2_operator_approves_schedules_maintenance_and_invoices(
     _expect(page.locator("#drafts")).to_contain_text("山城智感科技有限公司")
     _shot(page, "journey2-overview")
     context.close()
+
+
+def test_an_integrator_tries_the_api_from_its_reference_page(live_app, live_server, browser):
+    """/api/docs works under the site's CSP with no CDN: authorize with a token, try GET /me."""
+    from booking.accounts.service import create_api_token, user_by_email
+    from booking.extensions import db
+
+    with live_app.app_context():
+        token = create_api_token(user_by_email("engineer@demo.test"), "docs", ["read"])[1]
+        db.session.commit()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("pageerror", lambda e: failed.append(str(e)))
+    page.goto(live_server + "/api/docs/")
+    _expect(page.locator("#operations-account-me")).to_be_visible()
+    page.locator("button.authorize").first.click()
+    page.locator(".modal-ux input").first.fill(token)
+    page.locator(".modal-ux button.authorize").click()
+    page.locator(".modal-ux button.btn-done").click()
+    page.locator("#operations-account-me .opblock-summary").click()
+    page.locator("#operations-account-me button.try-out__btn").click()
+    page.locator("#operations-account-me button.execute").click()
+    status = page.locator("#operations-account-me .live-responses-table tr.response td.response-col_status")
+    _expect(status.first).to_have_text("200")
+    _expect(page.locator("#operations-account-me .live-responses-table")).to_contain_text(
+        "engineer@demo.test"
+    )
+    assert failed == []
+    _shot(page, "api-docs")
+    context.close()

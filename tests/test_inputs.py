@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from booking.inputs import (
+    MAX_ID,
     MAX_INT,
     MAX_YEAR,
     MIN_YEAR,
@@ -39,11 +40,11 @@ def test_the_parsers_never_raise_and_either_accept_within_bounds_or_explain(valu
     number, problems = parse_int(value, "n", from_text=True)
     assert (number is None) == bool(problems) or value in (None, "")
     if number is not None:
-        assert abs(number) <= MAX_INT
+        assert abs(number) <= MAX_ID
     month, problems = parse_month(value)
     assert (month is None) == bool(problems)
     ident = as_id(value)
-    assert ident is None or 0 < ident <= MAX_INT
+    assert ident is None or 0 < ident <= MAX_ID
 
 
 @given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)))
@@ -60,6 +61,11 @@ def test_an_offset_cannot_push_a_time_over_the_edge():
     assert parse_date("2100-12-31", "d")[0] == date(2100, 12, 31)
     assert parse_int("9" * 20, "n", from_text=True)[1][0].code == "invalid_integer"
     assert parse_int(2**63, "n")[1][0].code == "too_large"
+    # Ids and counts live in INTEGER columns: 32 bits on PostgreSQL.
+    assert parse_int(2**31, "n")[1][0].code == "too_large"
+    assert parse_int(2**31 - 1, "n") == (2**31 - 1, [])
+    assert parse_int(2**40, "n", maximum=MAX_INT) == (2**40, [])
+    assert as_id(2**31) is None and as_id(2**31 - 1) == 2**31 - 1
     assert as_id("00012") == 12 and as_id("1e3") is None and as_id(True) is None
 
 

@@ -30,7 +30,7 @@ from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 from spectree.plugins.flask_plugin import FlaskPlugin
 
-from booking.inputs import MAX_INT, parse_date, parse_datetime, parse_int, parse_month
+from booking.inputs import MAX_ID, parse_date, parse_datetime, parse_int, parse_month
 from booking.problems import Problem, ServiceError
 
 # --- models ----------------------------------------------------------------------------------
@@ -123,9 +123,10 @@ def _month(value):
 
 
 def whole(
-    minimum: int | None = None, maximum: int = MAX_INT, text: bool = False, required: bool = True
+    minimum: int | None = None, maximum: int = MAX_ID, text: bool = False, required: bool = True
 ):
-    """A whole number from a JSON body (a JSON integer) or, with text, from a query string."""
+    """A whole number from a JSON body (a JSON integer) or, with text, from a query string; at
+    most what an INTEGER column holds unless `maximum` says more (amounts are BIGINT)."""
     schema: dict[str, Any] = {"type": "integer", "maximum": maximum}
     if minimum is not None:
         schema["minimum"] = minimum

@@ -4,26 +4,160 @@ every invoice of the carrier, drafts included. The same service functions as the
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from typing import Literal
+
 from flask import Response, jsonify, request
 from flask_babel import lazy_gettext as _l
+from pydantic import Field
 
+from booking.api.contract import Day, In, Out, Page, PageQuery, QueryId, operation
 from booking.api.paging import decode_cursor, next_link, page_limit
 from booking.api.views import bp, require_operate, require_user
 from booking.billing import invoices as service
+from booking.billing import pricing
 from booking.billing.documents import invoice_pdf, invoices_xlsx
-from booking.billing.invoice_models import Invoice
+from booking.billing.invoice_models import CREDIT_NOTE, DRAFT, INVOICE, ISSUED, LINE_KINDS, Invoice
 from booking.billing.service import add_rate, rates_of
 from booking.billing.vouchers import voucher_uses, vouchers_of
-from booking.bookings.api import _json_body
 from booking.bookings.export import carrier_by_code
 from booking.catalogue.service import visible_resource
 from booking.exports import XLSX_TYPE, content_disposition
-from booking.inputs import parse_date, parse_int
 from booking.languages import current_locale
 from booking.orgs.service import organisation_for_manager
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
+
+# --- models ----------------------------------------------------------------------------------
+
+
+class InvoiceOrganisationOut(Out):
+    id: int
+    name: str
+
+
+class InvoiceLineOut(Out):
+    id: int
+    kind: Literal[LINE_KINDS] = Field(description="Where the charge came from.")
+    description: str
+    start: datetime | None = Field(description="When the booked or used time began, if any.")
+    minutes: int
+    quantity: int
+    tier: str = Field(description="The price tier applied (resident, member, external).")
+    unit: str = Field(description="The charging unit of the rate applied.")
+    rate_fen: int = Field(description="The unit price applied, in fen (1/100 CNY).")
+    net_fen: int = Field(description="Without VAT, in fen.")
+    tax_rate_bp: int = Field(description="The VAT rate in basis points (1300 = 13%).")
+    tax_fen: int = Field(description="VAT, in fen.")
+    amount_fen: int = Field(description="The line's total with VAT, in fen.")
+    subsidy_fen: int = Field(description="Paid by vouchers, in fen.")
+    booker: str = Field(description="Who booked or used it ('' when unknown).")
+    project: str = Field(description="The project it was booked for ('' when none).")
+
+
+class InvoiceOut(Out):
+    id: int
+    number: str | None = Field(description="Null while a draft.")
+    kind: Literal[INVOICE, CREDIT_NOTE]
+    status: Literal[DRAFT, ISSUED]
+    carrier: str = Field(description="The carrier's code.")
+    organisation: InvoiceOrganisationOut
+    period: str = Field(description="The billing month, YYYY-MM.", examples=["2026-11"])
+    net_fen: int = Field(description="Without VAT, in fen (1/100 CNY).")
+    tax_fen: int = Field(description="VAT, in fen.")
+    total_fen: int = Field(description="With VAT (the list price), in fen.")
+    subsidy_fen: int = Field(description="Paid by vouchers, in fen.")
+    due_fen: int = Field(description="What the organisation owes: total less subsidy, in fen.")
+    paid_fen: int = Field(description="Payments received so far, in fen.")
+    issued_at: datetime | None
+    due_on: date | None
+    fapiao_number: str | None
+
+
+class InvoiceDetailOut(InvoiceOut):
+    lines: list[InvoiceLineOut]
+
+
+class InvoicesQuery(PageQuery):
+    organisation_id: QueryId = Field(
+        None, description="An organisation you manage: its issued invoices."
+    )
+    carrier: str | None = Field(
+        None, description="A carrier's code (its staff, operate scope): all its invoices."
+    )
+    period: str | None = Field(
+        None, description="With carrier: only this billing month, YYYY-MM.", examples=["2026-11"]
+    )
+
+
+class InvoicesPageOut(Page):
+    invoices: list[InvoiceOut]
+
+
+class VoucherOut(Out):
+    id: int
+    programme: str = Field(description="The voucher programme's name.")
+    issuer: str = Field(description="Who funds the programme.")
+    amount_fen: int = Field(description="Granted, in fen (1/100 CNY).")
+    used_fen: int = Field(description="Drawn so far, in fen.")
+    balance_fen: int = Field(description="Left to draw, in fen.")
+    valid_until: date
+
+
+class VouchersOut(Out):
+    vouchers: list[VoucherOut]
+
+
+class VoucherDrawOut(Out):
+    amount_fen: int = Field(
+        description="Drawn, in fen (1/100 CNY); negative when given back by a credit note."
+    )
+    invoice_id: int
+    invoice_number: str | None = Field(description="Null while the invoice is a draft.")
+    line: str = Field(description="The description of the invoice line it subsidised.")
+    start: datetime | None = Field(description="When that line's time began, if any.")
+
+
+class VoucherDrawsOut(Out):
+    draws: list[VoucherDrawOut]
+
+
+class RateOut(Out):
+    id: int
+    tier: Literal[pricing.TIERS]
+    unit: Literal[pricing.UNITS]
+    price_fen: int = Field(description="Per unit, in fen (1/100 CNY).")
+    minimum_fen: int = Field(description="The least a booking is charged, in fen.")
+    setup_fee_fen: int = Field(description="Charged once per booking, in fen.")
+    basis: Literal[pricing.BASES] = Field(
+        description="What is charged: the booked time, the used time or the greater."
+    )
+    effective_from: date
+    tax_rate_bp: int | None = Field(
+        description="The VAT rate in basis points (1300 = 13%); null: the carrier's default."
+    )
+
+
+class RatesOut(Out):
+    rates: list[RateOut]
+
+
+def _text(description: str, example: str | None = None):
+    return Field(None, description=description, examples=[example] if example else None)
+
+
+class RateIn(In):
+    tier: str | None = _text(f"One of {', '.join(pricing.TIERS)}.", pricing.TIERS[0])
+    unit: str | None = _text(f"One of {', '.join(pricing.UNITS)}.", pricing.UNITS[0])
+    price: str | None = _text("Per unit, in yuan as text, like the form.", "120.50")
+    minimum: str | None = _text("The least a booking is charged, in yuan (default 0).", "0")
+    setup_fee: str | None = _text("Charged once per booking, in yuan (default 0).", "0")
+    basis: str | None = _text(
+        f"One of {', '.join(pricing.BASES)} (default {pricing.BOOKED}).", pricing.BOOKED
+    )
+    effective_from: Day
+    tax_rate: str | None = _text("The VAT rate in percent; empty: the carrier's default.", "13")
 
 
 def invoice_json(invoice: Invoice, with_lines: bool = False) -> dict:
@@ -82,22 +216,19 @@ def _readable(user, invoice_id: int) -> Invoice:
 
 
 @bp.get("/invoices")
+@operation(tags=["invoices"], query=InvoicesQuery, ok=InvoicesPageOut)
 def invoices():
-    """?organisation_id= (its managers: issued invoices) or ?carrier=CODE (its staff: all),
-    paged by id."""
+    """Invoices of an organisation (its managers: issued) or a carrier (its staff: all)."""
     user = require_user()
+    query: InvoicesQuery = request.context.query
     limit, after = page_limit(), decode_cursor((int,))
-    code, org_text = request.args.get("carrier"), request.args.get("organisation_id")
-    if code:
-        carrier = carrier_by_code(code)
+    if query.carrier:
+        carrier = carrier_by_code(query.carrier)
         require_staff(user, carrier.id)
-        found = service.carrier_invoices(carrier, request.args.get("period") or None)
-    elif org_text:
-        org_id, problems = parse_int(org_text, "organisation_id", minimum=1, from_text=True)
-        if problems:
-            raise ServiceError(problems, 422)
-        organisation_for_manager(user, org_id)
-        found = service.organisation_invoices(user, org_id)
+        found = service.carrier_invoices(carrier, query.period or None)
+    elif query.organisation_id is not None:
+        organisation_for_manager(user, query.organisation_id)
+        found = service.organisation_invoices(user, query.organisation_id)
     else:
         raise ServiceError(
             Problem(
@@ -120,12 +251,16 @@ def invoices():
 
 
 @bp.get("/invoices/<int:invoice_id>")
+@operation(tags=["invoices"], ok=InvoiceDetailOut)
 def invoice(invoice_id: int):
+    """One invoice with its lines."""
     return jsonify(invoice_json(_readable(require_user(), invoice_id), with_lines=True))
 
 
 @bp.get("/invoices/<int:invoice_id>/pdf")
+@operation(tags=["invoices"])
 def invoice_document(invoice_id: int):
+    """The invoice as a PDF document."""
     found = _readable(require_user(), invoice_id)
     name = found.number or f"draft-{found.id}"
     return Response(
@@ -136,6 +271,7 @@ def invoice_document(invoice_id: int):
 
 
 @bp.get("/organisations/<int:organisation_id>/vouchers")
+@operation(tags=["vouchers"], ok=VouchersOut)
 def vouchers(organisation_id: int):
     """Voucher balances of an organisation, for its managers."""
     organisation_for_manager(require_user(), organisation_id)
@@ -172,44 +308,37 @@ def _rate_json(rate) -> dict:
 
 
 @bp.get("/resources/<int:resource_id>/rates")
+@operation(tags=["invoices"], ok=RatesOut)
 def rates(resource_id: int):
-    """The resource's rates with their history (prices are public to whoever sees it)."""
+    """A resource's rates with their history (public to whoever sees the resource)."""
     resource = visible_resource(require_user(), resource_id)
     return jsonify({"rates": [_rate_json(r) for r in rates_of(resource)]})
 
 
 @bp.post("/resources/<int:resource_id>/rates")
+@operation(tags=["invoices"], json=RateIn, ok=RateOut, status=201)
 def add_rate_from_api(resource_id: int):
-    """{tier, unit, price, minimum?, setup_fee?, basis?, effective_from, tax_rate?}: amounts in
-    yuan as text ("120.50"), like the form; the carrier's staff only (operate scope)."""
+    """Add a rate to a resource (amounts in yuan as text, like the form; its carrier's staff)."""
     user = require_operate()
     resource = visible_resource(user, resource_id)
-    data = _json_body()
-    day, problems = parse_date(data.get("effective_from"), "effective_from")
-    texts = {}
-    for name in ("tier", "unit", "price", "minimum", "setup_fee", "basis", "tax_rate"):
-        value = data.get(name)
-        if value is not None and not isinstance(value, str):
-            problems.append(Problem("invalid_text", _l("Must be text."), name))
-        texts[name] = value
-    if problems:
-        raise ServiceError(problems, 422)
+    data: RateIn = request.context.json
     rate = add_rate(
         user,
         resource,
-        tier=texts["tier"] or "",
-        unit=texts["unit"] or "",
-        price=texts["price"] or "",
-        minimum=texts["minimum"] or "0",
-        setup_fee=texts["setup_fee"] or "0",
-        basis=texts["basis"] or "booked",
-        effective_from=day,
-        tax_rate=texts["tax_rate"],
+        tier=data.tier or "",
+        unit=data.unit or "",
+        price=data.price or "",
+        minimum=data.minimum or "0",
+        setup_fee=data.setup_fee or "0",
+        basis=data.basis or pricing.BOOKED,
+        effective_from=data.effective_from,
+        tax_rate=data.tax_rate,
     )
     return jsonify(_rate_json(rate)), 201
 
 
 @bp.get("/invoices/<int:invoice_id>/xlsx")
+@operation(tags=["invoices"])
 def invoice_workbook(invoice_id: int):
     """The invoice as an Excel workbook (its row and its lines), as the finance export."""
     found = _readable(require_user(), invoice_id)
@@ -223,9 +352,9 @@ def invoice_workbook(invoice_id: int):
 
 
 @bp.get("/organisations/<int:organisation_id>/vouchers/<int:voucher_id>/draws")
+@operation(tags=["vouchers"], ok=VoucherDrawsOut)
 def voucher_draws(organisation_id: int, voucher_id: int):
-    """What a voucher paid for: each draw (negative: given back by a credit note) with the
-    invoice line it subsidised, for the organisation's managers."""
+    """What a voucher paid for: each draw with the invoice line it subsidised."""
     organisation_for_manager(require_user(), organisation_id)
     voucher = next((v for v in vouchers_of(organisation_id) if v.id == voucher_id), None)
     if voucher is None:

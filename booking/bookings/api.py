@@ -35,7 +35,6 @@ from booking.bookings.export import booking_header, booking_rows, carrier_by_cod
 from booking.bookings.models import STATUSES, Booking
 from booking.bookings.search import visible_bookings_page
 from booking.catalogue.service import visible_resource
-from booking.inputs import MAX_INT, parse_datetime, parse_int
 from booking.languages import current_locale
 from booking.metering.export import usage_header, usage_rows
 from booking.orgs.service import membership
@@ -277,28 +276,6 @@ def booking_json(b: Booking, with_events: bool = False) -> dict:
             }
             for e in b.events
         ]
-    return data
-
-
-def parse_time(value, field: str, required: bool = True) -> tuple[datetime | None, list[Problem]]:
-    return parse_datetime(value, field, required=required)
-
-
-def _int(
-    value, field: str, required: bool = False, minimum: int | None = None, from_query: bool = False
-):
-    """A JSON integer (or, from_query, a decimal string), with a problem when it is not."""
-    return parse_int(
-        value, field, required=required, minimum=minimum, maximum=MAX_INT, from_text=from_query
-    )
-
-
-def _json_body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ServiceError(
-            Problem("invalid_json", _l("Send a JSON object in the request body.")), 400
-        )
     return data
 
 

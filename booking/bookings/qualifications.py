@@ -113,3 +113,16 @@ def grants_of(carrier: Carrier) -> list[QualificationGrant]:
             .order_by(QualificationGrant.granted_at.desc())
         ).unique()
     )
+
+
+def grants_held_by(user: User) -> list[tuple[QualificationGrant, str]]:
+    """A person's own grants that were not revoked (expired ones too), newest first, each with
+    the granting carrier's code."""
+    rows = db.session.execute(
+        select(QualificationGrant, Carrier.code)
+        .join(Qualification, Qualification.id == QualificationGrant.qualification_id)
+        .join(Carrier, Carrier.id == Qualification.carrier_id)
+        .where(QualificationGrant.user_id == user.id, QualificationGrant.revoked_at.is_(None))
+        .order_by(QualificationGrant.granted_at.desc(), QualificationGrant.id.desc())
+    )
+    return [(grant, code) for grant, code in rows.unique()]

@@ -1,17 +1,20 @@
 """A carrier's staff manage resources through the JSON API (token with the operate scope):
 create, change (any subset of the terms), retire and reactivate. The same service functions
-and rules as the resource form."""
+and rules as the resource form. Also each person's own qualifications (/me/qualifications)."""
 
 from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
+from typing import Annotated
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
+from pydantic import ConfigDict, Field, StrictStr, TypeAdapter, WithJsonSchema
 
-from booking.api.views import bp, require_operate, resource_json
-from booking.bookings.api import _json_body, _raise
+from booking.api.contract import In, Out, operation, parsed, whole
+from booking.api.views import ResourceDetailOut, bp, require_operate, require_user, resource_json
+from booking.bookings import qualifications as grant_service
 from booking.bookings.export import carrier_by_code
 from booking.catalogue import service
 from booking.catalogue.models import ACTIVE, RETIRED, Resource
@@ -21,69 +24,158 @@ from booking.languages import current_locale
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
+from booking.types import utcnow
 
-TEXTS = ("kind", "name_zh", "name_en", "visibility", "description_zh", "description_en",
-         "location", "unit_zh", "unit_en")  # fmt: skip
-NUMBERS = ("capacity", "slot_minutes", "min_duration_minutes", "max_duration_minutes",
-           "min_notice_minutes", "max_advance_days", "setup_minutes", "cleanup_minutes")  # fmt: skip
-FLAGS = ("always_open", "requires_approval")
-KNOWN = set(TEXTS) | set(NUMBERS) | set(FLAGS) | {"qualification_id", "specs", "opening_hours"}
+# --- the body: every wrong type is a 422 with its field; the rules judge the values ----------
 
 
-def _fields(data: dict, base: ResourceFields | None) -> ResourceFields:
-    """The JSON body as resource terms (over `base` for a change): every wrong type is a 422
-    with its field; the rules (resource_problems) judge the values."""
-    problems = [
-        Problem("unknown_field", _l("Unknown field."), name) for name in data if name not in KNOWN
+def _flag(value, field: str):
+    if isinstance(value, bool):
+        return value, []
+    return None, [Problem("invalid_flag", _l("Must be true or false."), field)]
+
+
+def _specs(value, field: str):
+    if isinstance(value, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value
+    ):
+        return value, []
+    return None, [Problem("invalid_specs", _l("Specs are a list of [name, value] pairs."), field)]
+
+
+def _hours(value, field: str):
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and k.isdigit() and int(k) < 7 and isinstance(v, str)
+        for k, v in value.items()
+    ):
+        return value, []
+    return None, [
+        Problem(
+            "invalid_hours",
+            _l('Opening hours are {"0": "09:00-18:00", …} by weekday (0 = Monday).'),
+            field,
+        )
     ]
-    values = {}
-    for name in TEXTS:
-        if name in data:
-            if not isinstance(data[name], str):
-                problems.append(Problem("invalid_text", _l("Must be text."), name))
-            values[name] = data[name]
-    for name in NUMBERS + ("qualification_id",):
-        if name in data:
-            value, found = parse_int(data[name], name, minimum=0)
-            problems += found
-            values[name] = value
-    for name in FLAGS:
-        if name in data:
-            if not isinstance(data[name], bool):
-                problems.append(Problem("invalid_flag", _l("Must be true or false."), name))
-            values[name] = data[name]
-    if "specs" in data:
-        specs = data["specs"]
-        if not (isinstance(specs, list) and all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
-            for p in specs
-        )):  # fmt: skip
-            problems.append(
-                Problem("invalid_specs", _l("Specs are a list of [name, value] pairs."), "specs")
-            )
-        values["specs"] = specs
-    if "opening_hours" in data:
-        hours = data["opening_hours"]
-        if not isinstance(hours, dict) or not all(
-            isinstance(k, str) and k.isdigit() and int(k) < 7 and isinstance(v, str)
-            for k, v in hours.items()
-        ):
-            problems.append(
-                Problem(
-                    "invalid_hours",
-                    _l('Opening hours are {"0": "09:00-18:00", …} by weekday (0 = Monday).'),
-                    "opening_hours",
-                )
-            )
-        else:
-            rows, found = opening_hours_problems({int(k): v for k, v in hours.items()})
-            problems += found
-            values["opening_hours"] = rows
-    if base is None:
-        missing = [n for n in ("kind", "name_zh", "name_en", "capacity", "slot_minutes",
-                               "min_duration_minutes", "max_duration_minutes") if n not in data]  # fmt: skip
-        problems += [Problem("required", _l("This field is required."), n) for n in missing]
-    _raise(problems)
+
+
+Flag = Annotated[bool, parsed(_flag), WithJsonSchema({"type": "boolean"})]
+Specs = Annotated[
+    list[list[str]],
+    parsed(_specs),
+    WithJsonSchema(
+        {
+            **TypeAdapter(list[tuple[StrictStr, StrictStr]]).json_schema(),
+            "description": "[name, value] pairs, shown in this order.",
+            "examples": [[["Resolution", "1 nm"], ["Voltage", "30 kV"]]],
+        }
+    ),
+]
+WeekHours = Annotated[
+    dict[str, str],
+    parsed(_hours),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"enum": [str(d) for d in range(7)]},
+            "additionalProperties": {"type": "string"},
+            "description": (
+                "Opening hours by weekday (0 = Monday): intervals separated by commas; a day "
+                "left out or empty is closed. Sent, it replaces all the week's hours."
+            ),
+            "examples": [{"0": "09:00-12:00, 13:00-18:00", "4": "09:00-17:00"}],
+        }
+    ),
+]
+# Numbers of minutes, days or seats: whole and not negative (null is refused: "required");
+# the rules judge the rest.
+Count = whole(minimum=0)
+# null: no qualification needed.
+QualificationChoice = Annotated[
+    int | None,
+    parsed(parse_int, minimum=0),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]}),
+]
+
+
+def _documented(schema: dict) -> None:
+    # Unknown fields are refused (unknown_field) by the view, not ignored: a typo must not pass
+    # silently. A field left out is not null (null is refused for most), so no default is shown.
+    schema["additionalProperties"] = False
+    for field in schema.get("properties", {}).values():
+        if "default" in field and field["default"] is None:
+            del field["default"]
+
+
+class ResourceChangeIn(In):
+    """Any subset of a resource's terms; fields left out keep their values."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_documented)
+
+    kind: str = Field(None, description="instrument, pilot_line, compute or licence.")
+    name_zh: str = None
+    name_en: str = None
+    capacity: Count = Field(None, description="How many can be booked at once (seats, GPUs, …).")
+    slot_minutes: Count = Field(None, description="Bookings start and end on this grid.")
+    min_duration_minutes: Count = None
+    max_duration_minutes: Count = None
+    min_notice_minutes: Count = None
+    max_advance_days: Count = None
+    setup_minutes: Count = None
+    cleanup_minutes: Count = None
+    always_open: Flag = None
+    requires_approval: Flag = None
+    visibility: str = Field(None, description="public, residents or staff.")
+    description_zh: str = None
+    description_en: str = None
+    location: str = None
+    unit_zh: str = None
+    unit_en: str = None
+    qualification_id: QualificationChoice = Field(
+        None, description="A qualification of this carrier's needed to book; null: none."
+    )
+    specs: Specs = None
+    opening_hours: WeekHours = None
+
+
+class ResourceIn(ResourceChangeIn):
+    """A new resource: the terms without a default are required."""
+
+    kind: str = Field(description="instrument, pilot_line, compute or licence.")
+    name_zh: str
+    name_en: str
+    capacity: Count = Field(description="How many can be booked at once (seats, GPUs, …).")
+    slot_minutes: Count = Field(description="Bookings start and end on this grid.")
+    min_duration_minutes: Count
+    max_duration_minutes: Count
+
+
+class ManagedResourceOut(ResourceDetailOut):
+    status: str = Field(description="active or retired.")
+    opening_hours_text: dict[str, str] = Field(
+        description='The week as written in the form, by weekday ("0" = Monday); "" = closed.'
+    )
+
+
+def _fields(body: ResourceChangeIn, base: ResourceFields | None) -> ResourceFields:
+    """The validated body as resource terms (over `base` for a change)."""
+    if not isinstance(request.get_json(silent=True), dict):  # e.g. no body: [] is not {}
+        raise ServiceError(
+            Problem("invalid_json", _l("Send a JSON object in the request body.")), 400
+        )
+    problems = [
+        Problem("unknown_field", _l("Unknown field."), name) for name in body.model_extra or {}
+    ]
+    values = {name: getattr(body, name) for name in body.model_fields_set}
+    for name in body.model_extra or {}:
+        values.pop(name, None)
+    if "opening_hours" in values:
+        rows, found = opening_hours_problems(
+            {int(k): v for k, v in values["opening_hours"].items()}
+        )
+        problems += found
+        values["opening_hours"] = rows
+    if problems:
+        raise ServiceError(problems, 422)
     return replace(base, **values) if base is not None else ResourceFields(**values)
 
 
@@ -125,25 +217,78 @@ def _answer(resource, status: int = 200):
 
 
 @bp.post("/carriers/<code>/resources")
+@operation(tags=["resources"], json=ResourceIn, ok=ManagedResourceOut, status=201)
 def create_resource(code: str):
+    """Add a resource to a carrier's catalogue (its staff, operate scope)."""
     user = require_operate()
     carrier = carrier_by_code(code)
     require_staff(user, carrier.id)
-    fields = _fields(_json_body(), None)
+    fields = _fields(request.context.json, None)
     return _answer(_as_422(lambda: service.create_resource(carrier, fields, actor=user)), 201)
 
 
 @bp.patch("/resources/<int:resource_id>")
+@operation(tags=["resources"], json=ResourceChangeIn, ok=ManagedResourceOut)
 def change_resource(resource_id: int):
+    """Change any subset of a resource's terms (its carrier's staff, operate scope)."""
     user, resource = _staff_resource(resource_id)
-    fields = _fields(_json_body(), _current(resource))
+    fields = _fields(request.context.json, _current(resource))
     return _answer(
         _as_422(lambda: service.update_resource(resource.carrier, resource, fields, actor=user))
     )
 
 
 @bp.post("/resources/<int:resource_id>/<any(retire, reactivate):step>")
+@operation(tags=["resources"], ok=ManagedResourceOut)
 def retire_resource(resource_id: int, step: str):
+    """Retire a resource (no new bookings) or reactivate it (its carrier's staff)."""
     user, resource = _staff_resource(resource_id)
     status = RETIRED if step == "retire" else ACTIVE
     return _answer(service.set_status(resource.carrier, resource, status, actor=user))
+
+
+# --- the caller's own qualifications ---------------------------------------------------------
+
+
+class HeldQualificationOut(Out):
+    id: int
+    name: str = Field(description="In the caller's language.")
+
+
+class MyQualificationGrantOut(Out):
+    id: int = Field(description="The grant's id.")
+    qualification: HeldQualificationOut
+    carrier: str = Field(description="The code of the carrier that granted it.")
+    granted_at: str = Field(description="ISO 8601, UTC.")
+    expires_at: str | None = Field(description="ISO 8601, UTC; null: does not expire.")
+    valid: bool = Field(description="Whether it counts now (false once expired).")
+
+
+class MyQualificationsOut(Out):
+    grants: list[MyQualificationGrantOut]
+
+
+@bp.get("/me/qualifications")
+@operation(tags=["qualifications"], ok=MyQualificationsOut)
+def my_qualifications():
+    """The caller's qualification grants, newest first, expired ones included."""
+    user = require_user()
+    locale, now = current_locale(), utcnow()
+    return jsonify(
+        {
+            "grants": [
+                {
+                    "id": g.id,
+                    "qualification": {
+                        "id": g.qualification_id,
+                        "name": g.qualification.name(locale),
+                    },
+                    "carrier": carrier_code,
+                    "granted_at": g.granted_at.isoformat(),
+                    "expires_at": g.expires_at.isoformat() if g.expires_at else None,
+                    "valid": g.valid_at(now),
+                }
+                for g, carrier_code in grant_service.grants_held_by(user)
+            ]
+        }
+    )
