@@ -571,7 +571,9 @@ def test_an_integrator_tries_the_api_from_its_reference_page(live_app, live_serv
     page.locator("#operations-account-me .opblock-summary").click()
     page.locator("#operations-account-me button.try-out__btn").click()
     page.locator("#operations-account-me button.execute").click()
-    status = page.locator("#operations-account-me .live-responses-table tr.response td.response-col_status")
+    status = page.locator(
+        "#operations-account-me .live-responses-table tr.response td.response-col_status"
+    )
     _expect(status.first).to_have_text("200")
     _expect(page.locator("#operations-account-me .live-responses-table")).to_contain_text(
         "engineer@demo.test"
