@@ -94,20 +94,24 @@ class IsolatedClient(FlaskClient):
         return response
 
 
+def app_settings(database_url: str, **more) -> dict:
+    """What every test app runs with."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "MAIL_BACKEND": "console",
+        "PUBLIC_BASE_URL": "http://booking.test",
+        "SQLITE_IMMEDIATE_OUTSIDE_REQUESTS": False,
+        # Every API response is checked against its model in the OpenAPI document.
+        "API_VALIDATE_RESPONSES": True,
+        **more,
+    }
+
+
 @pytest.fixture
 def app(database_url):
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "TESTING": True,
-            "SECRET_KEY": "test-secret",
-            "MAIL_BACKEND": "console",
-            "PUBLIC_BASE_URL": "http://booking.test",
-            "SQLITE_IMMEDIATE_OUTSIDE_REQUESTS": False,
-            # Every API response is checked against its model in the OpenAPI document.
-            "API_VALIDATE_RESPONSES": True,
-        }
-    )
+    app = create_app(app_settings(database_url))
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app

@@ -32,7 +32,7 @@ from booking.demo.cli import load_demo
 from booking.extensions import db
 from booking.webhooks.events import EVENTS
 from booking.webhooks.schemas import EVENT_MODELS
-from tests.conftest import IsolatedClient, _truncate_all
+from tests.conftest import IsolatedClient, _truncate_all, app_settings
 
 # Routes under /api/v1 that are not operations: the document itself.
 NOT_OPERATIONS = {"api.openapi_json"}
@@ -193,18 +193,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def demo_api(database_url):
     """The demo data and a token for each role, loaded once for the module."""
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "TESTING": True,
-            "SECRET_KEY": "test-secret",
-            "MAIL_BACKEND": "console",
-            "PUBLIC_BASE_URL": "http://booking.test",
-            "SQLITE_IMMEDIATE_OUTSIDE_REQUESTS": False,
-            "API_VALIDATE_RESPONSES": True,
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = create_app(app_settings(database_url, RATELIMIT_ENABLED=False))
     app.test_client_class = IsolatedClient
     with app.app_context():
         load_demo()

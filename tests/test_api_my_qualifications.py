@@ -61,12 +61,12 @@ def test_the_callers_own_grants_with_their_validity(client, app):
     assert grants[forever.id]["carrier"] == "QL02" and grants[forever.id]["expires_at"] is None
     assert grants[forever.id]["valid"] is True
     assert grants[lapsed.id]["valid"] is False and grants[lapsed.id]["expires_at"] is not None
-    assert [g["id"] for g in response.get_json()["grants"]][-1] == lapsed.id  # newest first
+    assert [g["id"] for g in response.get_json()["grants"]][-1] == lapsed.id  # in the order made
 
     theirs = client.get("/api/v1/me/qualifications", headers=_auth(colleague)).get_json()
     assert [g["qualification"]["id"] for g in theirs["grants"]] == [sem.id]
     nothing = client.get("/api/v1/me/qualifications", headers=_auth(op)).get_json()
-    assert nothing == {"grants": []}
+    assert nothing == {"grants": [], "count": 0, "next": None}
 
 
 def test_a_token_is_needed(client, app):

@@ -85,3 +85,37 @@ def test_resources_are_paged_too(client, crowd):
     assert rest["count"] == 1 and rest["next"] is None
     names = [r["name"] for r in body["resources"] + rest["resources"]]
     assert sorted(names) == sorted(r.name("en") for r in crowd["resources"])
+
+
+def test_every_list_pages_with_next_including_the_approval_queue_by_start(client, app):
+    """The shorter lists (queue, feeds, …) are paged like the long ones: `limit`, `count` and a
+    `next` link that keeps the path (the carrier's code) and walks every row once, in order."""
+    from booking.calendars import service as calendars
+
+    op = make_user("op@queue.test")
+    carrier = make_carrier("QU01", operators=[op])
+    eng = make_user("eng@queue.test")
+    org = make_org("Queue Co", members=[eng])
+    line = make_resource(carrier, "Line", always_open=True, requires_approval=True)
+    starts = [T0 + timedelta(days=400 + n % 3, hours=n) for n in range(7)]
+    requested = [
+        make_booking(line, eng, org, s, s + timedelta(hours=1), "requested") for s in starts
+    ]
+    for _ in range(3):
+        calendars.create_feed(eng, "user", eng.id)
+    db.session.commit()
+    staff = {"Authorization": f"Bearer {create_api_token(op, 'queue')[1]}"}
+    seen, url = [], "/api/v1/carriers/QU01/approvals?limit=2"
+    while url:
+        page = client.get(url, headers=staff).get_json()
+        assert page["count"] == len(page["requests"]) <= 2
+        seen += [r["booking"]["id"] for r in page["requests"]]
+        url = page["next"]
+        assert url is None or url.startswith("/api/v1/carriers/QU01/approvals?")
+    by_start = sorted(requested, key=lambda b: (b.start_at, b.id))
+    assert seen == [b.id for b in by_start]
+    mine = {"Authorization": f"Bearer {create_api_token(eng, 'feeds')[1]}"}
+    first = client.get("/api/v1/me/feeds?limit=2", headers=mine).get_json()
+    second = client.get(first["next"], headers=mine).get_json()
+    assert (first["count"], second["count"], second["next"]) == (2, 1, None)
+    assert client.get("/api/v1/me/feeds?limit=0", headers=mine).status_code == 422

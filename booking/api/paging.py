@@ -74,6 +74,17 @@ def decode_cursor(kinds: tuple[type, ...]) -> tuple | None:
         ) from None
 
 
+def paged(items, endpoint: str, key=lambda item: (item.id,), kinds: tuple = (int,)):
+    """A page of a list the service returns whole (at most hundreds of rows), in `key` order
+    after the request's cursor: (the page's items, {"count", "next"})."""
+    limit, after = page_limit(), decode_cursor(kinds)
+    rest = sorted((item for item in items if after is None or key(item) > after), key=key)
+    page = rest[:limit]
+    last = key(page[-1]) if len(rest) > limit else None
+    values = request.view_args or {}
+    return page, {"count": len(page), "next": next_link(endpoint, last, **values)}
+
+
 def next_link(endpoint: str, last_key: tuple | None, **values) -> str | None:
     """The link to the page after the row with `last_key` (None: this was the last page),
     keeping the request's other query parameters."""

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from booking.accounts.service import api_token_for
 from booking.api.contract import Out, Page, PageQuery, operation
-from booking.api.paging import decode_cursor, next_link, page_limit
+from booking.api.paging import paged
 from booking.catalogue import service as catalogue
 from booking.catalogue.models import Resource
 from booking.extensions import csrf
@@ -337,22 +337,12 @@ def resource_json(resource: Resource, locale: str, full: bool = False) -> dict:
 def resources():
     """The catalogue: resources the caller may see, in id order."""
     locale = current_locale()
-    limit, after = page_limit(), decode_cursor((int,))
     query = request.context.query
     found = catalogue.search_catalogue(
         g.api_user, q=query.q, kind=query.kind or None, carrier_code=query.carrier or None
     )
-    # A carrier lists hundreds of resources at most: paged here, in id order, like every list.
-    rest = sorted((r for r in found if after is None or r.id > after[0]), key=lambda r: r.id)
-    page = rest[:limit]
-    last = (page[-1].id,) if len(rest) > limit else None
-    return jsonify(
-        {
-            "resources": [resource_json(r, locale) for r in page],
-            "count": len(page),
-            "next": next_link("api.resources", last),
-        }
-    )
+    page, paging = paged(found, "api.resources")
+    return jsonify({"resources": [resource_json(r, locale) for r in page], **paging})
 
 
 @bp.get("/resources/<int:resource_id>")

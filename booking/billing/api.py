@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from pydantic import Field
 
 from booking.api.contract import Day, In, Out, Page, PageQuery, QueryId, operation
-from booking.api.paging import decode_cursor, next_link, page_limit
+from booking.api.paging import decode_cursor, next_link, page_limit, paged
 from booking.api.views import bp, require_operate, require_user
 from booking.billing import invoices as service
 from booking.billing import pricing
@@ -105,7 +105,7 @@ class VoucherOut(Out):
     valid_until: date
 
 
-class VouchersOut(Out):
+class VouchersOut(Page):
     vouchers: list[VoucherOut]
 
 
@@ -119,7 +119,7 @@ class VoucherDrawOut(Out):
     start: datetime | None = Field(description="When that line's time began, if any.")
 
 
-class VoucherDrawsOut(Out):
+class VoucherDrawsOut(Page):
     draws: list[VoucherDrawOut]
 
 
@@ -139,7 +139,7 @@ class RateOut(Out):
     )
 
 
-class RatesOut(Out):
+class RatesOut(Page):
     rates: list[RateOut]
 
 
@@ -271,12 +271,14 @@ def invoice_document(invoice_id: int):
 
 
 @bp.get("/organisations/<int:organisation_id>/vouchers")
-@operation(tags=["vouchers"], ok=VouchersOut)
+@operation(tags=["vouchers"], query=PageQuery, ok=VouchersOut)
 def vouchers(organisation_id: int):
     """Voucher balances of an organisation, for its managers."""
     organisation_for_manager(require_user(), organisation_id)
+    page, paging = paged(vouchers_of(organisation_id), "api.vouchers")
     return jsonify(
         {
+            **paging,
             "vouchers": [
                 {
                     "id": v.id,
@@ -287,8 +289,8 @@ def vouchers(organisation_id: int):
                     "balance_fen": v.balance_fen,
                     "valid_until": v.programme.valid_until.isoformat(),
                 }
-                for v in vouchers_of(organisation_id)
-            ]
+                for v in page
+            ],
         }
     )
 
@@ -308,15 +310,16 @@ def _rate_json(rate) -> dict:
 
 
 @bp.get("/resources/<int:resource_id>/rates")
-@operation(tags=["invoices"], ok=RatesOut)
+@operation(tags=["rates"], query=PageQuery, ok=RatesOut)
 def rates(resource_id: int):
     """A resource's rates with their history (public to whoever sees the resource)."""
     resource = visible_resource(require_user(), resource_id)
-    return jsonify({"rates": [_rate_json(r) for r in rates_of(resource)]})
+    page, paging = paged(rates_of(resource), "api.rates")
+    return jsonify({"rates": [_rate_json(r) for r in page], **paging})
 
 
 @bp.post("/resources/<int:resource_id>/rates")
-@operation(tags=["invoices"], json=RateIn, ok=RateOut, status=201)
+@operation(tags=["rates"], json=RateIn, ok=RateOut, status=201)
 def add_rate_from_api(resource_id: int):
     """Add a rate to a resource (amounts in yuan as text, like the form; its carrier's staff)."""
     user = require_operate()
@@ -352,15 +355,17 @@ def invoice_workbook(invoice_id: int):
 
 
 @bp.get("/organisations/<int:organisation_id>/vouchers/<int:voucher_id>/draws")
-@operation(tags=["vouchers"], ok=VoucherDrawsOut)
+@operation(tags=["vouchers"], query=PageQuery, ok=VoucherDrawsOut)
 def voucher_draws(organisation_id: int, voucher_id: int):
     """What a voucher paid for: each draw with the invoice line it subsidised."""
     organisation_for_manager(require_user(), organisation_id)
     voucher = next((v for v in vouchers_of(organisation_id) if v.id == voucher_id), None)
     if voucher is None:
         raise NotFound()
+    page, paging = paged(voucher_uses(voucher.id), "api.voucher_draws")
     return jsonify(
         {
+            **paging,
             "draws": [
                 {
                     "amount_fen": use.amount_fen,
@@ -369,7 +374,7 @@ def voucher_draws(organisation_id: int, voucher_id: int):
                     "line": use.line.description,
                     "start": use.line.started_at.isoformat() if use.line.started_at else None,
                 }
-                for use in voucher_uses(voucher.id)
-            ]
+                for use in page
+            ],
         }
     )

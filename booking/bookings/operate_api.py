@@ -4,11 +4,25 @@ functions as the pages."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
 from pydantic import Field
 
-from booking.api.contract import Id, In, OptionalTime, Out, ProblemOut, Time, body_of, operation
+from booking.api.contract import (
+    Id,
+    In,
+    OptionalTime,
+    Out,
+    Page,
+    PageQuery,
+    ProblemOut,
+    Time,
+    body_of,
+    operation,
+)
+from booking.api.paging import paged
 from booking.api.views import bp, require_operate, require_user
 from booking.bookings import outages as outage_service
 from booking.bookings import qualifications as grant_service
@@ -24,6 +38,7 @@ from booking.bookings.api import (
 from booking.bookings.export import carrier_by_code
 from booking.bookings.search import approval_queue
 from booking.catalogue.service import visible_resource
+from booking.languages import current_locale
 from booking.permissions import require_staff
 from booking.problems import Problem
 from booking.types import utcnow
@@ -35,7 +50,7 @@ class ApprovalRequestOut(Out):
     conflicts: list[ProblemOut] = Field(description="What would stand in the way if approved now.")
 
 
-class ApprovalQueueOut(Out):
+class ApprovalQueueOut(Page):
     requests: list[ApprovalRequestOut]
 
 
@@ -49,6 +64,10 @@ class OutageOut(Out):
 
 
 class OutagesOut(Out):
+    outages: list[OutageOut]
+
+
+class OutagesPageOut(Page):
     outages: list[OutageOut]
 
 
@@ -90,7 +109,7 @@ class GrantOut(Out):
     expires_at: str | None
 
 
-class GrantsOut(Out):
+class GrantsOut(Page):
     grants: list[GrantOut]
 
 
@@ -114,12 +133,16 @@ class WaitlistEntryOut(Out):
     offer_expires_at: str | None
 
 
-class WaitlistOut(Out):
+class WaitlistOut(Page):
     entries: list[WaitlistEntryOut]
 
 
 class WaitlistIn(SlotIn):
     purpose: str = ""
+
+
+def _queue_key(item) -> tuple:
+    return (item["booking"].start_at, item["booking"].id)
 
 
 def _staff_carrier(code: str):
@@ -130,21 +153,25 @@ def _staff_carrier(code: str):
 
 
 @bp.get("/carriers/<code>/approvals")
-@operation(tags=["approvals"], ok=ApprovalQueueOut)
+@operation(tags=["approvals"], query=PageQuery, ok=ApprovalQueueOut)
 def approvals(code: str):
     """Requests waiting for the carrier, with whether the requester is qualified and any
     conflict now."""
     _user, carrier = _staff_carrier(code)
+    page, paging = paged(
+        approval_queue(carrier.id), "api.approvals", key=_queue_key, kinds=(datetime, int)
+    )
     return jsonify(
         {
+            **paging,
             "requests": [
                 {
                     "booking": booking_json(item["booking"]),
                     "qualified": item["qualified"],
                     "conflicts": [p.as_dict() for p in item["conflicts"]],
                 }
-                for item in approval_queue(carrier.id)
-            ]
+                for item in page
+            ],
         }
     )
 
@@ -161,13 +188,15 @@ def _outage_json(outage) -> dict:
 
 
 @bp.get("/carriers/<code>/outages")
-@operation(tags=["outages"], ok=OutagesOut)
+@operation(tags=["outages"], query=PageQuery, ok=OutagesPageOut)
 def outages(code: str):
     """Maintenance windows still to come (or running)."""
     _user, carrier = _staff_carrier(code)
-    return jsonify(
-        {"outages": [_outage_json(o) for o in outage_service.outages_of(carrier.id, utcnow())]}
-    )
+    page, paging = paged(
+        outage_service.outages_of(carrier.id, utcnow()), "api.outages",
+        key=lambda o: (o.start_at, o.id), kinds=(datetime, int),
+    )  # fmt: skip
+    return jsonify({"outages": [_outage_json(o) for o in page], **paging})
 
 
 @bp.post("/carriers/<code>/outages")
@@ -197,22 +226,28 @@ def remove_outage(code: str, outage_id: int):
 
 
 @bp.get("/carriers/<code>/qualification-grants")
-@operation(tags=["qualifications"], ok=GrantsOut)
+@operation(tags=["qualifications"], query=PageQuery, ok=GrantsOut)
 def grants(code: str):
     """Who holds which of the carrier's qualifications."""
     _user, carrier = _staff_carrier(code)
+    locale = current_locale()
+    page, paging = paged(grant_service.grants_of(carrier), "api.grants")
     return jsonify(
         {
+            **paging,
             "grants": [
                 {
                     "id": g.id,
-                    "qualification": {"id": g.qualification_id, "name": g.qualification.name_zh},
+                    "qualification": {
+                        "id": g.qualification_id,
+                        "name": g.qualification.name(locale),
+                    },
                     "user": {"id": g.user_id, "email": g.user.email},
                     "granted_at": g.granted_at.isoformat(),
                     "expires_at": g.expires_at.isoformat() if g.expires_at else None,
                 }
-                for g in grant_service.grants_of(carrier)
-            ]
+                for g in page
+            ],
         }
     )
 
@@ -252,10 +287,11 @@ def _entry_json(entry) -> dict:
 
 
 @bp.get("/me/waitlist")
-@operation(tags=["waitlist"], ok=WaitlistOut)
+@operation(tags=["waitlist"], query=PageQuery, ok=WaitlistOut)
 def my_waitlist():
     """The caller's waitlist entries and open offers."""
-    return jsonify({"entries": [_entry_json(e) for e in waitlist.entries_of(require_user())]})
+    page, paging = paged(waitlist.entries_of(require_user()), "api.my_waitlist")
+    return jsonify({"entries": [_entry_json(e) for e in page], **paging})
 
 
 @bp.post("/me/waitlist")

@@ -8,7 +8,8 @@ from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
 from pydantic import ConfigDict, Field, WithJsonSchema
 
-from booking.api.contract import Id, In, Out, operation, parsed
+from booking.api.contract import Id, In, Out, Page, PageQuery, operation, parsed
+from booking.api.paging import paged
 from booking.api.views import bp, require_user
 from booking.calendars import service
 from booking.calendars.models import SCOPES
@@ -50,7 +51,7 @@ class FeedOut(Out):
     url: str = Field(description="The secret iCalendar link: subscribe to it; keep it private.")
 
 
-class FeedsOut(Out):
+class FeedsOut(Page):
     feeds: list[FeedOut]
 
 
@@ -65,12 +66,13 @@ def _feed_json(token, locale: str, secret: str | None = None) -> dict:
 
 
 @bp.get("/me/feeds")
-@operation(tags=["feeds"], ok=FeedsOut)
+@operation(tags=["feeds"], query=PageQuery, ok=FeedsOut)
 def my_feeds():
     """The caller's live feed links."""
     user = require_user()
     locale = current_locale()
-    return jsonify({"feeds": [_feed_json(t, locale) for t in service.feeds_of(user)]})
+    page, paging = paged(service.feeds_of(user), "api.my_feeds")
+    return jsonify({"feeds": [_feed_json(t, locale) for t in page], **paging})
 
 
 @bp.post("/me/feeds")

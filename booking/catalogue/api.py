@@ -12,7 +12,8 @@ from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
 from pydantic import ConfigDict, Field, StrictStr, TypeAdapter, WithJsonSchema
 
-from booking.api.contract import In, Out, operation, parsed, whole
+from booking.api.contract import In, Out, Page, PageQuery, operation, parsed, whole
+from booking.api.paging import paged
 from booking.api.views import ResourceDetailOut, bp, require_operate, require_user, resource_json
 from booking.bookings import qualifications as grant_service
 from booking.bookings.export import carrier_by_code
@@ -264,18 +265,22 @@ class MyQualificationGrantOut(Out):
     valid: bool = Field(description="Whether it counts now (false once expired).")
 
 
-class MyQualificationsOut(Out):
+class MyQualificationsOut(Page):
     grants: list[MyQualificationGrantOut]
 
 
 @bp.get("/me/qualifications")
-@operation(tags=["qualifications"], ok=MyQualificationsOut)
+@operation(tags=["qualifications"], query=PageQuery, ok=MyQualificationsOut)
 def my_qualifications():
-    """The caller's qualification grants, newest first, expired ones included."""
+    """The caller's qualification grants in the order they were made, expired ones included."""
     user = require_user()
     locale, now = current_locale(), utcnow()
+    page, paging = paged(
+        grant_service.grants_held_by(user), "api.my_qualifications", key=lambda row: (row[0].id,)
+    )
     return jsonify(
         {
+            **paging,
             "grants": [
                 {
                     "id": g.id,
@@ -288,7 +293,7 @@ def my_qualifications():
                     "expires_at": g.expires_at.isoformat() if g.expires_at else None,
                     "valid": g.valid_at(now),
                 }
-                for g, carrier_code in grant_service.grants_held_by(user)
-            ]
+                for g, carrier_code in page
+            ],
         }
     )
