@@ -97,6 +97,10 @@ class Config:
     # counts between workers and hosts (redis://127.0.0.1:6379/0).
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    # A moving window counts the last minute whatever the clock says: a fixed window forgets
+    # every count at :00, so five guesses at :59 and five at :00 would all pass a "5 per
+    # minute" limit (and a test that straddled :00 saw no refusal).
+    RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "moving-window")
     RATELIMIT_SIGN_IN = os.environ.get("RATELIMIT_SIGN_IN", "30 per minute")
     RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "30 per hour")
     RATELIMIT_PASSWORD_RESET = os.environ.get("RATELIMIT_PASSWORD_RESET", "10 per hour")
