@@ -193,7 +193,15 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def demo_api(database_url):
     """The demo data and a token for each role, loaded once for the module."""
-    app = create_app(app_settings(database_url, RATELIMIT_ENABLED=False))
+    # High limits rather than RATELIMIT_ENABLED=False: the limiter is one object for the whole
+    # process, and disabling it for one app would disable it for every later test's app.
+    app = create_app(
+        app_settings(
+            database_url,
+            RATELIMIT_API="1000000 per minute",
+            RATELIMIT_API_BAD_TOKENS="1000000 per minute",
+        )
+    )
     app.test_client_class = IsolatedClient
     with app.app_context():
         load_demo()
