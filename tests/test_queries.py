@@ -54,3 +54,27 @@ def test_operator_resource_list_query_count_is_constant(app, client):
     few = _queries_for(client, "/operate/C0/resources/", 2, [carrier])
     many = _queries_for(client, "/operate/C0/resources/", 25, [carrier])
     assert few == many
+
+
+def test_an_api_token_signs_in_with_one_statement(app):
+    """Every API request starts with the bearer token's look-up: the token and its user in one
+    statement (#15), once the last use has been recorded (at most every few minutes)."""
+    from booking.accounts.service import api_token_for, create_api_token
+
+    user = make_user("token@example.com")
+    make_org("Token Co", members=[user])
+    make_org("Token Two", members=[user])
+    make_carrier("TK01", operators=[user])
+    secret = create_api_token(user, "t", ["read"])[1]
+    db.session.commit()
+    assert api_token_for(secret)[0].id == user.id  # records the first use
+    db.session.expire_all()  # a new request: nothing cached in the session
+    with count_queries() as statements:
+        found, scopes = api_token_for(secret)
+        assert found.email == "token@example.com" and found.active
+        # Two memberships × one carrier role joined: each collection still holds each row once.
+        assert len(found.carrier_roles) == 1 and len(found.memberships) == 2
+        assert found.carrier_roles[0].carrier.code == "TK01"
+    assert scopes == frozenset({"read"})
+    queries = [s for s in statements if s.strip().upper() != "BEGIN"]  # SQLite's own BEGIN
+    assert len(queries) == 1, queries

@@ -11,6 +11,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from booking.accounts.models import ApiToken, LoginFailure, User
@@ -284,7 +285,19 @@ def api_token_for(secret: str | None) -> tuple[User, frozenset[str]] | None:
     if not secret or not secret.startswith(API_TOKEN_PREFIX):
         return None
     digest = _hash_token(secret)
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    # One statement for the sign-in of every API request: the token, its user and what the
+    # user's permissions are read from (memberships and carrier roles, otherwise two more
+    # selectin queries). A person has a handful of each, so the joined rows stay few.
+    user = joinedload(ApiToken.user)
+    token = (
+        db.session.scalars(
+            select(ApiToken)
+            .options(user.joinedload(User.memberships), user.joinedload(User.carrier_roles))
+            .where(ApiToken.token_hash == digest)
+        )
+        .unique()
+        .first()
+    )
     # The lookup is by hash; compare again in constant time for good measure.
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None
