@@ -78,3 +78,65 @@ def test_an_api_token_signs_in_with_one_statement(app):
     assert scopes == frozenset({"read"})
     queries = [s for s in statements if s.strip().upper() != "BEGIN"]  # SQLite's own BEGIN
     assert len(queries) == 1, queries
+
+
+def _queue_fixture(n_requests: int, code: str):
+    """A carrier whose approval queue holds n requests on two resources (capacity 1, one
+    needing a qualification), overlapping each other, an outage and an approved booking."""
+    from datetime import UTC, datetime, timedelta
+
+    from booking.bookings.models import Outage, QualificationGrant
+    from tests.factories import make_booking, make_qualification
+
+    carrier = make_carrier(code)
+    training = make_qualification(carrier, "Line training")
+    line = make_resource(carrier, "Line", always_open=True, requires_approval=True,
+                         qualification_id=training.id)  # fmt: skip
+    sem = make_resource(carrier, "SEM", always_open=True, requires_approval=True)
+    people = [make_user(f"q{i}@{code.lower()}.test") for i in range(3)]
+    org = make_org(f"Queue {code}", members=people[:2])
+    t0 = datetime(2031, 3, 3, 1, 0, tzinfo=UTC)
+    db.session.add(QualificationGrant(user_id=people[0].id, qualification_id=training.id,
+                                      granted_at=t0 - timedelta(days=30)))  # fmt: skip
+    db.session.add(Outage(resource_id=sem.id, start_at=t0 + timedelta(hours=5),
+                          end_at=t0 + timedelta(hours=7)))  # fmt: skip
+    make_booking(sem, people[1], org, t0 + timedelta(hours=1), t0 + timedelta(hours=2), "approved")
+    for n in range(n_requests):
+        start = t0 + timedelta(hours=n)
+        resource = (line, sem)[n % 2]
+        make_booking(resource, people[n % 3], org, start, start + timedelta(hours=3), "requested")
+    db.session.commit()
+    return carrier
+
+
+def test_the_approval_queue_reads_the_same_facts_with_a_constant_number_of_queries(app):
+    """The batched queue (#15) says what the per-request reading said, and its query count
+    does not grow with the queue."""
+    from booking.bookings import rules
+    from booking.bookings.facts import context_of_existing
+    from booking.bookings.rules import ResourcePolicy
+    from booking.bookings.search import approval_queue
+
+    small, large = _queue_fixture(2, "QA01"), _queue_fixture(12, "QA02")
+    for carrier in (small, large):
+        carrier_id = carrier.id
+        db.session.expire_all()
+        with count_queries() as statements:
+            queue = approval_queue(carrier_id)
+        counts = len([s for s in statements if s.strip().upper() != "BEGIN"])
+        if carrier is small:
+            small_count = counts
+        for item in queue:
+            booking = item["booking"]
+            ctx = context_of_existing(booking)
+            problems = rules.booking_problems(
+                ResourcePolicy.of(booking.resource), booking.start_at, booking.end_at,
+                booking.quantity, ctx,
+            )  # fmt: skip
+            expected = {p.code for p in problems if p.code in rules.CONFLICT_CODES}
+            assert item["qualified"] == ctx.qualified, booking.id
+            assert {p.code for p in item["conflicts"]} == expected, booking.id
+    # The requests (with their events, hours, requesters), the facts, grants, memberships.
+    assert len(queue) == 12 and counts == small_count <= 10
+    assert {p.code for item in queue for p in item["conflicts"]} >= {"capacity_exceeded"}
+    assert {item["qualified"] for item in queue} == {True, False}

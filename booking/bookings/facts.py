@@ -3,6 +3,7 @@ imported busy times, qualifications, membership; and the checks of a request's s
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -175,6 +176,39 @@ def is_qualified(user: User, resource: Resource, when: datetime | None = None) -
         )
     )
     return any(g.valid_at(when) for g in grants)
+
+
+def qualified_pairs(bookings) -> set[tuple[int, int, int]]:
+    """(user id, qualification id, booking id) for each booking whose booker holds the
+    resource's qualification until the booking ends, as is_qualified says: one query for all."""
+    needed = [b for b in bookings if b.resource.qualification_id is not None]
+    if not needed:
+        return set()
+    grants: dict[tuple[int, int], list[QualificationGrant]] = defaultdict(list)
+    for grant in db.session.scalars(
+        select(QualificationGrant).where(
+            QualificationGrant.user_id.in_({b.user_id for b in needed}),
+            QualificationGrant.qualification_id.in_({b.resource.qualification_id for b in needed}),
+        )
+    ):
+        grants[(grant.user_id, grant.qualification_id)].append(grant)
+    return {
+        (b.user_id, b.resource.qualification_id, b.id)
+        for b in needed
+        if any(g.valid_at(b.end_at) for g in grants[(b.user_id, b.resource.qualification_id)])
+    }
+
+
+def membership_pairs(user_ids) -> set[tuple[int, int]]:
+    """(user id, organisation id) of every membership of these users: one query."""
+    if not user_ids:
+        return set()
+    rows = db.session.execute(
+        select(Membership.user_id, Membership.organisation_id).where(
+            Membership.user_id.in_(user_ids)
+        )
+    )
+    return {(user_id, organisation_id) for user_id, organisation_id in rows}
 
 
 def is_member(user: User, organisation_id: int | None) -> bool:

@@ -13,15 +13,16 @@ from booking.accounts.models import User
 from booking.bookings import rules
 from booking.bookings.facts import (
     Facts,
-    context_of_existing,
     facts_for,
+    membership_pairs,
+    qualified_pairs,
     shape_problems,
 )
 from booking.bookings.models import (
     REQUESTED,
     Booking,
 )
-from booking.bookings.rules import BookingContext, ResourcePolicy
+from booking.bookings.rules import BookingContext, Holding, ResourcePolicy
 from booking.carriers.models import Carrier
 from booking.catalogue.models import OpeningHours, Resource
 from booking.catalogue.service import (
@@ -106,14 +107,49 @@ def _filtered(stmt, status, start_from, start_until, limit):
 
 def approval_queue(carrier_id: int) -> list[dict]:
     """Requested bookings with what an operator needs to decide: organisation, whether the
-    requester is qualified, and any conflict now."""
+    requester is qualified, and any conflict now. A constant number of queries however long
+    the queue (#15): one for the requests, one for the facts of every resource over the
+    queue's whole span, one each for the requesters' grants and memberships; each request's
+    facts are then cut from those in memory, as context_of_existing would read them."""
+    requests = carrier_bookings(carrier_id, status=REQUESTED)
+    if not requests:
+        return []
+    now = utcnow()
+    spans = {
+        b.id: rules.busy_interval(ResourcePolicy.of(b.resource), b.start_at, b.end_at)
+        for b in requests
+    }
+    shared = facts_for(
+        sorted({b.resource_id for b in requests}),
+        min(lo for lo, _hi in spans.values()),
+        max(hi for _lo, hi in spans.values()),
+        exclude_ids=tuple(spans),  # each request holds capacity for the others: added below
+        now=now,
+    )
+    qualified = qualified_pairs(requests)
+    members = membership_pairs({b.user_id for b in requests})
     queue = []
-    for booking in carrier_bookings(carrier_id, status=REQUESTED):
-        resource = booking.resource
-        ctx = context_of_existing(booking)
-        problems = rules.booking_problems(
-            ResourcePolicy.of(resource), booking.start_at, booking.end_at, booking.quantity, ctx
+    for booking in requests:
+        lo, hi = spans[booking.id]
+        facts = shared.get(booking.resource_id) or Facts()
+        others = [
+            Holding(o.busy_from, o.busy_until, o.quantity)
+            for o in requests
+            if o.resource_id == booking.resource_id and o.id != booking.id
+        ]
+        ctx = BookingContext(
+            now=now,
+            holdings=[h for h in facts.holdings + others if h.busy_from < hi and h.busy_until > lo],
+            outages=[(a, b) for a, b in facts.outages if a < hi and b > lo],
+            busy_blocks=[(a, b) for a, b in facts.busy_blocks if a < hi and b > lo],
+            qualified=booking.resource.qualification_id is None
+            or (booking.user_id, booking.resource.qualification_id, booking.id) in qualified,
+            member=(booking.user_id, booking.organisation_id) in members,
         )
+        problems = rules.booking_problems(
+            ResourcePolicy.of(booking.resource), booking.start_at, booking.end_at,
+            booking.quantity, ctx,
+        )  # fmt: skip
         queue.append(
             {
                 "booking": booking,
