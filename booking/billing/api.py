@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from pydantic import Field
 
 from booking.api.contract import Day, In, Out, Page, PageQuery, QueryId, operation
-from booking.api.paging import decode_cursor, next_link, page_limit, paged
+from booking.api.paging import paged
 from booking.api.views import bp, require_operate, require_user
 from booking.billing import invoices as service
 from booking.billing import pricing
@@ -221,7 +221,6 @@ def invoices():
     """Invoices of an organisation (its managers: issued) or a carrier (its staff: all)."""
     user = require_user()
     query: InvoicesQuery = request.context.query
-    limit, after = page_limit(), decode_cursor((int,))
     if query.carrier:
         carrier = carrier_by_code(query.carrier)
         require_staff(user, carrier.id)
@@ -238,16 +237,8 @@ def invoices():
             ),
             422,
         )
-    rest = sorted((i for i in found if after is None or i.id > after[0]), key=lambda i: i.id)
-    page = rest[:limit]
-    last = (page[-1].id,) if len(rest) > limit else None
-    return jsonify(
-        {
-            "invoices": [invoice_json(i) for i in page],
-            "count": len(page),
-            "next": next_link("api.invoices", last),
-        }
-    )
+    page, paging = paged(found, "api.invoices")
+    return jsonify({"invoices": [invoice_json(i) for i in page], **paging})
 
 
 @bp.get("/invoices/<int:invoice_id>")

@@ -141,6 +141,16 @@ class WaitlistIn(SlotIn):
     purpose: str = ""
 
 
+def grant_json(grant, locale: str) -> dict:
+    """A qualification grant as the API shows it (to staff and to its holder)."""
+    return {
+        "id": grant.id,
+        "qualification": {"id": grant.qualification_id, "name": grant.qualification.name(locale)},
+        "granted_at": grant.granted_at.isoformat(),
+        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+    }
+
+
 def _queue_key(item) -> tuple:
     return (item["booking"].start_at, item["booking"].id)
 
@@ -236,16 +246,7 @@ def grants(code: str):
         {
             **paging,
             "grants": [
-                {
-                    "id": g.id,
-                    "qualification": {
-                        "id": g.qualification_id,
-                        "name": g.qualification.name(locale),
-                    },
-                    "user": {"id": g.user_id, "email": g.user.email},
-                    "granted_at": g.granted_at.isoformat(),
-                    "expires_at": g.expires_at.isoformat() if g.expires_at else None,
-                }
+                {**grant_json(g, locale), "user": {"id": g.user_id, "email": g.user.email}}
                 for g in page
             ],
         }

@@ -17,6 +17,7 @@ from booking.api.paging import paged
 from booking.api.views import ResourceDetailOut, bp, require_operate, require_user, resource_json
 from booking.bookings import qualifications as grant_service
 from booking.bookings.export import carrier_by_code
+from booking.bookings.operate_api import grant_json
 from booking.catalogue import service
 from booking.catalogue.models import ACTIVE, RETIRED, Resource
 from booking.catalogue.rules import ResourceFields, format_day_hours, opening_hours_problems
@@ -282,17 +283,7 @@ def my_qualifications():
         {
             **paging,
             "grants": [
-                {
-                    "id": g.id,
-                    "qualification": {
-                        "id": g.qualification_id,
-                        "name": g.qualification.name(locale),
-                    },
-                    "carrier": carrier_code,
-                    "granted_at": g.granted_at.isoformat(),
-                    "expires_at": g.expires_at.isoformat() if g.expires_at else None,
-                    "valid": g.valid_at(now),
-                }
+                {**grant_json(g, locale), "carrier": carrier_code, "valid": g.valid_at(now)}
                 for g, carrier_code in page
             ],
         }
