@@ -13,6 +13,19 @@ def _env_bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def feed_window_days(scope: str, default: tuple[int, int]) -> tuple[int, int]:
+    """(past, future) days from CALENDAR_FEED_WINDOW_<SCOPE>, e.g. "7,92"; refused at start
+    when malformed rather than serving unbounded feeds."""
+    name = f"CALENDAR_FEED_WINDOW_{scope.upper()}"
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) <= 3660 for p in parts):
+        raise ValueError(f'{name} must be "past,future" in whole days (0-3660), not {text!r}')
+    return int(parts[0]), int(parts[1])
+
+
 class Config:
     BOOKING_ENV = os.environ.get("BOOKING_ENV", "development")
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-secret-change-me")
@@ -58,10 +71,21 @@ class Config:
     LOGIN_FAILURE_MINUTES = int(os.environ.get("LOGIN_FAILURE_MINUTES", "15"))
     REMINDER_LEADS_MINUTES = (24 * 60, 60)
 
-    # Calendar feeds: the window they cover, how long cancelled bookings stay in them.
-    CALENDAR_FEED_PAST_DAYS = int(os.environ.get("CALENDAR_FEED_PAST_DAYS", "90"))
-    CALENDAR_FEED_FUTURE_DAYS = int(os.environ.get("CALENDAR_FEED_FUTURE_DAYS", "365"))
+    # Calendar feeds: days back and ahead each kind of feed covers (past, future), so that no
+    # feed grows with a carrier's history; env CALENDAR_FEED_WINDOW_<SCOPE>="past,future".
+    CALENDAR_FEED_WINDOWS = {
+        scope: feed_window_days(scope, default)
+        for scope, default in (
+            ("user", (90, 365)),
+            ("organisation", (30, 180)),
+            ("resource", (14, 180)),
+            ("carrier", (7, 92)),
+        )
+    }
     CALENDAR_FEED_KEEP_CANCELLED_DAYS = 30
+    # Rendered feeds are kept in the database (table feed_bodies) for every worker; a feed
+    # nobody fetched for this many days is dropped from it.
+    CALENDAR_FEED_CACHE_DAYS = int(os.environ.get("CALENDAR_FEED_CACHE_DAYS", "7"))
     CALENDAR_REFRESH_MINUTES = 60
     CALENDAR_UID_DOMAIN = os.environ.get("CALENDAR_UID_DOMAIN", "booking.local")
     # Calendar import: limits for fetching other people's calendars.

@@ -89,6 +89,9 @@ class IsolatedClient(FlaskClient):
         # so without this the test would not see what the request commits.
         db.session.commit()
         with self.application.app_context():
+            # Buffered: a streamed body is read inside this context, as a server reads it
+            # after the view returned, not later when the test happens to look at it.
+            kwargs.setdefault("buffered", True)
             response = super().open(*args, **kwargs)
         db.session.expire_all()  # and read what the request changed, not cached rows
         return response

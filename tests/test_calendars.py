@@ -148,9 +148,9 @@ def test_revalidation_answers_304_without_rendering(client, world, monkeypatch):
     response = fetch(client, url)
     etag, modified = response.headers["ETag"], response.headers["Last-Modified"]
     rendered = []
-    original = service.render_feed
+    original = service.feed_chunks
     monkeypatch.setattr(
-        service, "render_feed", lambda *a, **k: rendered.append(1) or original(*a, **k)
+        service, "feed_chunks", lambda *a, **k: rendered.append(1) or original(*a, **k)
     )
     assert fetch(client, url, **{"If-None-Match": etag}).status_code == 304
     assert fetch(client, url, **{"If-Modified-Since": modified}).status_code == 304

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, vDuration
 
 PRODID = "-//Chongqing Incubation Carriers//Shared Booking Platform//ZH"
+FEED_FORMAT = "2"  # part of every ETag: a release that writes feeds differently renders anew
 
 STATUS = {
     "requested": "TENTATIVE",
@@ -81,3 +82,91 @@ def render(
     for item in events:
         cal.add_component(event(item, tz, cancel=(method == "CANCEL")))
     return cal.to_ical()
+
+
+# --- the feed writer -------------------------------------------------------------------------
+#
+# A feed is assembled from VEVENT texts written here, byte for byte what `event(...).to_ical()`
+# gives (the same property order, escaping and folding; tests/test_feed_writer.py compares the
+# two over generated text). icalendar builds a typed component and a content line per property,
+# about 0.4 ms an event: a carrier's 60,000-event feed took half a minute. This writes the same
+# text in about a tenth of the time; icalendar still writes the calendar's head, its VTIMEZONE,
+# single-booking files and mails, and reads every feed in the tests.
+
+_FOLD_AT = 75  # icalendar folds before a line's 75th octet; continuations start with a space
+
+
+def _text(value: str) -> str:
+    """RFC 5545 TEXT escaping, in icalendar's order (it also reads a literal \\N as a break)."""
+    return (
+        value.replace("\\N", "\n")
+        .replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+        .replace("\r", "\\n")
+    )
+
+
+def _fold(line: str) -> bytes:
+    """Fold at icalendar's width, cutting the UTF-8 bytes only between characters."""
+    data = line.encode()
+    if len(data) < _FOLD_AT:
+        return data
+    pieces = []
+    start = 0
+    while len(data) - start >= _FOLD_AT:
+        cut = start + _FOLD_AT - 1
+        while data[cut] & 0xC0 == 0x80:  # inside a character: back to its first byte
+            cut -= 1
+        # Never split an escape (\, or ^) across a fold, as icalendar does not.
+        if data[cut - 1] in b"\\^" and cut - 1 > start:
+            cut -= 1
+        pieces.append(data[start:cut])
+        start = cut
+    pieces.append(data[start:])
+    return b"\r\n ".join(pieces)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def vevent_bytes(item: FeedEvent, tz: str, zone: ZoneInfo, cancel: bool = False) -> bytes:
+    """One event's VEVENT, CRLF-terminated: what `event(item, tz, cancel).to_ical()` writes."""
+    stamp = _utc(item.last_modified)
+    status = "CANCELLED" if cancel else STATUS.get(item.status, "CONFIRMED")
+    transp = "TRANSPARENT" if STATUS.get(item.status) == "CANCELLED" else "OPAQUE"
+    times = (
+        f"DTSTART;TZID={tz}:{item.start.astimezone(zone):%Y%m%dT%H%M%S}\r\n"
+        f"DTEND;TZID={tz}:{item.end.astimezone(zone):%Y%m%dT%H%M%S}\r\n"
+        f"DTSTAMP:{stamp}"
+    ).encode()
+    lines = [
+        b"BEGIN:VEVENT",
+        _fold("SUMMARY:" + _text(item.summary)),
+        times,
+        _fold("UID:" + _text(item.uid)),
+        b"SEQUENCE:%d" % item.sequence,
+    ]
+    if item.description:
+        lines.append(_fold("DESCRIPTION:" + _text(item.description)))
+    lines.append(f"LAST-MODIFIED:{stamp}".encode())
+    if item.location:
+        lines.append(_fold("LOCATION:" + _text(item.location)))
+    lines.append(f"STATUS:{status}\r\nTRANSP:{transp}".encode())
+    if item.url:
+        lines.append(_fold("URL:" + item.url))
+    lines.append(b"END:VEVENT\r\n")
+    return b"\r\n".join(lines)
+
+
+def feed_head(name: str, tz: str, refresh_minutes: int = 60) -> bytes:
+    """The calendar's properties and VTIMEZONE, written by icalendar, without its END line."""
+    cal = calendar(name, tz, refresh_minutes)
+    cal.add_component(Timezone.from_tzid(tz))
+    return cal.to_ical().removesuffix(b"END:VCALENDAR\r\n")
+
+
+FEED_TAIL = b"END:VCALENDAR\r\n"

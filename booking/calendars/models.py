@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from booking.extensions import db
@@ -59,3 +59,17 @@ class CalendarSource(db.Model):
     @property
     def carrier_id(self) -> int:  # for tenancy.own()
         return self.resource.carrier_id
+
+
+class FeedBody(db.Model):
+    """A rendered feed, gzip-compressed, kept under the ETag it was rendered for: any worker on
+    any host answers a repeat fetch from here instead of rendering again. One row per feed
+    (scope, id, language, kind), replaced when the feed changes; rows not renewed for
+    CALENDAR_FEED_CACHE_DAYS are dropped."""
+
+    __tablename__ = "feed_bodies"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    etag: Mapped[str] = mapped_column(String(40))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import gzip
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -23,25 +31,26 @@ bp = Blueprint("calendars", __name__)
 CALENDAR_TYPE = "text/calendar; charset=utf-8"
 
 
-def _calendar_response(body: bytes, filename: str, etag: str | None = None, last_modified=None):
+def _headers(filename: str, compressed: bool) -> dict:
     headers = {
         "Content-Disposition": content_disposition(filename, inline=True),
         "Vary": "Accept-Encoding",
     }
-    if "gzip" in request.accept_encodings:
-        body = gzip.compress(body, compresslevel=6)
+    if compressed:
         headers["Content-Encoding"] = "gzip"
-    response = Response(body, content_type=CALENDAR_TYPE, headers=headers)
-    if etag:
-        response.headers["ETag"] = etag
-        response.headers["Cache-Control"] = "private, max-age=300"
-    if last_modified:
-        response.last_modified = last_modified
-    return response
+    return headers
+
+
+def _calendar_response(body: bytes, filename: str):
+    compressed = "gzip" in request.accept_encodings
+    if compressed:
+        body = gzip.compress(body, compresslevel=6)
+    return Response(body, content_type=CALENDAR_TYPE, headers=_headers(filename, compressed))
 
 
 def _feed(spec: service.FeedSpec, filename: str):
-    """Answer a revalidation from one aggregate query; render only when something changed."""
+    """Answer a revalidation from one aggregate query, a repeat from the body another request
+    rendered (any worker, any host), and render only a feed that changed, as it is sent."""
     etag, last_modified = service.validator(spec)
     not_modified = Response(status=304, headers={"ETag": etag})
     if request.if_none_match:
@@ -50,7 +59,18 @@ def _feed(spec: service.FeedSpec, filename: str):
     elif request.if_modified_since and last_modified is not None:
         if last_modified.replace(microsecond=0) <= request.if_modified_since:
             return not_modified
-    return _calendar_response(service.render_feed(spec), filename, etag, last_modified)
+    compressed = "gzip" in request.accept_encodings
+    cached = service.cached_feed(spec, etag)
+    if cached is not None:
+        body = cached if compressed else gzip.decompress(cached)
+    else:
+        body = service.stream_feed(spec, etag, compressed)
+    response = Response(body, content_type=CALENDAR_TYPE, headers=_headers(filename, compressed))
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "private, max-age=300"
+    if last_modified:
+        response.last_modified = last_modified
+    return response
 
 
 @bp.get("/feeds/<secret>.ics")

@@ -1,0 +1,208 @@
+"""Feeds at scale (#15): bounded windows per kind of feed, the rendered body kept in the
+database for every worker and host, and what two server processes see of it."""
+
+from __future__ import annotations
+
+import gzip
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from booking.accounts.service import create_api_token
+from booking.bookings import service as bookings
+from booking.calendars import service
+from booking.calendars.models import FeedBody
+from booking.extensions import db
+from booking.types import utcnow
+from config import feed_window_days
+from tests.booking_helpers import at, next_monday
+from tests.factories import make_carrier, make_org, make_resource, make_user
+from tests.servers import Gunicorn, post_json
+
+
+@pytest.fixture
+def world(app):
+    op = make_user("op@example.com", locale="en")
+    carrier = make_carrier("CQ01", admin=op)
+    eng = make_user("eng@example.com", locale="zh", name="张工")
+    org = make_org("山城智感科技", members=[eng])
+    sem = make_resource(carrier, "SEM", always_open=True)
+    m = next_monday()
+    first = bookings.create_booking(eng, sem.id, at(m, 10), at(m, 12), purpose="EDS, 样品")
+    return {
+        "op": op,
+        "carrier": carrier,
+        "eng": eng,
+        "org": org,
+        "sem": sem,
+        "m": m,
+        "first": first,
+    }
+
+
+def path_of(url: str) -> str:
+    return url.split("booking.test", 1)[-1]
+
+
+def uids(body: bytes) -> set[str]:
+    return {
+        line.split(":", 1)[1].split("@")[0]
+        for line in body.decode().split("\r\n")
+        if line.startswith("UID:")
+    }
+
+
+def counting_renders(monkeypatch) -> list[int]:
+    rendered: list[int] = []
+    original = service.feed_chunks
+    monkeypatch.setattr(
+        service, "feed_chunks", lambda *a, **k: rendered.append(1) or original(*a, **k)
+    )
+    return rendered
+
+
+def test_a_repeat_fetch_is_answered_from_the_stored_body(client, world, monkeypatch):
+    _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
+    url = path_of(service.feed_url(secret))
+    rendered = counting_renders(monkeypatch)
+
+    first = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert first.status_code == 200 and first.headers["Content-Encoding"] == "gzip"
+    body = gzip.decompress(first.data)
+    assert uids(body) == {f"booking-{world['first'].id}"} and rendered == [1]
+    stored = db.session.scalar(select(FeedBody))
+    assert stored.etag == first.headers["ETag"] and gzip.decompress(stored.body) == body
+
+    # Again, gzip or plain, without validators: the same bytes, nothing rendered.
+    again = client.get(url, headers={"Accept-Encoding": "gzip"})
+    plain = client.get(url)
+    assert again.data == first.data and again.headers["ETag"] == first.headers["ETag"]
+    assert "Content-Encoding" not in plain.headers and plain.data == body
+    assert rendered == [1]
+
+    # A change renders once and replaces the stored body.
+    later = bookings.create_booking(
+        world["eng"], world["sem"].id, at(world["m"], 14), at(world["m"], 15)
+    )
+    changed = client.get(url)
+    assert changed.headers["ETag"] != first.headers["ETag"] and rendered == [1, 1]
+    assert uids(changed.data) == {f"booking-{world['first'].id}", f"booking-{later.id}"}
+    rows = db.session.scalars(select(FeedBody)).all()
+    assert [r.etag for r in rows] == [changed.headers["ETag"]]
+
+
+def test_the_stored_body_is_per_language_and_kind(client, world):
+    public = f"/calendars/resources/{world['sem'].id}.ics"
+    zh = client.get(public, headers={"Accept-Language": "zh-CN"})
+    en = client.get(public, headers={"Accept-Language": "en"})
+    assert "已预约" in zh.get_data(as_text=True) and "Booked" in en.get_data(as_text=True)
+    _token, secret = service.create_feed(world["eng"], "resource", world["sem"].id)
+    assert client.get(path_of(service.feed_url(secret))).status_code == 200
+    assert len(db.session.scalars(select(FeedBody)).all()) == 2  # en and zh free/busy
+    assert "已预约" in client.get(public, headers={"Accept-Language": "zh-CN"}).get_data(
+        as_text=True
+    )
+
+
+def test_each_kind_of_feed_reaches_only_as_far_as_its_window(app, client, world):
+    far = bookings.create_booking(
+        world["eng"],
+        world["sem"].id,
+        at(world["m"] + timedelta(days=40), 10),
+        at(world["m"] + timedelta(days=40), 11),
+    )
+    app.config["CALENDAR_FEED_WINDOWS"] = {
+        **app.config["CALENDAR_FEED_WINDOWS"],
+        "carrier": (1, 30),
+    }
+    _t, carrier_secret = service.create_feed(world["op"], "carrier", world["carrier"].id)
+    _t, user_secret = service.create_feed(world["eng"], "user", world["eng"].id)
+    carrier_feed = client.get(path_of(service.feed_url(carrier_secret))).data
+    user_feed = client.get(path_of(service.feed_url(user_secret))).data
+    assert uids(carrier_feed) == {f"booking-{world['first'].id}"}
+    assert uids(user_feed) == {f"booking-{world['first'].id}", f"booking-{far.id}"}
+
+
+def test_bodies_nobody_fetched_for_a_week_are_dropped(client, world):
+    db.session.add(
+        FeedBody(key="x" * 64, etag='"old"', body=b"", created_at=utcnow() - timedelta(days=8))
+    )
+    db.session.add(FeedBody(key="y" * 64, etag='"recent"', body=b"", created_at=utcnow()))
+    db.session.commit()
+    _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
+    assert client.get(path_of(service.feed_url(secret))).status_code == 200
+    keys = {row.key for row in db.session.scalars(select(FeedBody))}
+    assert "x" * 64 not in keys and "y" * 64 in keys and len(keys) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(None, (7, 92)), ("14,60", (14, 60)), (" 0 , 3660 ", (0, 3660))],
+)
+def test_feed_windows_are_read_from_the_environment(monkeypatch, text, expected):
+    if text is None:
+        monkeypatch.delenv("CALENDAR_FEED_WINDOW_CARRIER", raising=False)
+    else:
+        monkeypatch.setenv("CALENDAR_FEED_WINDOW_CARRIER", text)
+    assert feed_window_days("carrier", (7, 92)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "30", "a,b", "-1,30", "30,99999", "1,2,3", "1.5,2"])
+def test_a_malformed_feed_window_stops_the_start_with_its_name(monkeypatch, text):
+    monkeypatch.setenv("CALENDAR_FEED_WINDOW_CARRIER", text)
+    with pytest.raises(ValueError, match="CALENDAR_FEED_WINDOW_CARRIER"):
+        feed_window_days("carrier", (7, 92))
+
+
+def _get(url: str, etag: str | None = None) -> tuple[int, str | None, bytes]:
+    request = urllib.request.Request(url, headers={"If-None-Match": etag} if etag else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers["ETag"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["ETag"], b""
+
+
+def test_two_server_processes_agree_on_a_feed_after_a_change_through_either(
+    app, world, database_url
+):
+    """Two app servers (as two hosts) on one database: a feed rendered by one is served by the
+    other; a booking made through the other changes what both serve."""
+    _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
+    api_token = create_api_token(world["eng"], "two hosts")[1]
+    db.session.commit()
+    shared = {"PUBLIC_BASE_URL": "https://booking.example"}  # one site behind a proxy
+    one = Gunicorn(database_url, workers=1, **shared).start()
+    other = Gunicorn(database_url, workers=1, **shared).start()
+    try:
+        path = f"/feeds/{secret}.ics"
+        status, etag, body = _get(one.base + path)
+        assert status == 200 and uids(body) == {f"booking-{world['first'].id}"}
+        assert _get(other.base + path, etag)[0] == 304
+        status, etag_other, body_other = _get(other.base + path)
+        assert (status, etag_other, body_other) == (200, etag, body)
+
+        m = world["m"]
+        status, made = post_json(
+            other.base + "/api/v1/bookings",
+            api_token,
+            {
+                "resource_id": world["sem"].id,
+                "start": at(m, 16).isoformat(),
+                "end": at(m, 17).isoformat(),
+            },
+        )
+        assert status == 201, made
+        status, new_etag, new_body = _get(one.base + path, etag)
+        assert status == 200 and new_etag != etag
+        assert uids(new_body) == {f"booking-{world['first'].id}", f"booking-{made['id']}"}
+        assert _get(other.base + path, new_etag)[0] == 304
+        assert _get(other.base + path)[2] == new_body
+        db.session.expire_all()
+        assert [r.etag for r in db.session.scalars(select(FeedBody))] == [new_etag]
+    finally:
+        errors = one.stop() + other.stop()
+    assert "Traceback" not in errors, errors
