@@ -33,6 +33,14 @@ class Config:
         "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'booking.db'}"
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # PostgreSQL connections kept by each process (gunicorn worker, scheduler): a worker with
+    # N threads needs N at most; workers × (size + overflow) must stay under the server's
+    # max_connections (or PgBouncer's pool). See docs/deploy.md "Scale-out".
+    DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", "5"))
+    DATABASE_POOL_MAX_OVERFLOW = int(os.environ.get("DATABASE_POOL_MAX_OVERFLOW", "5"))
+    DATABASE_POOL_RECYCLE = int(os.environ.get("DATABASE_POOL_RECYCLE", "1800"))
+    # Behind PgBouncer in transaction mode (before 1.21): no server-side prepared statements.
+    DATABASE_PGBOUNCER_TRANSACTION_MODE = _env_bool("DATABASE_PGBOUNCER_TRANSACTION_MODE")
     # SQLite: transactions of the CLI and the scheduler begin IMMEDIATE (they write). The test
     # suite turns this off for its own long-lived session, which only reads between requests,
     # so that it never holds the write lock that a server or scheduler process under test needs.

@@ -53,7 +53,11 @@ def timed(fn, rounds: int, setup=None) -> dict:
         t0 = time.perf_counter()
         fn(arg)
         samples.append((time.perf_counter() - t0) * 1000)
-    return {"median_ms": statistics.median(samples), "p95_ms": percentile(samples, 95)}
+    return {
+        "median_ms": statistics.median(samples),
+        "p95_ms": percentile(samples, 95),
+        "max_ms": max(samples),
+    }
 
 
 def fresh_database(url: str) -> None:

@@ -32,6 +32,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from booking import errors, i18n, security
     from booking.extensions import babel, csrf, db, login_manager, migrate
 
+    _pool_options(app)
     db.init_app(app)
     migrate.init_app(
         app,
@@ -234,6 +235,21 @@ def _redact_feed_secrets_in_logs() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _RedactFeedSecrets) for f in logger.filters):
             logger.addFilter(_RedactFeedSecrets())
+
+
+def _pool_options(app: Flask) -> None:
+    """The PostgreSQL connection pool from the DATABASE_POOL_* settings (SQLite keeps
+    SQLAlchemy's defaults); options given explicitly in SQLALCHEMY_ENGINE_OPTIONS win."""
+    if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        return
+    options = {
+        "pool_size": app.config["DATABASE_POOL_SIZE"],
+        "max_overflow": app.config["DATABASE_POOL_MAX_OVERFLOW"],
+        "pool_recycle": app.config["DATABASE_POOL_RECYCLE"],
+    }
+    if app.config["DATABASE_PGBOUNCER_TRANSACTION_MODE"]:
+        options["connect_args"] = {"prepare_threshold": None}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
 
 
 @event.listens_for(Engine, "connect")

@@ -206,3 +206,93 @@ def test_two_server_processes_agree_on_a_feed_after_a_change_through_either(
     finally:
         errors = one.stop() + other.stop()
     assert "Traceback" not in errors, errors
+
+
+def test_a_feed_being_sent_never_holds_up_a_booking(world, monkeypatch):
+    """The feed is read on its own connection as a reader: on SQLite a transaction begun
+    IMMEDIATE outside a request would hold the one write lock while a slow client reads."""
+    for hour in (13, 14, 15):
+        bookings.create_booking(
+            world["eng"], world["sem"].id, at(world["m"], hour), at(world["m"], hour, 30)
+        )
+    monkeypatch.setattr(service, "_CHUNK", 1)  # one event a piece: the reader stays open
+    spec = service.FeedSpec("user", world["eng"].id, "zh", False)
+    pieces = service.stream_feed(spec, '"tag"', compressed=False)
+    sent = [next(pieces), next(pieces)]  # the head and the first event; the reading goes on
+    made = bookings.create_booking(
+        world["eng"], world["sem"].id, at(world["m"], 17), at(world["m"], 18)
+    )
+    sent += list(pieces)
+    body = b"".join(sent)
+    assert body.count(b"BEGIN:VEVENT") == 4  # read before the new booking was committed
+    assert f"booking-{made.id}" not in uids(body)
+    stored = db.session.scalar(select(FeedBody))
+    assert stored.etag == '"tag"' and gzip.decompress(stored.body) == body
+
+
+def _statements(recorded: list[str]) -> int:
+    return sum(1 for s in recorded if not s.startswith("BEGIN"))  # SQLite's own BEGIN
+
+
+@pytest.mark.parametrize("scope", ["user", "organisation", "carrier"])
+def test_a_revalidation_is_two_statements_and_a_repeat_three_whatever_the_size(
+    client, world, scope
+):
+    """The token with its owner's rights in one statement, the scope's newest change in one
+    more (an index look-up, not a pass over the bookings); a repeat adds the stored body."""
+    from tests.test_queries import count_queries
+
+    owner, scope_id = {
+        "user": (world["eng"], world["eng"].id),
+        "organisation": (world["eng"], world["org"].id),
+        "carrier": (world["op"], world["carrier"].id),
+    }[scope]
+    if scope == "organisation":
+        from booking.orgs.models import MANAGER
+
+        owner.memberships[0].role = MANAGER
+        db.session.commit()
+    _token, secret = service.create_feed(owner, scope, scope_id)
+    url = path_of(service.feed_url(secret))
+    counts = []
+    for extra in (0, 30):
+        for k in range(extra):
+            day = world["m"] + timedelta(days=1 + k // 8)
+            bookings.create_booking(
+                world["eng"], world["sem"].id, at(day, 8 + k % 8), at(day, 9 + k % 8)
+            )
+        first = client.get(url)
+        with count_queries() as not_modified:
+            assert (
+                client.get(url, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+            )
+        with count_queries() as repeat:
+            assert client.get(url).data == first.data
+        counts.append((_statements(not_modified), _statements(repeat)))
+    assert counts == [(2, 3), (2, 3)]
+
+
+@pytest.mark.parametrize("scope", ["user", "organisation", "resource", "carrier"])
+def test_the_newest_change_is_read_from_an_index(app, world, scope):
+    """EXPLAIN of the revalidation query names the (scope, updated_at) index on both
+    databases (PostgreSQL told not to scan tables, as it would on a table this small)."""
+    from sqlalchemy import text
+
+    scope_id = {
+        "user": world["eng"].id,
+        "organisation": world["org"].id,
+        "resource": world["sem"].id,
+        "carrier": world["carrier"].id,
+    }[scope]
+    query = service._newest_change(service.FeedSpec(scope, scope_id, "zh", False))
+    compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(db.session.scalars(text(f"EXPLAIN {compiled}")))
+    else:
+        plan = "\n".join(
+            str(row[-1]) for row in db.session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+        )
+    db.session.rollback()
+    index = "ix_bookings_resource_changed" if scope == "carrier" else f"ix_bookings_{scope}_changed"
+    assert index in plan, plan

@@ -65,3 +65,36 @@ def test_production_refuses_to_start_without_a_public_base_url():
         [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0 and "Set PUBLIC_BASE_URL" in result.stderr
+
+
+def test_the_postgresql_pool_follows_the_settings(database_url):
+    """Each worker's pool is sized by DATABASE_POOL_*; SQLite keeps SQLAlchemy's defaults;
+    PgBouncer's transaction mode turns prepared statements off, and queries still work."""
+    from sqlalchemy import text
+
+    from booking import create_app
+    from booking.extensions import db
+    from tests.conftest import app_settings
+
+    app = create_app(
+        app_settings(
+            database_url,
+            DATABASE_POOL_SIZE=3,
+            DATABASE_POOL_MAX_OVERFLOW=2,
+            DATABASE_POOL_RECYCLE=600,
+            DATABASE_PGBOUNCER_TRANSACTION_MODE=True,
+        )
+    )
+    with app.app_context():
+        options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        if database_url.startswith("postgresql"):
+            assert db.engine.pool.size() == 3 and db.engine.pool._max_overflow == 2
+            assert db.engine.pool._recycle == 600
+            assert options["connect_args"] == {"prepare_threshold": None}
+            for _ in range(7):  # past psycopg's default threshold of 5 for preparing
+                assert db.session.scalar(text("SELECT 1 + :n"), {"n": 1}) == 2
+        else:
+            assert "pool_size" not in options and "connect_args" not in options
+        assert options["pool_pre_ping"] is True
+        db.session.remove()
+        db.engine.dispose()

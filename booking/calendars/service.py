@@ -10,8 +10,7 @@ import secrets
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_babel import force_locale
@@ -20,6 +19,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import joinedload
 
 from booking.accounts.models import User
 from booking.bookings.models import CANCELLED, HOLDING, REJECTED, Booking
@@ -39,10 +39,10 @@ from booking.catalogue.service import may_see
 from booking.extensions import db
 from booking.languages import pick
 from booking.links import absolute_url
-from booking.orgs.models import MANAGER, Membership, Organisation
+from booking.orgs.models import MANAGER, Organisation
 from booking.permissions import staff_role
 from booking.problems import NotFound
-from booking.queries import by_id
+from booking.queries import by_id, epoch_seconds
 from booking.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -73,16 +73,7 @@ def may_subscribe(user: User, scope: str, scope_id: int) -> bool:
     if scope == USER:
         return scope_id == user.id
     if scope == ORGANISATION:
-        return (
-            db.session.scalar(
-                select(Membership.id).where(
-                    Membership.user_id == user.id,
-                    Membership.organisation_id == scope_id,
-                    Membership.role == MANAGER,
-                )
-            )
-            is not None
-        )
+        return any(m.organisation_id == scope_id and m.role == MANAGER for m in user.memberships)
     if scope == CARRIER:
         return staff_role(user, scope_id) is not None
     if scope == RESOURCE:
@@ -145,7 +136,17 @@ def token_for_secret(secret: str) -> FeedToken | None:
     if not secret or not secret.startswith(FEED_PREFIX) or len(secret) > 100:
         return None
     digest = _hash(secret)
-    token = db.session.scalar(select(FeedToken).where(FeedToken.token_hash == digest))
+    # One statement: the token, its owner, and what the owner's rights are read from.
+    owner = joinedload(FeedToken.user)
+    token = (
+        db.session.scalars(
+            select(FeedToken)
+            .options(owner.joinedload(User.memberships), owner.joinedload(User.carrier_roles))
+            .where(FeedToken.token_hash == digest)
+        )
+        .unique()
+        .first()
+    )
     if token is None or not hmac.compare_digest(token.token_hash, digest):
         return None
     if token.revoked_at is not None or not may_subscribe(token.user, token.scope, token.scope_id):
@@ -170,26 +171,22 @@ class FeedSpec:
 
 def feed_window(scope: str, now: datetime) -> tuple[datetime, datetime, datetime]:
     """From, until, and since when cancelled bookings stay: each kind of feed reaches as far
-    as its readers need (CALENDAR_FEED_WINDOWS), so none grows with a carrier's history."""
+    as its readers need (CALENDAR_FEED_WINDOWS), so none grows with a carrier's history. The
+    bounds move once a day (at 00:00 UTC), so that within a day what a feed holds depends
+    only on its bookings, and its ETag on their newest change."""
     cfg = current_app.config
     past_days, future_days = cfg["CALENDAR_FEED_WINDOWS"][scope]
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return (
-        now - timedelta(days=past_days),
-        now + timedelta(days=future_days),
-        now - timedelta(days=cfg["CALENDAR_FEED_KEEP_CANCELLED_DAYS"]),
+        day - timedelta(days=past_days),
+        day + timedelta(days=future_days + 1),
+        day - timedelta(days=cfg["CALENDAR_FEED_KEEP_CANCELLED_DAYS"]),
     )
 
 
 def _selection(spec: FeedSpec, now: datetime):
     window_from, window_until, cancelled_since = feed_window(spec.scope, now)
-    condition = {
-        USER: Booking.user_id == spec.scope_id,
-        ORGANISATION: Booking.organisation_id == spec.scope_id,
-        RESOURCE: Booking.resource_id == spec.scope_id,
-        CARRIER: Booking.resource_id.in_(
-            select(Resource.id).where(Resource.carrier_id == spec.scope_id)
-        ),
-    }[spec.scope]
+    condition = _scope_condition(spec)
     in_window = (Booking.end_at > window_from) & (Booking.start_at < window_until)
     live = (
         Booking.status.in_(HOLDING + ("completed", "no_show"))
@@ -201,19 +198,40 @@ def _selection(spec: FeedSpec, now: datetime):
     return condition & in_window & or_(live, gone)
 
 
+def _scope_condition(spec: FeedSpec):
+    return {
+        USER: Booking.user_id == spec.scope_id,
+        ORGANISATION: Booking.organisation_id == spec.scope_id,
+        RESOURCE: Booking.resource_id == spec.scope_id,
+        CARRIER: Booking.resource_id.in_(
+            select(Resource.id).where(Resource.carrier_id == spec.scope_id)
+        ),
+    }[spec.scope]
+
+
+def _newest_change(spec: FeedSpec):
+    """The newest change to any booking of the feed's scope, read from the (scope, updated_at)
+    indexes: one index look-up for a person, an organisation or a resource, one per resource
+    for a carrier; never a pass over the feed's bookings."""
+    if spec.scope == CARRIER:
+        per_resource = (
+            select(func.max(Booking.updated_at))
+            .where(Booking.resource_id == Resource.id)
+            .scalar_subquery()
+        )
+        return select(func.max(per_resource)).where(Resource.carrier_id == spec.scope_id)
+    return select(func.max(Booking.updated_at)).where(_scope_condition(spec))
+
+
 def validator(spec: FeedSpec, now: datetime | None = None) -> tuple[str, datetime | None]:
-    """ETag and Last-Modified from one aggregate query: no rendering needed to answer 304."""
+    """ETag and Last-Modified without rendering: every change to a booking sets its
+    updated_at, and the window moves only at the day's turn, so the scope's newest change and
+    the day say whether the feed changed (bookings are never deleted by the application)."""
     now = now or utcnow()
-    count, newest, ids = db.session.execute(
-        select(
-            func.count(Booking.id),
-            func.max(Booking.updated_at),
-            func.sum(Booking.id + Booking.sequence),
-        ).where(_selection(spec, now))
-    ).one()
+    newest = db.session.scalar(_newest_change(spec))
     window_day = feed_window(spec.scope, now)[0].date().isoformat()
     changed = newest.isoformat() if newest else "-"
-    raw = f"{spec}|{count}|{changed}|{ids}|{window_day}|{ical.PRODID}|{ical.FEED_FORMAT}"
+    raw = f"{spec}|{changed}|{window_day}|{ical.PRODID}|{ical.FEED_FORMAT}"
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"', newest
 
 
@@ -247,18 +265,19 @@ class _Labels:
         self.uid_domain = current_app.config["CALENDAR_UID_DOMAIN"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _EventFacts:
-    """What one event is written from: a booking's columns and the names around it."""
+    """What one event is written from: a booking's columns and the names around it (a feed
+    reads the same fields as rows, with times as epoch seconds)."""
 
     id: int
-    start_at: datetime
-    end_at: datetime
-    busy_from: datetime
-    busy_until: datetime
+    start_at: datetime | int
+    end_at: datetime | int
+    busy_from: datetime | int
+    busy_until: datetime | int
     status: str
     sequence: int
-    updated_at: datetime
+    updated_at: datetime | int
     quantity: int = 0
     purpose: str | None = None
     resource_id: int = 0
@@ -271,34 +290,49 @@ class _EventFacts:
     booked_by: str = ""
 
 
-_TIMES = (
-    Booking.id,
-    Booking.start_at,
-    Booking.end_at,
-    Booking.busy_from,
-    Booking.busy_until,
-    Booking.status,
-    Booking.sequence,
-    Booking.updated_at,
-)
-_DETAILS = (
-    Booking.quantity,
-    Booking.purpose,
-    Booking.resource_id,
-    Resource.name_zh,
-    Resource.name_en,
-    Resource.location,
-    Carrier.name_zh,
-    Carrier.name_en,
-    Organisation.name,
-    User.display_name,
-)
+def _feed_columns(free_busy_only: bool) -> list:
+    """The rows a feed reads: times as epoch seconds (no datetime made per value), names as
+    the _EventFacts fields they fill."""
+    shown = (
+        (Booking.busy_from, Booking.busy_until)
+        if free_busy_only
+        else (Booking.start_at, Booking.end_at)
+    )
+    columns = [
+        Booking.id,
+        epoch_seconds(shown[0]).label("busy_from" if free_busy_only else "start_at"),
+        epoch_seconds(shown[1]).label("busy_until" if free_busy_only else "end_at"),
+        Booking.status,
+        Booking.sequence,
+        epoch_seconds(Booking.updated_at).label("updated_at"),
+    ]
+    if not free_busy_only:
+        columns += [
+            Booking.quantity,
+            Booking.purpose,
+            Booking.resource_id,
+            Resource.name_zh.label("resource_zh"),
+            Resource.name_en.label("resource_en"),
+            Resource.location.label("resource_location"),
+            Carrier.name_zh.label("carrier_zh"),
+            Carrier.name_en.label("carrier_en"),
+            Organisation.name.label("organisation"),
+            User.display_name.label("booked_by"),
+        ]
+    return columns
 
 
 def _facts_of(booking: Booking) -> _EventFacts:
     resource = booking.resource
     return _EventFacts(
-        *(getattr(booking, column.key) for column in _TIMES),
+        id=booking.id,
+        start_at=booking.start_at,
+        end_at=booking.end_at,
+        busy_from=booking.busy_from,
+        busy_until=booking.busy_until,
+        status=booking.status,
+        sequence=booking.sequence,
+        updated_at=booking.updated_at,
         quantity=booking.quantity,
         purpose=booking.purpose,
         resource_id=resource.id,
@@ -313,9 +347,10 @@ def _facts_of(booking: Booking) -> _EventFacts:
 
 
 def _feed_event(
-    facts: _EventFacts, locale: str, free_busy_only: bool, labels: _Labels
+    facts, locale: str, free_busy_only: bool, labels: _Labels, texts: dict | None = None
 ) -> ical.FeedEvent:
-    """One booking as a calendar event; call inside force_locale(locale)."""
+    """One booking as a calendar event, from an _EventFacts or a feed's row; call inside
+    force_locale(locale). `texts` keeps descriptions and locations already made in a feed."""
     uid = f"booking-{facts.id}@{labels.uid_domain}"
     if free_busy_only:
         return ical.FeedEvent(
@@ -327,16 +362,30 @@ def _feed_event(
             last_modified=facts.updated_at,
             summary=labels.booked,
         )
-    name = pick(facts.resource_zh, facts.resource_en, locale)
-    lines = [
-        labels.resource % {"name": name},
-        labels.organisation % {"name": facts.organisation},
-        labels.booked_by % {"name": facts.booked_by},
-        labels.quantity % {"n": facts.quantity},
-    ]
-    if facts.purpose:
-        lines.append(labels.purpose % {"text": facts.purpose})
-    carrier = pick(facts.carrier_zh, facts.carrier_en, locale)
+    key = (
+        facts.resource_id,
+        facts.organisation,
+        facts.booked_by,
+        facts.quantity,
+        facts.purpose,
+    )
+    made = texts.get(key) if texts is not None else None
+    if made is None:
+        name = pick(facts.resource_zh, facts.resource_en, locale)
+        lines = [
+            labels.resource % {"name": name},
+            labels.organisation % {"name": facts.organisation},
+            labels.booked_by % {"name": facts.booked_by},
+            labels.quantity % {"n": facts.quantity},
+        ]
+        if facts.purpose:
+            lines.append(labels.purpose % {"text": facts.purpose})
+        carrier = pick(facts.carrier_zh, facts.carrier_en, locale)
+        location = " · ".join(filter(None, [carrier, facts.resource_location]))
+        made = (name, location, "\n".join(lines))
+        if texts is not None:
+            texts[key] = made
+    name, location, description = made
     return ical.FeedEvent(
         uid=uid,
         start=facts.start_at,
@@ -345,9 +394,9 @@ def _feed_event(
         sequence=facts.sequence,
         last_modified=facts.updated_at,
         summary=name,
-        location=" · ".join(filter(None, [carrier, facts.resource_location])),
+        location=location,
         url=f"{labels.booking_url}{facts.id}",
-        description="\n".join(lines),
+        description=description,
     )
 
 
@@ -360,11 +409,18 @@ _CHUNK = 256 * 1024  # bytes of events handed to the server at a time
 
 
 def feed_chunks(spec: FeedSpec, now: datetime | None = None) -> Iterator[bytes]:
-    """The feed's bytes in pieces, read from the database as they are written: the feed's
-    size never sits in memory twice, and the first bytes leave before the last row is read."""
+    """The feed's bytes in pieces, read from the database as they are written: the feed never
+    sits in memory whole, and the first bytes leave before the last row is read.
+
+    Everything that needs the request (names, translated labels, settings) is read now; the
+    pieces are then made on a connection of their own, without any Flask context, so that the
+    server can drive them after the view returned and stop them when the client hangs up."""
     now = now or utcnow()
-    columns = _TIMES if spec.free_busy_only else _TIMES + _DETAILS
-    query = select(*columns).where(_selection(spec, now)).order_by(Booking.start_at, Booking.id)
+    query = (
+        select(*_feed_columns(spec.free_busy_only))
+        .where(_selection(spec, now))
+        .order_by(Booking.start_at, Booking.id)
+    )
     if not spec.free_busy_only:
         query = (
             query.join(Resource, Resource.id == Booking.resource_id)
@@ -373,21 +429,28 @@ def feed_chunks(spec: FeedSpec, now: datetime | None = None) -> Iterator[bytes]:
             .join(User, User.id == Booking.user_id)
         )
     name, tz = _name_and_zone(spec)
-    zone = ZoneInfo(tz)
-    yield ical.feed_head(name, tz, current_app.config["CALENDAR_REFRESH_MINUTES"])
+    head = ical.feed_head(name, tz, current_app.config["CALENDAR_REFRESH_MINUTES"])
     with force_locale(spec.locale):
         labels = _Labels()
-    rows = db.session.execute(query.execution_options(yield_per=2000))
-    pending: list[bytes] = []
-    size = 0
-    for row in rows:
-        item = _feed_event(_EventFacts(*row), spec.locale, spec.free_busy_only, labels)
-        text = ical.vevent_bytes(item, tz, zone)
-        pending.append(text)
-        size += len(text)
-        if size >= _CHUNK:
-            yield b"".join(pending)
-            pending, size = [], 0
+    return _written(db.engine, query, head, tz, spec, labels)
+
+
+def _written(engine, query, head: bytes, tz: str, spec: FeedSpec, labels: _Labels):
+    writer = ical.FeedWriter(tz)
+    texts: dict = {}
+    yield head
+    # A reader, also on SQLite (never its one write lock, however long the client takes).
+    with engine.connect().execution_options(sqlite_immediate=False, yield_per=2000) as conn:
+        pending: list[bytes] = []
+        size = 0
+        for row in conn.execute(query):
+            item = _feed_event(row, spec.locale, spec.free_busy_only, labels, texts)
+            text = writer.vevent(item)
+            pending.append(text)
+            size += len(text)
+            if size >= _CHUNK:
+                yield b"".join(pending)
+                pending, size = [], 0
     pending.append(ical.FEED_TAIL)
     yield b"".join(pending)
 
@@ -412,57 +475,53 @@ def cached_feed(spec: FeedSpec, etag: str) -> bytes | None:
     )
 
 
-def _store_feed(spec: FeedSpec, etag: str, body: bytes) -> None:
+def _store_feed(engine, key: str, etag: str, body: bytes, keep_days: int) -> None:
     now = utcnow()
-    values = {"key": _cache_key(spec), "etag": etag, "body": body, "created_at": now}
-    upsert = (
-        postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    )
-    statement = upsert(FeedBody).values(**values)
+    upsert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    statement = upsert(FeedBody).values(key=key, etag=etag, body=body, created_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=[FeedBody.key],
         set_={k: statement.excluded[k] for k in ("etag", "body", "created_at")},
     )
-    keep_days = current_app.config["CALENDAR_FEED_CACHE_DAYS"]
     try:
-        db.session.execute(statement)
-        # Feeds nobody fetched for a while (revoked, or their reader gone) leave the cache.
-        db.session.execute(
-            delete(FeedBody).where(FeedBody.created_at < now - timedelta(days=keep_days))
-        )
-        db.session.commit()
+        with engine.connect().execution_options(sqlite_immediate=True) as conn:
+            with conn.begin():
+                conn.execute(statement)
+                # Feeds nobody fetched for a while (revoked, their reader gone) leave the cache.
+                conn.execute(
+                    delete(FeedBody).where(FeedBody.created_at < now - timedelta(days=keep_days))
+                )
     except SQLAlchemyError:
         # The cache is an optimisation: a failed write costs the next reader a render.
-        db.session.rollback()
-        logger.warning("calendar feed %s: the rendered body was not cached", spec, exc_info=True)
+        logger.warning("calendar feed %s: the rendered body was not cached", key, exc_info=True)
 
 
 def stream_feed(
     spec: FeedSpec, etag: str, compressed: bool, now: datetime | None = None
 ) -> Iterator[bytes]:
     """Render the feed as it is sent (gzip or plain), keeping the gzip body for the next
-    reader. The rendering runs in its own app context and session, after the view returned:
-    the server drives it, and a client that hangs up stops it."""
-    app = current_app._get_current_object()
+    reader; a client that hangs up stops the rendering, and nothing is kept."""
+    chunks = feed_chunks(spec, now)
+    engine, key = db.engine, _cache_key(spec)
+    keep_days = current_app.config["CALENDAR_FEED_CACHE_DAYS"]
 
-    def chunks():
-        with app.app_context():
-            packer = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
-            kept: list[bytes] = []
-            for chunk in feed_chunks(spec, now):
-                packed = packer.compress(chunk)
-                if packed:
-                    kept.append(packed)
-                out = packed if compressed else chunk
-                if out:
-                    yield out
-            last = packer.flush()
-            kept.append(last)
-            if compressed:
-                yield last
-            _store_feed(spec, etag, b"".join(kept))
+    def sent():
+        packer = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
+        kept: list[bytes] = []
+        for chunk in chunks:
+            packed = packer.compress(chunk)
+            if packed:
+                kept.append(packed)
+            out = packed if compressed else chunk
+            if out:
+                yield out
+        last = packer.flush()
+        kept.append(last)
+        if compressed:
+            yield last
+        _store_feed(engine, key, etag, b"".join(kept), keep_days)
 
-    return chunks()
+    return sent()
 
 
 def spec_for_token(token: FeedToken) -> FeedSpec:
