@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from booking.catalogue.models import Resource
 from booking.extensions import db
@@ -33,16 +34,20 @@ def begin_write() -> None:
 
 
 def lock_resource(resource_id: int) -> Resource | None:
+    """Lock the resource and read it afresh (with its opening hours) in one statement."""
     session = db.session()
+    query = (
+        select(Resource)
+        .options(joinedload(Resource.opening_hours))
+        .where(Resource.id == resource_id)
+        .execution_options(populate_existing=True)
+    )
     if session.get_bind().dialect.name == "sqlite":
         begin_write()
     else:
-        locked = session.scalar(
-            select(Resource.id).where(Resource.id == resource_id).with_for_update()
-        )
-        if locked is None:
-            return None
-    return session.get(Resource, resource_id, populate_existing=True)
+        # FOR UPDATE OF resources: the carrier and qualification joined in stay unlocked.
+        query = query.with_for_update(of=Resource)
+    return session.scalars(query).unique().first()
 
 
 @contextmanager

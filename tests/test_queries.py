@@ -140,3 +140,30 @@ def test_the_approval_queue_reads_the_same_facts_with_a_constant_number_of_queri
     assert len(queue) == 12 and counts == small_count <= 10
     assert {p.code for item in queue for p in item["conflicts"]} >= {"capacity_exceeded"}
     assert {item["qualified"] for item in queue} == {True, False}
+
+
+def test_a_booking_is_made_in_seven_statements(app, client):
+    """POST /api/v1/bookings: the token with its user, memberships and roles; the resource
+    locked and read with its opening hours; the facts on the resource in one union; the
+    booking; its history entry; the webhook endpoints; the confirmation. Then the commit."""
+    from booking.accounts.service import create_api_token
+    from tests.booking_helpers import at, next_monday
+
+    carrier = make_carrier("CQ01")
+    sem = make_resource(carrier, "SEM", setup_minutes=15, cleanup_minutes=15)
+    user = make_user("e@example.com")
+    make_org("O", members=[user])
+    token = create_api_token(user, "t")[1]
+    m, resource_id = next_monday(), sem.id
+    headers = {"Authorization": f"Bearer {token}"}
+    counts = []
+    for hour in (10, 13, 15):
+        body = {
+            "resource_id": resource_id,
+            "start": at(m, hour).isoformat(),
+            "end": at(m, hour + 1).isoformat(),
+        }
+        with count_queries() as statements:
+            assert client.post("/api/v1/bookings", json=body, headers=headers).status_code == 201
+        counts.append([s.split()[0] for s in statements if not s.startswith("BEGIN")])
+    assert counts[1] == counts[2] == ["SELECT"] * 3 + ["INSERT"] * 2 + ["SELECT", "INSERT"]

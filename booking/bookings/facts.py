@@ -214,6 +214,10 @@ def membership_pairs(user_ids) -> set[tuple[int, int]]:
 def is_member(user: User, organisation_id: int | None) -> bool:
     if organisation_id is None:
         return False
+    # The memberships came with the user at sign-in (one statement, moments ago); a user
+    # object older than a membership it lacks is asked again rather than refused.
+    if any(m.organisation_id == organisation_id for m in user.memberships):
+        return True
     return (
         db.session.scalar(
             select(Membership.id).where(

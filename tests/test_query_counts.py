@@ -1,0 +1,138 @@
+"""The pages people open every day answer with a number of queries that does not grow with
+their data (#15): my bookings, the inbox, the carrier's and the organisation's invoice lists,
+the platform report. Each page is counted, the data grows in every direction the page lists
+(more bookings, resources, organisations, carriers, notifications, invoices, periods), and it
+is counted again."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from booking.billing import invoices
+from booking.billing.service import add_rate
+from booking.bookings import service as bookings
+from booking.metering import service as metering
+from tests.booking_helpers import SH, at, next_monday
+from tests.conftest import login
+from tests.factories import make_carrier, make_org, make_resource, make_user
+from tests.test_queries import count_queries
+
+
+def statements(client, path: str) -> int:
+    client.get(path)  # warm: the first request of a session does its own work
+    with count_queries() as recorded:
+        response = client.get(path)
+    assert response.status_code == 200, path
+    return sum(1 for s in recorded if not s.startswith("BEGIN"))
+
+
+@pytest.fixture
+def site(app):
+    make_user("admin@example.com", admin=True)
+    op = make_user("op@example.com")
+    eng = make_user("eng@example.com")
+    manager = make_user("boss@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    org = make_org("Startup", members=[eng], managers=[manager], resident_at=[carrier])
+    return {"op": op, "eng": eng, "manager": manager, "carrier": carrier, "org": org}
+
+
+def grow_bookings(site, carrier, n_resources: int, tag: str, org=None) -> None:
+    """The engineer's bookings on new resources: upcoming, cancelled, requested, past."""
+    m = next_monday()
+    org_id = (org or site["org"]).id
+    for i in range(n_resources):
+        needs_approval = i % 3 == 2
+        resource = make_resource(
+            carrier,
+            f"{tag}{i}",
+            kind="pilot_line" if needs_approval else "instrument",
+            requires_approval=needs_approval,
+        )
+        day = m + timedelta(days=i % 5)
+        bookings.create_booking(
+            site["eng"], resource.id, at(day, 9), at(day, 10), organisation_id=org_id
+        )
+        gone = bookings.create_booking(
+            site["eng"], resource.id, at(day, 11), at(day, 12), organisation_id=org_id
+        )
+        bookings.cancel_booking(site["eng"], gone.id)
+        past = at(m - timedelta(days=14 - i % 5), 9)
+        bookings.create_booking(
+            site["eng"],
+            resource.id,
+            past,
+            past + timedelta(hours=1),
+            organisation_id=org_id,
+            now=past - timedelta(days=1),
+        )
+
+
+def test_my_bookings_and_the_inbox(client, site):
+    login(client, "eng@example.com")
+    grow_bookings(site, site["carrier"], 2, "A")
+    few = (statements(client, "/bookings/"), statements(client, "/inbox"))
+    grow_bookings(site, site["carrier"], 6, "B")
+    elsewhere = make_carrier("CQ02")
+    second = make_org("Second", members=[site["eng"]], resident_at=[elsewhere])
+    grow_bookings(site, elsewhere, 3, "C", org=second)
+    many = (statements(client, "/bookings/"), statements(client, "/inbox"))
+    assert many == few
+
+
+def month_start(months_back: int):
+    today = next_monday().astimezone(SH)
+    year, month = today.year, today.month - months_back
+    while month < 1:
+        year, month = year - 1, month + 12
+    return today.replace(year=year, month=month, day=3, hour=10, minute=0)
+
+
+def bill(site, n_orgs: int, tag: str, months_back: int) -> None:
+    """Issued invoices, one line each, for new resident organisations (the first managed by
+    the site's manager) for the month `months_back` before next week's."""
+    day = month_start(months_back)
+    gpu = make_resource(site["carrier"], f"GPU{tag}", kind="compute", capacity=64, always_open=True)
+    add_rate(
+        site["op"],
+        gpu,
+        tier="resident",
+        unit="quantity_hour",
+        price="15",
+        basis="used",
+        effective_from=date(2020, 1, 1),
+    )
+    for i in range(n_orgs):
+        user = make_user(f"{tag}{i}@example.com")
+        org = make_org(
+            f"Org {tag}{i}",
+            members=[user],
+            resident_at=[site["carrier"]],
+            managers=[site["manager"]] if i == 0 else [],
+        )
+        usage = metering.walk_up(user, gpu.id, quantity=1 + i, now=day)
+        metering.check_out(user, usage.id, now=day + timedelta(hours=1))
+        if i == 0:
+            site.setdefault("billed_org", org)
+    result = invoices.run_invoices(site["carrier"], day.strftime("%Y-%m"))
+    for invoice in result.invoices:
+        invoices.issue(site["op"], site["carrier"], invoice.id)
+
+
+def test_the_invoice_lists(client, site):
+    bill(site, 2, "a", months_back=3)
+    org_id = site["billed_org"].id
+    login(client, "op@example.com")
+    few_carrier = statements(client, "/operate/CQ01/invoices")
+    client.get("/logout")
+    login(client, "boss@example.com")
+    few_org = statements(client, f"/organisations/{org_id}/invoices")
+    bill(site, 7, "b", months_back=2)
+    bill(site, 1, "c", months_back=4)
+    many_org = statements(client, f"/organisations/{org_id}/invoices")
+    client.get("/logout")
+    login(client, "op@example.com")
+    many_carrier = statements(client, "/operate/CQ01/invoices")
+    assert (many_carrier, many_org) == (few_carrier, few_org)
