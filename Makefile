@@ -10,7 +10,7 @@ export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
 # fuzz: Schemathesis over every API operation, longer than the bounded run inside `make test`
 # (both databases when TEST_POSTGRES_URL is set; FUZZ_EXAMPLES examples per operation).
-.PHONY: run test fuzz install install-test translations extract-messages lint db-upgrade demo clean screenshots bench bench-reports bench-feeds
+.PHONY: run test fuzz install install-test translations extract-messages lint db-upgrade demo clean screenshots bench bench-reports bench-feeds bench-pages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,12 @@ bench-feeds: install
 	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
 	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/feeds.py
+
+# Only the page benchmark (the week view and the 4-week availability API).
+bench-pages: install
+	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
+	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/pages.py
 
 # Only the report benchmark (a year of use at a carrier with 100 resources).
 bench-reports: install

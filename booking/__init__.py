@@ -51,13 +51,11 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     login_manager.login_message = _l("Please sign in to see this page.")
 
-    from booking.accounts.models import User
-
     @login_manager.user_loader
     def load_user(user_id: str):
-        from booking.queries import by_id
+        from booking.accounts.service import signed_in_user
 
-        return by_id(User, user_id)
+        return signed_in_user(user_id)
 
     _register_models()
     app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added

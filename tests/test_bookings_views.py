@@ -2,6 +2,7 @@
 
 import re
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
@@ -69,6 +70,16 @@ def test_book_through_the_form_and_see_it(client, site):
     assert "History" in detail and "created" in detail and "Cancelling is free until" in detail
     week = text(client.get(f"/resources/{sem.id}/book?week={m.date().isoformat()}", headers=EN))
     assert 'class="cell-full"' in week
+    # Each cell is named by its day, times and state; a free one links to the form at its start.
+    monday = f"Monday {m.month}/{m.day}"
+    assert f'<td class="cell-full" title="{monday} 10:00–11:00: booked">booked</td>' in week
+    start = quote(at(m, 14).isoformat())
+    assert (
+        f'<a href="/resources/{sem.id}/book?week={m.date().isoformat()}&amp;start={start}" '
+        f'aria-label="{monday} 14:00–15:00: free">free</a>'
+    ) in week
+    chinese = text(client.get(f"/resources/{sem.id}/book?week={m.date().isoformat()}"))
+    assert re.search(rf'title="\S+ {m.month}/{m.day} 10:00–11:00：[^"a-z]+"', chinese)
     assert "SEM" in text(client.get("/bookings/", headers=EN))
 
 

@@ -136,3 +136,23 @@ def test_the_invoice_lists(client, site):
     login(client, "op@example.com")
     many_carrier = statements(client, "/operate/CQ01/invoices")
     assert (many_carrier, many_org) == (few_carrier, few_org)
+
+
+def test_the_week_view(client, site):
+    """One visibility check, one read of the week's facts, whatever the week holds."""
+    sem = make_resource(site["carrier"], "SEM", setup_minutes=15, cleanup_minutes=15)
+    m = next_monday()
+    login(client, "eng@example.com")
+    page = f"/resources/{sem.id}/book?week={m.date().isoformat()}"
+    few = statements(client, page)
+    for day in range(5):
+        for hour in (9, 11, 14, 16):
+            when = m + timedelta(days=day)
+            bookings.create_booking(
+                site["eng"],
+                sem.id,
+                at(when, hour),
+                at(when, hour + 1),
+                organisation_id=site["org"].id,
+            )
+    assert statements(client, page) == few <= 6

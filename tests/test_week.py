@@ -58,3 +58,87 @@ def test_my_bookings_are_grouped_so_none_goes_missing():
     assert [x.name for x in upcoming] == ["running", "later"]
     assert [x.name for x in past] == ["missed", "request gone by", "checked out early", "done"]
     assert [x.name for x in dropped] == ["rejected", "cancelled"]
+
+
+# --- the grid against the plain definition -----------------------------------------------------
+
+from datetime import time, timedelta  # noqa: E402
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _reference_grid(pieces, monday, tz, capacity, row_minutes, first, last, now):
+    """Every cell against every piece: slow and obviously right."""
+    zone = ZoneInfo(tz)
+    rank = {"free": 0, "partial": 1, "full": 2, "closed": 3, "busy": 4, "outage": 5}
+    rows = []
+    for minute in range(first, last, row_minutes):
+        cells = []
+        for offset in range(7):
+            lo = datetime.combine(monday + timedelta(days=offset), time(0), tzinfo=zone)
+            lo += timedelta(minutes=minute)
+            hi = lo + timedelta(minutes=row_minutes)
+            state, free = "free", capacity
+            for p in pieces:
+                if p["from"] < hi and lo < p["until"]:
+                    if p["state"] != "open":
+                        s = p["state"]
+                    elif p["free"] == 0:
+                        s = "full"
+                    else:
+                        s = "partial" if p["free"] < capacity else "free"
+                    free = min(free, p["free"])
+                    state = s if rank[s] > rank[state] else state
+            if now is not None and hi <= now:
+                state = "past"
+            cells.append({"state": state, "free": free, "start": lo})
+        rows.append(cells)
+    return rows
+
+
+@st.composite
+def timelines(draw):
+    """A partition of the week (and a day around it) into pieces, as free_capacity_timeline
+    makes, with cuts on any minute."""
+    capacity = draw(st.integers(1, 6))
+    begin = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    cuts = sorted(set(draw(st.lists(st.integers(1, 9 * 1440 - 1), max_size=40))))
+    edges = [0, *cuts, 9 * 1440]
+    pieces = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        state = draw(st.sampled_from(["open", "open", "open", "closed", "busy", "outage"]))
+        free = draw(st.integers(0, capacity)) if state == "open" else 0
+        pieces.append(
+            {
+                "from": begin + timedelta(minutes=lo),
+                "until": begin + timedelta(minutes=hi),
+                "state": state,
+                "free": free,
+            }
+        )
+    return capacity, draw(st.permutations(pieces))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    timeline=timelines(),
+    tz=st.sampled_from(["Asia/Shanghai", "Europe/London", "America/New_York"]),
+    row_minutes=st.sampled_from([15, 30, 60, 90, 1440]),
+    now_minute=st.none() | st.integers(0, 9 * 1440),
+)
+def test_the_grid_says_what_each_cell_against_each_piece_says(
+    timeline, tz, row_minutes, now_minute
+):
+    capacity, pieces = timeline
+    now = (
+        None
+        if now_minute is None
+        else datetime(2026, 11, 22, 12, tzinfo=UTC) + timedelta(minutes=now_minute)
+    )
+    first, last = (0, 1440) if row_minutes == 1440 else (6 * 60, 22 * 60)
+    grid = week_grid(pieces, MONDAY, tz, capacity, row_minutes, first, last, now=now)
+    expected = _reference_grid(pieces, MONDAY, tz, capacity, row_minutes, first, last, now)
+    assert [row["cells"] for row in grid] == expected
+    assert all(row["until"] > row["label"] or row["until"] == "24:00" for row in grid)

@@ -174,13 +174,18 @@ def availability(
     if problems:
         raise ServiceError(problems, 422)
     resource = visible_resource(user, resource_id)
+    return resource, timeline(resource, window_from, window_until)
+
+
+def timeline(resource: Resource, window_from: datetime, window_until: datetime) -> list[dict]:
+    """Free capacity over a window of a resource the caller already may see (the week view,
+    which has checked it): one query for the facts."""
     policy = ResourcePolicy.of(resource)
     pad = timedelta(minutes=policy.setup_minutes + policy.cleanup_minutes)
     facts = facts_for(resource.id, window_from - pad, window_until + pad)[resource.id]
-    pieces = rules.free_capacity_timeline(
+    return rules.free_capacity_timeline(
         policy, facts.holdings, facts.outages, facts.busy_blocks, window_from, window_until
     )
-    return resource, pieces
 
 
 def next_free_slot(

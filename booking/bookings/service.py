@@ -52,6 +52,7 @@ from booking.bookings.search import (  # noqa: F401 - one public surface
     free_resources,
     my_bookings,
     next_free_slot,
+    timeline,
 )
 from booking.bookings.signals import capacity_freed
 from booking.catalogue.service import (
@@ -361,4 +362,5 @@ __all__ = [
     "my_bookings",
     "next_free_slot",
     "reject_booking",
+    "timeline",
 ]

@@ -4,6 +4,7 @@ the waitlist, finding free resources, and the inbox."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -87,7 +88,7 @@ def _book_page(
     tz = resource.carrier.timezone
     monday = _week_param(tz)
     window = week_window(monday, tz)
-    _resource, pieces = service.availability(current_user, resource.id, *window)
+    pieces = service.timeline(resource, *window)  # the resource was checked visible above
     rows = [(h.weekday, h.opens, h.closes) for h in resource.opening_hours]
     first, last = visible_hours(rows, resource.always_open)
     row_minutes = max(resource.slot_minutes, 60) if resource.slot_minutes < 1440 else 1440
@@ -98,7 +99,7 @@ def _book_page(
         "bookings/book.html",
         resource=resource,
         form=form,
-        grid=grid,
+        grid=_week_rows(grid, resource, monday),
         monday=monday,
         days=[monday + timedelta(days=i) for i in range(7)],
         weekday_labels=WEEKDAY_LABELS,
@@ -113,6 +114,51 @@ def _book_page(
         tier_labels=TIER_NAMES,
         projects=projects_of_user(current_user),
     ), status
+
+
+def _week_rows(grid: list[dict], resource, monday: date) -> list[dict]:
+    """The grid as the page shows it: each cell's text, its accessible name (day, times,
+    state) and its link, made here from labels looked up once per page rather than by a
+    filter or url_for call in every cell."""
+    capacity = resource.capacity
+    said = {
+        "full": _("booked"),
+        "closed": _("closed"),
+        "outage": _("maintenance"),
+        "busy": _("busy"),
+        "past": _("past"),
+    }
+    free_word = _("free")
+    name_of = _("%(day)s %(from)s–%(until)s: %(state)s")
+    days = [
+        f"{WEEKDAY_LABELS[(monday + timedelta(days=i)).weekday()]} "
+        f"{(monday + timedelta(days=i)).month}/{(monday + timedelta(days=i)).day}"
+        for i in range(7)
+    ]
+    link = url_for("bookings.book", resource_id=resource.id, week=monday.isoformat())
+    rows = []
+    for row in grid:
+        cells = []
+        for day, cell in zip(days, row["cells"], strict=True):
+            state = cell["state"]
+            bookable = state in ("free", "partial")
+            if bookable:
+                text = f"{cell['free']}/{capacity}" if capacity > 1 else free_word
+            else:
+                text = said[state]
+            cells.append(
+                {
+                    "state": state,
+                    "text": text,
+                    "name": name_of
+                    % {"day": day, "from": row["label"], "until": row["until"], "state": text},
+                    "href": f"{link}&start={quote(cell['start'].isoformat())}"
+                    if bookable
+                    else None,
+                }
+            )
+        rows.append({"label": row["label"], "cells": cells})
+    return rows
 
 
 @bp.route("/resources/<int:resource_id>/book", methods=["GET", "POST"])

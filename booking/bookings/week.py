@@ -17,6 +17,17 @@ def week_window(monday: date, tz: str) -> tuple[datetime, datetime]:
     return start, datetime.combine(monday + timedelta(days=7), time(0), tzinfo=zone)
 
 
+_RANK = {"free": 0, "partial": 1, "full": 2, "closed": 3, "busy": 4, "outage": 5}
+
+
+def _piece_state(piece: dict, capacity: int) -> str:
+    if piece["state"] != "open":
+        return piece["state"]
+    if piece["free"] == 0:
+        return "full"
+    return "partial" if piece["free"] < capacity else "free"
+
+
 def week_grid(
     pieces: list[dict],
     monday: date,
@@ -29,35 +40,48 @@ def week_grid(
 ) -> list[dict]:
     """Rows of cells; each cell has the least free capacity during it and the 'worst' state
     (outage > busy > closed > full > partial > free). Cells that ended before `now` are
-    'past': nothing can be booked there any more."""
+    'past': nothing can be booked there any more.
+
+    Each day's column is one walk along the timeline (its pieces are in time order and do not
+    overlap), not a pass over every piece for every cell."""
     zone = ZoneInfo(tz)
-    rank = {"free": 0, "partial": 1, "full": 2, "closed": 3, "busy": 4, "outage": 5}
-    rows = []
-    for minute in range(first_minute, last_minute, row_minutes):
-        cells = []
-        for offset in range(7):
-            day = monday + timedelta(days=offset)
-            lo = datetime.combine(day, time(0), tzinfo=zone) + timedelta(minutes=minute)
-            hi = lo + timedelta(minutes=row_minutes)
+    ordered = sorted(
+        ((p["from"], p["until"], _piece_state(p, capacity), p["free"]) for p in pieces),
+        key=lambda p: p[0],
+    )
+    minutes = range(first_minute, last_minute, row_minutes)
+    step = timedelta(minutes=row_minutes)
+    columns = []
+    for offset in range(7):
+        midnight = datetime.combine(monday + timedelta(days=offset), time(0), tzinfo=zone)
+        column = []
+        first = 0
+        for minute in minutes:
+            lo = midnight + timedelta(minutes=minute)
+            hi = lo + step
+            while first < len(ordered) and ordered[first][1] <= lo:
+                first += 1  # pieces that ended before this cell end before the next ones too
             state, free = "free", capacity
-            for piece in pieces:
-                if piece["from"] < hi and lo < piece["until"]:
-                    if piece["state"] != "open":
-                        piece_state = piece["state"]
-                    elif piece["free"] == 0:
-                        piece_state = "full"
-                    elif piece["free"] < capacity:
-                        piece_state = "partial"
-                    else:
-                        piece_state = "free"
-                    free = min(free, piece["free"])
-                    if rank[piece_state] > rank[state]:
+            k = first
+            while k < len(ordered) and ordered[k][0] < hi:
+                _lo, until, piece_state, piece_free = ordered[k]
+                if until > lo:
+                    free = min(free, piece_free)
+                    if _RANK[piece_state] > _RANK[state]:
                         state = piece_state
+                k += 1
             if now is not None and hi <= now:
                 state = "past"
-            cells.append({"state": state, "free": free, "start": lo})
-        rows.append({"label": f"{minute // 60:02d}:{minute % 60:02d}", "cells": cells})
-    return rows
+            column.append({"state": state, "free": free, "start": lo})
+        columns.append(column)
+    return [
+        {
+            "label": f"{minute // 60:02d}:{minute % 60:02d}",
+            "until": f"{(minute + row_minutes) // 60:02d}:{(minute + row_minutes) % 60:02d}",
+            "cells": [column[i] for column in columns],
+        }
+        for i, minute in enumerate(minutes)
+    ]
 
 
 def visible_hours(opening_rows: list[tuple[int, int, int]], always_open: bool) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import joinedload
 
 from booking.accounts.models import User
 from booking.audit import service as audit
@@ -104,7 +105,11 @@ def may_see(user: User | None, resource: Resource) -> bool:
 
 def visible_resource(user: User | None, resource_id: int) -> Resource:
     """One resource if this person may see it; otherwise not found (private ones included)."""
-    stmt = visible_resources_query(user).where(Resource.id == resource_id)
+    stmt = (
+        visible_resources_query(user)
+        .where(Resource.id == resource_id)
+        .options(joinedload(Resource.opening_hours))  # with the row, not a second query
+    )
     resource = db.session.scalars(stmt).unique().first()
     if resource is None:
         raise NotFound()
