@@ -9,10 +9,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from booking.accounts.models import User
 from booking.billing import invoices
 from booking.billing.service import add_rate
 from booking.bookings import service as bookings
+from booking.extensions import db
 from booking.metering import service as metering
 from tests.booking_helpers import SH, at, next_monday
 from tests.conftest import login
@@ -39,7 +42,7 @@ def site(app):
     return {"op": op, "eng": eng, "manager": manager, "carrier": carrier, "org": org}
 
 
-def grow_bookings(site, carrier, n_resources: int, tag: str, org=None) -> None:
+def grow_bookings(site, carrier, n_resources: int, tag: str, org=None, always_open=False) -> None:
     """The engineer's bookings on new resources: upcoming, cancelled, requested, past."""
     m = next_monday()
     org_id = (org or site["org"]).id
@@ -50,6 +53,7 @@ def grow_bookings(site, carrier, n_resources: int, tag: str, org=None) -> None:
             f"{tag}{i}",
             kind="pilot_line" if needs_approval else "instrument",
             requires_approval=needs_approval,
+            always_open=always_open,
         )
         day = m + timedelta(days=i % 5)
         bookings.create_booking(
@@ -156,3 +160,40 @@ def test_the_week_view(client, site):
                 organisation_id=site["org"].id,
             )
     assert statements(client, page) == few <= 6
+
+
+def test_the_platform_report_for_any_number_of_carriers(client, site):
+    login(client, "admin@example.com")
+    grow_bookings(site, site["carrier"], 2, "A")
+    few = statements(client, "/admin/reports/")
+    for n in range(2, 7):
+        carrier = make_carrier(f"CQ0{n}")
+        make_org(f"Org {n}", members=[site["eng"]] if n == 2 else [], resident_at=[carrier])
+        grow_bookings(site, carrier, 2, f"P{n}")
+    assert statements(client, "/admin/reports/") == few
+
+
+def test_the_platform_report_says_what_each_carriers_report_says(site):
+    """Batching the carriers of a time zone changes no figure: with carriers in two zones,
+    with bookings, walk-up use and issued invoices, each carrier's part of the platform
+    report equals its own report."""
+    from booking.reports import service as reports
+
+    london = make_carrier("LDN", tz="Europe/London")
+    abroad = make_org("Abroad", members=[site["eng"]], resident_at=[london])
+    grow_bookings(site, site["carrier"], 3, "A")
+    grow_bookings(site, london, 3, "L", org=abroad, always_open=True)
+    bill(site, 2, "a", months_back=1)
+    admin = db.session.scalar(select(User).where(User.is_platform_admin.is_(True)))
+    today = next_monday().date()
+    period = reports.Period(today - timedelta(days=120), today)
+    platform = reports.platform_report(admin, period)
+    assert [r.carrier.code for r in platform.carriers] == ["CQ01", "LDN"]
+    for part in platform.carriers:
+        alone = reports.carrier_report(part.carrier, period)
+        assert part.total == alone.total
+        assert part.heat_map == alone.heat_map
+        assert part.invoiced_by_month == alone.invoiced_by_month
+        assert part.estimated_by_month == alone.estimated_by_month
+    assert platform.carriers[0].total.invoiced_fen > 0
+    assert all(part.total.booked_s > 0 for part in platform.carriers)

@@ -98,12 +98,13 @@ class RunResult:
 
 def _rates(resource_ids) -> dict[int, list[pricing.RateTerms]]:
     found: dict[int, list[pricing.RateTerms]] = defaultdict(list)
-    for rate in db.session.scalars(select(Rate).where(Rate.resource_id.in_(resource_ids))):
+    for rate in db.session.scalars(select(Rate).where(in_ids(Rate.resource_id, resource_ids))):
         found[rate.resource_id].append(rate.terms())
     return found
 
 
-def _tiers(carrier_id: int, organisation_ids) -> dict[int, str]:
+def _residencies(organisation_ids) -> dict[int, set[int]]:
+    """The carriers each organisation is resident at, from one query."""
     resident_at: dict[int, set[int]] = defaultdict(set)
     for org_id, c_id in db.session.execute(
         select(Residency.organisation_id, Residency.carrier_id).where(
@@ -111,7 +112,7 @@ def _tiers(carrier_id: int, organisation_ids) -> dict[int, str]:
         )
     ):
         resident_at[org_id].add(c_id)
-    return {org: pricing.tier_for(carrier_id, resident_at[org]) for org in organisation_ids}
+    return resident_at
 
 
 def unattributed_usage(carrier: Carrier, window_from: datetime, window_until: datetime) -> int:
@@ -151,13 +152,23 @@ def billable_items(
 ) -> tuple[list[Item], int]:
     """Completed bookings, use without a booking, no-shows and late cancellations of the
     period that are on no invoice yet, priced at the rate in force on their day."""
-    zone = ZoneInfo(carrier.timezone)
+    return billable_items_of([carrier], window_from, window_until)[carrier.id]
+
+
+def billable_items_of(
+    carriers: list[Carrier], window_from: datetime, window_until: datetime
+) -> dict[int, tuple[list[Item], int]]:
+    """billable_items for several carriers at once (the platform report), in the same
+    number of queries as for one: the items and the unpriced count of each carrier."""
+    by_id = {c.id: c for c in carriers}
+    found: dict[int, tuple[list[Item], int]] = {c.id: ([], 0) for c in carriers}
     resources = {
         r.id: r
-        for r in db.session.scalars(select(Resource).where(Resource.carrier_id == carrier.id))
+        for r in db.session.scalars(select(Resource).where(Resource.carrier_id.in_(list(by_id))))
     }
     if not resources:
-        return [], 0
+        return found
+    zones = {c.id: ZoneInfo(c.timezone) for c in carriers}
     rates = _rates(list(resources))
     in_period = (Booking.end_at > window_from) & (Booking.end_at <= window_until)
     # A booking is billed once, by the line kind its state calls for; the database skips
@@ -173,7 +184,7 @@ def billable_items(
         .exists()
     )
     unbilled = (
-        Booking.resource_id.in_(list(resources)),
+        in_ids(Booking.resource_id, list(resources)),
         Booking.status.in_((COMPLETED, NO_SHOW, CANCELLED)),
         (in_period)
         | (
@@ -212,7 +223,7 @@ def billable_items(
             UsageRecord.quantity,
             UsageRecord.user_id,
         ).where(
-            UsageRecord.carrier_id == carrier.id,
+            UsageRecord.carrier_id.in_(list(by_id)),
             UsageRecord.booking_id.is_(None),
             UsageRecord.end_at.is_not(None),
             UsageRecord.end_at > window_from,
@@ -245,15 +256,20 @@ def billable_items(
         ):
             if (details or {}).get("late"):
                 late.add(booking_id)
-    tiers = _tiers(
-        carrier.id, {b.organisation_id for b in bookings} | {u.organisation_id for u in walk_ups}
+    resident_at = _residencies(
+        {b.organisation_id for b in bookings} | {u.organisation_id for u in walk_ups}
     )
-    items, unpriced = [], 0
+    items: dict[int, list[Item]] = {c.id: [] for c in carriers}
+    unpriced: dict[int, int] = dict.fromkeys(by_id, 0)
+
+    def tier(org_id: int, carrier_id: int) -> str:
+        return pricing.tier_for(carrier_id, resident_at[org_id])
 
     def price(resource, org_id, start, booked, used_minutes, quantity, booked_on, used_on=None):
         """booked_on, used_on: the booked interval and the used ones (for day rates)."""
+        zone = zones[resource.carrier_id]
         rate = pricing.rate_in_force(
-            rates[resource.id], tiers[org_id], start.astimezone(zone).date()
+            rates[resource.id], tier(org_id, resource.carrier_id), start.astimezone(zone).date()
         )
         if rate is None:
             return None
@@ -268,6 +284,7 @@ def billable_items(
 
     for b in bookings:
         resource = resources[b.resource_id]
+        carrier = by_id[resource.carrier_id]
         booked = int((b.end_at - b.start_at).total_seconds() // 60)
         if b.status == COMPLETED:
             kind, minutes_used = BOOKING_LINE, used.get(b.id, (None, False))
@@ -290,7 +307,7 @@ def billable_items(
             used_spans.get(b.id, []) if minutes_used[0] is not None else None,
         )
         if priced is None:
-            unpriced += 1
+            unpriced[carrier.id] += 1
             continue
         rate, result = priced
         amount = result.amount_fen
@@ -298,7 +315,7 @@ def billable_items(
             amount = pricing.fee(amount, carrier.no_show_fee_percent)
         elif kind == LATE_CANCEL_LINE:
             amount = pricing.fee(amount, carrier.late_cancellation_fee_percent)
-        items.append(
+        items[carrier.id].append(
             Item(
                 b.organisation_id,
                 kind,
@@ -307,7 +324,7 @@ def billable_items(
                 b.start_at,
                 result.billed_minutes,
                 b.quantity,
-                tiers[b.organisation_id],
+                tier(b.organisation_id, carrier.id),
                 rate,
                 amount,
                 resource.kind,
@@ -324,10 +341,10 @@ def billable_items(
             resource, u.organisation_id, u.start_at, minutes, minutes, u.quantity, span, span
         )
         if priced is None:
-            unpriced += 1
+            unpriced[resource.carrier_id] += 1
             continue
         rate, result = priced
-        items.append(
+        items[resource.carrier_id].append(
             Item(
                 u.organisation_id,
                 USAGE_LINE,
@@ -336,7 +353,7 @@ def billable_items(
                 u.start_at,
                 minutes,
                 u.quantity,
-                tiers[u.organisation_id],
+                tier(u.organisation_id, resource.carrier_id),
                 rate,
                 result.amount_fen,
                 resource.kind,
@@ -344,7 +361,7 @@ def billable_items(
                 u.user_id,
             )
         )
-    return items, unpriced
+    return {c.id: (items[c.id], unpriced[c.id]) for c in carriers}
 
 
 def _names_of(user_ids) -> dict[int, str]:

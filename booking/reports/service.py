@@ -32,7 +32,7 @@ from booking.billing.invoice_models import (
     Invoice,
     InvoiceLine,
 )
-from booking.billing.invoices import billable_items, taxed
+from booking.billing.invoices import billable_items_of, taxed
 from booking.bookings.models import APPROVED, COMPLETED, IN_USE, NO_SHOW, Booking, Outage
 from booking.bookings.rules import ResourcePolicy, opening_intervals
 from booking.carriers.models import Carrier
@@ -43,7 +43,7 @@ from booking.extensions import db
 from booking.metering.models import UsageRecord
 from booking.orgs.models import MANAGER, Membership, Organisation, Residency
 from booking.problems import NotFound, Problem, ServiceError
-from booking.queries import by_id, epoch_seconds
+from booking.queries import by_id, epoch_seconds, in_ids
 from booking.reports import figures as f
 from booking.types import utcnow
 
@@ -291,10 +291,17 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
             row.available_by_bucket[f.bucket_key(day, by_month)] += secs * resource.capacity
             row.figures.available_s += secs * resource.capacity
 
+    # Carriers in one time zone share the period's window: each query below runs once per
+    # zone in use, not once per carrier, so the platform report's count does not grow with
+    # the number of carriers.
+    zones: dict[str, list[Carrier]] = defaultdict(list)
+    for carrier in carriers:
+        zones[carrier.timezone].append(carrier)
+
     # Bookings are summed by the database: per resource and state, how many start in the
     # window and how many unit-seconds fall inside it.
-    for carrier in carriers:
-        lo, hi = spans[carrier.id]
+    for group in zones.values():
+        lo, hi = spans[group[0].id]
         start, end = epoch_seconds(Booking.start_at), epoch_seconds(Booking.end_at)
         inside = case((end > hi, hi), else_=end) - case((start < lo, lo), else_=start)
         for resource_id, status, starting, unit_seconds in db.session.execute(
@@ -306,9 +313,9 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
             )
             .join(Resource, Resource.id == Booking.resource_id)
             .where(
-                Resource.carrier_id == carrier.id,
-                Booking.start_at < windows[carrier.id][1],
-                Booking.end_at > windows[carrier.id][0],
+                Resource.carrier_id.in_([c.id for c in group]),
+                Booking.start_at < windows[group[0].id][1],
+                Booking.end_at > windows[group[0].id][0],
             )
             .group_by(Booking.resource_id, Booking.status)
         ):
@@ -318,21 +325,23 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
                 figures.booked_s += int(unit_seconds or 0)
 
     use_by_org: list[tuple[int, int | None, int]] = []
-    for carrier in carriers:
-        lo_s, hi_s = spans[carrier.id]
+    for group in zones.values():
+        members = {c.id for c in group}
         found = _use_of(
-            [r.id for r in resources if r.carrier_id == carrier.id],
-            clocks[carrier.id],
-            (lo_s, hi_s),
+            [r.id for r in resources if r.carrier_id in members],
+            clocks[group[0].id],
+            spans[group[0].id],
             now_s,
             period,
+            carrier_of,
         )
         use_by_org += found.by_organisation
         for resource_id, bucket, secs in found.by_bucket:
             rows[resource_id].used_by_bucket[bucket] += secs
-        for weekday in range(7):
-            for hour in range(24):
-                reports[carrier.id].heat_map[weekday][hour] += found.heat_map[weekday][hour]
+        for carrier_id, grid in found.heat_maps.items():
+            for weekday in range(7):
+                for hour in range(24):
+                    reports[carrier_id].heat_map[weekday][hour] += grid[weekday][hour]
     tiers = _tiers([o for _r, o, _s in use_by_org] + _invoice_organisations(reports, period))
     for resource_id, organisation_id, secs in use_by_org:
         rows[resource_id].figures.count_use(
@@ -352,12 +361,12 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
         if (tier or tiers(org_id, carrier_id)) in f.EXTERNAL_TIERS:
             target.external_income_fen += fen
 
-    for carrier in carriers:
-        for resource_id, month, fen, subsidy, tier, status, org_id in _invoice_sums(
-            carrier, period, windows[carrier.id]
+    for group in zones.values():
+        for carrier_id, resource_id, month, fen, subsidy, tier, status, org_id in _invoice_sums(
+            group, period, windows[group[0].id]
         ):
             book_money(
-                carrier.id,
+                carrier_id,
                 resource_id,
                 month,
                 int(fen),
@@ -367,24 +376,25 @@ def _reports(carriers: list[Carrier], period: Period, now: datetime | None) -> l
                 status == ISSUED,
             )
 
-    for carrier in carriers:
+    for group in zones.values():
         # Unbilled use that starts in the period but ends after it is found by its end, so
         # look up to now and keep what starts in the period.
-        window_from, window_until = windows[carrier.id]
-        items, _unpriced = billable_items(carrier, window_from, max(window_until, now))
-        for item in items:
-            day = clocks[carrier.id].day(int(item.started_at.timestamp()))
-            if period.contains(day):
-                book_money(
-                    carrier.id,
-                    item.resource_id,
-                    f.bucket_key(day, True),
-                    taxed(carrier, item.amount_fen, item.rate)[0].gross_fen,  # as invoiced
-                    0,
-                    item.tier,
-                    item.organisation_id,
-                    False,
-                )
+        window_from, window_until = windows[group[0].id]
+        unbilled = billable_items_of(group, window_from, max(window_until, now))
+        for carrier in group:
+            for item in unbilled[carrier.id][0]:
+                day = clocks[carrier.id].day(int(item.started_at.timestamp()))
+                if period.contains(day):
+                    book_money(
+                        carrier.id,
+                        item.resource_id,
+                        f.bucket_key(day, True),
+                        taxed(carrier, item.amount_fen, item.rate)[0].gross_fen,  # as invoiced
+                        0,
+                        item.tier,
+                        item.organisation_id,
+                        False,
+                    )
 
     for row in rows.values():
         if row.resource.status == ACTIVE or _has_activity(row.figures):
@@ -398,10 +408,17 @@ class UseFound:
 
     by_organisation: list[tuple[int, int | None, int]]  # (resource, organisation, seconds)
     by_bucket: list[tuple[int, str, int]]  # (resource, day or month key, seconds)
-    heat_map: list[list[int]]
+    heat_maps: dict[int, list[list[int]]]  # per carrier
 
 
-def _use_of(resource_ids: list[int], clock: f.Clock, window_s: tuple[int, int], now_s: int, period):
+def _use_of(
+    resource_ids: list[int],
+    clock: f.Clock,
+    window_s: tuple[int, int],
+    now_s: int,
+    period,
+    carrier_of: dict[int, int],
+):
     """Recorded use of the resources in the window (open sessions until now), spread over days
     and the weekday-hour grid in one integer pass per record. (Summing it in SQL was tried:
     SQLite re-evaluates the time conversions in every nested expression and PostgreSQL joins
@@ -409,7 +426,7 @@ def _use_of(resource_ids: list[int], clock: f.Clock, window_s: tuple[int, int], 
     lo, hi = window_s
     by_org: dict[tuple[int, int | None], int] = defaultdict(int)
     days: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    grid = f.empty_heat_map()
+    grids: dict[int, list[list[int]]] = {}
     for resource_id, org_id, quantity, start, end in db.session.execute(
         select(
             UsageRecord.resource_id,
@@ -418,7 +435,7 @@ def _use_of(resource_ids: list[int], clock: f.Clock, window_s: tuple[int, int], 
             epoch_seconds(UsageRecord.start_at),
             epoch_seconds(UsageRecord.end_at),
         ).where(
-            UsageRecord.resource_id.in_(resource_ids),
+            in_ids(UsageRecord.resource_id, resource_ids),
             UsageRecord.start_at < datetime.fromtimestamp(hi, UTC),
             or_(
                 UsageRecord.end_at.is_(None),
@@ -430,7 +447,10 @@ def _use_of(resource_ids: list[int], clock: f.Clock, window_s: tuple[int, int], 
         if start >= end:
             continue
         by_org[(resource_id, org_id)] += (end - start) * quantity
-        clock.spread(start, end, quantity, days[resource_id], grid)
+        carrier_id = carrier_of[resource_id]
+        if carrier_id not in grids:
+            grids[carrier_id] = f.empty_heat_map()
+        clock.spread(start, end, quantity, days[resource_id], grids[carrier_id])
     buckets: dict[tuple[int, str], int] = defaultdict(int)
     for resource_id, by_day in days.items():
         for number, secs in by_day.items():
@@ -439,7 +459,7 @@ def _use_of(resource_ids: list[int], clock: f.Clock, window_s: tuple[int, int], 
     return UseFound(
         [(r, o, s) for (r, o), s in by_org.items()],
         [(r, k, s) for (r, k), s in buckets.items()],
-        grid,
+        grids,
     )
 
 
@@ -447,11 +467,12 @@ def _has_activity(figures: f.Figures) -> bool:
     return bool(figures.bookings or figures.used_s or figures.booked_s or figures.revenue_fen)
 
 
-def _invoice_sums(carrier: Carrier, period: Period, window: tuple[datetime, datetime]):
+def _invoice_sums(carriers: list[Carrier], period: Period, window: tuple[datetime, datetime]):
     """Sums of draft and issued invoice lines per resource, month, tier and state, from the
     database. Lines that bill use are dated by it; lines that bill none (adjustments, credit
     notes) by their invoice's month, and keep their organisation so its tier can be told."""
-    zone = ZoneInfo(carrier.timezone)
+    zone = ZoneInfo(carriers[0].timezone)  # the carriers share one time zone
+    ids = [c.id for c in carriers]
     months = period.months
     month_starts = [datetime.combine(date.fromisoformat(m + "-01"), time(0), zone) for m in months]
     month_of = (
@@ -467,6 +488,7 @@ def _invoice_sums(carrier: Carrier, period: Period, window: tuple[datetime, date
     )
     dated = (
         select(
+            Invoice.carrier_id.label("carrier_id"),
             InvoiceLine.resource_id.label("resource_id"),
             month_of.label("month"),
             InvoiceLine.amount_fen.label("amount"),
@@ -477,7 +499,7 @@ def _invoice_sums(carrier: Carrier, period: Period, window: tuple[datetime, date
         )
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .where(
-            Invoice.carrier_id == carrier.id,
+            Invoice.carrier_id.in_(ids),
             Invoice.status.in_((DRAFT, ISSUED)),
             InvoiceLine.started_at >= window[0],
             InvoiceLine.started_at < window[1],
@@ -486,6 +508,7 @@ def _invoice_sums(carrier: Carrier, period: Period, window: tuple[datetime, date
     )
     undated = (
         select(
+            Invoice.carrier_id.label("carrier_id"),
             literal(None, Integer).label("resource_id"),
             Invoice.period.label("month"),
             InvoiceLine.amount_fen.label("amount"),
@@ -496,7 +519,7 @@ def _invoice_sums(carrier: Carrier, period: Period, window: tuple[datetime, date
         )
         .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
         .where(
-            Invoice.carrier_id == carrier.id,
+            Invoice.carrier_id.in_(ids),
             Invoice.status.in_((DRAFT, ISSUED)),
             InvoiceLine.started_at.is_(None),
             Invoice.period >= months[0],
@@ -506,9 +529,17 @@ def _invoice_sums(carrier: Carrier, period: Period, window: tuple[datetime, date
     )
     found = []
     for lines in (dated, undated):
-        keys = (lines.c.resource_id, lines.c.month, lines.c.tier, lines.c.status, lines.c.org_id)
+        keys = (
+            lines.c.carrier_id,
+            lines.c.resource_id,
+            lines.c.month,
+            lines.c.tier,
+            lines.c.status,
+            lines.c.org_id,
+        )
         found += db.session.execute(
             select(
+                lines.c.carrier_id,
                 lines.c.resource_id,
                 lines.c.month,
                 func.sum(lines.c.amount),
