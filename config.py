@@ -94,6 +94,9 @@ class Config:
     # Rendered feeds are kept in the database (table feed_bodies) for every worker; a feed
     # nobody fetched for this many days is dropped from it.
     CALENDAR_FEED_CACHE_DAYS = int(os.environ.get("CALENDAR_FEED_CACHE_DAYS", "7"))
+    # A feed whose newest change is younger than this is rendered for each reader and not kept
+    # (longer than any booking transaction, and than the hosts' clocks drift apart).
+    CALENDAR_FEED_SETTLE_SECONDS = int(os.environ.get("CALENDAR_FEED_SETTLE_SECONDS", "60"))
     CALENDAR_REFRESH_MINUTES = 60
     CALENDAR_UID_DOMAIN = os.environ.get("CALENDAR_UID_DOMAIN", "booking.local")
     # Calendar import: limits for fetching other people's calendars.

@@ -245,9 +245,11 @@ def _pool_options(app: Flask) -> None:
         "max_overflow": app.config["DATABASE_POOL_MAX_OVERFLOW"],
         "pool_recycle": app.config["DATABASE_POOL_RECYCLE"],
     }
+    given = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     if app.config["DATABASE_PGBOUNCER_TRANSACTION_MODE"]:
-        options["connect_args"] = {"prepare_threshold": None}
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
+        # Merged with connect_args given explicitly, not replaced by them.
+        options["connect_args"] = {"prepare_threshold": None, **given.pop("connect_args", {})}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, **given}
 
 
 @event.listens_for(Engine, "connect")

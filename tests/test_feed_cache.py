@@ -9,10 +9,11 @@ import urllib.request
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from booking.accounts.service import create_api_token
 from booking.bookings import service as bookings
+from booking.bookings.models import Booking
 from booking.calendars import service
 from booking.calendars.models import FeedBody
 from booking.extensions import db
@@ -25,6 +26,8 @@ from tests.servers import Gunicorn, post_json
 
 @pytest.fixture
 def world(app):
+    # Bodies are kept at once here; the settling time has tests of its own below.
+    app.config["CALENDAR_FEED_SETTLE_SECONDS"] = 0
     op = make_user("op@example.com", locale="en")
     carrier = make_carrier("CQ01", admin=op)
     eng = make_user("eng@example.com", locale="zh", name="张工")
@@ -174,7 +177,8 @@ def test_two_server_processes_agree_on_a_feed_after_a_change_through_either(
     _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
     api_token = create_api_token(world["eng"], "two hosts")[1]
     db.session.commit()
-    shared = {"PUBLIC_BASE_URL": "https://booking.example"}  # one site behind a proxy
+    # One site behind a proxy; bodies kept at once (the settling time is tested above).
+    shared = {"PUBLIC_BASE_URL": "https://booking.example", "CALENDAR_FEED_SETTLE_SECONDS": "0"}
     one = Gunicorn(database_url, workers=1, **shared).start()
     other = Gunicorn(database_url, workers=1, **shared).start()
     try:
@@ -208,26 +212,66 @@ def test_two_server_processes_agree_on_a_feed_after_a_change_through_either(
     assert "Traceback" not in errors, errors
 
 
-def test_a_feed_being_sent_never_holds_up_a_booking(world, monkeypatch):
-    """The feed is read on its own connection as a reader: on SQLite a transaction begun
-    IMMEDIATE outside a request would hold the one write lock while a slow client reads."""
+def test_a_slow_client_holds_no_database_connection(client, world, monkeypatch):
+    """The feed is rendered before it is sent: while a client reads it, however slowly, no
+    connection is checked out and no transaction is open (the pool is not drained, SQLite's
+    log can be checkpointed)."""
     for hour in (13, 14, 15):
         bookings.create_booking(
             world["eng"], world["sem"].id, at(world["m"], hour), at(world["m"], hour, 30)
         )
-    monkeypatch.setattr(service, "_CHUNK", 1)  # one event a piece: the reader stays open
+    monkeypatch.setattr(service, "_CHUNK", 64)  # many small pieces
+    _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
+    response = client.get(path_of(service.feed_url(secret)), buffered=False)
+    pieces = iter(response.response)
+    sent = [next(pieces), next(pieces), next(pieces)]
+    assert db.engine.pool.checkedout() == 0
+    body = b"".join(sent + list(pieces))
+    assert body.count(b"BEGIN:VEVENT") == 4 and body.endswith(b"END:VCALENDAR\r\n")
+
+
+def test_a_feed_is_kept_only_once_its_newest_change_has_settled(app, world):
+    """A booking's updated_at is written before its transaction commits: a booking committed
+    late may carry a time older than the newest one already seen. A feed changed within the
+    settling time has an ETag that names the minute and is not kept, so the late booking is
+    in the first body kept, under an ETag no earlier reader holds."""
+    app.config["CALENDAR_FEED_SETTLE_SECONDS"] = 60
     spec = service.FeedSpec("user", world["eng"].id, "zh", False)
-    pieces = service.stream_feed(spec, '"tag"', compressed=False)
-    sent = [next(pieces), next(pieces)]  # the head and the first event; the reading goes on
-    made = bookings.create_booking(
-        world["eng"], world["sem"].id, at(world["m"], 17), at(world["m"], 18)
+    now = utcnow()
+    early = service.validator(spec, now=now)
+    assert not early.settled
+    gzip.decompress(service.rendered_feed(spec, early, now=now))
+    assert db.session.scalar(select(FeedBody)) is None  # not kept
+    late = bookings.create_booking(
+        world["eng"], world["sem"].id, at(world["m"], 14), at(world["m"], 15)
     )
-    sent += list(pieces)
-    body = b"".join(sent)
-    assert body.count(b"BEGIN:VEVENT") == 4  # read before the new booking was committed
-    assert f"booking-{made.id}" not in uids(body)
-    stored = db.session.scalar(select(FeedBody))
-    assert stored.etag == '"tag"' and gzip.decompress(stored.body) == body
+    db.session.execute(
+        update(Booking)
+        .where(Booking.id == late.id)
+        .values(updated_at=world["first"].updated_at - timedelta(seconds=1))
+    )
+    db.session.commit()
+    later = now + timedelta(minutes=2)
+    settled = service.validator(spec, now=later)
+    assert settled.settled and settled.etag != early.etag
+    assert settled.last_modified == early.last_modified  # the newest change did not move
+    body = gzip.decompress(service.rendered_feed(spec, settled, now=later))
+    assert uids(body) == {f"booking-{world['first'].id}", f"booking-{late.id}"}
+    db.session.commit()  # a new snapshot (SQLite): the body was kept by another connection
+    assert db.session.scalar(select(FeedBody.etag)) == settled.etag
+    assert service.validator(spec, now=later + timedelta(minutes=5)).etag == settled.etag
+
+
+def test_a_renamed_resource_or_new_settings_change_every_etag(app, world):
+    spec = service.FeedSpec("carrier", world["carrier"].id, "zh", False)
+    before = service.validator(spec).etag
+    world["sem"].name_zh = "场发射电镜（新名）"
+    db.session.commit()
+    renamed = service.validator(spec).etag
+    assert renamed != before
+    app.config["CALENDAR_UID_DOMAIN"] = "elsewhere.example"
+    app.extensions.pop("feed_settings_key", None)
+    assert service.validator(spec).etag != renamed
 
 
 def _statements(recorded: list[str]) -> int:
@@ -296,3 +340,15 @@ def test_the_newest_change_is_read_from_an_index(app, world, scope):
     db.session.rollback()
     index = "ix_bookings_resource_changed" if scope == "carrier" else f"ix_bookings_{scope}_changed"
     assert index in plan, plan
+
+
+def test_an_unsettled_feed_is_sent_again_to_a_client_that_only_gives_a_date(app, client, world):
+    app.config["CALENDAR_FEED_SETTLE_SECONDS"] = 60  # the booking was made a moment ago
+    _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
+    url = path_of(service.feed_url(secret))
+    first = client.get(url)
+    again = client.get(url, headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    assert again.status_code == 200 and again.data == first.data
+    app.config["CALENDAR_FEED_SETTLE_SECONDS"] = 0
+    settled = client.get(url, headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    assert settled.status_code == 304

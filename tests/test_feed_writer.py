@@ -10,7 +10,19 @@ from hypothesis import strategies as st
 
 from booking.calendars import ical
 
-ZONES = ["Asia/Shanghai", "America/New_York", "Europe/London", "Australia/Lord_Howe"]
+# Zones with DST, half-hour offsets, and ones icalendar writes as UTC (Z, no TZID).
+ZONES = [
+    "Asia/Shanghai",
+    "America/New_York",
+    "Europe/London",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Africa/Abidjan",
+    "Atlantic/Reykjavik",
+    "UTC",
+    "Etc/UTC",
+    "GMT",
+]
 # Text as people type it, and what breaks writers: escapes, carets, line ends, wide characters.
 awkward = st.text(
     alphabet=st.one_of(
@@ -84,3 +96,22 @@ def test_times_read_as_epoch_seconds_are_written_as_the_datetimes(item, tz):
         }
     )
     assert ical.vevent_bytes(as_seconds, tz) == ical.event(whole, tz).to_ical()
+
+
+def test_every_zone_a_carrier_can_choose_is_written_as_icalendar_writes_it():
+    """Every zone the service accepts, each with a winter and a summer event."""
+    from zoneinfo import available_timezones
+
+    for tz in sorted(available_timezones()):
+        for month in (1, 7):
+            start = datetime(2026, month, 15, 1, 30, tzinfo=UTC)
+            item = ical.FeedEvent(
+                uid="booking-1@booking.local",
+                start=start,
+                end=start + timedelta(hours=2),
+                status="approved",
+                sequence=1,
+                last_modified=start,
+                summary="SEM",
+            )
+            assert ical.vevent_bytes(item, tz) == ical.event(item, tz).to_ical(), tz

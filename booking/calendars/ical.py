@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event, Timezone, vDuration
+from icalendar import Calendar, Event, Timezone, vDDDTypes, vDuration
 
 PRODID = "-//Chongqing Incubation Carriers//Shared Booking Platform//ZH"
 FEED_FORMAT = "2"  # part of every ETag: a release that writes feeds differently renders anew
@@ -140,6 +140,11 @@ class FeedWriter:
     def __init__(self, tz: str):
         self.tz = tz
         self.zone = ZoneInfo(tz)
+        # icalendar writes times in zones it takes for UTC (UTC, GMT, Africa/Abidjan, …) as
+        # UTC with a Z and no TZID; ask it rather than keep a list of such zones here.
+        self.as_utc = vDDDTypes(datetime(2000, 1, 1, tzinfo=self.zone)).to_ical().endswith(b"Z")
+        self._start = "DTSTART:" if self.as_utc else f"DTSTART;TZID={tz}:"
+        self._end = "DTEND:" if self.as_utc else f"DTEND;TZID={tz}:"
         self._lines: dict[tuple[str, str], bytes] = {}
         self._local: dict[Moment, str] = {}
         self._utc: dict[Moment, str] = {}
@@ -156,6 +161,8 @@ class FeedWriter:
         return datetime.fromtimestamp(moment, UTC) if isinstance(moment, int) else moment
 
     def local(self, moment: Moment) -> str:
+        if self.as_utc:
+            return self.utc(moment)
         text = self._local.get(moment)
         if text is None:
             text = self._aware(moment).astimezone(self.zone).strftime("%Y%m%dT%H%M%S")
@@ -179,8 +186,8 @@ class FeedWriter:
             b"BEGIN:VEVENT",
             self._line("SUMMARY", item.summary),
             (
-                f"DTSTART;TZID={self.tz}:{self.local(item.start)}\r\n"
-                f"DTEND;TZID={self.tz}:{self.local(item.end)}\r\n"
+                f"{self._start}{self.local(item.start)}\r\n"
+                f"{self._end}{self.local(item.end)}\r\n"
                 f"DTSTAMP:{stamp}"
             ).encode(),
             _fold("UID:" + _text(item.uid)),

@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from flask import current_app
 from flask_babel import force_locale
@@ -223,16 +224,65 @@ def _newest_change(spec: FeedSpec):
     return select(func.max(Booking.updated_at)).where(_scope_condition(spec))
 
 
-def validator(spec: FeedSpec, now: datetime | None = None) -> tuple[str, datetime | None]:
-    """ETag and Last-Modified without rendering: every change to a booking sets its
-    updated_at, and the window moves only at the day's turn, so the scope's newest change and
-    the day say whether the feed changed (bookings are never deleted by the application)."""
+@dataclass(frozen=True)
+class FeedState:
+    etag: str
+    last_modified: datetime | None
+    settled: bool  # the body may be kept for other readers
+
+
+def _settings_key() -> str:
+    """What a feed's text depends on besides the database: the settings that go into it and
+    the translations (a deploy that changes either renders every feed anew)."""
+    app = current_app._get_current_object()
+    key = app.extensions.get("feed_settings_key")
+    if key is None:
+        cfg = app.config
+        parts = [
+            cfg["PUBLIC_BASE_URL"],
+            cfg["CALENDAR_UID_DOMAIN"],
+            str(cfg["CALENDAR_REFRESH_MINUTES"]),
+            str(cfg["CALENDAR_FEED_KEEP_CANCELLED_DAYS"]),
+            repr(sorted(cfg["CALENDAR_FEED_WINDOWS"].items())),
+        ]
+        digest = hashlib.sha256("|".join(parts).encode())
+        for catalogue in sorted(Path(app.root_path, "translations").glob("*/LC_MESSAGES/*.mo")):
+            digest.update(catalogue.read_bytes())
+        key = app.extensions["feed_settings_key"] = digest.hexdigest()[:16]
+    return key
+
+
+def validator(spec: FeedSpec, now: datetime | None = None) -> FeedState:
+    """ETag and Last-Modified without rendering, in one statement: every change to a booking
+    sets its updated_at, and the window moves only at the day's turn, so the scope's newest
+    change and the day say whether the feed changed (bookings are never deleted by the
+    application); the resources' newest change stands for their names and places."""
     now = now or utcnow()
-    newest = db.session.scalar(_newest_change(spec))
-    window_day = feed_window(spec.scope, now)[0].date().isoformat()
-    changed = newest.isoformat() if newest else "-"
-    raw = f"{spec}|{changed}|{window_day}|{ical.PRODID}|{ical.FEED_FORMAT}"
-    return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"', newest
+    newest, resources_changed = db.session.execute(
+        select(
+            _newest_change(spec).scalar_subquery(),
+            select(func.max(Resource.updated_at)).scalar_subquery(),
+        )
+    ).one()
+    # A booking's updated_at is its writer's clock when the row was written, not when the
+    # transaction committed: a change may become visible with a time older than a change
+    # already seen (PostgreSQL commits in any order; hosts' clocks drift). A feed whose newest
+    # change is younger than CALENDAR_FEED_SETTLE_SECONDS is not settled: its ETag also names
+    # the minute, and its body is not kept, so that no late commit is hidden behind it.
+    settle = timedelta(seconds=current_app.config["CALENDAR_FEED_SETTLE_SECONDS"])
+    settled = newest is None or newest < now - settle
+    parts = [
+        str(spec),
+        newest.isoformat() if newest else "-",
+        resources_changed.isoformat() if resources_changed else "-",
+        feed_window(spec.scope, now)[0].date().isoformat(),
+        ical.PRODID,
+        ical.FEED_FORMAT,
+        _settings_key(),
+        "" if settled else now.strftime("%Y%m%d%H%M"),
+    ]
+    etag = '"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32] + '"'
+    return FeedState(etag, newest, settled)
 
 
 def _name_and_zone(spec: FeedSpec) -> tuple[str, str]:
@@ -496,32 +546,37 @@ def _store_feed(engine, key: str, etag: str, body: bytes, keep_days: int) -> Non
         logger.warning("calendar feed %s: the rendered body was not cached", key, exc_info=True)
 
 
-def stream_feed(
-    spec: FeedSpec, etag: str, compressed: bool, now: datetime | None = None
-) -> Iterator[bytes]:
-    """Render the feed as it is sent (gzip or plain), keeping the gzip body for the next
-    reader; a client that hangs up stops the rendering, and nothing is kept."""
-    chunks = feed_chunks(spec, now)
-    engine, key = db.engine, _cache_key(spec)
-    keep_days = current_app.config["CALENDAR_FEED_CACHE_DAYS"]
+def rendered_feed(spec: FeedSpec, state: FeedState, now: datetime | None = None) -> bytes:
+    """The feed rendered and gzip-compressed, read from the database in batches and
+    compressed as it is written (the text is never whole in memory), and kept for other
+    readers when settled. It is rendered before anything is sent: a slow client then holds
+    neither a database connection nor a transaction."""
+    packer = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
+    packed = [packer.compress(chunk) for chunk in feed_chunks(spec, now)]
+    packed.append(packer.flush())
+    body = b"".join(packed)
+    if state.settled:
+        _store_feed(
+            db.engine,
+            _cache_key(spec),
+            state.etag,
+            body,
+            current_app.config["CALENDAR_FEED_CACHE_DAYS"],
+        )
+    return body
 
-    def sent():
-        packer = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: gzip framing
-        kept: list[bytes] = []
-        for chunk in chunks:
-            packed = packer.compress(chunk)
-            if packed:
-                kept.append(packed)
-            out = packed if compressed else chunk
-            if out:
-                yield out
-        last = packer.flush()
-        kept.append(last)
-        if compressed:
-            yield last
-        _store_feed(engine, key, etag, b"".join(kept), keep_days)
 
-    return sent()
+def unpacked(body: bytes) -> Iterator[bytes]:
+    """A gzip body as plain text, in pieces, for a client that does not take gzip."""
+    unpacker = zlib.decompressobj(31)
+    step = max(1, _CHUNK // 8)  # feed text compresses about tenfold
+    for start in range(0, len(body), step):
+        piece = unpacker.decompress(body[start : start + step])
+        if piece:
+            yield piece
+    rest = unpacker.flush()
+    if rest:
+        yield rest
 
 
 def spec_for_token(token: FeedToken) -> FeedSpec:

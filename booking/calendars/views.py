@@ -49,27 +49,26 @@ def _calendar_response(body: bytes, filename: str):
 
 
 def _feed(spec: service.FeedSpec, filename: str):
-    """Answer a revalidation from one aggregate query, a repeat from the body another request
-    rendered (any worker, any host), and render only a feed that changed, as it is sent."""
-    etag, last_modified = service.validator(spec)
-    not_modified = Response(status=304, headers={"ETag": etag})
+    """Answer a revalidation from one statement, a repeat from the body another request
+    rendered (any worker, any host), and render only a feed that changed."""
+    state = service.validator(spec)
+    not_modified = Response(status=304, headers={"ETag": state.etag})
     if request.if_none_match:
-        if request.if_none_match.contains(etag.strip('"')):
+        if request.if_none_match.contains(state.etag.strip('"')):
             return not_modified
-    elif request.if_modified_since and last_modified is not None:
-        if last_modified.replace(microsecond=0) <= request.if_modified_since:
+    elif request.if_modified_since and state.last_modified is not None and state.settled:
+        if state.last_modified.replace(microsecond=0) <= request.if_modified_since:
             return not_modified
     compressed = "gzip" in request.accept_encodings
-    cached = service.cached_feed(spec, etag)
-    if cached is not None:
-        body = cached if compressed else gzip.decompress(cached)
-    else:
-        body = service.stream_feed(spec, etag, compressed)
+    packed = service.cached_feed(spec, state.etag) if state.settled else None
+    if packed is None:
+        packed = service.rendered_feed(spec, state)
+    body = packed if compressed else service.unpacked(packed)
     response = Response(body, content_type=CALENDAR_TYPE, headers=_headers(filename, compressed))
-    response.headers["ETag"] = etag
+    response.headers["ETag"] = state.etag
     response.headers["Cache-Control"] = "private, max-age=300"
-    if last_modified:
-        response.last_modified = last_modified
+    if state.last_modified:
+        response.last_modified = state.last_modified
     return response
 
 

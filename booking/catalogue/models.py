@@ -98,7 +98,10 @@ class Resource(db.Model):
     funding_source: Mapped[str] = mapped_column(String(120), default="", server_default="")
     asset_class: Mapped[str] = mapped_column(String(16), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Indexed: every feed's ETag reads the newest change of any resource (names, places).
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, index=True
+    )
 
     carrier = relationship("Carrier", lazy="joined")
     qualification = relationship("Qualification", lazy="joined")
