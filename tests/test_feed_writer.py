@@ -115,3 +115,23 @@ def test_every_zone_a_carrier_can_choose_is_written_as_icalendar_writes_it():
                 summary="SEM",
             )
             assert ical.vevent_bytes(item, tz) == ical.event(item, tz).to_ical(), tz
+
+
+def test_a_value_beginning_with_a_byte_order_mark_is_written_as_icalendar_writes_it():
+    """Found by the comparison above: icalendar drops one BOM that begins a TEXT value."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for text in ("\ufeff", "\ufeff\ufeff样品", "a\ufeff", "\ufeff;\\N,"):
+        item = ical.FeedEvent(
+            uid="booking-1@booking.local",
+            start=start,
+            end=start + timedelta(hours=1),
+            status="approved",
+            sequence=0,
+            last_modified=start,
+            summary=text,
+            location=text,
+            description=text,
+        )
+        assert (
+            ical.vevent_bytes(item, "Asia/Shanghai") == ical.event(item, "Asia/Shanghai").to_ical()
+        )

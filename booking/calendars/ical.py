@@ -97,9 +97,11 @@ _FOLD_AT = 75  # icalendar folds before a line's 75th octet; continuations start
 
 
 def _text(value: str) -> str:
-    """RFC 5545 TEXT escaping, in icalendar's order (it also reads a literal \\N as a break)."""
+    """RFC 5545 TEXT escaping, in icalendar's order (it also reads a literal \\N as a break,
+    and drops a byte-order mark that begins the value, as its UTF-8-SIG decoding does)."""
     return (
-        value.replace("\\N", "\n")
+        value.removeprefix("\ufeff")
+        .replace("\\N", "\n")
         .replace("\\", "\\\\")
         .replace(";", "\\;")
         .replace(",", "\\,")
