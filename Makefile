@@ -69,31 +69,29 @@ screenshots: install-test
 
 # Benchmarks (figures go into docs/benchmarks.md by hand, with the machine and date).
 BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/booking_bench
-bench: install
-	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
+# The benchmarks' PostgreSQL database, made when missing (they empty it themselves).
+BENCH_DB = @psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
 	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+bench: install
+	$(BENCH_DB)
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/run.py
 
 # Only the bulk export benchmark (a month of 4,250 bookings at 50 resources).
 bench-export: install
-	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
-	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+	$(BENCH_DB)
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/export.py
 
 # Only the feed benchmark (a user's 10,000 events and a carrier's 60,000).
 bench-feeds: install
-	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
-	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+	$(BENCH_DB)
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/feeds.py
 
 # Only the page benchmark (the week view and the 4-week availability API).
 bench-pages: install
-	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
-	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+	$(BENCH_DB)
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/pages.py
 
 # Only the report benchmark (a year of use at a carrier with 100 resources).
 bench-reports: install
-	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='booking_bench'" 2>/dev/null | grep -q 1 \
-	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE booking_bench" >/dev/null 2>&1 || true
+	$(BENCH_DB)
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/reports.py

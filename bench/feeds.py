@@ -20,7 +20,7 @@ from sqlalchemy import delete, insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import booking_row, fresh_database, machine_line, timed  # noqa: E402
+from bench.run import bench_targets, booking_row, fresh_database, machine_line, timed  # noqa: E402
 from booking import create_app  # noqa: E402
 from booking.extensions import db  # noqa: E402
 
@@ -169,12 +169,8 @@ def print_feed_figures(name: str, figures: dict) -> None:
 
 
 def main() -> None:
-    targets = {"sqlite": f"sqlite:///{ROOT / 'instance' / 'bench.db'}"}
-    if os.environ.get("BENCH_POSTGRES_URL"):
-        targets["postgresql"] = os.environ["BENCH_POSTGRES_URL"]
-    (ROOT / "instance").mkdir(exist_ok=True)
     print(machine_line())
-    for name, url in targets.items():
+    for name, url in bench_targets().items():
         print_feed_figures(name, feed_benchmark(url))
 
 

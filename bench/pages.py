@@ -18,7 +18,7 @@ from sqlalchemy import event
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import fresh_database, machine_line, timed  # noqa: E402
+from bench.run import bench_targets, fresh_database, machine_line, timed  # noqa: E402
 from booking import create_app  # noqa: E402
 from booking.extensions import db  # noqa: E402
 
@@ -96,12 +96,8 @@ def print_page_figures(name: str, figures: dict) -> None:
 
 
 def main() -> None:
-    targets = {"sqlite": f"sqlite:///{ROOT / 'instance' / 'bench.db'}"}
-    if os.environ.get("BENCH_POSTGRES_URL"):
-        targets["postgresql"] = os.environ["BENCH_POSTGRES_URL"]
-    (ROOT / "instance").mkdir(exist_ok=True)
     print(machine_line())
-    for name, url in targets.items():
+    for name, url in bench_targets().items():
         print_page_figures(name, page_benchmark(url))
 
 

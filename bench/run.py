@@ -530,15 +530,21 @@ def machine_line() -> str:
     )
 
 
+def bench_targets() -> dict[str, str]:
+    """SQLite in instance/bench.db, and PostgreSQL when BENCH_POSTGRES_URL names one."""
+    targets = {"sqlite": f"sqlite:///{ROOT / 'instance' / 'bench.db'}"}
+    if os.environ.get("BENCH_POSTGRES_URL"):
+        targets["postgresql"] = os.environ["BENCH_POSTGRES_URL"]
+    (ROOT / "instance").mkdir(exist_ok=True)
+    return targets
+
+
 def main() -> None:
     from bench.feeds import feed_benchmark, print_feed_figures
     from bench.pages import page_benchmark, print_page_figures
     from bench.reports import print_report_figures, report_benchmark
 
-    targets = {"sqlite": f"sqlite:///{ROOT / 'instance' / 'bench.db'}"}
-    if os.environ.get("BENCH_POSTGRES_URL"):
-        targets["postgresql"] = os.environ["BENCH_POSTGRES_URL"]
-    (ROOT / "instance").mkdir(exist_ok=True)
+    targets = bench_targets()
     print(machine_line())
     for name, url in targets.items():
         figures = in_process(url)
