@@ -20,9 +20,9 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import joinedload
 
 from booking.accounts.models import User
+from booking.accounts.service import with_rights
 from booking.bookings.models import CANCELLED, HOLDING, REJECTED, Booking
 from booking.calendars import ical
 from booking.calendars.models import (
@@ -138,11 +138,10 @@ def token_for_secret(secret: str) -> FeedToken | None:
         return None
     digest = _hash(secret)
     # One statement: the token, its owner, and what the owner's rights are read from.
-    owner = joinedload(FeedToken.user)
     token = (
         db.session.scalars(
             select(FeedToken)
-            .options(owner.joinedload(User.memberships), owner.joinedload(User.carrier_roles))
+            .options(*with_rights(FeedToken.user))
             .where(FeedToken.token_hash == digest)
         )
         .unique()
