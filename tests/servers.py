@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -34,6 +35,9 @@ class Gunicorn:
         }
         self.workers = workers
         self.process: subprocess.Popen | None = None
+        # The server's stderr goes to a file, not a pipe: a pipe nobody reads until the end
+        # fills up and then blocks every worker that logs.
+        self.stderr = tempfile.TemporaryFile()
 
     def start(self) -> Gunicorn:
         gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -53,7 +57,7 @@ class Gunicorn:
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.stderr,
             start_new_session=True,  # its own process group: kill() reaches every worker
         )
         for _ in range(200):
@@ -68,9 +72,9 @@ class Gunicorn:
         raise RuntimeError("gunicorn did not start: " + self.errors())
 
     def errors(self) -> str:
-        if self.process is None or self.process.poll() is None:
-            return ""
-        return self.process.stderr.read().decode(errors="replace")[-4000:]
+        """The last of what the server has written to stderr so far."""
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")[-4000:]
 
     def kill(self) -> None:
         """kill -9 of the master and every worker at once: no clean shutdown of anything."""

@@ -23,7 +23,8 @@ PARALLEL = 30
 def server(app, database_url):
     gunicorn = Gunicorn(database_url).start()
     yield gunicorn.base
-    gunicorn.stop()
+    errors = gunicorn.stop()
+    assert "Traceback" not in errors, errors  # a failed race shows the server's side too
 
 
 def _post(url: str, token: str, body: dict) -> tuple[int, dict]:
@@ -60,8 +61,9 @@ def test_thirty_parallel_requests_for_one_slot(server):
         {"resource_id": sem.id, "start": at(m, 10).isoformat(), "end": at(m, 11).isoformat()},
     )
     statuses = sorted(status for status, _ in results)
-    assert statuses.count(201) == 1, results
-    assert statuses.count(409) == PARALLEL - 1, results
+    odd = [(status, body) for status, body in results if status not in (201, 409)]
+    assert statuses.count(201) == 1, odd or results
+    assert statuses.count(409) == PARALLEL - 1, odd or results
     assert {body["error"]["code"] for status, body in results if status == 409} == {
         "capacity_exceeded"
     }
@@ -77,7 +79,8 @@ def test_thirty_parallel_requests_for_one_slot(server):
         },
     )
     statuses = sorted(status for status, _ in results)
-    assert statuses.count(201) == 4 and statuses.count(409) == PARALLEL - 4, results
+    odd = [(status, body) for status, body in results if status not in (201, 409)]
+    assert statuses.count(201) == 4 and statuses.count(409) == PARALLEL - 4, odd or results
 
     db.session.commit()  # a fresh snapshot: see what the server's workers committed
     for resource, expected in ((sem, 1), (seats, 4)):
