@@ -10,7 +10,7 @@ export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 
 # fuzz: Schemathesis over every API operation, longer than the bounded run inside `make test`
 # (both databases when TEST_POSTGRES_URL is set; FUZZ_EXAMPLES examples per operation).
-.PHONY: run test fuzz install install-test translations extract-messages lint db-upgrade demo clean screenshots bench bench-reports bench-feeds bench-pages
+.PHONY: run test fuzz install install-test translations extract-messages lint db-upgrade demo clean screenshots bench bench-reports bench-feeds bench-pages bench-scale
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,12 @@ bench-feeds: install
 bench-pages: install
 	$(BENCH_DB)
 	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/pages.py
+
+# The carrier-scale benchmark on PostgreSQL (100 carriers, 5,000 resources, 1,000,000 bookings);
+# not part of `make bench`: filling alone takes minutes.
+bench-scale: install
+	$(BENCH_DB)
+	BENCH_POSTGRES_URL=$(BENCH_POSTGRES_URL) $(BIN)/python bench/scale.py
 
 # Only the report benchmark (a year of use at a carrier with 100 resources).
 bench-reports: install
