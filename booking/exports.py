@@ -9,6 +9,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -124,21 +125,47 @@ def jsonl_stream(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[st
 def xlsx_write_only(title: str, header: Sequence[str], rows: Iterable[Sequence]) -> bytes:
     """One sheet written row by row (openpyxl's write-only mode keeps little in memory); text
     stays text, never a formula."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title[:31])
+    return xlsx_sheets_write_only([Sheet(title, header, rows)])
 
-    def cells(values):
+
+@dataclass
+class Sheet:
+    """A sheet of a write-only workbook: its rows are read once, as it is written, and
+    `formats` gives a number format by column index (1-based)."""
+
+    title: str
+    header: Sequence[str]
+    rows: Iterable[Sequence] = ()
+    formats: dict[int, str] = field(default_factory=dict)
+
+
+def xlsx_sheets_write_only(sheets: list[Sheet], interleaved: Iterable | None = None) -> bytes:
+    """A workbook written row by row (openpyxl's write-only mode: rows go to a temporary file,
+    not into memory); text stays text, never a formula.
+
+    Each sheet's rows are written in turn; or, with `interleaved`, rows come as (sheet index,
+    row) pairs, so that one pass over the data fills several sheets."""
+    book = Workbook(write_only=True)
+    written = [book.create_sheet(s.title[:31]) for s in sheets]
+
+    def cells(index: int, values: Sequence):
+        sheet, formats = written[index], sheets[index].formats
         found = []
-        for value in values:
+        for column, value in enumerate(values, start=1):
             cell = WriteOnlyCell(sheet, value=value)
             if isinstance(value, str):
                 cell.data_type = "s"
+            elif value is not None and column in formats:
+                cell.number_format = formats[column]
             found.append(cell)
         return found
 
-    sheet.append(cells(header))
-    for row in rows:
-        sheet.append(cells(row))
+    for index, sheet in enumerate(sheets):
+        written[index].append(cells(index, sheet.header))
+    if interleaved is None:
+        interleaved = ((index, row) for index, sheet in enumerate(sheets) for row in sheet.rows)
+    for index, row in interleaved:
+        written[index].append(cells(index, row))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -4,6 +4,7 @@ STSong-Light, no font files needed) and an Excel workbook for accounting (openpy
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from booking.billing import ledger
 from booking.billing.invoice_models import CREDIT_NOTE, Invoice
 from booking.billing.money import format_yuan
 from booking.billing.tax import format_rate
-from booking.exports import YUAN_FORMAT, append_row, new_workbook, workbook_bytes
+from booking.exports import YUAN_FORMAT, Sheet, xlsx_sheets_write_only
 from booking.languages import pick
 
 FONT = "STSong-Light"
@@ -170,30 +171,36 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh", balance_fen: int | None = 
     return buffer.getvalue()
 
 
-def invoices_xlsx(invoices: list[Invoice], zone_name: str, numbers: dict[int, str]) -> bytes:
+def _column_formats(header: list[str]) -> dict[int, str]:
+    """Number formats by column: yuan for money, hours to two places, local times and dates."""
+    formats = {}
+    for index, name in enumerate(header, start=1):
+        if name.endswith("_yuan"):
+            formats[index] = YUAN_FORMAT
+        elif name == "hours":
+            formats[index] = "0.00"
+        elif "(" in name:
+            formats[index] = "yyyy-mm-dd hh:mm"
+        elif name.endswith("_on"):
+            formats[index] = "yyyy-mm-dd"
+    return formats
+
+
+def invoices_xlsx(invoices: Iterable[Invoice], zone_name: str, numbers: dict[int, str]) -> bytes:
     """Two sheets, the same columns as the CSV: one row per invoice, one row per line; amounts
-    as exact yuan numbers, times as the carrier's local time (the header names the zone)."""
-    book = new_workbook()
-    money = {name for name in ledger.line_header(zone_name) if name.endswith("_yuan")}
-    money |= {name for name in ledger.invoice_header(zone_name) if name.endswith("_yuan")}
-    for title, header, rows in (
-        (
-            "invoices",
-            ledger.invoice_header(zone_name),
-            ledger.invoice_rows(invoices, zone_name, numbers),
-        ),
-        ("lines", ledger.line_header(zone_name), ledger.line_rows(invoices, zone_name)),
-    ):
-        sheet = book.create_sheet(title)
-        append_row(sheet, header)
-        formats = {i: YUAN_FORMAT for i, name in enumerate(header, start=1) if name in money}
-        formats.update({i: "0.00" for i, name in enumerate(header, start=1) if name == "hours"})
-        formats.update(
-            {i: "yyyy-mm-dd hh:mm" for i, name in enumerate(header, start=1) if "(" in name}
-        )
-        formats.update(
-            {i: "yyyy-mm-dd" for i, name in enumerate(header, start=1) if name.endswith("_on")}
-        )
-        for row in rows:
-            append_row(sheet, row, formats)
-    return workbook_bytes(book)
+    as exact yuan numbers, times as the carrier's local time (the header names the zone).
+    Written in one pass as the invoices come (they may be read batch by batch)."""
+    invoice_header, line_header = ledger.invoice_header(zone_name), ledger.line_header(zone_name)
+
+    def rows():
+        for invoice in invoices:
+            yield from ((0, row) for row in ledger.invoice_rows([invoice], zone_name, numbers))
+            yield from ((1, row) for row in ledger.line_rows([invoice], zone_name))
+
+    return xlsx_sheets_write_only(
+        [
+            Sheet("invoices", invoice_header, formats=_column_formats(invoice_header)),
+            Sheet("lines", line_header, formats=_column_formats(line_header)),
+        ],
+        interleaved=rows(),
+    )

@@ -18,12 +18,12 @@ from booking.accounts.forms import EmptyForm
 from booking.billing import fapiao, ledger
 from booking.billing import invoices as service
 from booking.billing.documents import invoice_pdf, invoices_xlsx
-from booking.exports import CSV_TYPE, XLSX_TYPE, content_disposition, csv_text
+from booking.exports import XLSX_TYPE, content_disposition
 from booking.forms import REQUIRED_MESSAGE
 from booking.inputs import parse_month
 from booking.languages import current_locale
 from booking.problems import ServiceError
-from booking.web import show_problems
+from booking.web import download, show_problems
 
 bp = Blueprint("invoices", __name__)  # under /operate/<code>/
 org_bp = Blueprint("org_invoices", __name__)
@@ -361,17 +361,15 @@ def export():
     """Every line of the carrier's invoices (a period with ?period=), for accounting: the same
     columns as the Excel export's "lines" sheet."""
     period = request.args.get("period") or None
-    invoices = service.carrier_invoices(g.carrier, period)  # a malformed period is a 422
+    ids = service.carrier_invoice_ids(g.carrier, period)  # a malformed period is a 422
     zone = g.carrier.timezone
-    rows = (ledger.as_csv_values(row) for row in ledger.line_rows(invoices, zone))
-    return Response(
-        csv_text(ledger.line_header(zone), rows),
-        content_type=CSV_TYPE,
-        headers={
-            "Content-Disposition": content_disposition(
-                f"invoices-{g.carrier.code}-{period or 'all'}.csv"
-            )
-        },
+
+    def rows():  # read and written batch by batch while the response streams
+        invoices = service.invoices_by_batch(ids)
+        return (ledger.as_csv_values(row) for row in ledger.line_rows(invoices, zone))
+
+    return download(
+        "csv", f"invoices-{g.carrier.code}-{period or 'all'}", ledger.line_header(zone), rows
     )
 
 
@@ -400,10 +398,13 @@ def pdf(invoice_id):
 def export_xlsx():
 
     period = request.args.get("period") or None
-    invoices = service.carrier_invoices(g.carrier, period)
-    numbers = service.invoice_numbers(g.carrier, {i.credits_invoice_id for i in invoices})
+    ids = service.carrier_invoice_ids(g.carrier, period)  # a malformed period is a 422
     return Response(
-        invoices_xlsx(invoices, g.carrier.timezone, numbers),
+        # Written to a temporary file batch by batch, then sent: an .xlsx is a zip archive,
+        # complete only at its end.
+        invoices_xlsx(
+            service.invoices_by_batch(ids), g.carrier.timezone, service.credited_numbers(g.carrier)
+        ),
         content_type=XLSX_TYPE,
         headers={
             "Content-Disposition": content_disposition(

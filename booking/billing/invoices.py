@@ -5,6 +5,7 @@ in the database, and a unique index on (source kind, source id) means nothing is
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -1015,14 +1016,55 @@ def remove_payment(actor: User, carrier: Carrier, invoice_id, payment_id, reason
     return invoice
 
 
-def carrier_invoices(carrier: Carrier, period: str | None = None) -> list[Invoice]:
-    stmt = select(Invoice).where(Invoice.carrier_id == carrier.id)
+def _of_carrier(stmt, carrier: Carrier, period: str | None):
+    """`stmt` limited to the carrier's invoices (of one period, YYYY-MM: a malformed one is a
+    422), newest period first."""
+    stmt = stmt.where(Invoice.carrier_id == carrier.id)
     if period:
         _month, problems = parse_month(period)
         if problems:
             raise ServiceError(problems, 422)
         stmt = stmt.where(Invoice.period == period)
-    return list(db.session.scalars(stmt.order_by(Invoice.period.desc(), Invoice.id)).unique())
+    return stmt.order_by(Invoice.period.desc(), Invoice.id)
+
+
+def carrier_invoices(carrier: Carrier, period: str | None = None) -> list[Invoice]:
+    return list(db.session.scalars(_of_carrier(select(Invoice), carrier, period)).unique())
+
+
+EXPORT_BATCH = 200  # invoices (with their lines) held in memory at a time by an export
+
+
+def carrier_invoice_ids(carrier: Carrier, period: str | None = None) -> list[int]:
+    """The ids of the carrier's invoices in list order: what an export walks through."""
+    return list(db.session.scalars(_of_carrier(select(Invoice.id), carrier, period)))
+
+
+def invoices_by_batch(ids: list[int], size: int | None = None) -> Iterator[Invoice]:
+    """The invoices with these ids, in this order, with their lines and payments, read `size`
+    at a time and let go of after: exporting years of invoices holds one batch in memory."""
+    size = size or EXPORT_BATCH
+    session = db.session()
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        found = {i.id: i for i in session.scalars(select(Invoice).where(in_ids(Invoice.id, chunk)))}
+        yield from (found[ident] for ident in chunk if ident in found)
+        for invoice in found.values():
+            session.expunge(invoice)  # its lines and payments go with it (cascade "all")
+
+
+def credited_numbers(carrier: Carrier) -> dict[int, str]:
+    """The numbers of the carrier's invoices that a credit note corrects, by invoice id."""
+    corrected = select(Invoice.credits_invoice_id).where(
+        Invoice.carrier_id == carrier.id, Invoice.credits_invoice_id.is_not(None)
+    )
+    return dict(
+        db.session.execute(
+            select(Invoice.id, Invoice.number).where(
+                Invoice.carrier_id == carrier.id, Invoice.id.in_(corrected)
+            )
+        ).all()
+    )
 
 
 def invoice_numbers(carrier: Carrier, invoice_ids) -> dict[int, str]:

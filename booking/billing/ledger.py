@@ -4,6 +4,7 @@ Excel exports are both written from these rows, so they never disagree. Money is
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -42,10 +43,13 @@ def invoice_header(zone_name: str) -> list[str]:
     ]
 
 
-def invoice_rows(invoices: list[Invoice], zone_name: str, numbers: dict[int, str]) -> list[list]:
-    """numbers: invoice id → number, for the invoice a credit note corrects."""
+def invoice_rows(
+    invoices: Iterable[Invoice], zone_name: str, numbers: dict[int, str]
+) -> Iterator[list]:
+    """numbers: invoice id → number, for the invoice a credit note corrects. Rows are made as
+    the invoices come (an export reads them batch by batch)."""
     zone = ZoneInfo(zone_name)
-    return [
+    return (
         [
             invoice.number or "",
             invoice.kind,
@@ -68,7 +72,7 @@ def invoice_rows(invoices: list[Invoice], zone_name: str, numbers: dict[int, str
             invoice.fapiao_on,
         ]
         for invoice in invoices
-    ]
+    )
 
 
 def line_header(zone_name: str) -> list[str]:
@@ -100,9 +104,9 @@ def line_header(zone_name: str) -> list[str]:
     ]
 
 
-def line_rows(invoices: list[Invoice], zone_name: str) -> list[list]:
+def line_rows(invoices: Iterable[Invoice], zone_name: str) -> Iterator[list]:
     zone = ZoneInfo(zone_name)
-    return [
+    return (
         [
             invoice.number or "",
             invoice.kind,
@@ -131,7 +135,7 @@ def line_rows(invoices: list[Invoice], zone_name: str) -> list[list]:
         ]
         for invoice in invoices
         for line in invoice.lines
-    ]
+    )
 
 
 def as_csv_values(row: list) -> list:

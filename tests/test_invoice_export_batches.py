@@ -1,0 +1,92 @@
+"""The carrier's invoice exports read invoices a batch at a time and stream (#15: no
+whole-history list in memory), and say exactly what the whole-list version said."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+from openpyxl import load_workbook
+
+from booking.billing import invoices, ledger
+from booking.billing.invoice_models import Invoice
+from booking.exports import csv_text
+from booking.extensions import db
+from booking.metering import service as metering
+from tests.conftest import login
+from tests.factories import make_org, make_user
+from tests.test_exports import sheet_dicts
+from tests.test_invoices import billed  # noqa: F401  (fixture)
+
+ORGANISATIONS = 5
+
+
+def _five_invoices_and_a_credit_note(w) -> list[Invoice]:
+    """Five organisations used the GPU last month (two jobs each); two invoices are issued
+    and one of them partly credited."""
+    for n in range(ORGANISATIONS):
+        engineer = make_user(f"eng{n}@batch.test")
+        make_org(f"Batch {n}", members=[engineer], resident_at=[w["carrier"]])
+        for job in range(2):
+            start = w["day"].replace(hour=9 + job * 3) + timedelta(minutes=n)
+            usage = metering.walk_up(engineer, w["gpu"].id, quantity=1 + n % 3, now=start)
+            metering.check_out(engineer, usage.id, now=start + timedelta(minutes=90))
+    drafts = invoices.run_invoices(w["carrier"], w["period"]).invoices
+    first = invoices.issue(w["op"], w["carrier"], drafts[0].id)
+    invoices.issue(w["op"], w["carrier"], drafts[1].id)
+    invoices.credit_note(w["op"], w["carrier"], first.id, "1.00", "rounding")
+    return invoices.carrier_invoices(w["carrier"])
+
+
+def test_a_batch_at_a_time_in_list_order(billed, monkeypatch):  # noqa: F811
+    whole = _five_invoices_and_a_credit_note(billed)
+    expected = [(i.id, [line.id for line in i.lines]) for i in whole]
+    ids = invoices.carrier_invoice_ids(billed["carrier"])
+    assert ids == [i.id for i in whole] and len(ids) == ORGANISATIONS + 1
+    db.session.expunge_all()
+    seen = []
+    for invoice in invoices.invoices_by_batch(ids, size=2):
+        held = [o for o in db.session.identity_map.values() if isinstance(o, Invoice)]
+        assert len(held) <= 2, held  # the batches before were let go of
+        seen.append((invoice.id, [line.id for line in invoice.lines]))
+    assert seen == expected
+
+
+def test_the_exports_stream_and_match_the_whole_list(client, billed, monkeypatch):  # noqa: F811
+    whole = _five_invoices_and_a_credit_note(billed)
+    zone = billed["carrier"].timezone
+    expected_csv = csv_text(
+        ledger.line_header(zone),
+        (ledger.as_csv_values(row) for row in ledger.line_rows(whole, zone)),
+    )
+    numbers = invoices.credited_numbers(billed["carrier"])
+    (credit,) = [i for i in whole if i.kind == "credit_note"]
+    corrected = next(i for i in whole if i.id == credit.credits_invoice_id)
+    assert numbers == {corrected.id: corrected.number}
+    expected_invoices = [row[0] for row in ledger.invoice_rows(whole, zone, numbers)]
+    expected_credits = [row[4] for row in ledger.invoice_rows(whole, zone, numbers)]
+    expected_lines = [row[5] for row in ledger.line_rows(whole, zone)]
+    monkeypatch.setattr(invoices, "EXPORT_BATCH", 2)  # three and more batches
+    login(client, "op@example.com")
+
+    # Not buffered: the body is an iterator the server reads after the view has returned.
+    response = client.get("/operate/CQ01/invoices/export.csv", buffered=False)
+    assert response.status_code == 200 and response.is_streamed
+    assert response.get_data(as_text=True) == expected_csv
+    assert len(expected_lines) == ORGANISATIONS * 2 + 1  # two jobs each, one credit line
+
+    response = client.get("/operate/CQ01/invoices/export.xlsx")
+    assert response.status_code == 200
+    book = load_workbook(io.BytesIO(response.data))
+    rows = sheet_dicts(book["invoices"])
+    assert [r["number"] or "" for r in rows] == expected_invoices
+    assert [r["credits_number"] or "" for r in rows] == expected_credits
+    assert any(expected_credits)  # the credit note names the invoice it corrects
+    assert [r["line"] for r in sheet_dicts(book["lines"])] == expected_lines
+
+    period = client.get(f"/operate/CQ01/invoices/export.csv?period={billed['period']}")
+    assert period.get_data(as_text=True) == expected_csv  # all of them are of that month
+    for bad in ("2026-13", "garbage", "2026-1"):
+        for fmt in ("csv", "xlsx"):
+            refused = client.get(f"/operate/CQ01/invoices/export.{fmt}?period={bad}")
+            assert refused.status_code == 422, (bad, fmt)
