@@ -90,3 +90,22 @@ def test_the_exports_stream_and_match_the_whole_list(client, billed, monkeypatch
         for fmt in ("csv", "xlsx"):
             refused = client.get(f"/operate/CQ01/invoices/export.{fmt}?period={bad}")
             assert refused.status_code == 422, (bad, fmt)
+
+
+def test_the_api_pages_the_carriers_invoices_in_the_database(client, billed):  # noqa: F811
+    from booking.accounts.service import create_api_token
+
+    whole = _five_invoices_and_a_credit_note(billed)
+    staff = {"Authorization": f"Bearer {create_api_token(billed['op'], 'list')[1]}"}
+    seen, url, pages = [], f"/api/v1/invoices?carrier=CQ01&limit=2&period={billed['period']}", 0
+    while url:
+        body = client.get(url, headers=staff).get_json()
+        assert body["count"] == len(body["invoices"]) <= 2
+        seen += [i["id"] for i in body["invoices"]]
+        url, pages = body["next"], pages + 1
+    assert seen == sorted(i.id for i in whole) and pages == 3
+    other_month = client.get("/api/v1/invoices?carrier=CQ01&period=2020-01", headers=staff)
+    assert other_month.get_json() == {"invoices": [], "count": 0, "next": None}
+    assert (
+        client.get("/api/v1/invoices?carrier=CQ01&period=2020-13", headers=staff).status_code == 422
+    )

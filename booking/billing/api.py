@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from pydantic import Field
 
 from booking.api.contract import Day, In, Out, Page, PageQuery, QueryId, operation
-from booking.api.paging import paged
+from booking.api.paging import decode_cursor, next_link, page_limit, paged
 from booking.api.views import bp, require_operate, require_user
 from booking.billing import invoices as service
 from booking.billing import pricing
@@ -224,8 +224,16 @@ def invoices():
     if query.carrier:
         carrier = carrier_by_code(query.carrier)
         require_staff(user, carrier.id)
-        found = service.carrier_invoices(carrier, query.period or None)
-    elif query.organisation_id is not None:
+        limit, after = page_limit(), decode_cursor((int,))
+        page, last = service.carrier_invoices_page(carrier, query.period or None, after, limit)
+        return jsonify(
+            {
+                "invoices": [invoice_json(i) for i in page],
+                "count": len(page),
+                "next": next_link("api.invoices", last),
+            }
+        )
+    if query.organisation_id is not None:
         organisation_for_manager(user, query.organisation_id)
         found = service.organisation_invoices(user, query.organisation_id)
     else:

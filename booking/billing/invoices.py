@@ -14,6 +14,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import lazyload
 
 from booking.accounts.models import User
 from booking.audit import service as audit
@@ -1018,18 +1019,37 @@ def remove_payment(actor: User, carrier: Carrier, invoice_id, payment_id, reason
 
 def _of_carrier(stmt, carrier: Carrier, period: str | None):
     """`stmt` limited to the carrier's invoices (of one period, YYYY-MM: a malformed one is a
-    422), newest period first."""
+    422)."""
     stmt = stmt.where(Invoice.carrier_id == carrier.id)
     if period:
         _month, problems = parse_month(period)
         if problems:
             raise ServiceError(problems, 422)
         stmt = stmt.where(Invoice.period == period)
-    return stmt.order_by(Invoice.period.desc(), Invoice.id)
+    return stmt
+
+
+LIST_ORDER = (Invoice.period.desc(), Invoice.id)
 
 
 def carrier_invoices(carrier: Carrier, period: str | None = None) -> list[Invoice]:
-    return list(db.session.scalars(_of_carrier(select(Invoice), carrier, period)).unique())
+    """The carrier's invoices, newest period first. Their lines are not read unless asked
+    for: a list shows totals, and a month of a large carrier has tens of thousands of lines."""
+    stmt = _of_carrier(select(Invoice).options(lazyload(Invoice.lines)), carrier, period)
+    return list(db.session.scalars(stmt.order_by(*LIST_ORDER)))
+
+
+def carrier_invoices_page(
+    carrier: Carrier, period: str | None, after: tuple | None, limit: int
+) -> tuple[list[Invoice], tuple | None]:
+    """A page of the carrier's invoices by id, after the cursor's id (the API's list), read
+    as a page from the database; and the last key when more follow."""
+    stmt = _of_carrier(select(Invoice).options(lazyload(Invoice.lines)), carrier, period)
+    if after is not None:
+        stmt = stmt.where(Invoice.id > after[0])
+    rows = list(db.session.scalars(stmt.order_by(Invoice.id).limit(limit + 1)))
+    page = rows[:limit]
+    return page, ((page[-1].id,) if len(rows) > limit else None)
 
 
 EXPORT_BATCH = 200  # invoices (with their lines) held in memory at a time by an export
@@ -1037,7 +1057,8 @@ EXPORT_BATCH = 200  # invoices (with their lines) held in memory at a time by an
 
 def carrier_invoice_ids(carrier: Carrier, period: str | None = None) -> list[int]:
     """The ids of the carrier's invoices in list order: what an export walks through."""
-    return list(db.session.scalars(_of_carrier(select(Invoice.id), carrier, period)))
+    stmt = _of_carrier(select(Invoice.id), carrier, period)
+    return list(db.session.scalars(stmt.order_by(*LIST_ORDER)))
 
 
 def invoices_by_batch(ids: list[int], size: int | None = None) -> Iterator[Invoice]:
