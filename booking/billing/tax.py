@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 
 from booking.billing.money import round_fen
 
@@ -35,7 +36,8 @@ class LineTax:
         return self.net_fen + self.tax_fen
 
 
-def on_price(priced_fen: int, rate_bp: int, included: bool) -> LineTax:
+@lru_cache(maxsize=4096)  # a pure function of three numbers, asked for each of thousands
+def on_price(priced_fen: int, rate_bp: int, included: bool) -> LineTax:  # of report items
     """The tax of a priced amount (a negative amount, a discount, has negative tax)."""
     if included:
         tax = round_fen(Fraction(priced_fen * rate_bp, BASIS + rate_bp))
