@@ -1,5 +1,6 @@
-"""The carrier's invoice exports read invoices a batch at a time and stream (#15: no
-whole-history list in memory), and say exactly what the whole-list version said."""
+"""The carrier's invoice exports read invoices a batch at a time and stream, and the invoice
+run writes its lines a few organisations at a time (#15: no whole-history or whole-month list
+in memory); both say exactly what the whole-list version said."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import io
 from datetime import timedelta
 
 from openpyxl import load_workbook
+from sqlalchemy import inspect, select
 
+from booking.accounts.models import User
 from booking.billing import invoices, ledger
 from booking.billing.invoice_models import Invoice
 from booking.exports import csv_text
@@ -109,3 +112,28 @@ def test_the_api_pages_the_carriers_invoices_in_the_database(client, billed):  #
     assert (
         client.get("/api/v1/invoices?carrier=CQ01&period=2020-13", headers=staff).status_code == 422
     )
+
+
+def test_the_run_lets_go_of_written_lines(billed, monkeypatch):  # noqa: F811
+    """The invoice run writes lines a few organisations at a time and drops them from memory;
+    the invoices come out as they would in one piece."""
+    monkeypatch.setattr(invoices, "RUN_FLUSH_EVERY", 2)
+    drafts = _five_invoices_and_a_credit_note(billed)  # the run inside made five drafts
+    run = [i for i in drafts if i.kind == "invoice"]
+    assert len(run) == ORGANISATIONS
+    for invoice in run:
+        assert len(invoice.lines) == 2  # read back: both jobs of each organisation
+        assert invoice.total_fen == sum(line.amount_fen for line in invoice.lines) > 0
+        assert invoice.tax_fen == sum(line.tax_fen for line in invoice.lines)
+
+    # A second month, run while watching: the lines of the first organisations are let go
+    # of (unloaded) before the run ends, and those of the rest are still loaded.
+    for n in range(ORGANISATIONS):
+        engineer = db.session.scalar(select(User).where(User.email == f"eng{n}@batch.test"))
+        start = billed["day"].replace(hour=15) + timedelta(minutes=n)
+        usage = metering.walk_up(engineer, billed["gpu"].id, quantity=1, now=start)
+        metering.check_out(engineer, usage.id, now=start + timedelta(minutes=30))
+    result = invoices.run_invoices(billed["carrier"], billed["period"])
+    assert result.lines_added == ORGANISATIONS
+    unloaded = ["lines" in inspect(i).unloaded for i in result.invoices]
+    assert unloaded == [True, True, True, True, False]  # two batches of two let go, one held

@@ -451,7 +451,10 @@ def run_invoices(
     }
     vouchers_by_org = usable_vouchers(list(by_org))
     bookers = _names_of({item.booker_id for item in items})
-    for org_id, org_items in sorted(by_org.items()):
+    del items  # by_org holds them now
+    written: list[Invoice] = []
+    for org_id in sorted(by_org):
+        org_items = by_org.pop(org_id)  # priced and written below: its items can go after
         invoice = drafts.get(org_id)
         if invoice is None:
             invoice = Invoice(
@@ -488,8 +491,24 @@ def run_invoices(
         apply_subsidies(invoice, new_lines, carrier, vouchers_by_org.get(org_id, []))
         _recount(invoice)
         result.invoices.append(invoice)
+        written.append(invoice)
+        if len(written) >= RUN_FLUSH_EVERY:
+            _let_lines_go(written)
     db.session.commit()
     return result
+
+
+RUN_FLUSH_EVERY = 50  # organisations whose lines a run holds in memory before writing them
+
+
+def _let_lines_go(invoices: list[Invoice]) -> None:
+    """Write the invoices' new lines (the run's transaction stays open) and drop them from
+    memory: a large carrier's month is tens of thousands of lines, and the ORM objects of all
+    of them at once cost hundreds of megabytes. Reading `invoice.lines` again loads them."""
+    db.session.flush()
+    for invoice in invoices:
+        db.session.expire(invoice, ["lines"])
+    invoices.clear()
 
 
 def _draft(carrier: Carrier, invoice_id) -> Invoice:
