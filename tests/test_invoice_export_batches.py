@@ -137,3 +137,20 @@ def test_the_run_lets_go_of_written_lines(billed, monkeypatch):  # noqa: F811
     assert result.lines_added == ORGANISATIONS
     unloaded = ["lines" in inspect(i).unloaded for i in result.invoices]
     assert unloaded == [True, True, True, True, False]  # two batches of two let go, one held
+
+
+def test_another_carriers_operator_gets_none_of_it(client, billed):  # noqa: F811
+    from booking.accounts.service import create_api_token
+    from tests.factories import make_carrier
+
+    _five_invoices_and_a_credit_note(billed)
+    other = make_user("other-op@batch.test")
+    make_carrier("CQ02", admin=other)
+    db.session.commit()
+    login(client, "other-op@batch.test")
+    for path in ("/operate/CQ01/invoices/export.csv", "/operate/CQ01/invoices/export.xlsx"):
+        answer = client.get(path)
+        assert answer.status_code in (403, 404) and b"Batch 0" not in answer.data, path
+    token = {"Authorization": f"Bearer {create_api_token(other, 'x')[1]}"}
+    answer = client.get("/api/v1/invoices?carrier=CQ01", headers=token)
+    assert answer.status_code in (403, 404) and "invoices" not in (answer.get_json() or {})
