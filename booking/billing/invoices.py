@@ -265,8 +265,15 @@ def billable_items_of(
     items: dict[int, list[Item]] = {c.id: [] for c in carriers}
     unpriced: dict[int, int] = dict.fromkeys(by_id, 0)
 
+    tiers: dict[tuple[int, int], str] = {}
+
     def tier(org_id: int, carrier_id: int) -> str:
-        return pricing.tier_for(carrier_id, resident_at[org_id])
+        key = (org_id, carrier_id)
+        if key not in tiers:
+            tiers[key] = pricing.tier_for(carrier_id, resident_at[org_id])
+        return tiers[key]
+
+    in_force: dict[tuple, pricing.RateTerms | None] = {}  # by resource, tier and local day
 
     # Items of one shape (rate, minutes, quantity, days) price alike: each shape is computed
     # once per call (exact fractions cost more than anything else here at 30,000 items).
@@ -284,9 +291,10 @@ def billable_items_of(
     def price(resource, org_id, start, booked, used_minutes, quantity, booked_on, used_on=None):
         """booked_on, used_on: the booked interval and the used ones (for day rates)."""
         zone = zones[resource.carrier_id]
-        rate = pricing.rate_in_force(
-            rates[resource.id], tier(org_id, resource.carrier_id), start.astimezone(zone).date()
-        )
+        key = (resource.id, tier(org_id, resource.carrier_id), start.astimezone(zone).date())
+        if key not in in_force:
+            in_force[key] = pricing.rate_in_force(rates[resource.id], key[1], key[2])
+        rate = in_force[key]
         if rate is None:
             return None
         per_day = rate.unit == pricing.DAY
