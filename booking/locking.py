@@ -33,6 +33,23 @@ def begin_write() -> None:
         session.connection(execution_options={"sqlite_immediate": True})
 
 
+def read_snapshot() -> None:
+    """From here to the end of the request, every read sees the database as of one moment: an
+    export read in several statements (ids, then batches) over seconds never mixes states
+    from before and after a change committed meanwhile (an invoice run, an issue).
+
+    PostgreSQL: a new, read-only REPEATABLE READ transaction (the pool resets the connection
+    afterwards). SQLite: the request's read transaction is such a snapshot already (WAL)."""
+    session = db.session()
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    if session.in_transaction():
+        session.commit()  # the sign-in's reads: the snapshot must begin a transaction
+    session.connection(
+        execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    )
+
+
 def lock_resource(resource_id: int) -> Resource | None:
     """Lock the resource and read it afresh (with its opening hours) in one statement."""
     session = db.session()

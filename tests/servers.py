@@ -36,8 +36,12 @@ class Gunicorn:
         self.workers = workers
         self.process: subprocess.Popen | None = None
         # The server's stderr goes to a file, not a pipe: a pipe nobody reads until the end
-        # fills up and then blocks every worker that logs.
-        self.stderr = tempfile.TemporaryFile()
+        # fills up and then blocks every worker that logs. Opened for appending (every write
+        # lands at the end) and read through a handle of its own.
+        fd, self.log_path = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
+        os.close(fd)
+        self.stderr = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop())
+        self.last_words = ""
 
     def start(self) -> Gunicorn:
         gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -73,19 +77,30 @@ class Gunicorn:
 
     def errors(self) -> str:
         """The last of what the server has written to stderr so far."""
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")[-4000:]
+        if self.stderr.closed:
+            return self.last_words
+        with open(self.log_path, "rb") as log:
+            return log.read().decode(errors="replace")[-4000:]
 
     def kill(self) -> None:
         """kill -9 of the master and every worker at once: no clean shutdown of anything."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=15)
+        self._close_log()
 
     def stop(self) -> str:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=15)
-        return self.errors()
+        self._close_log()
+        return self.last_words
+
+    def _close_log(self) -> None:
+        """Keep the log's last words and remove the file (the process has ended)."""
+        if not self.stderr.closed:
+            self.last_words = self.errors()
+            self.stderr.close()
+            os.unlink(self.log_path)
 
 
 def post_json(url: str, token: str, body: dict, timeout: float = 60) -> tuple[int, dict]:

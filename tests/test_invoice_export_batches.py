@@ -8,7 +8,7 @@ import io
 from datetime import timedelta
 
 from openpyxl import load_workbook
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 
 from booking.accounts.models import User
 from booking.billing import invoices, ledger
@@ -154,3 +154,60 @@ def test_another_carriers_operator_gets_none_of_it(client, billed):  # noqa: F81
     token = {"Authorization": f"Bearer {create_api_token(other, 'x')[1]}"}
     answer = client.get("/api/v1/invoices?carrier=CQ01", headers=token)
     assert answer.status_code in (403, 404) and "invoices" not in (answer.get_json() or {})
+
+
+def test_the_csv_export_reads_one_moment_while_it_streams(client, billed, monkeypatch):  # noqa: F811
+    """A change committed while the export is being read (here: an organisation renamed)
+    does not reach the batches read after it: the whole file is as of its first read."""
+    from sqlalchemy import update
+
+    from booking.orgs.models import Organisation
+
+    whole = _five_invoices_and_a_credit_note(billed)
+    late = whole[4].organisation  # its invoice is in the third batch of two
+    old_name = late.name
+    monkeypatch.setattr(invoices, "EXPORT_BATCH", 2)
+    login(client, "op@example.com")
+    response = client.get("/operate/CQ01/invoices/export.csv", buffered=False)
+    chunks = iter(response.response)
+    first = [next(chunks), next(chunks)]  # the header and the first line: batch one read
+    with db.engine.connect() as other:
+        other.execute(
+            update(Organisation).where(Organisation.id == late.id).values(name="Renamed Ltd")
+        )
+        other.commit()
+    text = b"".join(first + list(chunks)).decode("utf-8-sig")
+    response.close()
+    assert old_name in text and "Renamed Ltd" not in text
+
+
+def test_a_rerun_reads_only_the_drafts_it_adds_to(billed):  # noqa: F811
+    """Running a month again reads the lines of the drafts that get new lines, not those of
+    every draft of the month."""
+    _five_invoices_and_a_credit_note(billed)  # two issued, three still drafts
+    engineer = db.session.scalar(select(User).where(User.email == "eng4@batch.test"))
+    org = engineer.memberships[0].organisation_id
+    start = billed["day"].replace(hour=16)
+    usage = metering.walk_up(engineer, billed["gpu"].id, quantity=1, now=start)
+    metering.check_out(engineer, usage.id, now=start + timedelta(minutes=30))
+    untouched = set(
+        db.session.scalars(
+            select(Invoice.id).where(Invoice.status == "draft", Invoice.organisation_id != org)
+        )
+    )
+    assert len(untouched) == 2
+    db.session.expunge_all()
+    asked: list = []
+
+    def lines_read(conn, cursor, statement, parameters, context, executemany):
+        if "FROM invoice_lines" in statement and "invoice_id" in statement:
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            asked.extend(v for v in values if isinstance(v, int))
+
+    event.listen(db.engine, "before_cursor_execute", lines_read)
+    try:
+        result = invoices.run_invoices(billed["carrier"], billed["period"])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", lines_read)
+    assert result.lines_added == 1 and len(result.invoices) == 1
+    assert asked and not untouched & set(asked)  # the other drafts' lines were never read

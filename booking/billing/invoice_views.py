@@ -22,6 +22,7 @@ from booking.exports import XLSX_TYPE, content_disposition
 from booking.forms import REQUIRED_MESSAGE
 from booking.inputs import parse_month
 from booking.languages import current_locale
+from booking.locking import read_snapshot
 from booking.problems import ServiceError
 from booking.web import download, show_problems
 
@@ -361,8 +362,9 @@ def export():
     """Every line of the carrier's invoices (a period with ?period=), for accounting: the same
     columns as the Excel export's "lines" sheet."""
     period = request.args.get("period") or None
-    ids = service.carrier_invoice_ids(g.carrier, period)  # a malformed period is a 422
     zone = g.carrier.timezone
+    read_snapshot()  # the ids and every batch read as of one moment
+    ids = service.carrier_invoice_ids(g.carrier, period)  # a malformed period is a 422
 
     def rows():  # read and written batch by batch while the response streams
         invoices = service.invoices_by_batch(ids)
@@ -398,10 +400,11 @@ def pdf(invoice_id):
 def export_xlsx():
 
     period = request.args.get("period") or None
+    read_snapshot()  # the ids and every batch read as of one moment
     ids = service.carrier_invoice_ids(g.carrier, period)  # a malformed period is a 422
     return Response(
-        # Written to a temporary file batch by batch, then sent: an .xlsx is a zip archive,
-        # complete only at its end.
+        # Rows go to openpyxl's temporary files batch by batch; the finished file (an .xlsx is
+        # a zip archive, complete only at its end) is then sent from memory.
         invoices_xlsx(
             service.invoices_by_batch(ids), g.carrier.timezone, service.credited_numbers(g.carrier)
         ),

@@ -446,11 +446,15 @@ def run_invoices(
     by_org: dict[int, list[Item]] = defaultdict(list)
     for item in items:
         by_org[item.organisation_id].append(item)
-    # Two queries for every organisation at once: their open drafts and their vouchers.
+    # Two queries for every organisation at once: their open drafts and their vouchers. A
+    # draft's lines are read only when lines are added to it (then let go with the batch):
+    # a re-run of a large month would otherwise hold all of them from the start.
     drafts = {
         invoice.organisation_id: invoice
         for invoice in db.session.scalars(
-            select(Invoice).where(
+            select(Invoice)
+            .options(lazyload(Invoice.lines))
+            .where(
                 Invoice.carrier_id == carrier.id,
                 Invoice.period == period.strip(),
                 Invoice.status == DRAFT,
