@@ -32,6 +32,14 @@ def test_register_signs_in_and_hashes_the_password(client):
     assert "Sign out" in page
 
 
+def test_register_takes_an_address_of_the_reserved_test_domain(client):
+    """The demo signs in as engineer@demo.test; registering such an address must work too
+    (#16: it was refused as invalid)."""
+    response = post_form(client, "/account/register", {**GOOD, "email": "New@Demo.TEST"})
+    assert response.status_code == 302
+    assert db.session.scalar(select(User).where(User.email == "new@demo.test")) is not None
+
+
 def test_register_bad_input_saves_nothing(client):
     make_user("taken@example.com")
     cases = [

@@ -156,6 +156,10 @@ def test_good_password_and_emails():
     assert normalise_email("  Zhang@Example.COM ") == "zhang@example.com"
     assert email_problems("zhang@example.com") == []
     assert codes(email_problems("not-an-email")) == {"invalid_email"}
+    # The demo's reserved .test domain is taken (#16); names no mail can reach are not.
+    assert email_problems("engineer@demo.test") == []
+    for unreachable in ("a@b.invalid", "a@localhost", "a@host.local", "a@example"):
+        assert codes(email_problems(unreachable)) == {"invalid_email"}, unreachable
     assert codes(email_problems("")) == {"required"}
 
 
