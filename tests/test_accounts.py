@@ -248,6 +248,33 @@ def test_change_password_needs_the_current_one(client):
     assert response.status_code == 422 and "not correct" in response.get_data(as_text=True)
 
 
+def test_a_failed_form_leaves_the_other_settings_as_saved(client):
+    """#16: after a wrong current password (or an empty token name) the mail boxes came back
+    unticked, and pressing Save then turned all mail off. Each form keeps its own state."""
+
+    def mail_boxes(page: str) -> list[str]:
+        form = page[page.index('action="/account/settings/mail"') :]
+        form = form[: form.index("</form>")]
+        return [tag for tag in form.split("<input")[1:] if "checked" in tag.split(">")[0]]
+
+    make_user("eng@example.com")
+    login(client, "eng@example.com")
+    saved = mail_boxes(client.get("/account/settings").get_data(as_text=True))
+    assert any('name="mail_notifications"' in tag for tag in saved) and len(saved) > 2
+    failures = (
+        (
+            "/account/settings/password",
+            {"current_password": "wrong-one-1", "password": "new-river-77",
+             "confirm": "new-river-77"},
+        ),
+        ("/account/settings/tokens", {"name": "", "scopes": ["read"]}),
+    )  # fmt: skip
+    for path, data in failures:
+        page = post_form(client, path, data, token_from="/account/settings")
+        assert page.status_code == 422, path
+        assert mail_boxes(page.get_data(as_text=True)) == saved, path  # as saved, all of them
+
+
 def test_cli_makes_a_platform_admin(cli_runner):
     make_user("boss@example.com")
     result = cli_runner.invoke(args=["users", "make-admin", "BOSS@example.com"])

@@ -124,19 +124,26 @@ def settings():
 
 
 def _render_settings(status: int = 200, **forms):
-    language_form = forms.get("language_form") or LanguageForm(locale=current_user.locale or "zh")
+    """The settings page. Each form keeps its own state: the one just submitted comes back as
+    submitted (with its errors), and the others show what is saved. Left to itself, a Flask-WTF
+    form reads the current POST, so after a failed password change the mail boxes came back
+    unticked and saving them would have turned all mail off (#16)."""
+    saved = {"formdata": None}  # not the request's form: what the user has saved
     return (
         render_template(
             "accounts/settings.html",
-            language_form=language_form,
-            password_form=forms.get("password_form") or ChangePasswordForm(),
-            token_form=forms.get("token_form") or ApiTokenForm(),
+            language_form=forms.get("language_form")
+            or LanguageForm(locale=current_user.locale or "zh", **saved),
+            password_form=forms.get("password_form") or ChangePasswordForm(**saved),
+            token_form=forms.get("token_form") or ApiTokenForm(**saved),
             tokens=service.list_api_tokens(current_user),
             new_token=forms.get("new_token"),
             empty_form=EmptyForm(),
-            mail_form=MailPreferenceForm(
+            mail_form=forms.get("mail_form")
+            or MailPreferenceForm(
                 mail_notifications=current_user.mail_notifications,
                 topics=mail_topics_wanted(current_user),
+                **saved,
             ),
         ),
         status,
@@ -220,6 +227,6 @@ def set_mail_preference():
             )
         except ServiceError as error:
             show_problems(None, error)
-            return _render_settings(422)
+            return _render_settings(422, mail_form=form)
         flash(_("Mail preference saved."), "success")
     return redirect(url_for("accounts.settings"))
