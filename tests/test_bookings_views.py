@@ -315,6 +315,18 @@ def test_find_free_and_next_free(client, site):
     assert nxt.status_code == 200 and 'id="next-free"' in text(nxt)
     # A one-unit resource shows no quantity field, and its search form still sends one.
     assert 'name="next-quantity" value="1"' in text(nxt)
+    # "Book it" brings the asked length to the form, not the default half hour (#16).
+    for hours in (2, 3):
+        nxt = client.get(
+            f"/resources/{site['sem'].id}/next-free?next-hours={hours}&next-quantity=1",
+            headers=EN,
+        )
+        link = re.search(r'id="book-next-free" href="([^"]+)"', text(nxt)).group(1)
+        form = text(client.get(link.replace("&amp;", "&"), headers=EN))
+        start = re.search(r'name="start_time"[^>]*value="(\d\d):(\d\d)"', form)
+        end = re.search(r'name="end_time"[^>]*value="(\d\d):(\d\d)"', form)
+        minutes = (int(end[1]) * 60 + int(end[2])) - (int(start[1]) * 60 + int(start[2]))
+        assert minutes == hours * 60, (hours, start.group(0), end.group(0))
 
     # "Book" from the search results carries the searched time and quantity to the form.
     found = client.get(

@@ -320,12 +320,11 @@ def next_free(resource_id: int):
     start = service.next_free_slot(
         current_user, resource.id, form.hours.data * 60, form.quantity.data
     )
-    return _book_page(
-        resource,
-        booking_form,
-        next_free={"start": start, "hours": form.hours.data},
-        next_free_form=form,
-    )
+    # "Book it" carries the whole ask (#16: the form came up with the default half hour).
+    found = {"start": start, "hours": form.hours.data, "quantity": form.quantity.data}
+    if start is not None:
+        found["end"] = start + timedelta(hours=form.hours.data)
+    return _book_page(resource, booking_form, next_free=found, next_free_form=form)
 
 
 @bp.get("/bookings/")
