@@ -468,6 +468,16 @@ def test_reports_are_scoped_to_roles(scene, client):
         client.get(f"/organisations/{org}/report/export/usage.csv?from=2026-03-02&to=2026-03-08")
     )
     assert rows[-1][0] == "Total" and rows[-1][-1] == "195.00"  # 295 invoiced − 100 subsidy
+    # Nonsense dates are said, not silently replaced by the default period (#16).
+    for query, said in (
+        ("from=2026-03-09&to=2026-03-01", "The period must end on or after its start."),
+        ("from=garbage&to=2026-03-01", "Write dates as YYYY-MM-DD."),
+        ("from=2026-02-30", "Write dates as YYYY-MM-DD."),
+    ):
+        refused = client.get(
+            f"/organisations/{org}/report/?{query}", headers={"Accept-Language": "en"}
+        )
+        assert refused.status_code == 422 and said in refused.get_data(as_text=True), query
 
 
 def test_platform_admin_sees_every_carrier(scene, client):
