@@ -93,6 +93,12 @@ def test_refused_booking_shows_every_reason_and_offers_the_waitlist(client, site
     refused = post_form(client, f"/resources/{sem.id}/book", data, headers=EN)
     assert refused.status_code == 409 and "Not enough capacity" in text(refused)
     assert "Join the waitlist" in text(refused)
+    # The grid shows the week of the refused slot, not this week's (#16), with it booked.
+    assert f"Week of {m.date().isoformat()}" in text(refused)
+    assert f'title="Monday {m.month}/{m.day} 10:00–11:00: booked"' in text(refused)
+    for far in ("9999-12-31", "0001-01-01"):  # out of the accepted years: the page's week
+        odd = post_form(client, f"/resources/{sem.id}/book", {**data, "day": far}, headers=EN)
+        assert odd.status_code in (409, 422) and "Week of" in text(odd), far
     post_form(client, f"/resources/{sem.id}/book", {**data, "action": "waitlist"}, headers=EN)
     assert db.session.scalar(select(WaitlistEntry.status)) == "waiting"
     bad = post_form(

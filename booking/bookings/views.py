@@ -87,6 +87,11 @@ def _book_page(
 ):
     tz = resource.carrier.timezone
     monday = _week_param(tz)
+    if request.method == "POST" and form.day.data is not None:
+        # The week of the day asked for, not the one the page showed before (#16: after a
+        # refusal the grid went back there, away from the slot the problems are about).
+        asked, problems = parse_date(form.day.data.isoformat(), "day")
+        monday = week_start(asked) if not problems else monday
     window = week_window(monday, tz)
     pieces = service.timeline(resource, *window)  # the resource was checked visible above
     rows = [(h.weekday, h.opens, h.closes) for h in resource.opening_hours]
