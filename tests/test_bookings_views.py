@@ -91,7 +91,7 @@ def test_refused_booking_shows_every_reason_and_offers_the_waitlist(client, site
     login(client, "eng@example.com")
     data = form_for(m, "10:00", "11:00", organisation_id=str(site["org"].id))
     refused = post_form(client, f"/resources/{sem.id}/book", data, headers=EN)
-    assert refused.status_code == 409 and "Not enough capacity" in text(refused)
+    assert refused.status_code == 409 and "This time is already booked." in text(refused)
     assert "Join the waitlist" in text(refused)
     # The grid shows the week of the refused slot, not this week's (#16), with it booked.
     assert f"Week of {m.date().isoformat()}" in text(refused)
@@ -379,3 +379,24 @@ def test_a_refusal_is_said_once(client, site):
         for code in codes:
             text = re.search(rf'data-code="{code}">([^<]+)<', page).group(1)
             assert page.count(text) == 1, (action, text)
+        # A past slot cannot be waited for: no waitlist offered (#16).
+        assert 'value="waitlist"' not in page, action
+
+
+def test_the_waitlist_is_offered_only_when_capacity_alone_refuses(client, site):
+    login(client, "eng@example.com")
+    m, sem = site["m"], site["sem"]
+    other = make_user("other@example.com")
+    make_org("Other", members=[other])
+    service.create_booking(other, sem.id, at(m, 10), at(m, 12))
+    data = form_for(m, "10:00", "11:00", organisation_id=str(site["org"].id))
+    taken = post_form(client, f"/resources/{sem.id}/book", data, headers=EN)
+    assert taken.status_code == 409 and 'value="waitlist"' in text(taken)
+    # The same taken slot on a resource the engineer is not qualified for: no waitlist.
+    q = make_qualification(site["carrier"])
+    sem.qualification_id = q.id
+    db.session.commit()
+    unqualified = post_form(client, f"/resources/{sem.id}/book", data, headers=EN)
+    codes = set(re.findall(r'data-code="([a-z_]+)"', text(unqualified)))
+    assert "capacity_exceeded" in codes and len(codes) > 1, codes
+    assert 'value="waitlist"' not in text(unqualified)

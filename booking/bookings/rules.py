@@ -481,14 +481,22 @@ def conflict_problems(
     if 1 <= quantity <= policy.capacity:
         free = free_units(policy, ctx.holdings, start, end)
         if quantity > free:
+            # Said plainly (#16: "1 中仅 0 空闲" read badly): taken, or how many are left.
+            message = (
+                _l("This time is already booked.")
+                if policy.capacity == 1
+                else _l(
+                    "Not enough capacity at this time: %(free)d of %(capacity)d free, "
+                    "%(quantity)d asked for.",
+                    free=free,
+                    capacity=policy.capacity,
+                    quantity=quantity,
+                )
+            )
             problems.append(
                 _p(
                     "capacity_exceeded",
-                    _l(
-                        "Not enough capacity at this time: %(free)d of %(capacity)d free.",
-                        free=free,
-                        capacity=policy.capacity,
-                    ),
+                    message,
                     "quantity",
                     free=free,
                     capacity=policy.capacity,

@@ -112,6 +112,10 @@ def _book_page(
         next_week=monday + timedelta(days=7),
         preview=preview,
         refused=refused,
+        # Only when capacity alone stands in the way (the waitlist refuses anything else):
+        # not for a past slot, a missing qualification or a closed time (#16).
+        waitlist_offered=refused is not None
+        and all(p.code == "capacity_exceeded" for p in refused.problems),
         estimate=estimate,
         next_free=next_free,
         next_free_form=next_free_form or NextFreeForm(request.args, prefix="next"),
