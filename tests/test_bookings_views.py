@@ -169,6 +169,11 @@ def test_modify_and_cancel_pages(client, site):
         headers=EN,
     )
     assert too_many.status_code == 422 and "between 1 and 4" in text(too_many)
+    # The history shows what the change did, not only "changed" (#16).
+    history = text(client.get(page, headers=EN))
+    change = re.search(r'<span class="change">([^<]+)</span>', history).group(1)
+    assert "→" in change and "11:00" in change and "12:00" in change, change
+    assert "×2 → ×3" in change, change
     post_form(client, f"{page}/cancel", {"reason": "done", "scope": "one"}, token_from=page)
     db.session.expire_all()
     assert db.session.get(Booking, booking.id).status == "cancelled"

@@ -30,7 +30,7 @@ from booking.bookings.week import visible_hours, week_grid, week_start, week_win
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.catalogue.service import visible_resource
 from booking.inputs import parse_date, parse_datetime
-from booking.languages import current_locale
+from booking.languages import current_locale, local_time
 from booking.metering.service import usage_of_booking
 from booking.notify import service as inbox_service
 from booking.orgs.projects import projects_of, projects_of_user
@@ -356,8 +356,33 @@ def detail(booking_id: int):
     return _detail_page(service.booking_for(current_user, booking_id))
 
 
+def _change_text(details: dict, tz: str) -> str:
+    """What a change did, old → new, in the reader's language: the times (and the quantity)
+    (#16: the history said only "changed")."""
+    before, after = details.get("before") or {}, details.get("after") or {}
+    parts = []
+
+    def span(side: dict) -> str:
+        start, end = (datetime.fromisoformat(side[k]) for k in ("start", "end"))
+        same_day = start.astimezone(ZoneInfo(tz)).date() == end.astimezone(ZoneInfo(tz)).date()
+        until = local_time(end, tz, "HH:mm" if same_day else "short")
+        return f"{local_time(start, tz, 'short')}–{until}"
+
+    try:
+        if (before.get("start"), before.get("end")) != (after.get("start"), after.get("end")):
+            parts.append(f"{span(before)} → {span(after)}")
+        if before.get("quantity") != after.get("quantity"):
+            parts.append(f"×{before.get('quantity')} → ×{after.get('quantity')}")
+    except (KeyError, TypeError, ValueError):
+        return ""  # an older entry without both sides: the action's name says enough
+    return "; ".join(parts)
+
+
 def _detail_page(booking, modify_form=None, status=200):
     tz = booking.resource.carrier.timezone
+    changes = {
+        e.id: _change_text(e.details or {}, tz) for e in booking.events if e.action == "modified"
+    }
     if modify_form is None:
         modify_form = ModifyForm(formdata=None)
         start, end = (
@@ -378,6 +403,7 @@ def _detail_page(booking, modify_form=None, status=200):
     return render_template(
         "bookings/detail.html",
         booking=booking,
+        changes=changes,
         modify_form=modify_form,
         cancel_form=CancelForm(formdata=None),
         terms=service.cancellation_terms(booking),
