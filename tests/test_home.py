@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import force_locale, gettext
+from sqlalchemy import select
+
 from booking.billing.invoice_models import DRAFT, Invoice, InvoiceLine
 from booking.billing.models import Rate
 from booking.billing.voucher_models import Voucher, VoucherProgramme
@@ -93,8 +96,18 @@ def test_engineer_home_lists_what_comes_next_and_what_this_month_costs(app, clie
     assert home.voucher_balance_fen == 50000
 
     login(client, "eng@home.test")
-    html = client.get("/home").get_data(as_text=True)
-    assert "Chongqing innovation voucher" in html
+    html = client.get("/home", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Chongqing innovation voucher" in html and "¥500.00 left of ¥800.00" in html
+
+    # Spent, it says so (#16: the page said the organisation held no voucher).
+    voucher = db.session.scalar(select(Voucher))
+    voucher.used_fen = voucher.amount_fen
+    db.session.commit()
+    assert service.engineer_home(engineer, now=NOW).voucher_balance_fen == 0
+    html = client.get("/home", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "used up (¥800.00 granted)" in html and "hold no innovation voucher" not in html
+    with app.test_request_context(), force_locale("zh"):
+        assert gettext("used up (%(amount)s granted)", amount="¥8") == "已用完（共发放 ¥8）"
 
 
 def test_engineer_home_page(app, client):

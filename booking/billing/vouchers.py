@@ -237,16 +237,16 @@ def voucher_uses(voucher_id: int) -> list[VoucherUse]:
     )
 
 
-def usable_vouchers(organisation_ids: list[int]) -> dict[int, list[Voucher]]:
-    """Vouchers with something left, per organisation, in one query."""
+def usable_vouchers(organisation_ids: list[int], used_up: bool = False) -> dict[int, list[Voucher]]:
+    """Vouchers with something left (and, with `used_up`, those spent too), per organisation,
+    in one query."""
     found: dict[int, list[Voucher]] = {}
     if not organisation_ids:
         return found
-    for voucher in db.session.scalars(
-        select(Voucher)
-        .where(Voucher.organisation_id.in_(organisation_ids), Voucher.used_fen < Voucher.amount_fen)
-        .order_by(Voucher.granted_at, Voucher.id)
-    ):
+    stmt = select(Voucher).where(Voucher.organisation_id.in_(organisation_ids))
+    if not used_up:
+        stmt = stmt.where(Voucher.used_fen < Voucher.amount_fen)
+    for voucher in db.session.scalars(stmt.order_by(Voucher.granted_at, Voucher.id)):
         found.setdefault(voucher.organisation_id, []).append(voucher)
     return found
 

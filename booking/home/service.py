@@ -41,7 +41,7 @@ class EngineerHome:
     offers: list[WaitlistEntry]
     month_spend_fen: int  # list price of this month's bookings, at the rate in force
     unpriced: int  # bookings of this month with no rate for the tier
-    vouchers: list  # usable vouchers of the user's organisations
+    vouchers: list  # vouchers of the user's organisations, spent ones included
 
     @property
     def voucher_balance_fen(self) -> int:
@@ -89,7 +89,9 @@ def engineer_home(
         )
     )
     organisations = [m.organisation_id for m in user.memberships]
-    vouchers = [v for found in usable_vouchers(organisations).values() for v in found]
+    # Spent vouchers too: "used up" tells more than "no voucher" (#16).
+    found = usable_vouchers(organisations, used_up=True)
+    vouchers = [v for organisation_vouchers in found.values() for v in organisation_vouchers]
     return EngineerHome(next_bookings, pending, offers, spend, unpriced, vouchers)
 
 
