@@ -61,6 +61,21 @@ def test_register_bad_input_saves_nothing(client):
         assert users() == before
 
 
+def test_register_shows_every_error_at_once(client):
+    """#16: errors came a stage at a time (a weak password only once the two matched)."""
+    response = post_form(
+        client,
+        "/account/register",
+        {**GOOD, "email": "not-an-email", "password": "short", "confirm": "other"},
+        headers={"Accept-Language": "en"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    for said in ("not a valid e-mail", "at least 8 characters", "do not match"):
+        assert said in page, said
+    assert users() == 0
+
+
 def test_register_error_is_translated(client):
     response = post_form(
         client,

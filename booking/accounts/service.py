@@ -39,13 +39,20 @@ def user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-def register(email: str, display_name: str, password: str, locale: str | None = None) -> User:
+def registration_problems(email: str | None, display_name: str | None, password: str | None):
+    """Every rule an account's details break, each on its field (the form shows them all at
+    once, not a stage at a time)."""
     email = normalise_email(email)
-    problems = (
+    return (
         email_problems(email)
-        + plain_text_problems(display_name, "display_name", 80)
+        + plain_text_problems(display_name or "", "display_name", 80)
         + password_problems(password, email)
     )
+
+
+def register(email: str, display_name: str, password: str, locale: str | None = None) -> User:
+    email = normalise_email(email)
+    problems = registration_problems(email, display_name, password)
     if problems:
         raise ServiceError(problems)
     # Hashing is slow by design: done before the first query, so not under a database lock.

@@ -43,7 +43,21 @@ def _next_url() -> str:
 @limit("RATELIMIT_REGISTER")
 def register():
     form = RegisterForm()
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if form.is_submitted():
+        # The account rules too, whatever the form's own checks found: every error at once
+        # (#16: a weak password showed only after the passwords matched).
+        problems = [
+            p
+            for p in service.registration_problems(
+                form.email.data, form.display_name.data, form.password.data
+            )
+            if not getattr(form, p.field).errors
+        ]
+        if problems:
+            show_problems(form, ServiceError(problems))
+            valid = False
+    if valid:
         try:
             locale = session.get("locale") if session.get("locale") in LOCALES else None
             user = service.register(
