@@ -117,3 +117,67 @@ def test_the_last_manager_cannot_leave_or_be_demoted(client):
     db.session.expire_all()
     assert db.session.get(Membership, mine_id) is None
     assert db.session.get(Membership, theirs_id).role == "manager"
+
+
+def test_two_managers_demoting_each_other_leave_one_manager(app, database_url):
+    """The last-manager rule holds when two managers change roles at the same moment: the
+    organisation's row is locked, so the second change sees the first. Here the other
+    manager's change is made (and committed) while this one waits for the lock."""
+    import threading
+    import time
+
+    from sqlalchemy import create_engine, text, update
+
+    from booking.orgs import service
+    from booking.problems import ServiceError
+
+    first, second = make_user("first@example.com"), make_user("second@example.com")
+    org = make_org("Startup", managers=[first, second])
+    mine, theirs = (
+        db.session.scalar(select(Membership.id).where(Membership.user_id == u.id))
+        for u in (first, second)
+    )
+    org_id, first_id = org.id, first.id
+    db.session.commit()
+
+    engine = create_engine(database_url)
+    # The other manager's request, holding what this one must wait for: the organisation's
+    # row on PostgreSQL, the write lock on SQLite.
+    other = engine.connect().execution_options(sqlite_immediate=True)
+    held = other.begin()
+    if other.dialect.name == "postgresql":
+        other.execute(
+            text("SELECT id FROM organisations WHERE id = :id FOR UPDATE"), {"id": org_id}
+        )
+    outcome: list = []
+
+    def demote_the_other():
+        with app.app_context():
+            manager = db.session.get(type(first), first_id)
+            try:
+                service.set_member_role(manager, org_id, theirs, "member")
+                outcome.append("demoted")
+            except ServiceError as error:
+                outcome.append(error.problems[0].code)
+            finally:
+                db.session.remove()
+
+    worker = threading.Thread(target=demote_the_other)
+    try:
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive()  # it waits for the organisation, not past it
+        other.execute(update(Membership).where(Membership.id == mine).values(role="member"))
+        held.commit()
+        worker.join(timeout=30)
+    finally:
+        other.close()
+        engine.dispose()
+    assert outcome and outcome[0] in ("not_manager", "last_manager"), outcome
+    db.session.expire_all()
+    managers = db.session.scalar(
+        select(func.count(Membership.id)).where(
+            Membership.organisation_id == org_id, Membership.role == "manager"
+        )
+    )
+    assert managers == 1

@@ -15,6 +15,7 @@ from booking.accounts.models import User
 from booking.accounts.rules import email_problems, normalise_email
 from booking.extensions import db
 from booking.links import absolute_url
+from booking.locking import lock_row
 from booking.mail import queue_mail
 from booking.orgs.models import (
     MANAGER,
@@ -181,16 +182,33 @@ def _member_of(org: Organisation, membership_id: int) -> Membership:
     return m
 
 
+def _managed_under_lock(manager: User, organisation_id: int) -> Organisation:
+    """The organisation, its row locked for the rest of the transaction and everything read
+    afresh: two managers changing roles at once take turns, and the second sees the first's
+    change (without the lock, two managers demoting each other both saw "another manager"
+    and left none)."""
+    org = organisation_for_manager(manager, organisation_id)  # 404 / 403 before any lock
+    lock_row(Organisation, org.id)
+    db.session.expire_all()  # memberships read at sign-in may be older than the lock
+    return organisation_for_manager(manager, org.id)
+
+
 def _ensure_another_manager(org: Organisation, leaving: Membership) -> None:
-    managers = [m for m in org.memberships if m.role == MANAGER and m.id != leaving.id]
-    if not managers:
+    others = db.session.scalar(
+        select(func.count(Membership.id)).where(
+            Membership.organisation_id == org.id,
+            Membership.role == MANAGER,
+            Membership.id != leaving.id,
+        )
+    )
+    if not others:
         raise ServiceError(
             Problem("last_manager", _l("An organisation needs at least one manager."))
         )
 
 
 def set_member_role(manager: User, organisation_id: int, membership_id: int, role: str) -> None:
-    org = organisation_for_manager(manager, organisation_id)
+    org = _managed_under_lock(manager, organisation_id)
     m = _member_of(org, membership_id)
     if role not in MEMBER_ROLES:
         raise ServiceError(Problem("invalid_role", _l("Unknown role."), "role"))
@@ -201,7 +219,7 @@ def set_member_role(manager: User, organisation_id: int, membership_id: int, rol
 
 
 def remove_member(manager: User, organisation_id: int, membership_id: int) -> None:
-    org = organisation_for_manager(manager, organisation_id)
+    org = _managed_under_lock(manager, organisation_id)
     m = _member_of(org, membership_id)
     if m.role == MANAGER:
         _ensure_another_manager(org, m)
