@@ -19,7 +19,14 @@ from flask_login import current_user
 from booking.billing.money import format_yuan
 from booking.billing.tax import format_rate
 from booking.extensions import db
-from booking.languages import DEFAULT_LOCALE, LOCALES, current_locale, local_time, minutes_to_hhmm
+from booking.languages import (
+    DEFAULT_LOCALE,
+    LOCALES,
+    current_locale,
+    exact_duration,
+    local_time,
+    minutes_to_hhmm,
+)
 from booking.security import safe_next
 
 bp = Blueprint("i18n", __name__)
@@ -57,6 +64,7 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.jinja_env.filters["localtime"] = local_time
     app.jinja_env.filters["hhmm"] = minutes_to_hhmm
+    app.jinja_env.filters["duration"] = exact_duration
     app.jinja_env.filters["yuan"] = format_yuan
     app.jinja_env.filters["tax_rate"] = format_rate
     app.jinja_env.globals["LOCALES"] = LOCALES

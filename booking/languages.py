@@ -9,6 +9,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime as babel_format_datetime
+from babel.lists import format_list
+from babel.units import format_unit
 from flask import current_app
 from flask_babel import get_locale
 
@@ -39,6 +41,24 @@ def local_time(value: datetime | None, tz: str | None = None, fmt: str = "medium
         return ""
     zone = ZoneInfo(tz or current_app.config["DEFAULT_CARRIER_TIMEZONE"])
     return babel_format_datetime(value, fmt, tzinfo=zone, locale=str(get_locale() or "zh"))
+
+
+def exact_duration(minutes: int, locale: str | None = None) -> str:
+    """A length of time, exact and in the reader's language with its plurals: 4320 → "3 days"
+    / "3天", 90 → "1 hour, 30 minutes" / "1小时30分钟" (#16: raw "4320 minutes"). Babel's
+    format_timedelta rounds (90 minutes would read "2 hours"), which a booking rule must not."""
+    locale = locale or str(get_locale() or DEFAULT_LOCALE)
+    minutes = int(minutes)
+    if minutes <= 0:
+        return format_unit(0, "duration-minute", length="long", locale=locale)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [
+        format_unit(n, unit, length="long", locale=locale)
+        for n, unit in ((days, "duration-day"), (hours, "duration-hour"), (mins, "duration-minute"))
+        if n
+    ]
+    return format_list(parts, style="unit", locale=locale)
 
 
 def minutes_to_hhmm(minutes: int) -> str:

@@ -70,9 +70,31 @@ def test_detail_page_shows_terms_and_local_time(client):
     c = make_carrier("CQ01")
     q = make_qualification(c)
     r = make_resource(c, "SEM", qualification_id=q.id, setup_minutes=15, cleanup_minutes=30)
+    r.min_notice_minutes, r.max_duration_minutes = 4320, 1500
+    db.session.commit()
     page = names(client.get(f"/resources/{r.id}", headers=EN))
-    assert "SEM training" in page and "15 / 30 minutes" in page and "09:00–18:00" in page
+    assert "SEM training" in page and "15 minutes / 30 minutes" in page and "09:00–18:00" in page
     assert "Asia/Shanghai" in page
+    # Lengths of time as people say them, not "4320 minutes" (#16).
+    assert "3 days" in page and "1 day, 1 hour" in page and "4320" not in page
+    chinese = names(client.get(f"/resources/{r.id}", headers={"Accept-Language": "zh-CN"}))
+    assert "3天" in chinese and "1天1小时" in chinese and "分钟" in chinese
+
+
+def test_exact_durations_in_both_languages():
+    from booking.languages import exact_duration
+
+    cases = {
+        0: ("0 minutes", "0分钟"),
+        1: ("1 minute", "1分钟"),
+        90: ("1 hour, 30 minutes", "1小时30分钟"),
+        1440: ("1 day", "1天"),
+        4320: ("3 days", "3天"),
+        1501: ("1 day, 1 hour, 1 minute", "1天1小时1分钟"),
+    }
+    for minutes, (english, chinese) in cases.items():
+        assert exact_duration(minutes, "en") == english, minutes
+        assert exact_duration(minutes, "zh") == chinese, minutes
 
 
 def test_operator_creates_a_resource_with_all_fields(client):
