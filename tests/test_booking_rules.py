@@ -16,6 +16,7 @@ from booking.bookings.rules import (
     free_capacity_timeline,
     is_conflict_only,
     load_timeline,
+    only_capacity,
     opening_intervals,
     peak_load,
 )
@@ -144,6 +145,9 @@ def test_capacity_counts_buffers_and_quantities():
     problems = booking_problems(p, start, end, 2, ctx)
     assert codes(problems) == {"capacity_exceeded"} and problems[0].details["free"] == 1
     assert is_conflict_only(problems)
+    assert only_capacity(problems) and not only_capacity([])  # the waitlist's case
+    closed = booking_problems(policy(capacity=4), start, end, 9, ctx)
+    assert not only_capacity(closed)  # more than capacity alone: no waitlist
 
 
 def test_outages_and_busy_blocks_and_override():

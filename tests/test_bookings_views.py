@@ -401,6 +401,14 @@ def test_the_waitlist_is_offered_only_when_capacity_alone_refuses(client, site):
     q = make_qualification(site["carrier"])
     sem.qualification_id = q.id
     db.session.commit()
+    # With several units it says how many are free of how many, and how many were asked for.
+    service.create_booking(other, site["gpu"].id, at(m, 10), at(m, 12), quantity=3)
+    gpu = {**data, "quantity": "2"}
+    few = post_form(client, f"/resources/{site['gpu'].id}/book", gpu, headers=EN)
+    assert "Not enough capacity at this time: 1 of 4 free, 2 asked for." in text(few)
+    assert 'value="waitlist"' in text(few)
+    chinese = post_form(client, f"/resources/{site['gpu'].id}/book", gpu)
+    assert "共 4 个，仅剩 1 个空闲，您需要 2 个" in text(chinese)
     unqualified = post_form(client, f"/resources/{sem.id}/book", data, headers=EN)
     codes = set(re.findall(r'data-code="([a-z_]+)"', text(unqualified)))
     assert "capacity_exceeded" in codes and len(codes) > 1, codes

@@ -41,7 +41,7 @@ def _five_invoices_and_a_credit_note(w) -> list[Invoice]:
     return invoices.carrier_invoices(w["carrier"])
 
 
-def test_a_batch_at_a_time_in_list_order(billed, monkeypatch):  # noqa: F811
+def test_a_batch_at_a_time_in_list_order(billed):  # noqa: F811
     whole = _five_invoices_and_a_credit_note(billed)
     expected = [(i.id, [line.id for line in i.lines]) for i in whole]
     ids = invoices.carrier_invoice_ids(billed["carrier"])

@@ -505,6 +505,12 @@ def conflict_problems(
     return problems
 
 
+def only_capacity(problems: Sequence[Problem]) -> bool:
+    """Whether capacity alone refuses a request: what the waitlist is for (it would refuse
+    anything else, so nothing else offers it)."""
+    return bool(problems) and all(p.code == "capacity_exceeded" for p in problems)
+
+
 def is_conflict_only(problems: Sequence[Problem]) -> bool:
     return bool(problems) and all(p.code in CONFLICT_CODES for p in problems)
 

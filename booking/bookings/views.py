@@ -29,7 +29,7 @@ from booking.bookings.models import REQUESTED
 from booking.bookings.week import visible_hours, week_grid, week_start, week_window
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.catalogue.service import visible_resource
-from booking.inputs import parse_date, parse_datetime
+from booking.inputs import in_range, parse_date, parse_datetime
 from booking.languages import current_locale, local_time
 from booking.metering.service import usage_of_booking
 from booking.notify import service as inbox_service
@@ -90,8 +90,7 @@ def _book_page(
     if request.method == "POST" and form.day.data is not None:
         # The week of the day asked for, not the one the page showed before (#16: after a
         # refusal the grid went back there, away from the slot the problems are about).
-        asked, problems = parse_date(form.day.data.isoformat(), "day")
-        monday = week_start(asked) if not problems else monday
+        monday = week_start(form.day.data) if in_range(form.day.data) else monday
     window = week_window(monday, tz)
     pieces = service.timeline(resource, *window)  # the resource was checked visible above
     rows = [(h.weekday, h.opens, h.closes) for h in resource.opening_hours]
@@ -114,8 +113,7 @@ def _book_page(
         refused=refused,
         # Only when capacity alone stands in the way (the waitlist refuses anything else):
         # not for a past slot, a missing qualification or a closed time (#16).
-        waitlist_offered=refused is not None
-        and all(p.code == "capacity_exceeded" for p in refused.problems),
+        waitlist_offered=refused is not None and rules.only_capacity(refused.problems),
         estimate=estimate,
         next_free=next_free,
         next_free_form=next_free_form or NextFreeForm(request.args, prefix="next"),

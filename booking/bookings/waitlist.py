@@ -58,9 +58,8 @@ def join_waitlist(
     ctx = booking_context(resource, user, organisation_id, start, end, now=now)
     policy = ResourcePolicy.of(resource)
     problems = rules.booking_problems(policy, start, end, quantity, ctx)
-    other = [p for p in problems if p.code != "capacity_exceeded"]
-    if other:
-        raise BookingRefused(other)
+    if problems and not rules.only_capacity(problems):
+        raise BookingRefused([p for p in problems if p.code != "capacity_exceeded"])
     if not problems:
         raise ServiceError(
             Problem("slot_free", _l("This time is free: book it instead of waiting.")), 409
