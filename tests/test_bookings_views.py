@@ -5,12 +5,13 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from booking.bookings import service
 from booking.bookings.models import Booking, Outage, QualificationGrant, WaitlistEntry
 from booking.extensions import db
-from tests.booking_helpers import at, next_monday
+from booking.types import utcnow
+from tests.booking_helpers import SH, at, next_monday
 from tests.conftest import login, post_form
 from tests.factories import make_carrier, make_org, make_qualification, make_resource, make_user
 
@@ -413,3 +414,83 @@ def test_the_waitlist_is_offered_only_when_capacity_alone_refuses(client, site):
     codes = set(re.findall(r'data-code="([a-z_]+)"', text(unqualified)))
     assert "capacity_exceeded" in codes and len(codes) > 1, codes
     assert 'value="waitlist"' not in text(unqualified)
+
+
+def test_booking_inside_the_late_cancellation_window_is_warned_first(client, site):
+    """#16: booked at 00:12 for 01:00 with 24 h of free cancellation, the booker learned only
+    afterwards that cancelling would cost. The warning comes before confirming."""
+    login(client, "eng@example.com")
+    gpu, org = site["gpu"], site["org"]
+    soon = (utcnow() + timedelta(hours=3)).astimezone(SH).replace(second=0, microsecond=0)
+    soon = soon.replace(minute=0 if soon.minute < 30 else 30)
+    data = form_for(
+        soon,
+        soon.strftime("%H:%M"),
+        (soon + timedelta(hours=1)).strftime("%H:%M"),
+        organisation_id=str(org.id),
+    )
+    if soon.date() != (soon + timedelta(hours=1)).date():
+        data["end_day"] = (soon + timedelta(hours=1)).date().isoformat()
+    path = f"/resources/{gpu.id}/book"
+    warned = post_form(client, path, data, headers=EN)
+    assert warned.status_code == 200 and 'id="late-warning"' in text(warned)
+    assert "it ends 1 day before the start" in text(warned) and "50% of the booked charge" in text(
+        warned
+    )
+    assert 'value="book_late"' in text(warned) and "Book anyway" in text(warned)
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+    checked = post_form(client, path, {**data, "action": "check"}, headers=EN)
+    assert checked.status_code == 200 and 'id="late-warning"' in text(checked)
+    chinese = post_form(client, path, data)
+    assert "免费取消" in text(chinese) and "1天" in text(chinese)
+    # A slot refused anyway says why, not the warning.
+    other = make_user("other@example.com")
+    make_org("Other", members=[other])
+    service.create_booking(other, gpu.id, soon, soon + timedelta(hours=1), quantity=4)
+    taken = post_form(client, path, data, headers=EN)
+    assert taken.status_code == 409 and 'id="late-warning"' not in text(taken)
+    db.session.execute(delete(Booking))
+    db.session.commit()
+    booked = post_form(client, path, {**data, "action": "book_late"}, headers=EN)
+    assert booked.status_code == 302
+    assert db.session.scalar(select(func.count(Booking.id))) == 1
+    # Far enough ahead, "Book" books at once.
+    m = site["m"]
+    later = post_form(client, path, form_for(m, "10:00", "11:00", organisation_id=str(org.id)))
+    assert later.status_code == 302
+    assert db.session.scalar(select(func.count(Booking.id))) == 2
+
+
+def test_late_warning_before_a_series_keeps_the_chosen_occurrences(client, site):
+    login(client, "eng@example.com")
+    gpu, org = site["gpu"], site["org"]
+    soon = (utcnow() + timedelta(hours=3)).astimezone(SH).replace(minute=0, second=0, microsecond=0)
+    end = soon + timedelta(hours=1)
+    data = form_for(
+        soon, soon.strftime("%H:%M"), end.strftime("%H:%M"), organisation_id=str(org.id)
+    )
+    if soon.date() != end.date():
+        data["end_day"] = end.date().isoformat()
+    data.update(repeat="DAILY", repeat_count="3")
+    path = f"/resources/{gpu.id}/book"
+    keep = [soon + timedelta(days=d) for d in (0, 2)]
+    warned = post_form(
+        client, path, {**data, "occurrence": [k.isoformat() for k in keep]}, headers=EN
+    )
+    assert warned.status_code == 200 and 'id="late-warning"' in text(warned)
+    ticked = re.findall(r'name="occurrence" value="([^"]+)" checked', text(warned))
+    assert len(ticked) == 2 and len(re.findall(r'name="occurrence"', text(warned))) == 3
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
+    done = post_form(
+        client,
+        path,
+        {**data, "action": "book_late", "occurrence": ticked},
+        headers=EN,
+    )
+    assert done.status_code == 302
+    assert db.session.scalar(select(func.count(Booking.id))) == 2
+    # Starting with the third occurrence, two days on, nothing is late: booked at once.
+    db.session.execute(delete(Booking))
+    db.session.commit()
+    third = (soon + timedelta(days=2)).isoformat()
+    assert post_form(client, path, {**data, "occurrence": [third]}).status_code == 302

@@ -122,6 +122,12 @@ def free_cancellation_until(start: datetime, free_hours: int) -> datetime:
     return start - timedelta(hours=free_hours)
 
 
+def late_from_the_start(start: datetime, now: datetime, free_hours: int) -> bool:
+    """A booking made now would be past its free-cancellation window before it exists, so
+    the booker is warned before confirming (#16)."""
+    return now > free_cancellation_until(start, free_hours)
+
+
 def can_cancel_free(status: str, start: datetime, now: datetime, free_hours: int) -> bool:
     """A request can always be withdrawn for free; an approved booking until the carrier's
     free-cancellation window closes."""

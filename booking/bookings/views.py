@@ -4,6 +4,7 @@ the waitlist, finding free resources, and the inbox."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import partial
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -84,6 +85,8 @@ def _book_page(
     next_free=None,
     next_free_form=None,
     estimate=None,
+    late=False,
+    chosen=None,
 ):
     tz = resource.carrier.timezone
     monday = _week_param(tz)
@@ -115,6 +118,8 @@ def _book_page(
         # not for a past slot, a missing qualification or a closed time (#16).
         waitlist_offered=refused is not None and rules.only_capacity(refused.problems),
         estimate=estimate,
+        late=late,
+        chosen=chosen or set(),
         next_free=next_free,
         next_free_form=next_free_form or NextFreeForm(request.args, prefix="next"),
         kind_labels=KIND_LABELS,
@@ -239,7 +244,12 @@ def _check_one(resource, form, start, end, _rrule):
         200 if not refused else refused.status,
         refused=refused,
         estimate=estimate(resource, form.organisation_id.data, start, end, form.quantity.data),
+        late=_late(resource, start),
     )
+
+
+def _late(resource, start) -> bool:
+    return rules.late_from_the_start(start, utcnow(), resource.carrier.free_cancellation_hours)
 
 
 def _what(form: BookingForm) -> dict:
@@ -253,7 +263,19 @@ def _what(form: BookingForm) -> dict:
     }
 
 
-def _book_one(resource, form, start, end, _rrule):
+def _book_one(resource, form, start, end, _rrule, acknowledged=False):
+    if not acknowledged and _late(resource, start):
+        # Free cancellation closed before the booking exists: say so before confirming
+        # (#16), unless the rules refuse the slot anyway, which is said instead.
+        refused = bookings_check(resource, form, start, end)
+        if refused:
+            raise refused
+        return _book_page(
+            resource,
+            form,
+            estimate=estimate(resource, form.organisation_id.data, start, end, form.quantity.data),
+            late=True,
+        )
     booking = service.create_booking(
         current_user,
         resource.id,
@@ -276,8 +298,8 @@ def _join_waitlist(resource, form, start, end, _rrule):
     return redirect(url_for(".mine"))
 
 
-def _preview_series(resource, form, start, end, rrule):
-    occurrences = series_service.preview_series(
+def _occurrences(resource, form, start, end, rrule):
+    return series_service.preview_series(
         current_user,
         resource.id,
         start,
@@ -286,16 +308,24 @@ def _preview_series(resource, form, start, end, rrule):
         quantity=form.quantity.data,
         organisation_id=form.organisation_id.data,
     )
-    return _book_page(resource, form, preview=occurrences)
 
 
-def _book_series(resource, form, start, end, rrule):
+def _preview_series(resource, form, start, end, rrule):
+    occurrences = _occurrences(resource, form, start, end, rrule)
+    first = min((o.start for o in occurrences if o.ok), default=start)
+    return _book_page(resource, form, preview=occurrences, late=_late(resource, first))
+
+
+def _book_series(resource, form, start, end, rrule, acknowledged=False):
     chosen = set()  # the occurrences ticked in the preview, if any
     for value in request.form.getlist("occurrence"):
         moment, problems = parse_datetime(value, "occurrence")
         if problems:
             raise ServiceError(problems, 422)
         chosen.add(moment)
+    if not acknowledged and _late(resource, min(chosen) if chosen else start):
+        preview = _occurrences(resource, form, start, end, rrule)
+        return _book_page(resource, form, preview=preview, late=True, chosen=chosen)
     _series, occurrences = series_service.create_series(
         current_user,
         resource.id,
@@ -311,8 +341,19 @@ def _book_series(resource, form, start, end, rrule):
 
 
 # The form's actions: one handler each, for a single booking and for a series.
-SINGLE_ACTIONS = {"check": _check_one, "book": _book_one, "waitlist": _join_waitlist}
-SERIES_ACTIONS = {"check": _preview_series, "book": _book_series, "waitlist": _join_waitlist}
+# "book_late" is "Book" pressed under the late-cancellation warning: the booker has read it.
+SINGLE_ACTIONS = {
+    "check": _check_one,
+    "book": _book_one,
+    "book_late": partial(_book_one, acknowledged=True),
+    "waitlist": _join_waitlist,
+}
+SERIES_ACTIONS = {
+    "check": _preview_series,
+    "book": _book_series,
+    "book_late": partial(_book_series, acknowledged=True),
+    "waitlist": _join_waitlist,
+}
 
 
 @bp.get("/resources/<int:resource_id>/next-free")
