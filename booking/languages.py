@@ -35,12 +35,20 @@ def pick(zh: str | None, en: str | None, locale: str | None = None) -> str:
     return en or zh or ""
 
 
+# English readers here are in China: day, month name and year, and the 24-hour clock as on
+# every sign and ticket, never Babel's US default "12/1/26, 1:00 AM" (#16).
+ENGLISH_PATTERNS = {"short": "EEE d MMM yyyy, HH:mm", "medium": "EEE d MMM yyyy, HH:mm:ss"}
+
+
 def local_time(value: datetime | None, tz: str | None = None, fmt: str = "medium") -> str:
     """Show a stored (UTC) time in the carrier's zone, formatted for the reader's language."""
     if value is None:
         return ""
     zone = ZoneInfo(tz or current_app.config["DEFAULT_CARRIER_TIMEZONE"])
-    return babel_format_datetime(value, fmt, tzinfo=zone, locale=str(get_locale() or "zh"))
+    locale = str(get_locale() or DEFAULT_LOCALE)
+    if locale.startswith("en"):
+        fmt = ENGLISH_PATTERNS.get(fmt, fmt)
+    return babel_format_datetime(value, fmt, tzinfo=zone, locale=locale)
 
 
 def exact_duration(minutes: int, locale: str | None = None) -> str:

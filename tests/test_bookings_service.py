@@ -2,7 +2,10 @@
 
 from datetime import timedelta
 
+import icalendar
 import pytest
+import vobject
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from booking.bookings import service
@@ -11,6 +14,7 @@ from booking.bookings.outages import create_outage
 from booking.bookings.series import cancel_in_series, create_series, preview_series
 from booking.bookings.waitlist import accept_offer, join_waitlist, offer_freed_capacity
 from booking.extensions import db
+from booking.notify.mailer import build_notification_mail
 from booking.notify.models import Notification
 from booking.notify.service import render
 from booking.problems import NotFound, ServiceError
@@ -322,3 +326,64 @@ def test_next_free_slot_and_free_resources(world):
         world["eng"], "compute", at(m, 9), at(m, 17), quantity=1, limit=1
     )
     assert found.total == 2 and len(found.results) == 1
+
+
+def _notes_of(user) -> list[Notification]:
+    return list(
+        db.session.scalars(
+            select(Notification).where(Notification.user_id == user.id).order_by(Notification.id)
+        )
+    )
+
+
+def test_moving_ones_own_booking_is_confirmed_with_the_new_time(world):
+    """#16: a booker who moved their booking got no notice, so no mail with the .ics that
+    moves it in their calendar."""
+    m, eng = world["monday"], world["eng"]
+    booking = service.create_booking(eng, world["sem"].id, at(m, 10), at(m, 12))
+    service.modify_booking(eng, booking.id, start=at(m, 14), end=at(m, 15))
+    kinds = [n.kind for n in _notes_of(eng)]
+    assert kinds == ["booking_confirmed", "booking_changed"]
+    with force_locale("en"):
+        said = render(_notes_of(eng)[-1])
+    assert "changed to" in said and "14:00" in said, said
+    message = build_notification_mail(_notes_of(eng)[-1])
+    ics = next(p for p in message.iter_attachments() if p.get_content_type() == "text/calendar")
+    event = icalendar.Calendar.from_ical(ics.get_content()).walk("VEVENT")[0]
+    assert event.decoded("dtstart") == at(m, 14) and int(event["sequence"]) >= 1
+
+
+def test_a_series_is_confirmed_once_with_all_its_occurrences(world):
+    m, eng = world["monday"], world["eng"]
+    rule = "FREQ=DAILY;COUNT=3"
+    series, occurrences = create_series(eng, world["sem"].id, at(m, 10), at(m, 11), rule)
+    notes = _notes_of(eng)
+    assert [(n.kind, n.params["count"]) for n in notes] == [("series_confirmed", 3)]
+    with force_locale("en"):
+        assert "repeating booking of SEM is confirmed" in render(notes[0])
+        assert "occurrences booked: 3" in render(notes[0])
+
+    def events_in_mail():
+        message = build_notification_mail(notes[0])
+        part = next(
+            p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"
+        )
+        body = part.get_content()
+        body = body.encode() if isinstance(body, str) else body
+        parsed = icalendar.Calendar.from_ical(body)
+        assert str(parsed["method"]) == "PUBLISH"
+        checked = vobject.readOne(body.decode())
+        assert len(checked.vevent_list) == len(parsed.walk("VEVENT"))
+        return sorted(e.decoded("dtstart") for e in parsed.walk("VEVENT"))
+
+    assert events_in_mail() == [o.start for o in occurrences]
+    # Sent after one occurrence was cancelled, the mail holds only those still booked.
+    cancel_in_series(eng, occurrences[1].booking.id, "one")
+    assert events_in_mail() == [occurrences[0].start, occurrences[2].start]
+    # On a resource that needs approval, the booker hears that the series was sent.
+    line = make_resource(world["carrier"], "SMT", kind="pilot_line", requires_approval=True)
+    create_series(eng, line.id, at(m, 10), at(m, 11), "FREQ=DAILY;COUNT=2")
+    last = _notes_of(eng)[-1]
+    assert (last.kind, last.params["count"]) == ("series_requested", 2)
+    assert build_notification_mail(last).get_content_type() != "text/calendar"
+    assert not [p for p in build_notification_mail(last).iter_attachments()]

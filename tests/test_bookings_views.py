@@ -179,6 +179,16 @@ def test_modify_and_cancel_pages(client, site):
     db.session.expire_all()
     assert db.session.get(Booking, booking.id).status == "cancelled"
     assert "Cancelled" in text(client.get("/bookings/", headers=EN))
+    # Each entry says its action once (#16: "cancelled → cancelled"); times read day, month
+    # name and year on the 24-hour clock in English, not "12/1/26, 1:00 AM".
+    history = text(client.get(page, headers=EN))
+    said = [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cell)).strip()
+        for cell in re.findall(r"<td>([^<]*(?:<span[^>]*>[^<]*</span>)?[^<]*)\s*</td>", history)
+    ]
+    assert "cancelled" in said and not any("cancelled →" in s for s in said), said
+    assert not re.search(r"\d+/\d+/\d+, \d+:\d+\s?[AP]M", history)
+    assert re.search(rf"\w{{3}} {m.day} {m:%b} {m.year}, 09:00", history), history
 
 
 def test_others_cannot_see_a_booking(client, site):

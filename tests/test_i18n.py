@@ -92,10 +92,10 @@ def test_times_show_in_the_carriers_time_zone(client):
     r1, r2 = make_resource(shanghai, "A"), make_resource(new_york, "B")
     db.session.execute(db.update(Resource).values(updated_at=late))
     db.session.commit()
-    assert "Nov 28, 2026, 1:30:00" in text(
+    assert "Sat 28 Nov 2026, 01:30:00" in text(
         client.get(f"/resources/{r1.id}", headers={"Accept-Language": "en"})
     )
-    assert "Nov 27, 2026, 12:30:00" in text(
+    assert "Fri 27 Nov 2026, 12:30:00" in text(
         client.get(f"/resources/{r2.id}", headers={"Accept-Language": "en"})
     )
     assert "2026年11月28日 01:30:00" in text(

@@ -164,8 +164,7 @@ def apply_action(
     record_event(booking, actor, name, from_status, booking.status, reason, **details)
     if action in WEBHOOK_EVENTS:
         emit(WEBHOOK_EVENTS[action], booking.resource.carrier_id, booking_data(booking))
-    acted_self = actor is not None and actor.id == booking.user_id
-    if step.notice and notify_owner and (step.notice_to_self or not acted_self):
+    if step.notice and notify_owner:
         notify_about(booking, booking.user_id, step.notice, **(notice or {}))
     return booking
 

@@ -54,8 +54,9 @@ FLAG = "flagged"
 class Transition:
     to: str | None  # None: the state stays as it is
     who: frozenset[str]
-    notice: str | None = None  # what the booker is told (a notification kind)
-    notice_to_self: bool = True  # told even when the booker acted (a cancellation's .ics)
+    # What the booker is told (a notification kind), also when they acted themselves: the
+    # mail carries the .ics that puts the change into their calendar (#16: a move was silent).
+    notice: str | None = None
 
 
 _ANYONE = frozenset({OWNER, STAFF})
@@ -65,11 +66,9 @@ TRANSITIONS: dict[tuple[str, str], Transition] = {
     (REQUESTED, REJECT): Transition(REJECTED, frozenset({STAFF}), "booking_rejected"),
     (REQUESTED, CANCEL): Transition(CANCELLED, _ANYONE, "booking_cancelled"),
     (APPROVED, CANCEL): Transition(CANCELLED, _ANYONE, "booking_cancelled"),
-    (REQUESTED, MODIFY): Transition(None, _ANYONE, "booking_changed", False),
-    (APPROVED, MODIFY): Transition(None, _ANYONE, "booking_changed", False),
-    (APPROVED, MODIFY_FOR_APPROVAL): Transition(
-        REQUESTED, frozenset({OWNER}), "booking_changed", False
-    ),
+    (REQUESTED, MODIFY): Transition(None, _ANYONE, "booking_changed"),
+    (APPROVED, MODIFY): Transition(None, _ANYONE, "booking_changed"),
+    (APPROVED, MODIFY_FOR_APPROVAL): Transition(REQUESTED, frozenset({OWNER}), "booking_changed"),
     (APPROVED, CHECK_IN): Transition(IN_USE, _ANYONE),
     (IN_USE, CHECK_OUT): Transition(COMPLETED, _ANYONE),
     (IN_USE, COMPLETE): Transition(COMPLETED, frozenset({SYSTEM})),

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.bookings import rules
-from booking.bookings.models import CANCELLED, HOLDING, Booking, BookingSeries
+from booking.bookings.lifecycle import notify_about
+from booking.bookings.models import CANCELLED, HOLDING, REQUESTED, Booking, BookingSeries
 from booking.bookings.rules import Holding, ResourcePolicy
 from booking.bookings.service import (
     BookingRefused,
@@ -128,6 +129,12 @@ def create_series(
             )
         except BookingRefused as refused:  # taken since the preview
             occurrence.problems = refused.problems
+    booked = [o.booking for o in occurrences if o.booking]
+    if booked:  # one notice for the series (#16), none per occurrence
+        first = booked[0]
+        kind = "series_requested" if first.status == REQUESTED else "series_confirmed"
+        notify_about(first, user.id, kind, count=len(booked))
+        db.session.commit()
     return series, occurrences
 
 

@@ -47,6 +47,24 @@ TIER_NAMES = {
     "member": _l("platform member"),
     "external": _l("external"),
 }
+# What each entry of a booking's history says. The new status is added only where the action
+# does not say it already (#16: "cancelled → cancelled"): a new or changed booking.
+EVENT_LABELS = {
+    "created": _l("created"),
+    "approved": _l("approved"),
+    "rejected": _l("rejected"),
+    "cancelled": _l("cancelled"),
+    "modified": _l("changed"),
+    "checked_in": _l("checked in"),
+    "checked_out": _l("checked out"),
+    "completed": _l("completed (checked out automatically at the end)"),
+    "no_show": _l("no-show"),
+    "calendar_conflict": _l("overlaps an imported calendar"),
+    "outage_conflict": _l("maintenance scheduled over it"),
+    "qualification_lapsed": _l("the booker's qualification lapsed"),
+    "resource_retired": _l("the resource was retired"),
+    "project_changed": _l("project changed"),
+}
 
 
 def _week_param(tz: str) -> date:
@@ -443,6 +461,7 @@ def _detail_page(booking, modify_form=None, status=200):
         "bookings/detail.html",
         booking=booking,
         changes=changes,
+        event_labels=EVENT_LABELS,
         modify_form=modify_form,
         cancel_form=CancelForm(formdata=None),
         terms=service.cancellation_terms(booking),

@@ -591,11 +591,18 @@ def public_resource_spec(resource_id: int, locale: str) -> FeedSpec:
 
 def single_booking_ics(booking: Booking, locale: str, method: str = "PUBLISH") -> bytes:
     """One booking as an .ics file ("add to calendar", and mail attachments)."""
+    return bookings_ics([booking], locale, method)
+
+
+def bookings_ics(bookings: list[Booking], locale: str, method: str = "PUBLISH") -> bytes:
+    """Bookings of one resource as one .ics file, each its own event (a series' confirmation
+    mail: PUBLISH, since one REQUEST may carry only one event's UID)."""
+    resource = bookings[0].resource
     with force_locale(locale):
-        item = booking_event(booking, locale)
+        items = [booking_event(booking, locale) for booking in bookings]
     return ical.render(
-        pick(booking.resource.name_zh, booking.resource.name_en, locale),
-        booking.resource.carrier.timezone,
-        [item],
+        pick(resource.name_zh, resource.name_en, locale),
+        resource.carrier.timezone,
+        items,
         method=method,
     )

@@ -21,8 +21,9 @@ from email.message import EmailMessage
 from sqlalchemy import or_, select, update
 
 from booking.accounts.models import User
-from booking.bookings.models import CANCELLED, REJECTED, Booking
-from booking.calendars.service import single_booking_ics
+from booking.bookings.models import CANCELLED, HOLDING, REJECTED, Booking
+from booking.bookings.series import series_bookings
+from booking.calendars.service import bookings_ics, single_booking_ics
 from booking.extensions import db
 from booking.locking import begin_write
 from booking.mail import DeliveryUncertain, build_message, deliver
@@ -54,6 +55,8 @@ BOOKING_MAIL_METHODS = {
     "booking_cancelled": "CANCEL",
     "booking_rejected": "CANCEL",
 }
+# A confirmed series' mail carries its occurrences still held, as they are when it is sent.
+SERIES_MAIL = "series_confirmed"
 BOOKING_LINK = re.compile(r"^/bookings/(\d+)$")
 
 
@@ -63,11 +66,14 @@ def _booking_attachment(note: Notification, locale: str) -> tuple[bytes, str] | 
     cancelled booking back into someone's calendar."""
     method = BOOKING_MAIL_METHODS.get(note.kind)
     match = BOOKING_LINK.match(note.link or "")
-    if method is None or not match:
+    if (method is None and note.kind != SERIES_MAIL) or not match:
         return None
     booking = by_id(Booking, match.group(1))
     if booking is None:
         return None
+    if note.kind == SERIES_MAIL:
+        held = [b for b in series_bookings(booking.series_id) if b.status in HOLDING]
+        return (bookings_ics(held, locale), "PUBLISH") if held else None
     if booking.status in (CANCELLED, REJECTED):
         method = "CANCEL"
     return single_booking_ics(booking, locale, method=method), method

@@ -22,6 +22,14 @@ MESSAGES = {
     "booking_rejected": _l("Your booking of %(resource)s on %(when)s was rejected: %(reason)s"),
     "booking_cancelled": _l("The booking of %(resource)s on %(when)s was cancelled."),
     "booking_changed": _l("The booking of %(resource)s was changed to %(when)s."),
+    "series_confirmed": _l(
+        "Your repeating booking of %(resource)s is confirmed, from %(when)s; occurrences "
+        "booked: %(count)s."
+    ),
+    "series_requested": _l(
+        "Your repeating booking of %(resource)s was sent for approval, from %(when)s; "
+        "occurrences asked for: %(count)s."
+    ),
     "booking_unqualified": _l(
         "The booking of %(resource)s on %(when)s needs the qualification %(qualification)s, "
         "which is no longer valid for it."
@@ -71,6 +79,8 @@ MAIL_TOPICS = {
             "booking_rejected",
             "booking_cancelled",
             "booking_changed",
+            "series_confirmed",
+            "series_requested",
             "booking_no_show",
             "outage_conflict",
             "booking_unqualified",
