@@ -72,6 +72,8 @@ def _booking_attachment(note: Notification, locale: str) -> tuple[bytes, str] | 
     if booking is None:
         return None
     if note.kind == SERIES_MAIL:
+        if booking.series_id is None:
+            return None  # `series_id == None` would select every booking outside a series
         held = [b for b in series_bookings(booking.series_id) if b.status in HOLDING]
         return (bookings_ics(held, locale), "PUBLISH") if held else None
     if booking.status in (CANCELLED, REJECTED):
