@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import inflect
 from babel.dates import format_datetime as babel_format_datetime
+from babel.numbers import format_decimal
 from babel.lists import format_list
 from babel.units import format_unit
 from flask import current_app
@@ -67,6 +69,33 @@ def exact_duration(minutes: int, locale: str | None = None) -> str:
         if n
     ]
     return format_list(parts, style="unit", locale=locale)
+
+
+_english = inflect.engine()
+
+
+def english_plural(unit: str, n: int) -> str:
+    """An English unit name for n of it: "seat" → "seats", "bench" → "benches", "GPU" →
+    "GPUs" (an acronym takes a plain "s"; inflect would shout "GPUS"). Only the last word
+    changes: "GPU card" → "GPU cards"."""
+    if n == 1 or not unit.strip():
+        return unit
+    head, _sep, last = unit.rpartition(" ")
+    if not last.isalpha():
+        return unit  # "kg", "1U" and the like are left as written
+    plural = last + "s" if last.isupper() else _english.plural_noun(last)
+    return f"{head} {plural}" if head else plural
+
+
+def counted(n: int, unit_zh: str | None, unit_en: str | None, locale: str | None = None) -> str:
+    """A number of a resource's units in the reader's language (#16: "10 seat"): "10 seats",
+    "1 seat", "4 GPUs"; in Chinese the classifier follows the number: "10席", "4卡"."""
+    locale = locale or current_locale()
+    number = format_decimal(n, locale=locale)
+    if locale.startswith("zh") and unit_zh:
+        return f"{number}{unit_zh}"
+    unit = english_plural(unit_en, n) if unit_en else (unit_zh or "")
+    return f"{number} {unit}".rstrip()
 
 
 def minutes_to_hhmm(minutes: int) -> str:

@@ -82,6 +82,13 @@ def test_book_through_the_form_and_see_it(client, site):
     chinese = text(client.get(f"/resources/{sem.id}/book?week={m.date().isoformat()}"))
     assert re.search(rf'title="\S+ {m.month}/{m.day} 10:00–11:00：[^"a-z]+"', chinese)
     assert "SEM" in text(client.get("/bookings/", headers=EN))
+    # Units take their plural (#16: "Capacity 4 GPU").
+    gpu = site["gpu"]
+    gpu.unit_en, gpu.unit_zh = "GPU", "卡"
+    db.session.commit()
+    for path in (f"/resources/{gpu.id}", f"/resources/{gpu.id}/book", "/"):
+        assert "4 GPUs" in text(client.get(path, headers=EN)), path
+        assert "4卡" in text(client.get(path)), path
 
 
 def test_refused_booking_shows_every_reason_and_offers_the_waitlist(client, site):
@@ -327,7 +334,7 @@ def test_find_free_and_next_free(client, site):
         f"/find?kind=compute&day={m.date().isoformat()}&start_time=09:00&end_time=17:00&quantity=1",
         headers=EN,
     )
-    assert "1 / 4" in text(page)
+    assert "1 of 4 units free" in text(page)
     bad = client.get("/find?kind=compute&day=nope&start_time=9&end_time=&quantity=0", headers=EN)
     assert bad.status_code == 422
     login(client, "eng@example.com")

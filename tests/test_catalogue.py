@@ -97,6 +97,27 @@ def test_exact_durations_in_both_languages():
         assert exact_duration(minutes, "zh") == chinese, minutes
 
 
+def test_counted_units_take_their_plural_in_english():
+    """#16: "Capacity 10 seat", "4 GPU"."""
+    from booking.languages import counted
+
+    cases = [
+        (10, "席", "seat", "10 seats", "10席"),
+        (1, "席", "seat", "1 seat", "1席"),
+        (4, "卡", "GPU", "4 GPUs", "4卡"),
+        (2, "台", "bench", "2 benches", "2台"),
+        (3, "条", "SMT line", "3 SMT lines", "3条"),
+        (2, "", "person", "2 people", "2 people"),
+        (1200, "个", "node", "1,200 nodes", "1,200个"),
+        (5, "", "", "5", "5"),
+        (2, "台", "", "2 台", "2台"),
+        (4, "份", "1U", "4 1U", "4份"),
+    ]
+    for n, zh, en, english, chinese in cases:
+        assert counted(n, zh, en, "en") == english, (n, en)
+        assert counted(n, zh, en, "zh") == chinese, (n, zh)
+
+
 def test_operator_creates_a_resource_with_all_fields(client):
     admin = make_user("a@example.com")
     c = make_carrier("CQ01", admin=admin)

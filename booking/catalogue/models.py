@@ -30,7 +30,7 @@ from booking.catalogue.rules import (  # noqa: F401 - the names other modules im
     VISIBILITIES,
 )
 from booking.extensions import db
-from booking.languages import pick
+from booking.languages import counted, pick
 from booking.types import UTCDateTime, utcnow
 
 
@@ -123,6 +123,10 @@ class Resource(db.Model):
     def unit(self, locale: str | None = None) -> str:
 
         return pick(self.unit_zh, self.unit_en, locale)
+
+    def counted(self, n: int, locale: str | None = None) -> str:
+        """n of this resource's units, with the plural: "4 GPUs", "4卡"."""
+        return counted(n, self.unit_zh, self.unit_en, locale)
 
 
 class OpeningHours(db.Model):
