@@ -27,3 +27,11 @@ def absolute_url(endpoint: str, **values) -> str:
 def absolute_path(path: str) -> str:
     """A site path such as "/bookings/12" (stored on a notification) as a public address."""
     return public_base() + path if path else ""
+
+
+def webcal_url(url: str) -> str:
+    """The feed's address with the webcal scheme, which opens the calendar app and subscribes
+    (an https link downloads a one-off file instead). Clients fetch it over https when the
+    site is https and over http otherwise, so the scheme is the only change."""
+    scheme, sep, rest = url.partition("://")
+    return f"webcal://{rest}" if sep and scheme in ("http", "https") else url

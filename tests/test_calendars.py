@@ -280,6 +280,19 @@ def test_settings_page_creates_and_revokes_links(client, world):
     feeds = service.feeds_of(world["manager"])
     org_feed = next(t for t in feeds if t.scope == "organisation")
     assert b"VEVENT" in fetch(client, service.feed_url(service.feed_secret(org_feed))).data
+    # The link subscribes (#16): a webcal button, the https link to copy, a QR code and each
+    # client's steps with how often it refreshes.
+    page = client.get("/account/feeds", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    url = service.feed_url(service.feed_secret(org_feed))
+    assert url.startswith("http://booking.test/feeds/")
+    assert f'href="{url.replace("http://", "webcal://", 1)}"' in page
+    assert f'value="{url}"' in page and f'data-copy="feed-{org_feed.id}-url"' in page
+    assert '<details class="qr">' in page and "<svg" in page
+    for client_name in ("Outlook for Windows", "Apple Calendar", "Google Calendar", "Thunderbird"):
+        assert client_name in page, client_name
+    assert "How often it updates" in page
+    chinese = client.get("/account/feeds").get_data(as_text=True)
+    assert "如何订阅" in chinese and "钉钉" in chinese
     post_form(client, f"/account/feeds/{org_feed.id}/revoke", {}, token_from="/account/feeds")
     assert fetch(client, service.feed_url(service.feed_secret(org_feed))).status_code == 404
     assert service.feeds_of(world["manager"]) == []  # revoked means none, not a fresh one
@@ -290,6 +303,29 @@ def test_settings_page_creates_and_revokes_links(client, world):
         token_from="/account/feeds",
     )
     assert bad.status_code == 404
+
+
+def test_a_public_resource_has_a_subscribe_page(client, world):
+    sem = world["sem"]
+    # No sign-in needed: the feed is public. The booking page links here, not to the file.
+    page = client.get(f"/resources/{sem.id}/subscribe", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    feed = f"booking.test/calendars/resources/{sem.id}.ics"
+    assert f'href="webcal://{feed}"' in body and f'value="http://{feed}"' in body
+    assert "Thunderbird" in body and "<svg" in body
+    assert fetch(client, f"http://{feed}").status_code == 200
+    detail = client.get(f"/resources/{sem.id}").get_data(as_text=True)
+    assert f'href="/resources/{sem.id}/subscribe"' in detail
+    login(client, "eng@example.com")
+    book = client.get(f"/resources/{sem.id}/book").get_data(as_text=True)
+    assert f'id="resource-feed" href="/resources/{sem.id}/subscribe"' in book
+    # A residents-only or retired resource has no public feed, so no page either.
+    hidden = make_resource(world["carrier"], "Probe", visibility="residents")
+    retired = make_resource(world["carrier"], "Old", status="retired")
+    for resource in (hidden, retired):
+        assert client.get(f"/resources/{resource.id}/subscribe").status_code == 404
+    assert client.get("/resources/999999/subscribe").status_code == 404
 
 
 def test_single_booking_download(client, world):

@@ -20,9 +20,12 @@ from booking.accounts.forms import EmptyForm
 from booking.bookings.service import booking_for
 from booking.calendars import service
 from booking.calendars.models import CARRIER, ORGANISATION, RESOURCE, USER
+from booking.calendars.subscribe import CLIENT_STEPS, subscription
 from booking.exports import content_disposition
+from booking.catalogue.service import visible_resource
 from booking.inputs import as_id
 from booking.languages import current_locale
+from booking.links import absolute_url
 from booking.permissions import operated_carriers
 from booking.problems import NotFound
 
@@ -87,6 +90,21 @@ def public_resource_feed(resource_id: int):
     )
 
 
+@bp.get("/resources/<int:resource_id>/subscribe")
+def subscribe_resource(resource_id: int):
+    """How to subscribe to a public resource's free/busy calendar (#16: the booking page's
+    link downloaded a one-off .ics instead of subscribing)."""
+    service.public_resource_spec(resource_id, current_locale())  # public and active, or 404
+    resource = visible_resource(current_user, resource_id)
+    url = absolute_url("calendars.public_resource_feed", resource_id=resource.id)
+    return render_template(
+        "calendars/subscribe.html",
+        resource=resource,
+        sub=subscription(url),
+        client_steps_list=CLIENT_STEPS,
+    )
+
+
 @bp.get("/bookings/<int:booking_id>.ics")
 @login_required
 def booking_ics(booking_id: int):
@@ -123,7 +141,7 @@ def settings():
     # Reading the page never makes a link: a revoked feed stays revoked until asked for.
     locale = current_locale()
     feeds = [
-        (t, service.feed_title(t, locale), service.feed_url(service.feed_secret(t)))
+        (t, service.feed_title(t, locale), subscription(service.feed_url(service.feed_secret(t))))
         for t in service.feeds_of(current_user)
     ]
     existing = {(t.scope, t.scope_id) for t, _, _ in feeds}
@@ -132,6 +150,7 @@ def settings():
         feeds=feeds,
         empty_form=EmptyForm(),
         options=[o for o in _choices() if (o[0], o[1]) not in existing],
+        client_steps_list=CLIENT_STEPS,
     )
 
 
