@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import inflect
 from babel.dates import format_datetime as babel_format_datetime
-from babel.numbers import format_decimal
 from babel.lists import format_list
+from babel.numbers import format_decimal
 from babel.units import format_unit
 from flask import current_app
 from flask_babel import get_locale

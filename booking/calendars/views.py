@@ -21,8 +21,8 @@ from booking.bookings.service import booking_for
 from booking.calendars import service
 from booking.calendars.models import CARRIER, ORGANISATION, RESOURCE, USER
 from booking.calendars.subscribe import CLIENT_STEPS, subscription
-from booking.exports import content_disposition
 from booking.catalogue.service import visible_resource
+from booking.exports import content_disposition
 from booking.inputs import as_id
 from booking.languages import current_locale
 from booking.links import absolute_url
