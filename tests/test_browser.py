@@ -189,8 +189,22 @@ def test_engineer_books_from_the_week_view_and_cancels(live_server, browser):
     row = page.locator(f"tr[data-booking='{booking_id}']")
     assert "GPU 推理与开发服务器" in row.inner_text() and "已批准" in row.inner_text()
     page.goto(booking_url)
+    # Cancelling asks first (#16); saying no changes nothing.
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))
+    page.locator("form[action$='/cancel'] button").click()
+    page.wait_for_timeout(300)
+    assert asked and asked[0].startswith("取消此预约"), asked
+    _expect(page.get_by_role("heading", level=1)).to_contain_text("已批准")
+    page.once("dialog", lambda dialog: answer(dialog, True))
     page.locator("form[action$='/cancel'] button").click()
     _expect(page.get_by_text("已取消").first).to_be_visible()
+    assert len(asked) == 2
     context.close()
 
 
@@ -237,7 +251,7 @@ def _feed_event(url: str, booking_id: int):
 def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     live_app, live_server, browser
 ):
-    """Journey 1: an engineer, in Chinese, finds a GPU server free tomorrow, books 2 GPUs for
+    """Journey 1: an engineer, in Chinese, finds a GPU server free in three days, books 2 GPUs for
     3 h after checking the estimate in yuan, sees it under "my bookings", copies the personal
     calendar feed link, then checks in and out on the server's kiosk page (the QR code's page).
     Journey 3: a calendar app subscribed to that link finds the booking, and after the
@@ -247,11 +261,12 @@ def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     _sign_in(page, live_server, "engineer@demo.test")
     _expect(page.get_by_text("您已登录。")).to_be_visible()
 
-    # Which GPU servers have 2 GPUs free tomorrow from 10:00 to 13:00?
-    tomorrow = local_now().date() + timedelta(days=1)
+    # Which GPU servers have 2 GPUs free in three days from 10:00 to 13:00? (Far enough ahead
+    # that free cancellation is still open: no late-cancellation warning before booking.)
+    booked_day = local_now().date() + timedelta(days=3)
     page.get_by_role("link", name="查找空闲").click()
     page.get_by_label("类型").select_option("compute")
-    page.get_by_label("日期").fill(tomorrow.isoformat())
+    page.get_by_label("日期").fill(booked_day.isoformat())
     page.get_by_label("开始").fill("10:00")
     page.get_by_label("结束").fill("13:00")
     page.get_by_label("数量").fill("2")
@@ -259,14 +274,14 @@ def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     _expect(page.locator("#free-total")).to_be_visible()
     server = page.locator("tr.free-result").filter(has_text="L40S")
     _expect(server).to_have_count(1)
-    _expect(server).to_contain_text("4 / 4")  # all four GPUs free then
+    _expect(server).to_contain_text("空闲 4 / 4卡")  # all four GPUs free then
     _shot(page, "journey1-find-free")
     server.get_by_role("link", name="预约").click()
 
     # Book them, after asking for the estimate.
     _expect(page.get_by_role("heading", level=1)).to_contain_text("GPU 推理与开发服务器")
     form = page.locator("form.booking-form")
-    form.get_by_label("日期", exact=True).fill(tomorrow.isoformat())
+    form.get_by_label("日期", exact=True).fill(booked_day.isoformat())
     form.get_by_label("开始", exact=True).fill("10:00")
     form.get_by_label("结束", exact=True).fill("13:00")
     form.get_by_label("数量").fill("2")
@@ -283,14 +298,14 @@ def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     _expect(page.get_by_text("预约成功。")).to_be_visible()
     booking_id = _booking_id(page)
 
-    # It is in "my bookings", approved, tomorrow 10:00–13:00.
+    # It is in "my bookings", approved, 10:00–13:00 that day.
     page.get_by_role("link", name="我的预约").click()
     row = page.locator(f"tr[data-booking='{booking_id}']")
     _expect(row).to_contain_text("GPU 推理与开发服务器")
     _expect(row).to_contain_text("已批准")
     _expect(row).to_contain_text("10:00")
     _expect(row).to_contain_text("13:00")
-    _expect(row).to_contain_text("2 卡")
+    _expect(row).to_contain_text("2卡")
     _shot(page, "journey1-my-bookings")
 
     # Her home page lists it among the next bookings, with this month's spend.
@@ -311,9 +326,24 @@ def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     link.click()  # the field selects its whole text when clicked
     page.keyboard.press("Control+C")
     assert page.evaluate("navigator.clipboard.readText()") == feed_url
+    # Or with the copy button; the webcal button and the QR code subscribe a calendar app.
+    page.evaluate("navigator.clipboard.writeText('')")
+    row = page.locator("tr[data-scope='user']")
+    row.get_by_role("button", name="复制链接").click()
+    _expect(row.get_by_role("button", name="已复制")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == feed_url
+    webcal = row.get_by_role("link", name="在日历应用中打开").get_attribute("href")
+    assert webcal == "webcal://" + feed_url.split("://", 1)[1]
+    row.get_by_text("手机扫码订阅").click()
+    _expect(row.locator("details.qr svg")).to_be_visible()
     _shot(page, "journey1-feeds")
+    # Revoking asks first; saying no keeps the link.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row.get_by_role("button", name="撤销").click()
+    page.wait_for_timeout(300)
+    _expect(page.locator("tr[data-scope='user']")).to_have_count(1)
 
-    # The kiosk page (the QR code on the server opens it). Tomorrow's booking cannot be checked
+    # The kiosk page (the QR code on the server opens it). That booking cannot be checked
     # in yet: check-in opens 15 minutes before the start.
     kiosk_url = f"{live_server}/kiosk/{resource_id(live_app, L40S)}"
     page.goto(kiosk_url)
@@ -342,24 +372,25 @@ def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     _expect(page.get_by_role("heading", level=1)).to_contain_text("已完成")
     sessions = page.locator("section.card", has=page.get_by_role("heading", name="使用记录"))
     _expect(sessions.locator("li")).to_have_count(1)
-    _expect(sessions.locator("li")).to_contain_text("2 卡")
+    _expect(sessions.locator("li")).to_contain_text("2卡")
     _expect(sessions.locator("li")).not_to_contain_text("使用中")  # it has an end
 
-    # Journey 3: the subscriber's calendar has tomorrow's booking…
+    # Journey 3: the subscriber's calendar has the booking…
     event = _feed_event(feed_url, booking_id)
     assert str(event["STATUS"]) == "CONFIRMED"
-    assert event.decoded("DTSTART") == datetime.combine(tomorrow, time(10), ZONE)
-    assert event.decoded("DTEND") == datetime.combine(tomorrow, time(13), ZONE)
+    assert event.decoded("DTSTART") == datetime.combine(booked_day, time(10), ZONE)
+    assert event.decoded("DTEND") == datetime.combine(booked_day, time(13), ZONE)
     assert "GPU 推理与开发服务器" in str(event["SUMMARY"])
     # …until the engineer cancels it in the browser.
     page.goto(f"{live_server}/bookings/{booking_id}")
+    page.once("dialog", lambda dialog: dialog.accept())  # "取消此预约？"
     page.get_by_role("button", name="取消预约").click()
     _expect(page.get_by_text("已取消 1 个预约。")).to_be_visible()
     _expect(page.get_by_role("heading", level=1)).to_contain_text("已取消")
     _shot(page, "journey3-cancelled")
     event = _feed_event(feed_url, booking_id)
     assert str(event["STATUS"]) == "CANCELLED"
-    assert event.decoded("DTSTART") == datetime.combine(tomorrow, time(10), ZONE)
+    assert event.decoded("DTSTART") == datetime.combine(booked_day, time(10), ZONE)
     context.close()
 
 

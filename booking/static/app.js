@@ -20,3 +20,9 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
     }
   });
 });
+
+// A destructive form asks first (data-confirm holds the question, in the reader's language).
+document.addEventListener("submit", (event) => {
+  const question = event.target.dataset && event.target.dataset.confirm;
+  if (question && !window.confirm(question)) event.preventDefault();
+});
