@@ -1,0 +1,27 @@
+"""Rules every template keeps, read from the template files."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ROOT
+
+TEMPLATES = ROOT / "booking" / "templates"
+# Danger buttons that already sit behind a second step (a folded section with a reason) or
+# that decide a request rather than destroy anything.
+TWO_STEP = {("billing/invoice.html", 2), ("operate/approvals.html", 1)}
+
+
+def test_every_destructive_button_asks_first():
+    """#16: revoke, remove, retire and cancel ask before they act (app.js reads data-confirm)."""
+    unasked = []
+    for path in sorted(TEMPLATES.rglob("*.html")):
+        name = str(path.relative_to(TEMPLATES))
+        text = path.read_text()
+        calls = re.findall(r"post_button\(([^\n]*?)\) \}\}", text)
+        unasked += [(name, c) for c in calls if "'danger'" in c and "'danger', _(" not in c]
+        forms = re.findall(r"<form[^>]*>(?:(?!</form>).)*?class=\"danger\"", text, re.S)
+        bare = [f for f in forms if "data-confirm" not in f.split(">", 1)[0]]
+        if bare and (name, len(bare)) not in TWO_STEP:
+            unasked.append((name, len(bare)))
+    assert unasked == [], unasked
