@@ -1,6 +1,7 @@
 """Money and pricing: pure rules with hypothesis, rates with history, the booking estimate."""
 
 import math
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -304,3 +305,56 @@ def test_invoice_lines_say_when_a_setup_fee_or_minimum_is_included(app):
     assert texts[line.id][1] == 320000  # one started day at ¥3,000 and the ¥200 setup fee
     assert "¥200.00" in texts[line.id][0]
     assert texts[printer.id][1] == 5000 and "最低" in texts[printer.id][0]
+
+
+def test_the_resource_page_shows_its_rate_card(client, priced):
+    """#16: prices before booking. Every tier is shown to everyone; a signed-in booker's own
+    tier is marked with the organisation that pays it; a later rate is announced."""
+    sem, op, carrier = priced["sem"], priced["op"], priced["carrier"]
+    today = datetime.now(ZoneInfo(carrier.timezone)).date()
+    add_rate(op, sem, tier="resident", unit="hour", price="120", effective_from=date(2026, 1, 1))
+    add_rate(
+        op, sem, tier="resident", unit="hour", price="150", effective_from=today + timedelta(30)
+    )
+    add_rate(
+        op,
+        sem,
+        tier="external",
+        unit="quantity_hour",
+        price="300",
+        minimum="500",
+        setup_fee="80",
+        basis="greater",
+        effective_from=date(2026, 1, 1),
+    )
+    sem.unit_en, sem.unit_zh = "GPU", "卡"
+    db.session.commit()
+    en = {"Accept-Language": "en"}
+
+    def card(page: str) -> dict[str, str]:
+        rows = re.findall(r'<tr data-tier="(\w+)"[^>]*>(.*?)</tr>', page, re.S)
+        return {
+            tier: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip() for tier, row in rows
+        }
+
+    visitor = client.get(f"/resources/{sem.id}", headers=en).get_data(as_text=True)
+    rows = card(visitor)
+    assert set(rows) == {"resident", "member", "external"}
+    assert "¥120.00 per hour" in rows["resident"]
+    assert f"From {(today + timedelta(30)).isoformat()}: ¥150.00 per hour" in rows["resident"]
+    assert "not offered yet" in rows["member"]
+    assert "¥300.00 per GPU per hour" in rows["external"]
+    assert "¥500.00" in rows["external"] and "¥80.00" in rows["external"]
+    assert "charged by the greater of booked and used time" in rows["external"]
+    assert "Your rate" not in visitor and 'class="yours"' not in visitor
+    assert "Prices include VAT (6%)" in visitor and "no-show" in visitor
+    assert "Cancellation is free until 1 day before the start" in visitor
+    login(client, "res@example.com")
+    mine = card(client.get(f"/resources/{sem.id}", headers=en).get_data(as_text=True))
+    assert "Your rate: Resident Co" in mine["resident"] and "Your rate" not in mine["external"]
+    chinese = client.get(f"/resources/{sem.id}").get_data(as_text=True)
+    assert "您的价格" in chinese and "每卡每小时" in chinese
+    # With no rate at all, the page says so instead of an empty table.
+    bare = make_resource(carrier, "Bare")
+    page = client.get(f"/resources/{bare.id}", headers=en).get_data(as_text=True)
+    assert 'id="rate-card"' not in page and "has not published prices" in page

@@ -12,8 +12,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from booking.audit.labels import ACTION_LABELS, SUBJECT_LABELS
+from booking.billing.labels import BASIS_LABELS, TIER_LABELS, UNIT_LABELS
 from booking.billing.money import format_yuan
-from booking.billing.operate_views import BASIS_LABELS, TIER_LABELS, UNIT_LABELS
 from booking.billing.tax import format_rate
 from booking.catalogue import forms as catalogue_forms
 from booking.catalogue.forms import KIND_LABELS, VISIBILITY_LABELS, WEEKDAY_LABELS

@@ -18,6 +18,7 @@ from booking.accounts.forms import EmptyForm
 from booking.billing import fapiao, ledger
 from booking.billing import invoices as service
 from booking.billing.documents import invoice_pdf, invoices_xlsx
+from booking.billing.labels import TIER_NAMES
 from booking.exports import XLSX_TYPE, content_disposition
 from booking.forms import REQUIRED_MESSAGE
 from booking.inputs import parse_month
@@ -29,11 +30,6 @@ from booking.web import download, show_problems
 bp = Blueprint("invoices", __name__)  # under /operate/<code>/
 org_bp = Blueprint("org_invoices", __name__)
 
-TIER_LABELS = {
-    "resident": _l("resident"),
-    "member": _l("platform member"),
-    "external": _l("external"),
-}
 LINE_KINDS = {
     "booking": _l("booking"),
     "usage": _l("use without booking"),
@@ -155,7 +151,7 @@ def _detail(
         "billing/invoice.html",
         invoice=invoice,
         kinds=LINE_KINDS,
-        tier_labels=TIER_LABELS,
+        tier_labels=TIER_NAMES,
         staff=True,
         adjust_form=adjust_form or AdjustForm(formdata=None),
         credit_form=credit_form or CreditForm(formdata=None),
@@ -441,7 +437,7 @@ def org_detail(invoice_id: int):
         "billing/invoice.html",
         invoice=invoice,
         kinds=LINE_KINDS,
-        tier_labels=TIER_LABELS,
+        tier_labels=TIER_NAMES,
         staff=False,
         credited=service.credited_fen(invoice),
         balance=service.balance_fen(invoice) if invoice.kind == "invoice" else None,

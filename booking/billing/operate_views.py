@@ -8,7 +8,8 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired
 
-from booking.billing import pricing, service
+from booking.billing import service
+from booking.billing.labels import BASIS_LABELS, TIER_LABELS, UNIT_LABELS
 from booking.catalogue.models import Resource
 from booking.forms import REQUIRED_MESSAGE, DayField
 from booking.problems import ServiceError
@@ -16,24 +17,6 @@ from booking.tenancy import own
 from booking.web import show_problems
 
 bp = Blueprint("rates", __name__)
-
-TIER_LABELS = {
-    pricing.RESIDENT: _l("Resident of this carrier"),
-    pricing.MEMBER: _l("Platform member"),
-    pricing.EXTERNAL: _l("External"),
-}
-UNIT_LABELS = {
-    pricing.HOUR: _l("per hour"),
-    pricing.DAY: _l("per day"),
-    pricing.QUANTITY_HOUR: _l("per unit-hour (GPU-hour, seat-hour)"),
-    pricing.RUN: _l("per run or sample"),
-}
-BASIS_LABELS = {
-    pricing.BOOKED: _l("booked time"),
-    pricing.USED: _l("used time"),
-    pricing.GREATER: _l("the greater of booked and used time"),
-}
-
 
 class RateForm(FlaskForm):
     tier = SelectField(_l("Price tier"), choices=list(TIER_LABELS.items()))

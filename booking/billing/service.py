@@ -150,6 +150,39 @@ def add_rate(
     return rate
 
 
+@dataclass(frozen=True)
+class RateCardRow:
+    """One tier of a resource's published prices."""
+
+    tier: str
+    rate: pricing.RateTerms | None  # in force today; None: not priced for this tier yet
+    upcoming: pricing.RateTerms | None  # the next rate, from a later date
+    payers: tuple[str, ...]  # the viewer's organisations that pay this tier ("your rate")
+
+
+def rate_card(resource: Resource, user: User | None, today: date) -> list[RateCardRow]:
+    """The resource's rates per tier as the resource page shows them (#16: prices before
+    booking): today's and the next announced one, and which tier each of the viewer's
+    organisations pays. Every tier is shown to everyone: a price list is public."""
+    rates = [r.terms() for r in rates_of(resource)]
+    payers: dict[str, list[str]] = {}
+    for membership in getattr(user, "memberships", None) or []:
+        tier = tier_of(membership.organisation_id, resource.carrier_id)
+        payers.setdefault(tier, []).append(membership.organisation.name)
+    rows = []
+    for tier in pricing.TIERS:
+        later = [r for r in rates if r.tier == tier and r.effective_from > today]
+        rows.append(
+            RateCardRow(
+                tier,
+                pricing.rate_in_force(rates, tier, today),
+                min(later, key=lambda r: r.effective_from, default=None),
+                tuple(payers.get(tier, ())),
+            )
+        )
+    return rows if any(row.rate or row.upcoming for row in rows) else []
+
+
 def tier_of(organisation_id: int | None, carrier_id: int) -> str:
     resident_at = (
         db.session.scalars(

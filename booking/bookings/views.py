@@ -14,6 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
+from booking.billing.labels import TIER_NAMES
 from booking.billing.projects import set_booking_project
 from booking.billing.service import estimate
 from booking.bookings import rules, service, waitlist
@@ -42,11 +43,6 @@ from booking.web import show_problems
 
 bp = Blueprint("bookings", __name__)
 
-TIER_NAMES = {
-    "resident": _l("resident"),
-    "member": _l("platform member"),
-    "external": _l("external"),
-}
 # What each entry of a booking's history says. The new status is added only where the action
 # does not say it already (#16: "cancelled → cancelled"): a new or changed booking.
 EVENT_LABELS = {

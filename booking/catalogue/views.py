@@ -1,7 +1,12 @@
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, current_app, flash, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from booking.billing.labels import BASIS_LABELS, TIER_LABELS
+from booking.billing.service import rate_card
 from booking.catalogue import service
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, CatalogueSearchForm
 from booking.catalogue.models import KINDS
@@ -59,9 +64,13 @@ def index():
 @bp.get("/resources/<int:resource_id>")
 def detail(resource_id: int):
     resource = service.visible_resource(current_user, resource_id)
+    today = datetime.now(ZoneInfo(resource.carrier.timezone)).date()
     return render_template(
         "catalogue/detail.html",
         resource=resource,
         kind_labels=KIND_LABELS,
         weekday_labels=WEEKDAY_LABELS,
+        rate_card=rate_card(resource, current_user, today),
+        tier_labels=TIER_LABELS,
+        basis_labels=BASIS_LABELS,
     )
