@@ -26,6 +26,7 @@ from booking.languages import (
     exact_duration,
     local_time,
     minutes_to_hhmm,
+    time_span,
 )
 from booking.security import safe_next
 
@@ -69,3 +70,4 @@ def init_app(app) -> None:
     app.jinja_env.filters["tax_rate"] = format_rate
     app.jinja_env.globals["LOCALES"] = LOCALES
     app.jinja_env.globals["current_locale"] = current_locale
+    app.jinja_env.globals["time_span"] = time_span

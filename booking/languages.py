@@ -53,6 +53,15 @@ def local_time(value: datetime | None, tz: str | None = None, fmt: str = "medium
     return babel_format_datetime(value, fmt, tzinfo=zone, locale=locale)
 
 
+def time_span(start: datetime, end: datetime, tz: str | None = None) -> str:
+    """A booking's time as people write it: "2026/12/14 10:00–12:00" within one local day,
+    both ends in full across days."""
+    zone = ZoneInfo(tz or current_app.config["DEFAULT_CARRIER_TIMEZONE"])
+    same_day = start.astimezone(zone).date() == end.astimezone(zone).date()
+    until = local_time(end, tz, "HH:mm" if same_day else "short")
+    return f"{local_time(start, tz, 'short')}–{until}"
+
+
 def exact_duration(minutes: int, locale: str | None = None) -> str:
     """A length of time, exact and in the reader's language with its plurals: 4320 → "3 days"
     / "3天", 90 → "1 hour, 30 minutes" / "1小时30分钟" (#16: raw "4320 minutes"). Babel's

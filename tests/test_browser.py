@@ -286,9 +286,17 @@ def test_journeys_1_and_3_engineer_books_gpus_and_a_subscriber_follows_the_feed(
     form.get_by_label("结束", exact=True).fill("13:00")
     form.get_by_label("数量").fill("2")
     form.get_by_label("用途").fill("模型推理压测")
-    form.get_by_role("button", name="检查并预估费用").click()
-    # Her organisation is resident at CQ01: the resident rate, per GPU-hour.
+    # Her organisation is resident at CQ01: the resident rate, per GPU-hour. The price
+    # follows the form as it is filled in, before any button (#16)…
     expected = demo_estimate("compute", "resident", quantity=2, hours=3)
+    _expect(page.locator("#estimate")).to_contain_text(expected)
+    form.get_by_label("数量").fill("1")
+    _expect(page.locator("#estimate")).to_contain_text(
+        demo_estimate("compute", "resident", quantity=1, hours=3)
+    )
+    form.get_by_label("数量").fill("2")
+    # …and "Check and estimate" checks the rules too.
+    form.get_by_role("button", name="检查并预估费用").click()
     _expect(page.locator("#estimate")).to_contain_text(expected)
     _expect(page.locator("#estimate")).to_contain_text("3 小时")
     _expect(page.locator("ul.problems")).to_have_count(0)

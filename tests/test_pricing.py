@@ -358,3 +358,107 @@ def test_the_resource_page_shows_its_rate_card(client, priced):
     bare = make_resource(carrier, "Bare")
     page = client.get(f"/resources/{bare.id}", headers=en).get_data(as_text=True)
     assert 'id="rate-card"' not in page and "has not published prices" in page
+
+
+def test_the_booking_form_prices_as_the_slot_changes(client, priced):
+    """#16: the estimate follows the slot, quantity and repetition without a button (app.js
+    fetches this fragment), for a series per occurrence and in total, with the voucher."""
+    from booking.billing import vouchers
+
+    sem, op, carrier = priced["sem"], priced["op"], priced["carrier"]
+    add_rate(op, sem, tier="resident", unit="hour", price="120", effective_from=date(2026, 1, 1))
+    m = next_monday()
+    org = priced["resident"].memberships[0].organisation
+    login(client, "res@example.com")
+    path = f"/resources/{sem.id}/estimate"
+    slot = {
+        "day": m.date().isoformat(),
+        "start_time": "10:00",
+        "end_time": "12:00",
+        "quantity": "1",
+        "organisation_id": str(org.id),
+    }
+    en = {"Accept-Language": "en"}
+
+    def said(**changes) -> str:
+        response = client.get(path, query_string={**slot, **changes}, headers=en)
+        assert response.status_code == 200
+        return re.sub(r"\s+", " ", response.get_data(as_text=True))
+
+    assert "About ¥240.00 for 2 h at the resident rate." in said()
+    assert "About ¥360.00 for 3 h" in said(end_time="13:00")
+    daily = said(repeat="DAILY", repeat_count="3")
+    assert "3 occurrences at about ¥240.00 each: ¥720.00 in total" in daily
+    # A new rate from the series' second day: each occurrence at its day's rate.
+    add_rate(
+        op,
+        sem,
+        tier="resident",
+        unit="hour",
+        price="150",
+        effective_from=(m + timedelta(days=1)).date(),
+    )
+    assert "3 occurrences at ¥240.00 to ¥300.00 each: about ¥840.00 in total" in said(
+        repeat="DAILY", repeat_count="3"
+    )
+    # The organisation's voucher: half of each charge, up to its balance of ¥400.
+    admin = make_user("admin@example.com", admin=True)
+    programme = vouchers.create_programme(
+        admin,
+        name="Innovation",
+        issuer="Bureau",
+        coverage_percent=50,
+        cap="1000",
+        valid_from=date(2026, 1, 1),
+        valid_until=date(2099, 12, 31),
+    )
+    vouchers.grant(admin, programme.id, org.name, "400")
+    assert "voucher would pay about ¥120.00 of it, leaving about ¥120.00" in said()
+    capped = said(repeat="DAILY", repeat_count="3")
+    assert "voucher would pay about ¥400.00 of it, leaving about ¥440.00" in capped
+    # Not yet a booking, or nonsense: no estimate, no error, nothing changed.
+    for odd in (
+        {"end_time": ""},
+        {"day": "9999-12-31"},
+        {"day": "0001-01-01"},
+        {"quantity": "-1"},
+        {"quantity": "x" * 500},
+        {"organisation_id": "999999"},
+        {"end_time": "09:00"},
+        {"repeat": "DAILY", "repeat_count": "0"},
+        {"repeat": "YEARLY"},
+        {"start_time": "25:99"},
+    ):
+        assert 'id="estimate"' not in said(**odd), odd
+    # Someone else's organisation is not a choice: no estimate for it.
+    outsider_org = priced["outsider"].memberships[0].organisation
+    assert 'id="estimate"' not in said(organisation_id=str(outsider_org.id))
+    hidden = make_resource(carrier, "Hidden", visibility="residents")
+    login(client, "out@example.com")
+    assert client.get(f"/resources/{hidden.id}/estimate", query_string=slot).status_code == 404
+    client.get("/account/logout")
+    anonymous = client.application.test_client().get(path, query_string=slot)
+    assert anonymous.status_code == 302 and "/account/login" in anonymous.headers["Location"]
+
+
+def test_a_booking_shows_its_estimated_cost_on_its_page_and_in_my_bookings(client, priced):
+    from booking.bookings import service as bookings
+
+    sem, op = priced["sem"], priced["op"]
+    add_rate(op, sem, tier="resident", unit="hour", price="120", effective_from=date(2026, 1, 1))
+    m = next_monday()
+    booking = bookings.create_booking(priced["resident"], sem.id, at(m, 10), at(m, 12))
+    unpriced = make_resource(priced["carrier"], "Unpriced")
+    other = bookings.create_booking(priced["resident"], unpriced.id, at(m, 10), at(m, 11))
+    login(client, "res@example.com")
+    en = {"Accept-Language": "en"}
+    page = client.get(f"/bookings/{booking.id}", headers=en).get_data(as_text=True)
+    assert re.search(r'id="booking-cost">About ¥240.00 at the resident rate', page)
+    assert 'id="booking-cost"' not in client.get(f"/bookings/{other.id}").get_data(as_text=True)
+    mine = client.get("/bookings/", headers=en).get_data(as_text=True)
+    row = re.search(rf'<tr data-booking="{booking.id}">(.*?)</tr>', mine, re.S).group(1)
+    assert '<td class="amount">¥240.00</td>' in row
+    row = re.search(rf'<tr data-booking="{other.id}">(.*?)</tr>', mine, re.S).group(1)
+    assert '<td class="amount">—</td>' in row
+    # Within one day the time reads "… 10:00–11:00", not the date twice.
+    assert re.search(r"\w{3} \d+ \w{3} \d{4}, 10:00–11:00</td>", row), row

@@ -18,6 +18,7 @@ from booking.web import show_problems
 
 bp = Blueprint("rates", __name__)
 
+
 class RateForm(FlaskForm):
     tier = SelectField(_l("Price tier"), choices=list(TIER_LABELS.items()))
     unit = SelectField(_l("Charged"), choices=list(UNIT_LABELS.items()))

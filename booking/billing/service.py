@@ -15,6 +15,7 @@ from booking.billing import pricing, tax
 from booking.billing.models import Rate
 from booking.billing.money import parse_yuan
 from booking.billing.tax import parse_rate
+from booking.billing.vouchers import subsidy_estimate, usable_vouchers
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.orgs.models import Residency
@@ -221,6 +222,54 @@ def estimate(
     return _priced(resource, tier, [r.terms() for r in rates_of(resource)], start, end, quantity)
 
 
+@dataclass(frozen=True)
+class Quote:
+    """The price of a booking or of each occurrence of a series, as the booking form shows it
+    while the slot changes (#16), with what the organisation's vouchers would pay."""
+
+    each: list[Estimate]
+    subsidy_fen: int
+
+    @property
+    def total_fen(self) -> int:
+        return sum(e.total_fen for e in self.each)
+
+    @property
+    def cheapest_fen(self) -> int:
+        return min(e.total_fen for e in self.each)
+
+    @property
+    def dearest_fen(self) -> int:
+        return max(e.total_fen for e in self.each)
+
+
+def booking_quote(
+    resource: Resource,
+    organisation_id: int | None,
+    windows: list[tuple[datetime, datetime]],
+    quantity: int = 1,
+) -> Quote | None:
+    """Each window priced at the rate in force on its day; None when a window has no rate
+    for the organisation's tier (the carrier has not priced it)."""
+    windows = [(a, b) for a, b in windows if isinstance(a, datetime) and isinstance(b, datetime)]
+    if not windows or any(a >= b for a, b in windows):
+        return None
+    tier = tier_of(organisation_id, resource.carrier_id)
+    rates = [r.terms() for r in rates_of(resource)]
+    each = [_priced(resource, tier, rates, a, b, quantity) for a, b in windows]
+    if any(e is None for e in each):
+        return None
+    zone = ZoneInfo(resource.carrier.timezone)
+    vouchers = (
+        usable_vouchers([organisation_id]).get(organisation_id, []) if organisation_id else []
+    )
+    charges = [
+        (a.astimezone(zone).date(), e.total_fen) for (a, _b), e in zip(windows, each, strict=True)
+    ]
+    subsidy = subsidy_estimate(charges, resource.carrier_id, resource.kind, vouchers)
+    return Quote(each, subsidy)
+
+
 def _priced(resource: Resource, tier: str, rates, start, end, quantity: int) -> Estimate | None:
     """Booked time at the tier's rate in force on the booking's local day."""
     zone = ZoneInfo(resource.carrier.timezone)
@@ -234,12 +283,12 @@ def _priced(resource: Resource, tier: str, rates, start, end, quantity: int) -> 
     return Estimate(result, tier, minutes / 60, with_tax)
 
 
-def estimate_bookings(bookings) -> tuple[int, int]:
-    """The list price of many bookings at once, as `estimate` prices each one: (total in
-    fen, how many had no rate for their tier). Rates and residencies are read once."""
+def list_prices(bookings) -> dict[int, int | None]:
+    """Each booking's list price (with VAT) as `estimate` prices it, by booking id; None
+    where its tier has no rate. Rates and residencies are read once for all of them."""
     bookings = list(bookings)
     if not bookings:
-        return 0, 0
+        return {}
     rates: dict[int, list[pricing.RateTerms]] = {}
     for rate in db.session.scalars(
         select(Rate).where(Rate.resource_id.in_({b.resource_id for b in bookings}))
@@ -252,14 +301,18 @@ def estimate_bookings(bookings) -> tuple[int, int]:
         )
     ):
         resident_at.setdefault(org_id, set()).add(carrier_id)
-    total, unpriced = 0, 0
+    prices = {}
     for b in bookings:
         tier = pricing.tier_for(b.resource.carrier_id, resident_at.get(b.organisation_id, ()))
         priced = _priced(
             b.resource, tier, rates.get(b.resource_id, []), b.start_at, b.end_at, b.quantity
         )
-        if priced is None:
-            unpriced += 1
-        else:
-            total += priced.total_fen
-    return total, unpriced
+        prices[b.id] = None if priced is None else priced.total_fen
+    return prices
+
+
+def estimate_bookings(bookings) -> tuple[int, int]:
+    """The list price of many bookings at once: (total in fen, how many had no rate for
+    their tier)."""
+    prices = list_prices(bookings).values()
+    return sum(p for p in prices if p is not None), sum(1 for p in prices if p is None)

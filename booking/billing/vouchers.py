@@ -251,6 +251,40 @@ def usable_vouchers(organisation_ids: list[int], used_up: bool = False) -> dict[
     return found
 
 
+def voucher_applies(programme, day: date, carrier_id: int, kind: str) -> bool:
+    """Whether a programme pays towards a charge on this local day, at this carrier, for
+    this kind of resource (no carriers or no kinds listed: all)."""
+    if not (programme.valid_from <= day <= programme.valid_until):
+        return False
+    if programme.carriers and carrier_id not in {c.id for c in programme.carriers}:
+        return False
+    return not programme.kinds or kind in programme.kinds
+
+
+def subsidy_estimate(
+    charges: list[tuple[date, int]], carrier_id: int, kind: str, vouchers: list[Voucher]
+) -> int:
+    """What the vouchers would pay of these charges (local day, amount with VAT), drawn in
+    date order as the invoice run draws on them: up to each programme's coverage and each
+    voucher's balance today. Other bookings invoiced first may spend the balance."""
+    balances = {v.id: v.balance_fen for v in vouchers}
+    total = 0
+    for day, amount in sorted(charges):
+        covered = 0
+        for voucher in vouchers:
+            programme = voucher.programme
+            if amount <= 0 or not voucher_applies(programme, day, carrier_id, kind):
+                continue
+            take = min(
+                pricing.fee(amount, programme.coverage_percent) - covered, balances[voucher.id]
+            )
+            if take > 0:
+                balances[voucher.id] -= take
+                covered += take
+        total += covered
+    return total
+
+
 def apply_subsidies(
     invoice: Invoice,
     lines: list[InvoiceLine],
@@ -274,11 +308,7 @@ def apply_subsidies(
         day = line.started_at.astimezone(zone).date()
         for voucher in vouchers:
             programme = voucher.programme
-            if not (programme.valid_from <= day <= programme.valid_until):
-                continue
-            if programme.carriers and carrier.id not in {c.id for c in programme.carriers}:
-                continue
-            if programme.kinds and line.kind_of_resource not in programme.kinds:
+            if not voucher_applies(programme, day, carrier.id, line.kind_of_resource):
                 continue
             if voucher.id not in locked:
                 lock_also(Voucher, voucher.id)

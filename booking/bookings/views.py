@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from booking.accounts.forms import EmptyForm
 from booking.billing.labels import TIER_NAMES
 from booking.billing.projects import set_booking_project
-from booking.billing.service import estimate
+from booking.billing.service import booking_quote, estimate, list_prices
 from booking.bookings import rules, service, waitlist
 from booking.bookings import series as series_service
 from booking.bookings.forms import (
@@ -32,7 +32,7 @@ from booking.bookings.week import visible_hours, week_grid, week_start, week_win
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.catalogue.service import visible_resource
 from booking.inputs import in_range, parse_date, parse_datetime
-from booking.languages import current_locale, local_time
+from booking.languages import current_locale, time_span
 from booking.metering.service import usage_of_booking
 from booking.notify import service as inbox_service
 from booking.orgs.projects import projects_of, projects_of_user
@@ -98,7 +98,7 @@ def _book_page(
     refused=None,
     next_free=None,
     next_free_form=None,
-    estimate=None,
+    price_quote=None,
     late=False,
     chosen=None,
 ):
@@ -131,7 +131,7 @@ def _book_page(
         # Only when capacity alone stands in the way (the waitlist refuses anything else):
         # not for a past slot, a missing qualification or a closed time (#16).
         waitlist_offered=refused is not None and rules.only_capacity(refused.problems),
-        estimate=estimate,
+        quote=price_quote,
         late=late,
         chosen=chosen or set(),
         next_free=next_free,
@@ -257,7 +257,9 @@ def _check_one(resource, form, start, end, _rrule):
         form,
         200 if not refused else refused.status,
         refused=refused,
-        estimate=estimate(resource, form.organisation_id.data, start, end, form.quantity.data),
+        price_quote=booking_quote(
+            resource, form.organisation_id.data, [(start, end)], form.quantity.data
+        ),
         late=_late(resource, start),
     )
 
@@ -287,7 +289,9 @@ def _book_one(resource, form, start, end, _rrule, acknowledged=False):
         return _book_page(
             resource,
             form,
-            estimate=estimate(resource, form.organisation_id.data, start, end, form.quantity.data),
+            price_quote=booking_quote(
+                resource, form.organisation_id.data, [(start, end)], form.quantity.data
+            ),
             late=True,
         )
     booking = service.create_booking(
@@ -327,7 +331,16 @@ def _occurrences(resource, form, start, end, rrule):
 def _preview_series(resource, form, start, end, rrule):
     occurrences = _occurrences(resource, form, start, end, rrule)
     first = min((o.start for o in occurrences if o.ok), default=start)
-    return _book_page(resource, form, preview=occurrences, late=_late(resource, first))
+    bookable = [(o.start, o.end) for o in occurrences if o.ok]
+    return _book_page(
+        resource,
+        form,
+        preview=occurrences,
+        late=_late(resource, first),
+        price_quote=booking_quote(
+            resource, form.organisation_id.data, bookable, form.quantity.data
+        ),
+    )
 
 
 def _book_series(resource, form, start, end, rrule, acknowledged=False):
@@ -370,6 +383,33 @@ SERIES_ACTIONS = {
 }
 
 
+@bp.get("/resources/<int:resource_id>/estimate")
+@login_required
+def live_estimate(resource_id: int):
+    """The booking form's price as the slot, quantity or repetition change (fetched by
+    app.js, #16): an HTML fragment; empty until the form describes a booking."""
+    resource = visible_resource(current_user, resource_id)
+    form = BookingForm(request.args, meta={"csrf": False})
+    form.organisation_id.choices = _organisation_choices(current_user)
+    found = None
+    if form.validate() and in_range(form.day.data) and in_range(form.end_day.data or form.day.data):
+        start, end = form.moments(resource.carrier.timezone)
+        windows = [(start, end)]
+        if form.rrule():
+            windows, problems = rules.expand_recurrence(
+                form.rrule(), start, end, ZoneInfo(resource.carrier.timezone)
+            )
+            windows = [] if problems else windows
+        found = booking_quote(resource, form.organisation_id.data, windows, form.quantity.data)
+    return render_template(
+        "bookings/_estimate.html",
+        quote=found,
+        series=bool(form.rrule()),
+        tier_labels=TIER_NAMES,
+        resource=resource,
+    )
+
+
 @bp.get("/resources/<int:resource_id>/next-free")
 @login_required
 def next_free(resource_id: int):
@@ -398,6 +438,7 @@ def mine():
         upcoming=upcoming,
         past=past,
         cancelled=cancelled,
+        costs=list_prices(upcoming + past),
         entries=waitlist.entries_of(current_user),
         empty_form=EmptyForm(),
     )
@@ -416,10 +457,7 @@ def _change_text(details: dict, tz: str) -> str:
     parts = []
 
     def span(side: dict) -> str:
-        start, end = (datetime.fromisoformat(side[k]) for k in ("start", "end"))
-        same_day = start.astimezone(ZoneInfo(tz)).date() == end.astimezone(ZoneInfo(tz)).date()
-        until = local_time(end, tz, "HH:mm" if same_day else "short")
-        return f"{local_time(start, tz, 'short')}–{until}"
+        return time_span(*(datetime.fromisoformat(side[k]) for k in ("start", "end")), tz)
 
     try:
         if (before.get("start"), before.get("end")) != (after.get("start"), after.get("end")):
@@ -456,6 +494,14 @@ def _detail_page(booking, modify_form=None, status=200):
     return render_template(
         "bookings/detail.html",
         booking=booking,
+        cost=estimate(
+            booking.resource,
+            booking.organisation_id,
+            booking.start_at,
+            booking.end_at,
+            booking.quantity,
+        ),
+        tier_labels=TIER_NAMES,
         changes=changes,
         event_labels=EVENT_LABELS,
         modify_form=modify_form,

@@ -26,3 +26,35 @@ document.addEventListener("submit", (event) => {
   const question = event.target.dataset && event.target.dataset.confirm;
   if (question && !window.confirm(question)) event.preventDefault();
 });
+
+// The booking form's price follows the slot, quantity and repetition as they change: the
+// server renders the estimate (the same fragment "Check and estimate" shows without JS).
+const bookingForm = document.querySelector("form.booking-form[data-estimate-url]");
+if (bookingForm) {
+  const target = document.getElementById("estimate-live");
+  let timer = null;
+  let asked = 0;
+  const refresh = async () => {
+    const fields = new URLSearchParams(new FormData(bookingForm));
+    fields.delete("csrf_token");
+    fields.delete("purpose");  // not needed for a price, and may be long
+    const mine = ++asked;
+    try {
+      const response = await fetch(`${bookingForm.dataset.estimateUrl}?${fields}`, {
+        headers: { Accept: "text/html" },
+      });
+      if (response.ok && mine === asked) target.innerHTML = await response.text();
+    } catch (error) {
+      // offline or refused: the last estimate stays; "Check and estimate" still works
+    }
+  };
+  bookingForm.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 300);
+  });
+  bookingForm.addEventListener("change", () => {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 100);
+  });
+  if (!target.querySelector("#estimate")) refresh();  // a slot picked on the grid
+}
