@@ -36,3 +36,8 @@ def in_ids(column, ids):
     if _dialect() == "postgresql":
         return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
     return column.in_(select(literal_column("value")).select_from(func.json_each(json.dumps(ids))))
+
+
+def escape_like(text: str) -> str:
+    """Words to find with LIKE … ESCAPE '\\': their own % and _ match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -78,12 +78,13 @@ def grow_bookings(site, carrier, n_resources: int, tag: str, org=None, always_op
 def test_my_bookings_and_the_inbox(client, site):
     login(client, "eng@example.com")
     grow_bookings(site, site["carrier"], 2, "A")
-    few = (statements(client, "/bookings/"), statements(client, "/inbox"))
+    pages = ("/bookings/", "/bookings/?tab=past", "/bookings/?tab=all&q=A", "/inbox")
+    few = tuple(statements(client, page) for page in pages)
     grow_bookings(site, site["carrier"], 6, "B")
     elsewhere = make_carrier("CQ02")
     second = make_org("Second", members=[site["eng"]], resident_at=[elsewhere])
     grow_bookings(site, elsewhere, 3, "C", org=second)
-    many = (statements(client, "/bookings/"), statements(client, "/inbox"))
+    many = tuple(statements(client, page) for page in pages)
     assert many == few
 
 

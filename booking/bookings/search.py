@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from booking.accounts.models import User
 from booking.bookings import rules
@@ -19,6 +19,9 @@ from booking.bookings.facts import (
     shape_problems,
 )
 from booking.bookings.models import (
+    CANCELLED,
+    HOLDING,
+    REJECTED,
     REQUESTED,
     Booking,
 )
@@ -33,6 +36,7 @@ from booking.catalogue.service import (
 from booking.extensions import db
 from booking.permissions import operated_carrier_ids
 from booking.problems import Problem, ServiceError
+from booking.queries import escape_like
 from booking.types import utcnow
 
 # --- lists -----------------------------------------------------------------------------------
@@ -48,6 +52,99 @@ def my_bookings(
 ) -> list[Booking]:
     stmt = select(Booking).where(Booking.user_id == user.id)
     return _filtered(stmt, status, start_from, start_until, limit)
+
+
+# "My bookings" tabs, as SQL: the same split as rules.group_for_owner (a test holds them
+# equal), so that a tab can be filtered and paged in the database.
+UPCOMING, PAST, DROPPED, EVERYTHING = "upcoming", "past", "cancelled", "all"
+MY_TABS = (UPCOMING, PAST, DROPPED, EVERYTHING)
+
+
+def _tab_condition(tab: str, now: datetime):
+    dropped = Booking.status.in_((CANCELLED, REJECTED))
+    upcoming = and_(Booking.status.in_(HOLDING), Booking.end_at > now)
+    return {
+        UPCOMING: upcoming,
+        PAST: and_(~dropped, ~upcoming),
+        DROPPED: dropped,
+        EVERYTHING: Booking.id.is_not(None),
+    }[tab]
+
+
+@dataclass(frozen=True)
+class MyBookingsFilter:
+    """What "My bookings" is narrowed to: a tab, words in the resource's name, the purpose
+    or the project, one resource, and a window of days (the window as UTC moments)."""
+
+    tab: str = UPCOMING
+    words: str = ""
+    resource_id: int | None = None
+    start_from: datetime | None = None
+    start_until: datetime | None = None
+
+
+def _my_bookings_query(user: User, wanted: MyBookingsFilter, now: datetime):
+    stmt = (
+        select(Booking)
+        .join(Resource, Booking.resource_id == Resource.id)
+        .where(Booking.user_id == user.id, _tab_condition(wanted.tab, now))
+    )
+    if wanted.words:
+        pattern = f"%{escape_like(wanted.words)}%"
+        stmt = stmt.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (
+                        Resource.name_zh,
+                        Resource.name_en,
+                        Booking.purpose,
+                        Booking.project,
+                    )
+                )
+            )
+        )
+    if wanted.resource_id is not None:
+        stmt = stmt.where(Booking.resource_id == wanted.resource_id)
+    if wanted.start_from is not None:
+        stmt = stmt.where(Booking.start_at >= wanted.start_from)
+    if wanted.start_until is not None:
+        stmt = stmt.where(Booking.start_at < wanted.start_until)
+    soonest_first = wanted.tab == UPCOMING
+    order = (
+        (Booking.start_at, Booking.id)
+        if soonest_first
+        else (Booking.start_at.desc(), Booking.id.desc())
+    )
+    return stmt.order_by(*order)
+
+
+def my_bookings_page(
+    user: User, wanted: MyBookingsFilter, page: int, size: int, now: datetime | None = None
+) -> tuple[list[Booking], int]:
+    """One page of the person's bookings as filtered, and how many match in all."""
+    now = now or utcnow()
+    stmt = _my_bookings_query(user, wanted, now)
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = db.session.scalars(stmt.limit(size).offset((page - 1) * size)).unique().all()
+    return list(rows), total or 0
+
+
+def my_bookings_all(user: User, wanted: MyBookingsFilter, now: datetime | None = None):
+    """Every booking as filtered, read in batches (the exports)."""
+    stmt = _my_bookings_query(user, wanted, now or utcnow())
+    yield from db.session.scalars(stmt.execution_options(yield_per=500))
+
+
+def resources_booked_by(user: User) -> list[Resource]:
+    """The resources someone has booked, for the filter's choice."""
+    return list(
+        db.session.scalars(
+            select(Resource)
+            .where(Resource.id.in_(select(Booking.resource_id).where(Booking.user_id == user.id)))
+            .order_by(Resource.name_en)
+        )
+    )
 
 
 def carrier_bookings(

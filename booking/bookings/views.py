@@ -1,4 +1,4 @@
-"""Engineers' booking pages: book (with the week view), my bookings, a booking's page,
+"""Engineers' booking pages: book (with the week view), a booking's page,
 the waitlist, finding free resources, and the inbox."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from booking.accounts.forms import EmptyForm
 from booking.billing.labels import TIER_NAMES
 from booking.billing.projects import set_booking_project
-from booking.billing.service import booking_quote, estimate, list_prices
+from booking.billing.service import booking_quote, estimate
 from booking.bookings import rules, service, waitlist
 from booking.bookings import series as series_service
 from booking.bookings.forms import (
@@ -427,21 +427,6 @@ def next_free(resource_id: int):
     if start is not None:
         found["end"] = start + timedelta(hours=form.hours.data)
     return _book_page(resource, booking_form, next_free=found, next_free_form=form)
-
-
-@bp.get("/bookings/")
-@login_required
-def mine():
-    upcoming, past, cancelled = rules.group_for_owner(service.my_bookings(current_user), utcnow())
-    return render_template(
-        "bookings/mine.html",
-        upcoming=upcoming,
-        past=past,
-        cancelled=cancelled,
-        costs=list_prices(upcoming + past),
-        entries=waitlist.entries_of(current_user),
-        empty_form=EmptyForm(),
-    )
 
 
 @bp.get("/bookings/<int:booking_id>")

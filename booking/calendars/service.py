@@ -594,15 +594,18 @@ def single_booking_ics(booking: Booking, locale: str, method: str = "PUBLISH") -
     return bookings_ics([booking], locale, method)
 
 
-def bookings_ics(bookings: list[Booking], locale: str, method: str = "PUBLISH") -> bytes:
-    """Bookings of one resource as one .ics file, each its own event (a series' confirmation
-    mail: PUBLISH, since one REQUEST may carry only one event's UID)."""
-    resource = bookings[0].resource
+def bookings_ics(
+    bookings: list[Booking], locale: str, method: str = "PUBLISH", name: str | None = None
+) -> bytes:
+    """Bookings as one .ics file, each its own event: a series' confirmation mail (PUBLISH,
+    since one REQUEST may carry only one event's UID), or an export of "My bookings". The
+    calendar is named after the first booking's resource unless a name is given."""
+    first = bookings[0].resource if bookings else None
     with force_locale(locale):
         items = [booking_event(booking, locale) for booking in bookings]
     return ical.render(
-        pick(resource.name_zh, resource.name_en, locale),
-        resource.carrier.timezone,
+        name or pick(first.name_zh, first.name_en, locale),
+        first.carrier.timezone if first else current_app.config["DEFAULT_CARRIER_TIMEZONE"],
         items,
         method=method,
     )

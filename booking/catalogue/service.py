@@ -23,6 +23,7 @@ from booking.catalogue.signals import resource_retired
 from booking.extensions import db
 from booking.permissions import operated_carrier_ids, require_staff, resident_carrier_ids
 from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import escape_like
 
 MAX_QUERY_LENGTH = 100
 
@@ -46,7 +47,7 @@ def visible_resources_query(
     if carrier_code:
         stmt = stmt.where(Carrier.code == carrier_code)
     if q:
-        pattern = f"%{_escape_like(q.strip()[:MAX_QUERY_LENGTH])}%"
+        pattern = f"%{escape_like(q.strip()[:MAX_QUERY_LENGTH])}%"
         stmt = stmt.where(
             or_(
                 Resource.name_zh.ilike(pattern, escape="\\"),
@@ -59,10 +60,6 @@ def visible_resources_query(
             )
         )
     return stmt.order_by(Carrier.code, Resource.kind, Resource.name_en)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def catalogue_filter_problems(kind: str | None, carrier_code: str | None) -> list[Problem]:

@@ -1,0 +1,176 @@
+"""'My bookings': tabs, filters, search, paging and exports (CSV, .ics) of one person's
+bookings (#16: one page of every booking ever, 51,000 px tall on a phone)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Response, current_app, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from booking.accounts.forms import EmptyForm
+from booking.billing.service import list_prices
+from booking.bookings import waitlist
+from booking.bookings.search import (
+    DROPPED,
+    EVERYTHING,
+    MY_TABS,
+    PAST,
+    UPCOMING,
+    MyBookingsFilter,
+    my_bookings_all,
+    my_bookings_page,
+    resources_booked_by,
+)
+from booking.bookings.views import bp
+from booking.calendars.service import bookings_ics
+from booking.exports import content_disposition, yuan
+from booking.inputs import as_id, parse_date, parse_int
+from booking.languages import current_locale, local_time
+from booking.problems import Problem
+from booking.web import download
+
+PAGE_SIZE = 25
+MAX_WORDS = 100
+TAB_LABELS = {
+    UPCOMING: _l("Upcoming"),
+    PAST: _l("Past"),
+    DROPPED: _l("Cancelled and rejected"),
+    EVERYTHING: _l("All"),
+}
+
+
+def _filter_from_args() -> tuple[MyBookingsFilter, int, list[Problem]]:
+    """The list asked for in the address; problems for anything unreadable (422, shown)."""
+    args, problems = request.args, []
+    tab = args.get("tab") or UPCOMING
+    if tab not in MY_TABS:
+        problems.append(Problem("invalid_tab", _l("Unknown list."), "tab"))
+        tab = UPCOMING
+    words = (args.get("q") or "").strip()
+    if len(words) > MAX_WORDS or "\x00" in words:
+        problems.append(Problem("invalid_query", _l("Search for at most 100 characters."), "q"))
+        words = ""
+    resource_id = None
+    if args.get("resource"):
+        resource_id = as_id(args.get("resource"))
+        if resource_id is None:
+            problems.append(Problem("invalid_resource", _l("Unknown resource."), "resource"))
+    first, found = parse_date(args.get("from"), "from", required=False)
+    problems += found
+    last, found = parse_date(args.get("to"), "to", required=False)
+    problems += found
+    if first and last and first > last:
+        problems.append(
+            Problem("invalid_range", _l("The first day must not be after the last."), "to")
+        )
+    page, bad_page = parse_int(
+        args.get("page", "1"), "page", minimum=1, maximum=10_000, from_text=True
+    )
+    # Days are the platform's default zone (a person's bookings may be at several carriers).
+    zone = ZoneInfo(current_app.config["DEFAULT_CARRIER_TIMEZONE"])
+    wanted = MyBookingsFilter(
+        tab=tab,
+        words=words,
+        resource_id=resource_id,
+        start_from=datetime.combine(first, time(0), zone) if first else None,
+        start_until=datetime.combine(last + timedelta(days=1), time(0), zone) if last else None,
+    )
+    return wanted, 1 if bad_page or page is None else page, problems
+
+
+@bp.get("/bookings/")
+@login_required
+def mine():
+    wanted, page, problems = _filter_from_args()
+    rows, total = ([], 0) if problems else my_bookings_page(current_user, wanted, page, PAGE_SIZE)
+    kept = {k: v for k, v in request.args.items() if k in ("q", "resource", "from", "to")}
+    return render_template(
+        "bookings/mine.html",
+        bookings=rows,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        tab=wanted.tab,
+        tabs=TAB_LABELS,
+        kept=kept,
+        problems=problems,
+        resources=resources_booked_by(current_user),
+        costs=list_prices([b for b in rows if b.status not in ("cancelled", "rejected")]),
+        entries=waitlist.entries_of(current_user),
+        empty_form=EmptyForm(),
+        url_with=lambda **changes: url_for(
+            "bookings.mine", **{**kept, "tab": wanted.tab, **changes}
+        ),
+    ), 422 if problems else 200
+
+
+def _exported() -> tuple[MyBookingsFilter, list[Problem]]:
+    wanted, _page, problems = _filter_from_args()
+    return wanted, problems
+
+
+def _problem_response(problems: list[Problem]) -> Response:
+    text = "\n".join(str(p.message) for p in problems)
+    return Response(text + "\n", status=422, content_type="text/plain; charset=utf-8")
+
+
+@bp.get("/bookings/export.csv")
+@login_required
+def export_csv():
+    wanted, problems = _exported()
+    if problems:
+        return _problem_response(problems)
+    locale = current_locale()
+    header = [
+        _("Booking"),
+        _("Resource"),
+        _("Carrier"),
+        _("Start"),
+        _("End"),
+        _("Quantity"),
+        _("Organisation"),
+        _("Status"),
+        _("Purpose"),
+        _("Project"),
+        _("Estimated cost (yuan)"),
+    ]
+
+    def rows():
+        bookings = list(my_bookings_all(current_user, wanted))
+        prices = list_prices(bookings)
+        for b in bookings:
+            tz = b.resource.carrier.timezone
+            yield [
+                b.id,
+                b.resource.name(locale),
+                b.resource.carrier.name(locale),
+                local_time(b.start_at, tz, "yyyy-MM-dd HH:mm"),
+                local_time(b.end_at, tz, "yyyy-MM-dd HH:mm"),
+                b.quantity,
+                b.organisation.name,
+                b.status,
+                b.purpose,
+                b.project,
+                yuan(prices.get(b.id)) if b.status not in ("cancelled", "rejected") else None,
+            ]
+
+    return download("csv", "my-bookings", header, rows)
+
+
+@bp.get("/bookings/export.ics")
+@login_required
+def export_ics():
+    wanted, problems = _exported()
+    if problems:
+        return _problem_response(problems)
+    bookings = list(my_bookings_all(current_user, wanted))
+    body = bookings_ics(bookings, current_locale(), name=_("My bookings"))
+    return Response(
+        body,
+        content_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": content_disposition("my-bookings.ics")},
+    )
