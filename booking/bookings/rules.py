@@ -608,6 +608,20 @@ def expand_recurrence(
     return result, []
 
 
+def same_slot_later(
+    start: datetime, end: datetime, now: datetime, zone: ZoneInfo
+) -> tuple[datetime, datetime]:
+    """ "Book again": the same weekday and local times a whole number of weeks on, the first
+    such slot that starts after now (at least a week on)."""
+    local_start = start.astimezone(zone).replace(tzinfo=None)
+    length = end - start
+    weeks = max(1, (now - start) // timedelta(weeks=1) + 1)
+    moved = (local_start + timedelta(weeks=weeks)).replace(tzinfo=zone)
+    if moved <= now:  # a clock change made the week short: one more
+        moved = (local_start + timedelta(weeks=weeks + 1)).replace(tzinfo=zone)
+    return moved, moved + length
+
+
 def group_for_owner(bookings: Sequence, now: datetime) -> tuple[list, list, list]:
     """ "My bookings": (upcoming, past, cancelled or rejected). Upcoming are the ones still to
     come or running that hold the resource; every other booking that happened — completed

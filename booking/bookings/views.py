@@ -479,6 +479,11 @@ def _detail_page(booking, modify_form=None, status=200):
     return render_template(
         "bookings/detail.html",
         booking=booking,
+        # "Book again" (#16): the same slot a week (or weeks) on, for the booker, where
+        # the resource can still be booked; the form is prefilled, nothing is booked yet.
+        again=rules.same_slot_later(booking.start_at, booking.end_at, utcnow(), ZoneInfo(tz))
+        if booking.user_id == current_user.id and booking.resource.status == "active"
+        else None,
         cost=estimate(
             booking.resource,
             booking.organisation_id,

@@ -146,3 +146,17 @@ class OpeningHours(db.Model):
     weekday: Mapped[int] = mapped_column(Integer)
     opens: Mapped[int] = mapped_column(Integer)
     closes: Mapped[int] = mapped_column(Integer)
+
+
+class Favourite(db.Model):
+    """A resource someone marked to find again quickly (their home page lists it)."""
+
+    __tablename__ = "favourite_resources"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource_id: Mapped[int] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

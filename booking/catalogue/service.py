@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from booking.accounts.models import User
@@ -14,6 +15,7 @@ from booking.catalogue.models import (
     KINDS,
     PUBLIC,
     RETIRED,
+    Favourite,
     OpeningHours,
     Qualification,
     Resource,
@@ -222,3 +224,41 @@ def set_status(carrier: Carrier, resource: Resource, status: str, *, actor: User
 
 def opening_rows(resource: Resource) -> list[tuple[int, int, int]]:
     return [(h.weekday, h.opens, h.closes) for h in resource.opening_hours]
+
+
+# --- favourites ------------------------------------------------------------------------------
+
+
+def set_favourite(user: User, resource_id, on: bool) -> bool:
+    """Mark or unmark a resource the person may see (setting, not toggling: a double click
+    leaves it as asked). Returns whether it is a favourite now."""
+    resource = visible_resource(user, resource_id)
+    found = db.session.get(Favourite, (user.id, resource.id))
+    if on and found is None:
+        db.session.add(Favourite(user_id=user.id, resource_id=resource.id))
+    elif not on and found is not None:
+        db.session.delete(found)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same mark from another tab got there first
+        db.session.rollback()
+    return on
+
+
+def is_favourite(user: User | None, resource_id: int) -> bool:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    return db.session.get(Favourite, (user.id, resource_id)) is not None
+
+
+def favourites_of(user: User) -> list[Resource]:
+    """The person's favourites they may still see, last marked first."""
+    return list(
+        db.session.scalars(
+            visible_resources_query(user)
+            .join(Favourite, Favourite.resource_id == Resource.id)
+            .where(Favourite.user_id == user.id)
+            .order_by(None)
+            .order_by(Favourite.created_at.desc())
+        )
+    )

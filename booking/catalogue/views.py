@@ -1,10 +1,11 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, render_template, request
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user, login_required
 
+from booking.accounts.forms import EmptyForm
 from booking.billing.labels import BASIS_LABELS, TIER_LABELS
 from booking.billing.service import rate_card
 from booking.catalogue import service
@@ -71,6 +72,21 @@ def detail(resource_id: int):
         kind_labels=KIND_LABELS,
         weekday_labels=WEEKDAY_LABELS,
         rate_card=rate_card(resource, current_user, today),
+        favourite=service.is_favourite(current_user, resource.id),
+        empty_form=EmptyForm(),
         tier_labels=TIER_LABELS,
         basis_labels=BASIS_LABELS,
     )
+
+
+@bp.post("/resources/<int:resource_id>/favourite")
+@login_required
+def favourite(resource_id: int):
+    """Mark (on=1) or unmark (on=0) a resource as a favourite; the home page lists them."""
+    if EmptyForm().validate_on_submit():
+        on = request.form.get("on") == "1"
+        service.set_favourite(current_user, resource_id, on)
+        flash(
+            _("Added to your favourites.") if on else _("Removed from your favourites."), "success"
+        )
+    return redirect(url_for(".detail", resource_id=resource_id))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from booking.accounts.models import User
 from booking.billing import service as billing
@@ -27,6 +27,7 @@ from booking.bookings.service import approval_queue
 from booking.calendars.models import CalendarSource
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
+from booking.catalogue.service import favourites_of, visible_resources_query
 from booking.extensions import db
 from booking.metering.models import UsageRecord
 from booking.types import utcnow
@@ -42,6 +43,8 @@ class EngineerHome:
     month_spend_fen: int  # list price of this month's bookings, at the rate in force
     unpriced: int  # bookings of this month with no rate for the tier
     vouchers: list  # vouchers of the user's organisations, spent ones included
+    favourites: list[Resource] = field(default_factory=list)
+    recent: list[Resource] = field(default_factory=list)  # booked lately, favourites aside
 
     @property
     def voucher_balance_fen(self) -> int:
@@ -92,7 +95,34 @@ def engineer_home(
     # Spent vouchers too: "used up" tells more than "no voucher" (#16).
     found = usable_vouchers(organisations, used_up=True)
     vouchers = [v for organisation_vouchers in found.values() for v in organisation_vouchers]
-    return EngineerHome(next_bookings, pending, offers, spend, unpriced, vouchers)
+    favourites = favourites_of(user)
+    recent = [r for r in recently_booked(user) if r not in favourites]
+    return EngineerHome(
+        next_bookings, pending, offers, spend, unpriced, vouchers, favourites, recent
+    )
+
+
+RECENT_SHOWN = 5
+
+
+def recently_booked(user: User, limit: int = RECENT_SHOWN) -> list[Resource]:
+    """The resources the person booked most lately (that they may still see), for "book
+    again" from the home page."""
+    last = (
+        select(Booking.resource_id, func.max(Booking.created_at).label("last"))
+        .where(Booking.user_id == user.id)
+        .group_by(Booking.resource_id)
+        .subquery()
+    )
+    return list(
+        db.session.scalars(
+            visible_resources_query(user)
+            .join(last, last.c.resource_id == Resource.id)
+            .order_by(None)
+            .order_by(last.c.last.desc(), Resource.id)
+            .limit(limit)
+        )
+    )
 
 
 @dataclass
