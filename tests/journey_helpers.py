@@ -55,18 +55,24 @@ def demo_estimate(kind: str, tier: str, quantity: int, hours: int) -> str:
     return f"¥{price * quantity * hours:,.2f}"
 
 
-def booking_started_this_hour(app, email: str, name_en: str, quantity: int, hours: int) -> int:
+def booking_started_this_hour(
+    app, email: str, name_en: str, quantity: int, hours: int, organisation: str | None = None
+) -> int:
     """A booking made an hour ago that began at the top of the current hour: what the
     engineer's booking will be when its day comes, so that the kiosk can check it in now."""
     with app_context(app):
         user = user_by_email(email)
         rid = db.session.scalar(select(Resource.id).where(Resource.name_en == name_en))
         start = local_now().replace(minute=0, second=0, microsecond=0)
+        paying = [
+            m.organisation_id for m in user.memberships if m.organisation.name == organisation
+        ]
         booking = create_booking(
             user,
             rid,
             start,
             start + timedelta(hours=hours),
+            organisation_id=paying[0] if paying else None,
             quantity=quantity,
             purpose="模型推理压测（当前时段）",
             now=start - timedelta(hours=1),

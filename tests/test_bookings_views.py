@@ -76,7 +76,8 @@ def test_book_through_the_form_and_see_it(client, site):
     assert f'<td class="cell-full" title="{monday} 10:00–11:00: booked">booked</td>' in week
     start = quote(at(m, 14).isoformat())
     assert (
-        f'<a href="/resources/{sem.id}/book?week={m.date().isoformat()}&amp;start={start}" '
+        f'<a href="/resources/{sem.id}/book?week={m.date().isoformat()}&amp;start={start}'
+        f'#booking-form" '
         f'aria-label="{monday} 14:00–15:00: free">free</a>'
     ) in week
     chinese = text(client.get(f"/resources/{sem.id}/book?week={m.date().isoformat()}"))

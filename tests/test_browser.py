@@ -620,3 +620,108 @@ def test_an_integrator_tries_the_api_from_its_reference_page(live_app, live_serv
     assert failed == []
     _shot(page, "api-docs")
     context.close()
+
+
+def _no_sideways_scroll(page, width: int) -> None:
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= width, f"{page.url} is {wide} px wide on a {width} px screen"
+
+
+def test_a_phone_books_from_the_grid_and_checks_in_at_the_kiosk(live_app, live_server, browser):
+    """#16 at 390 px: the menu folds behind a button, no page scrolls sideways, a booking is
+    made from the week grid, and the kiosk checks in from the phone."""
+    context = browser.new_context(
+        locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    _sign_in(page, live_server, "engineer2@demo.test")
+    _expect(page.get_by_text("您已登录。")).to_be_visible()
+    header = page.locator("header.topbar")
+    assert header.bounding_box()["height"] < 100  # 312 px before: every link on its own line
+    _expect(page.get_by_role("link", name="我的预约")).to_be_hidden()
+    menu = page.get_by_role("button", name="菜单")
+    menu.click()
+    _expect(menu).to_have_attribute("aria-expanded", "true")
+    page.get_by_role("link", name="资源目录").click()
+    _no_sideways_scroll(page, 390)
+    page.goto(f"{live_server}/resources/{resource_id(live_app, L40S)}")
+    _no_sideways_scroll(page, 390)
+    page.get_by_role("link", name="查看空闲并预约").click()
+    _no_sideways_scroll(page, 390)
+    page.get_by_role("link", name="下一周").click()
+    page.locator("td.cell-free a").nth(12).tap()
+    assert page.locator("input[name=day]").input_value() != ""
+    page.get_by_role("button", name="预约", exact=True).tap()
+    _expect(page.get_by_text("预约成功。")).to_be_visible()
+    _no_sideways_scroll(page, 390)
+    _shot(page, "phone-booked")
+    for path in ("/home", "/bookings/", "/account/feeds", "/account/settings", "/find"):
+        page.goto(live_server + path)
+        _no_sideways_scroll(page, 390)
+    # At the instrument: the kiosk page on the phone checks in the booking of this hour.
+    now_id = booking_started_this_hour(
+        live_app,
+        "engineer2@demo.test",
+        L40S,
+        quantity=1,
+        hours=1,
+        organisation="渝新储能材料有限公司",
+    )
+    page.goto(f"{live_server}/kiosk/{resource_id(live_app, L40S)}")
+    _no_sideways_scroll(page, 390)
+    kiosk = page.locator("section.kiosk")
+    check_in = kiosk.get_by_role("button", name="签到")
+    assert check_in.bounding_box()["height"] >= 24
+    check_in.tap()
+    _expect(page.get_by_text("已签到。使用完毕后请签退。")).to_be_visible()
+    _no_sideways_scroll(page, 390)
+    _shot(page, "phone-kiosk")
+    assert booking_status(live_app, now_id)[0] == "in_use"
+    # The operator's pages too, on a phone (the invoice page was 718 px wide).
+    operator = context.new_page()
+    _sign_in(operator, live_server, "operator@demo.test")
+    for path in ("/operate/CQ01/", "/operate/CQ01/invoices", "/operate/CQ01/approvals"):
+        operator.goto(live_server + path)
+        _no_sideways_scroll(operator, 390)
+    context.close()
+
+
+def test_booking_with_the_keyboard_alone(live_app, live_server, browser):
+    """#16: the grid is one tab stop (arrow keys move, Enter picks), the form is a few tab
+    stops on, and a skip link passes the menu (160 tab stops to the form before)."""
+    context = _zh_context(browser)
+    page = context.new_page()
+    _sign_in(page, live_server, "engineer2@demo.test")
+    next_week = next_weekday(8).isoformat()  # bookable (14 days ahead at most), not late
+    page.goto(f"{live_server}/resources/{resource_id(live_app, L40S)}/book?week={next_week}")
+    page.keyboard.press("Tab")
+    _expect(page.locator(":focus")).to_have_text("跳到正文")
+    page.keyboard.press("Enter")
+    stops = 0
+    while not page.evaluate("!!document.activeElement.closest('table.week')"):
+        page.keyboard.press("Tab")
+        stops += 1
+        assert stops <= 10, "the week grid is more than 10 tab stops past the menu"
+    first = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowRight")
+    moved = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert moved != first and re.search(r"：(\d+/\d+|空闲)$", moved), (first, moved)
+    page.keyboard.press("Enter")
+    assert page.locator("input[name=start_time]").input_value() != ""
+    # From the grid's pick the form is next (the link's #booking-form); a date or time field
+    # takes a few presses of its own (day, month, year), so controls are counted, not presses.
+    controls, presses = [], 0
+    while page.evaluate("document.activeElement.textContent.trim()") != "预约":
+        page.keyboard.press("Tab")
+        presses += 1
+        here = page.evaluate("document.activeElement.name || document.activeElement.textContent")
+        if not controls or controls[-1] != here:
+            controls.append(here)
+        assert presses <= 60, controls
+    assert len(controls) <= 12, controls
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    _expect(page.get_by_text("预约成功。")).to_be_visible()
+    context.close()

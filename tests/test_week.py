@@ -27,6 +27,31 @@ def test_cells_that_ended_before_now_are_past_and_the_rest_keep_their_state():
     assert states[2] == ["past", "past", "partial", "partial", "partial", "partial", "partial"]
 
 
+def test_cells_outside_the_notice_and_advance_window_are_not_bookable():
+    """#16: the grid offered cells the rules then refused (too soon, or too far ahead)."""
+    now = datetime(2026, 11, 25, 3, 30, tzinfo=UTC)  # Wednesday 11:30 in Shanghai
+    earliest = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # 13:00: 90 minutes' notice
+    latest = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)  # Friday 10:00: two days ahead at most
+    full = {**_open_piece(0), "from": datetime(2026, 11, 25, 5, 0, tzinfo=UTC),
+            "until": datetime(2026, 11, 25, 6, 0, tzinfo=UTC)}  # fmt: skip
+    grid = week_grid(
+        [_open_piece(2), full],
+        MONDAY,
+        "Asia/Shanghai",
+        4,
+        60,
+        9 * 60,
+        15 * 60,
+        now,
+        (earliest, latest),
+    )
+    wednesday = [row["cells"][2]["state"] for row in grid]  # 09 … 14
+    assert wednesday == ["past", "past", "notice", "notice", "full", "partial"]
+    friday = [row["cells"][4]["state"] for row in grid]
+    assert friday == ["partial", "partial", "beyond", "beyond", "beyond", "beyond"]
+    assert {row["cells"][3]["state"] for row in grid} == {"partial"}  # Thursday: all bookable
+
+
 def test_without_now_nothing_is_past():
     grid = week_grid([_open_piece(0)], MONDAY, "Asia/Shanghai", 1, 60, 9 * 60, 10 * 60)
     assert {cell["state"] for cell in grid[0]["cells"]} == {"full"}

@@ -115,7 +115,12 @@ def _book_page(
     row_minutes = max(resource.slot_minutes, 60) if resource.slot_minutes < 1440 else 1440
     if row_minutes >= 1440:
         first, last = 0, 1440
-    grid = week_grid(pieces, monday, tz, resource.capacity, row_minutes, first, last, now=utcnow())
+    now = utcnow()
+    bookable = (
+        now + timedelta(minutes=resource.min_notice_minutes),
+        now + timedelta(days=resource.max_advance_days),
+    )
+    grid = week_grid(pieces, monday, tz, resource.capacity, row_minutes, first, last, now, bookable)
     return render_template(
         "bookings/book.html",
         resource=resource,
@@ -153,6 +158,8 @@ def _week_rows(grid: list[dict], resource, monday: date) -> list[dict]:
         "outage": _("maintenance"),
         "busy": _("busy"),
         "past": _("past"),
+        "notice": _("too soon to book"),
+        "beyond": _("not bookable yet"),
     }
     free_word = _("free")
     name_of = _("%(day)s %(from)s–%(until)s: %(state)s")
@@ -178,7 +185,8 @@ def _week_rows(grid: list[dict], resource, monday: date) -> list[dict]:
                     "text": text,
                     "name": name_of
                     % {"day": day, "from": row["label"], "until": row["until"], "state": text},
-                    "href": f"{link}&start={quote(cell['start'].isoformat())}"
+                    # The fragment takes the keyboard (and the screen) to the form.
+                    "href": f"{link}&start={quote(cell['start'].isoformat())}#booking-form"
                     if bookable
                     else None,
                 }

@@ -37,10 +37,13 @@ def week_grid(
     first_minute: int = 0,
     last_minute: int = 1440,
     now: datetime | None = None,
+    bookable: tuple[datetime, datetime] | None = None,
 ) -> list[dict]:
     """Rows of cells; each cell has the least free capacity during it and the 'worst' state
     (outage > busy > closed > full > partial > free). Cells that ended before `now` are
-    'past': nothing can be booked there any more.
+    'past': nothing can be booked there any more. With `bookable` (the earliest and latest
+    start the notice and advance rules allow), a free cell starting outside it is 'notice'
+    (too soon) or 'beyond' (too far ahead), as the rules would refuse it (#16).
 
     Each day's column is one walk along the timeline (its pieces are in time order and do not
     overlap), not a pass over every piece for every cell."""
@@ -72,6 +75,11 @@ def week_grid(
                 k += 1
             if now is not None and hi <= now:
                 state = "past"
+            elif bookable is not None and state in ("free", "partial"):
+                if lo < bookable[0]:
+                    state = "notice"
+                elif lo > bookable[1]:
+                    state = "beyond"
             column.append({"state": state, "free": free, "start": lo})
         columns.append(column)
     return [

@@ -58,3 +58,46 @@ if (bookingForm) {
   });
   if (!target.querySelector("#estimate")) refresh();  // a slot picked on the grid
 }
+
+// Phones: the menu folds behind a button (CSS shows the button's effect below 720 px only).
+const menuButton = document.querySelector(".menu-button");
+if (menuButton) {
+  const topbar = menuButton.closest(".topbar");
+  topbar.classList.add("collapsible");
+  menuButton.hidden = false;
+  menuButton.addEventListener("click", () => {
+    const open = topbar.classList.toggle("open");
+    menuButton.setAttribute("aria-expanded", String(open));
+  });
+}
+
+// The week grid is one tab stop: arrow keys move between its free cells, Enter opens the
+// form at one (a roving tabindex; without JavaScript every free cell is a tab stop).
+const week = document.querySelector("table.week");
+if (week) {
+  const rows = [...week.querySelectorAll("tbody tr")].map((tr) => [...tr.querySelectorAll("td")]);
+  const links = week.querySelectorAll("td a");
+  links.forEach((link, index) => { link.tabIndex = index === 0 ? 0 : -1; });
+  week.addEventListener("keydown", (event) => {
+    const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    const move = moves[event.key];
+    const cell = move && event.target.closest("td");
+    if (!cell) return;
+    let r = rows.findIndex((row) => row.includes(cell));
+    let c = rows[r].indexOf(cell);
+    event.preventDefault();
+    for (;;) {  // the next free cell that way, over busy and closed ones
+      r += move[0];
+      c += move[1];
+      const next = rows[r] && rows[r][c];
+      if (!next) return;
+      const link = next.querySelector("a");
+      if (link) {
+        event.target.tabIndex = -1;
+        link.tabIndex = 0;
+        link.focus();
+        return;
+      }
+    }
+  });
+}
