@@ -172,3 +172,24 @@ def test_operator_overview_shows_today_late_open_errors_and_drafts(app, client):
     html = client.get("/operate/HM01/").get_data(as_text=True)
     assert "Lab calendar" in html and "Home Co" in html
     assert 'id="draft-count"' in html
+
+
+def test_the_help_page_explains_and_names_whom_to_ask(client, app):
+    from booking.extensions import db
+    from tests.factories import make_carrier
+
+    carrier = make_carrier("CQ01")
+    carrier.address, carrier.phone = "重庆市渝北区星光大道 1 号", "023 6000 0000"
+    make_carrier("CQ02")
+    db.session.commit()
+    page = client.get("/help", headers={"Accept-Language": "en"})
+    assert page.status_code == 200  # no sign-in needed
+    text = page.get_data(as_text=True)
+    for anchor in ("booking", "approval", "prices", "vouchers", "calendars", "kiosk", "contact"):
+        assert f'id="{anchor}"' in text, anchor
+    assert "Check in from 15 minutes before" in text and "within 15 minutes" in text
+    assert '<a href="tel:02360000000">023 6000 0000</a>' in text
+    assert "No contact details given." in text  # CQ02 has none
+    chinese = client.get("/help").get_data(as_text=True)
+    assert "使用说明" in chinese and "科技创新券" in chinese
+    assert 'id="help-link"' in client.get("/").get_data(as_text=True)
