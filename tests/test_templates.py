@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 TEMPLATES = ROOT / "booking" / "templates"
 # Danger buttons that already sit behind a second step (a folded section with a reason) or
 # that decide a request rather than destroy anything.
-TWO_STEP = {("billing/invoice.html", 2), ("operate/approvals.html", 1)}
+TWO_STEP = {("billing/invoice.html", 2), ("operate/approvals.html", 1), ("operate/grants.html", 1)}
 
 
 def test_every_destructive_button_asks_first():

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -176,6 +177,46 @@ class QualificationGrant(db.Model):
 
     def valid_at(self, when: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > when)
+
+
+PENDING, GRANTED, DECLINED = "pending", "granted", "declined"
+TRAINING_REQUEST_STATUSES = (PENDING, GRANTED, DECLINED)
+
+
+class TrainingRequest(db.Model):
+    """Someone asking a carrier for a qualification a resource needs (#16): it waits in the
+    operators' queue until they grant it (after training) or decline it."""
+
+    __tablename__ = "training_requests"
+    __table_args__ = (
+        CheckConstraint(one_of("status", TRAINING_REQUEST_STATUSES), name="status"),
+        # One open request per person and qualification, even under a double click.
+        Index(
+            "ux_training_requests_pending",
+            "user_id",
+            "qualification_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    qualification_id: Mapped[int] = mapped_column(
+        ForeignKey("qualifications.id", ondelete="CASCADE"), index=True
+    )
+    resource_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id", ondelete="SET NULL"))
+    message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    user = relationship("User", foreign_keys=[user_id], lazy="joined")
+    qualification = relationship("Qualification", lazy="joined")
+    resource = relationship("Resource")
 
 
 WAITING = "waiting"

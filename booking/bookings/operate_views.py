@@ -20,10 +20,11 @@ from booking.bookings.models import Booking, Outage
 from booking.carriers.service import qualifications_of
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
+from booking.inputs import parse_date
 from booking.languages import current_locale
 from booking.metering.export import usage_header, usage_rows
 from booking.orgs.service import all_organisations, paying_organisation_of
-from booking.problems import Problem, ServiceError
+from booking.problems import NotFound, Problem, ServiceError
 from booking.tenancy import own
 from booking.types import utcnow
 from booking.web import download, show_problems
@@ -196,6 +197,13 @@ def delete_outage(outage_id):
     return redirect(url_for(".outages"))
 
 
+def _expiry(day):
+    """A grant valid until a day ends, the carrier's local midnight after it."""
+    if day is None:
+        return None
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=ZoneInfo(g.carrier.timezone))
+
+
 def _grants_page(form=None, status=200):
     form = form or GrantForm(formdata=None)
     form.qualification_id.choices = [
@@ -205,6 +213,7 @@ def _grants_page(form=None, status=200):
         "operate/grants.html",
         form=form,
         grants=grant_service.grants_of(g.carrier),
+        training=grant_service.training_requests_of(g.carrier),
         empty_form=EmptyForm(),
         now=utcnow(),
     ), status
@@ -222,13 +231,7 @@ def grant():
         (q.id, q.name(current_locale())) for q in qualifications_of(g.carrier)
     ]
     if form.validate_on_submit():
-        expires = None
-        if form.expires_on.data:
-            expires = datetime.combine(
-                form.expires_on.data + timedelta(days=1),
-                time(0),
-                tzinfo=ZoneInfo(g.carrier.timezone),
-            )
+        expires = _expiry(form.expires_on.data)
         try:
             grant_service.grant(
                 g.carrier, current_user, form.qualification_id.data, form.email.data, expires
@@ -252,3 +255,33 @@ def revoke(grant_id):
         grant_service.revoke(g.carrier, current_user, grant_id)
         flash(_("Qualification revoked."), "success")
     return redirect(url_for(".grants"))
+
+
+@bp.post("/training/<request_id>/<decision>")
+def decide_training(request_id, decision: str):
+    """Grant the qualification a training request asks for, or decline it with a note."""
+    if decision not in ("grant", "decline"):
+        raise NotFound()
+    if EmptyForm().validate_on_submit():
+        day, problems = parse_date(request.form.get("expires_on"), "expires_on", required=False)
+        try:
+            if problems:
+                raise ServiceError(problems, 422)
+            grant_service.decide_training(
+                g.carrier,
+                current_user,
+                request_id,
+                decision == "grant",
+                request.form.get("note", ""),
+                _expiry(day),
+            )
+        except ServiceError as error:
+            if error.status == 404:
+                raise
+            show_problems(None, error)
+            return redirect(url_for(".grants") + "#training-requests")
+        flash(
+            _("Qualification granted.") if decision == "grant" else _("Request declined."),
+            "success",
+        )
+    return redirect(url_for(".grants") + "#training-requests")

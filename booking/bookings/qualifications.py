@@ -1,24 +1,29 @@
-"""Operators grant and revoke qualifications; booking rules read them."""
+"""Operators grant and revoke qualifications, and answer training requests; booking rules
+read them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
 from booking.audit import service as audit
 from booking.bookings.lifecycle import flag_and_tell, upcoming_bookings_of
-from booking.bookings.models import QualificationGrant
+from booking.bookings.models import DECLINED, GRANTED, PENDING, QualificationGrant, TrainingRequest
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Qualification, Resource
+from booking.catalogue.service import visible_resource
 from booking.extensions import db
 from booking.notify.service import notify
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
+from booking.text_rules import plain_text_problems
 from booking.types import utcnow
 
 
@@ -126,3 +131,145 @@ def grants_held_by(user: User) -> list[tuple[QualificationGrant, str]]:
         .order_by(QualificationGrant.granted_at.desc(), QualificationGrant.id.desc())
     )
     return [(grant, code) for grant, code in rows.unique()]
+
+
+# --- training requests (#16) -----------------------------------------------------------------
+
+MAX_MESSAGE = 500
+
+
+@dataclass(frozen=True)
+class QualificationState:
+    """Where someone stands with the qualification a resource needs."""
+
+    qualification: Qualification
+    grant: QualificationGrant | None  # valid now
+    request: TrainingRequest | None  # pending
+
+
+def qualification_state(user: User | None, resource: Resource) -> QualificationState | None:
+    """None when the resource needs no qualification (or nobody is signed in)."""
+    if resource.qualification is None or user is None or not user.is_authenticated:
+        return None
+    now = utcnow()
+    grants = db.session.scalars(
+        select(QualificationGrant).where(
+            QualificationGrant.user_id == user.id,
+            QualificationGrant.qualification_id == resource.qualification_id,
+        )
+    ).unique()
+    valid = max(
+        (g for g in grants if g.valid_at(now)),
+        key=lambda g: g.expires_at or datetime.max.replace(tzinfo=UTC),
+        default=None,
+    )
+    return QualificationState(
+        resource.qualification, valid, _pending(user.id, resource.qualification_id)
+    )
+
+
+def _pending(user_id: int, qualification_id: int) -> TrainingRequest | None:
+    return db.session.scalar(
+        select(TrainingRequest).where(
+            TrainingRequest.user_id == user_id,
+            TrainingRequest.qualification_id == qualification_id,
+            TrainingRequest.status == PENDING,
+        )
+    )
+
+
+def request_training(user: User, resource_id, message: str = "") -> TrainingRequest:
+    """Ask for the qualification a resource needs: the carrier's operators find it in their
+    queue and are told. Asking twice gives the one open request."""
+    resource = visible_resource(user, resource_id)
+    message = (message or "").strip()
+    problems = plain_text_problems(message, "message", MAX_MESSAGE, required=False)
+    if resource.qualification_id is None:
+        problems.append(Problem("no_qualification", _l("This resource needs no qualification.")))
+    state = qualification_state(user, resource) if not problems else None
+    if state is not None and state.grant is not None:
+        problems.append(Problem("already_qualified", _l("You already hold this qualification.")))
+    if problems:
+        raise ServiceError(problems, 422)
+    if state.request is not None:
+        return state.request
+    asked = TrainingRequest(
+        user_id=user.id,
+        qualification_id=resource.qualification_id,
+        resource_id=resource.id,
+        message=message,
+    )
+    db.session.add(asked)
+    try:
+        db.session.flush()
+    except IntegrityError:  # the same request from a double click got there first
+        db.session.rollback()
+        return _pending(user.id, resource.qualification_id)
+    q = resource.qualification
+    for staff in resource.carrier.staff:
+        notify(
+            staff.user_id,
+            "training_requested",
+            {"person": user.display_name, "qualification": {"zh": q.name_zh, "en": q.name_en}},
+            link=f"/operate/{resource.carrier.code}/grants#training-requests",
+        )
+    db.session.commit()
+    return asked
+
+
+def training_requests_of(carrier: Carrier) -> list[TrainingRequest]:
+    """The carrier's open requests, oldest first."""
+    return list(
+        db.session.scalars(
+            select(TrainingRequest)
+            .join(Qualification, Qualification.id == TrainingRequest.qualification_id)
+            .where(Qualification.carrier_id == carrier.id, TrainingRequest.status == PENDING)
+            .order_by(TrainingRequest.created_at, TrainingRequest.id)
+        ).unique()
+    )
+
+
+def decide_training(
+    carrier: Carrier,
+    operator: User,
+    request_id,
+    grant_it: bool,
+    note: str = "",
+    expires_at: datetime | None = None,
+) -> TrainingRequest:
+    """Grant the qualification asked for (as `grant` does, with its notice) or decline the
+    request with a note the asker reads."""
+    require_staff(operator, carrier.id)
+    asked = by_id(TrainingRequest, request_id)
+    if asked is None or asked.qualification.carrier_id != carrier.id:
+        raise NotFound()
+    note = (note or "").strip()
+    problems = plain_text_problems(note, "note", MAX_MESSAGE, required=False)
+    if asked.status != PENDING:
+        problems.append(Problem("already_decided", _l("This request has been decided already.")))
+    if problems:
+        raise ServiceError(problems, 409 if asked.status != PENDING else 422)
+    asked.status = GRANTED if grant_it else DECLINED
+    asked.decided_at, asked.decided_by_id, asked.note = utcnow(), operator.id, note
+    if grant_it:
+        grant(carrier, operator, asked.qualification_id, asked.user.email, expires_at)
+        return asked  # grant() notified and committed
+    q = asked.qualification
+    notify(
+        asked.user_id,
+        "training_declined",
+        {"qualification": {"zh": q.name_zh, "en": q.name_en}, "reason": note},
+    )
+    db.session.commit()
+    return asked
+
+
+def training_requests_by(user: User) -> list[TrainingRequest]:
+    return list(
+        db.session.scalars(
+            select(TrainingRequest)
+            .where(TrainingRequest.user_id == user.id)
+            .order_by(TrainingRequest.created_at.desc(), TrainingRequest.id.desc())
+            .limit(50)
+        ).unique()
+    )

@@ -17,7 +17,7 @@ from booking.accounts.forms import EmptyForm
 from booking.billing.labels import TIER_NAMES
 from booking.billing.projects import set_booking_project
 from booking.billing.service import booking_quote, estimate
-from booking.bookings import rules, service, waitlist
+from booking.bookings import qualifications, rules, service, waitlist
 from booking.bookings import series as series_service
 from booking.bookings.forms import (
     BookingForm,
@@ -643,3 +643,32 @@ def mark_read():
     if EmptyForm().validate_on_submit():
         inbox_service.mark_read(current_user)
     return redirect(url_for(".inbox"))
+
+
+@bp.post("/resources/<int:resource_id>/training")
+@login_required
+def request_training(resource_id: int):
+    """Ask the carrier for the qualification this resource needs (#16)."""
+    if EmptyForm().validate_on_submit():
+        try:
+            qualifications.request_training(
+                current_user, resource_id, request.form.get("message", "")
+            )
+        except ServiceError as error:
+            if error.status == 404:
+                raise
+            show_problems(None, error)
+        else:
+            flash(_("Your request was sent to the carrier's operators."), "success")
+    return redirect(url_for("catalogue.detail", resource_id=resource_id) + "#qualification")
+
+
+@bp.get("/account/qualifications")
+@login_required
+def my_qualifications():
+    return render_template(
+        "bookings/qualifications.html",
+        grants=qualifications.grants_held_by(current_user),
+        requests=qualifications.training_requests_by(current_user),
+        now=utcnow(),
+    )

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from booking.accounts.forms import EmptyForm
 from booking.billing.labels import BASIS_LABELS, TIER_LABELS
 from booking.billing.service import rate_card
+from booking.bookings.qualifications import qualification_state
 from booking.catalogue import service
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, CatalogueSearchForm
 from booking.catalogue.models import KINDS
@@ -73,6 +74,7 @@ def detail(resource_id: int):
         weekday_labels=WEEKDAY_LABELS,
         rate_card=rate_card(resource, current_user, today),
         favourite=service.is_favourite(current_user, resource.id),
+        qualification=qualification_state(current_user, resource),
         empty_form=EmptyForm(),
         tier_labels=TIER_LABELS,
         basis_labels=BASIS_LABELS,

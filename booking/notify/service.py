@@ -66,6 +66,8 @@ MESSAGES = {
     "qualification_expiring": _l("Your qualification for %(qualification)s expires on %(until)s."),
     "qualification_granted": _l("You are now qualified for %(qualification)s."),
     "qualification_revoked": _l("Your qualification for %(qualification)s was revoked."),
+    "training_requested": _l("%(person)s asks for training for %(qualification)s."),
+    "training_declined": _l("Your request for %(qualification)s was declined: %(reason)s"),
 }
 
 
@@ -96,11 +98,22 @@ MAIL_TOPICS = {
     ),
     "qualifications": (
         _l("Qualifications"),
-        ("qualification_expiring", "qualification_granted", "qualification_revoked"),
+        (
+            "qualification_expiring",
+            "qualification_granted",
+            "qualification_revoked",
+            "training_declined",
+        ),
     ),
     "operations": (
         _l("For operators: requests, approvals digest and calendar imports"),
-        ("booking_requested", "approvals_pending", "calendar_import_failed", "calendar_conflict"),
+        (
+            "booking_requested",
+            "approvals_pending",
+            "calendar_import_failed",
+            "calendar_conflict",
+            "training_requested",
+        ),
     ),
 }
 TOPIC_OF = {kind: topic for topic, (_label, kinds) in MAIL_TOPICS.items() for kind in kinds}
@@ -125,6 +138,7 @@ def render(note: Notification) -> str:
         "until": "",
         "qualification": "",
         "source": "",
+        "person": "",
     }
     params.update(note.params or {})
     if params.get("failure"):  # an import failure code, described in the reader's language
