@@ -117,6 +117,7 @@ def _register_models() -> None:
     from booking.calendars import models as _cal  # noqa: F401
     from booking.carriers import models as _c  # noqa: F401
     from booking.catalogue import models as _r  # noqa: F401
+    from booking.incidents import models as _incidents  # noqa: F401
     from booking.jobs import models as _jobs  # noqa: F401
     from booking.metering import models as _m  # noqa: F401
     from booking.notify import models as _n  # noqa: F401
@@ -160,6 +161,8 @@ def _register_blueprints(app: Flask) -> None:
     from booking.catalogue.views import bp as catalogue_bp
     from booking.demo.cli import cli as demo_cli
     from booking.home.views import bp as home_bp
+    from booking.incidents.views import bp as incidents_bp
+    from booking.incidents.views import operate_bp as carrier_incidents_bp
     from booking.jobs.cli import cli as jobs_cli
     from booking.jobs.cli import scheduler_cli
     from booking.jobs.views import bp as jobs_bp
@@ -185,9 +188,11 @@ def _register_blueprints(app: Flask) -> None:
         carrier_reports_bp,
         audit_bp,
         webhooks_bp,
+        carrier_incidents_bp,
     )
     for blueprint in (
         catalogue_bp,
+        incidents_bp,
         bookings_bp,
         accounts_bp,
         orgs_bp,

@@ -12,6 +12,7 @@ from booking.bookings.qualifications import qualification_state
 from booking.catalogue import service
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, CatalogueSearchForm
 from booking.catalogue.models import KINDS
+from booking.incidents.service import states_now
 from booking.inputs import parse_int
 from booking.languages import current_locale
 from booking.problems import ServiceError
@@ -57,6 +58,7 @@ def index():
             page=page,
             has_next=has_next,
             kind_labels=KIND_LABELS,
+            states=states_now(resources[:size]),
             query_args={k: v for k, v in request.args.items() if k != "page"},
         ),
         status,
@@ -75,6 +77,7 @@ def detail(resource_id: int):
         rate_card=rate_card(resource, current_user, today),
         favourite=service.is_favourite(current_user, resource.id),
         qualification=qualification_state(current_user, resource),
+        state=states_now([resource])[resource.id],
         empty_form=EmptyForm(),
         tier_labels=TIER_LABELS,
         basis_labels=BASIS_LABELS,

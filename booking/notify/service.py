@@ -67,6 +67,8 @@ MESSAGES = {
     "qualification_granted": _l("You are now qualified for %(qualification)s."),
     "qualification_revoked": _l("Your qualification for %(qualification)s was revoked."),
     "training_requested": _l("%(person)s asks for training for %(qualification)s."),
+    "incident_reported": _l("%(person)s reported a problem with %(resource)s: %(reason)s"),
+    "incident_resolved": _l("The problem you reported with %(resource)s was resolved: %(reason)s"),
     "training_declined": _l("Your request for %(qualification)s was declined: %(reason)s"),
 }
 
@@ -105,14 +107,16 @@ MAIL_TOPICS = {
             "training_declined",
         ),
     ),
+    "problems": (_l("Problems I reported"), ("incident_resolved",)),
     "operations": (
-        _l("For operators: requests, approvals digest and calendar imports"),
+        _l("For operators: requests, approvals digest, calendar imports and reported problems"),
         (
             "booking_requested",
             "approvals_pending",
             "calendar_import_failed",
             "calendar_conflict",
             "training_requested",
+            "incident_reported",
         ),
     ),
 }
