@@ -1,4 +1,5 @@
 from booking.accounts.service import create_api_token, revoke_api_token
+from booking.extensions import db
 from tests.factories import make_carrier, make_org, make_qualification, make_resource, make_user
 
 
@@ -68,7 +69,14 @@ def test_resource_detail_and_errors(client):
     body = client.get(f"/api/v1/resources/{r.id}").json
     assert body["qualification"]["id"] == q.id
     assert body["opening_hours"][0] == {"weekday": 0, "opens": "09:00", "closes": "18:00"}
-    assert body["specs"] == [{"name": "Resolution", "value": "1 nm"}]
+    assert body["specs"] == [
+        {"name": "Resolution", "name_zh": "Resolution", "name_en": "Resolution", "value": "1 nm"}
+    ]
+    r.specs = [["分辨率", "Resolution", "1 nm"]]
+    db.session.commit()
+    zh = client.get(f"/api/v1/resources/{r.id}", headers={"Accept-Language": "zh-CN"}).json
+    en = client.get(f"/api/v1/resources/{r.id}", headers={"Accept-Language": "en"}).json
+    assert zh["specs"][0]["name"] == "分辨率" and en["specs"][0]["name"] == "Resolution"
     for path in (f"/api/v1/resources/{private.id}", "/api/v1/resources/999", "/api/v1/nothing"):
         response = client.get(path, headers={"Accept-Language": "en"})
         assert response.status_code == 404

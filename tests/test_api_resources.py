@@ -23,7 +23,7 @@ NEW = {
     "min_duration_minutes": 30,
     "max_duration_minutes": 240,
     "opening_hours": {"0": "09:00-12:00, 13:00-18:00", "4": "09:00-17:00"},
-    "specs": [["Resolution", "1 nm"]],
+    "specs": [["分辨率", "Resolution", "1 nm"], ["Voltage", "30 kV"]],
 }
 
 
@@ -66,6 +66,8 @@ def test_bad_resources_are_refused_with_their_fields(client, app):
         ({"opening_hours": {"9": "09:00-10:00"}}, "opening_hours"),
         ({"opening_hours": {"0": "18:00-09:00"}}, "hours_0"),
         ({"specs": [["only one"]]}, "specs"),
+        ({"specs": [["a", "b", "c", "d"]]}, "specs"),
+        ({"specs": [["a", 1]]}, "specs"),
         ({"kind": "spaceship"}, "kind"),
         ({"min_duration_minutes": 300}, "min_duration_minutes"),
         ({"colour": "red"}, "colour"),

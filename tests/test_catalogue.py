@@ -207,3 +207,30 @@ def test_edit_and_retire(client):
         token_from="/operate/CQ01/resources/",
     )
     assert client.get(f"/resources/{r.id}").status_code == 200
+
+
+def test_specifications_are_named_in_the_readers_language(client):
+    """#16: "Memory", "Storage" stayed English on the Chinese pages."""
+    from booking.catalogue.rules import format_specs, parse_specs, spec_rows
+
+    text = "内存 / Memory: 512 GB\nVoltage：30 kV\nTravel X/Y/Z: 100/100/50 mm"
+    specs, problems = parse_specs(text)
+    assert problems == []
+    assert specs == [
+        ["内存", "Memory", "512 GB"],
+        ["Voltage", "30 kV"],
+        ["Travel X/Y/Z", "100/100/50 mm"],
+    ]
+    assert parse_specs(format_specs(specs)) == (specs, [])  # the form shows what it reads
+    assert spec_rows(specs, "zh")[0] == ("内存", "512 GB")
+    assert spec_rows(specs, "en")[0] == ("Memory", "512 GB")
+    assert spec_rows([["", "Memory", "1"]], "zh") == [("Memory", "1")]  # no Chinese name given
+    carrier = make_carrier("CQ01")
+    r = make_resource(carrier, "GPU", specs=specs)
+    chinese = client.get(f"/resources/{r.id}").get_data(as_text=True)
+    english = client.get(f"/resources/{r.id}", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
+    assert "<th>内存</th><td>512 GB</td>" in chinese and "<th>Memory</th>" not in chinese
+    assert "<th>Memory</th><td>512 GB</td>" in english
+    assert "<th>Voltage</th><td>30 kV</td>" in chinese  # given in one language: as given

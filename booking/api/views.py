@@ -12,8 +12,9 @@ from booking.api.contract import Out, Page, PageQuery, operation
 from booking.api.paging import paged
 from booking.catalogue import service as catalogue
 from booking.catalogue.models import Resource
+from booking.catalogue.rules import spec_parts
 from booking.extensions import csrf
-from booking.languages import current_locale, minutes_to_hhmm
+from booking.languages import current_locale, minutes_to_hhmm, pick
 from booking.metering.service import meter_for_secret
 from booking.orgs.service import organisations_of
 from booking.problems import Problem, ServiceError
@@ -241,7 +242,9 @@ class ResourceOut(Out):
 
 
 class SpecOut(Out):
-    name: str
+    name: str = Field(description="In the language asked for.")
+    name_zh: str
+    name_en: str
     value: str
 
 
@@ -306,7 +309,10 @@ def resource_json(resource: Resource, locale: str, full: bool = False) -> dict:
         data |= {
             "description_zh": resource.description_zh,
             "description_en": resource.description_en,
-            "specs": [{"name": k, "value": v} for k, v in resource.specs or []],
+            "specs": [
+                {"name": pick(zh, en, locale), "name_zh": zh, "name_en": en, "value": value}
+                for zh, en, value in map(spec_parts, resource.specs or [])
+            ],
             "slot_minutes": resource.slot_minutes,
             "min_duration_minutes": resource.min_duration_minutes,
             "max_duration_minutes": resource.max_duration_minutes,

@@ -184,7 +184,7 @@ def show(field: str, value, zone: str, names: dict[str, dict] | None = None) -> 
     if field == "opening_hours" and isinstance(value, list):
         return _opening_hours(value)
     if field == "specs" and isinstance(value, list):
-        return "; ".join(": ".join(str(part) for part in spec) for spec in value)
+        return "; ".join(": ".join(str(part) for part in _spec_shown(spec)) for spec in value)
     if names and field in names and isinstance(value, str | int) and value in names[field]:
         return str(names[field][value])
     moment = _as_time(value)
@@ -327,3 +327,10 @@ def csv_rows(shown: list[Line], zone: str) -> list[list]:
         ]
         for line in shown
     ]
+
+
+def _spec_shown(spec) -> list[str]:
+    """A stored specification as its form writes it: ["内存 / Memory", "512 GB"]."""
+    if isinstance(spec, list) and len(spec) == 3:
+        return [f"{spec[0]} / {spec[1]}", str(spec[2])]
+    return [str(part) for part in spec] if isinstance(spec, list) else [str(spec)]

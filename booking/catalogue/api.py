@@ -10,7 +10,7 @@ from typing import Annotated
 
 from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
-from pydantic import ConfigDict, Field, StrictStr, TypeAdapter, WithJsonSchema
+from pydantic import ConfigDict, Field, WithJsonSchema
 
 from booking.api.contract import In, Out, Page, PageQuery, operation, parsed, whole
 from booking.api.paging import paged
@@ -39,10 +39,17 @@ def _flag(value, field: str):
 
 def _specs(value, field: str):
     if isinstance(value, list) and all(
-        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value
+        isinstance(p, list) and len(p) in (2, 3) and all(isinstance(x, str) for x in p)
+        for p in value
     ):
         return value, []
-    return None, [Problem("invalid_specs", _l("Specs are a list of [name, value] pairs."), field)]
+    return None, [
+        Problem(
+            "invalid_specs",
+            _l("Specs are a list of [name, value] or [Chinese name, English name, value]."),
+            field,
+        )
+    ]
 
 
 def _hours(value, field: str):
@@ -66,9 +73,16 @@ Specs = Annotated[
     parsed(_specs),
     WithJsonSchema(
         {
-            **TypeAdapter(list[tuple[StrictStr, StrictStr]]).json_schema(),
-            "description": "[name, value] pairs, shown in this order.",
-            "examples": [[["Resolution", "1 nm"], ["Voltage", "30 kV"]]],
+            "type": "array",
+            "items": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 2,
+                "maxItems": 3,
+            },
+            "description": "[name, value] or [Chinese name, English name, value], shown in "
+            "this order; the page shows the name in the reader's language.",
+            "examples": [[["分辨率", "Resolution", "1 nm"], ["Voltage", "30 kV"]]],
         }
     ),
 ]

@@ -45,7 +45,11 @@ class ResourceForm(FlaskForm):
     description_zh = TextAreaField(_l("Description (Chinese)"))
     description_en = TextAreaField(_l("Description (English)"))
     location = StringField(_l("Location"))
-    specs = TextAreaField(_l("Specifications, one 'name: value' per line"))
+    specs = TextAreaField(
+        _l(
+            "Specifications, one 'name: value' per line; a name in both languages as '中文名 / English name'"
+        )
+    )
     capacity = WholeNumberField(_l("Capacity"), validators=[InputRequired(REQUIRED_MESSAGE)])
     unit_zh = StringField(_l("Unit name (Chinese)"))
     unit_en = StringField(_l("Unit name (English)"))

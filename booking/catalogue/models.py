@@ -28,9 +28,10 @@ from booking.catalogue.rules import (  # noqa: F401 - the names other modules im
     RETIRED,
     STATUSES,
     VISIBILITIES,
+    spec_rows,
 )
 from booking.extensions import db
-from booking.languages import counted, pick
+from booking.languages import counted, current_locale, pick
 from booking.types import UTCDateTime, utcnow
 
 
@@ -123,6 +124,10 @@ class Resource(db.Model):
     def unit(self, locale: str | None = None) -> str:
 
         return pick(self.unit_zh, self.unit_en, locale)
+
+    def spec_rows(self, locale: str | None = None) -> list[tuple[str, str]]:
+        """(name in the reader's language, value) of each specification."""
+        return spec_rows(self.specs, locale or current_locale())
 
     def counted(self, n: int, locale: str | None = None) -> str:
         """n of this resource's units, with the plural: "4 GPUs", "4卡"."""

@@ -129,8 +129,31 @@ def format_day_hours(rows: list[tuple[int, int, int]], weekday: int) -> str:
     )
 
 
+def spec_parts(spec: list[str]) -> tuple[str, str, str]:
+    """A specification as (Chinese name, English name, value). Stored as [zh, en, value], or
+    as [name, value] when it was given in one language (the name then serves both)."""
+    if len(spec) == 3:
+        return spec[0], spec[1], spec[2]
+    return spec[0], spec[0], spec[1]
+
+
+def spec_rows(specs: list[list[str]] | None, locale: str) -> list[tuple[str, str]]:
+    """(name in the reader's language, value) of each specification, in order (#16: the
+    names stayed English on the Chinese pages)."""
+    rows = []
+    for spec in specs or []:
+        zh, en, value = spec_parts(spec)
+        rows.append(((zh or en) if locale.startswith("zh") else (en or zh), value))
+    return rows
+
+
+# "内存 / Memory: 512 GB": a name in both languages, Chinese first, split at " / ".
+BOTH_NAMES = re.compile(r"\s+/\s+")
+
+
 def parse_specs(text: str) -> tuple[list[list[str]], list[Problem]]:
-    """One 'key: value' per line (a Chinese colon works too)."""
+    """One 'name: value' per line (a Chinese colon works too); the name may be given in both
+    languages as '中文名 / English name'."""
     specs: list[list[str]] = []
     for number, line in enumerate((text or "").splitlines(), start=1):
         if not line.strip():
@@ -156,14 +179,19 @@ def parse_specs(text: str) -> tuple[list[list[str]], list[Problem]]:
                     )
                     for p in problems
                 ]
-        specs.append([key, value])
+        names = BOTH_NAMES.split(key, maxsplit=1)
+        specs.append([names[0], names[1], value] if len(names) == 2 else [key, value])
     if len(specs) > 50:
         return [], [Problem("too_many_specs", _l("At most 50 specifications."), "specs")]
     return specs, []
 
 
 def format_specs(specs: list[list[str]]) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in specs or [])
+    lines = []
+    for spec in specs or []:
+        zh, en, value = spec_parts(spec)
+        lines.append(f"{zh if zh == en else f'{zh} / {en}'}: {value}")
+    return "\n".join(lines)
 
 
 def resource_problems(f: ResourceFields, qualification_ids: set[int]) -> list[Problem]:

@@ -58,7 +58,7 @@ def load_demo() -> dict[str, int]:
     """Create whatever part of the demo is missing; running it twice changes nothing."""
     from werkzeug.security import generate_password_hash
 
-    from booking.demo.data import CARRIERS, QUALIFICATIONS, RESOURCES
+    from booking.demo.data import CARRIERS, QUALIFICATIONS, RESOURCES, SPEC_NAMES_ZH
 
     created = {"users": 0, "carriers": 0, "resources": 0, "organisations": 0}
     password_hash = generate_password_hash(DEMO_PASSWORD)
@@ -164,8 +164,9 @@ def load_demo() -> dict[str, int]:
             **{
                 k: v
                 for k, v in data.items()
-                if k not in ("carrier", "opening_hours", "qualification")
+                if k not in ("carrier", "opening_hours", "qualification", "specs")
             },
+            specs=[[SPEC_NAMES_ZH.get(name, name), name, value] for name, value in data["specs"]],
             qualification_id=qualification.id if qualification else None,
             opening_hours=rows,
         )
