@@ -49,7 +49,13 @@ run: demo
 	$(FLASK) scheduler & SCHEDULER=$$!; trap 'kill $$SCHEDULER 2>/dev/null' EXIT INT TERM; \
 	  $(FLASK) run --host 127.0.0.1 --port $(PORT)
 
-test: install-test
+# axe-core, from the npm registry, checks pages for accessibility in the browser tests.
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	  else echo "npm not found: the accessibility checks will be skipped (or fail under REQUIRE_BROWSER=1)"; fi
+
+test: install-test $(AXE)
 	$(BIN)/ruff check booking tests config.py wsgi.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

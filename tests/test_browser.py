@@ -725,3 +725,88 @@ def test_booking_with_the_keyboard_alone(live_app, live_server, browser):
         page.keyboard.press("Enter")
     _expect(page.get_by_text("预约成功。")).to_be_visible()
     context.close()
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# Pages axe checks, by who signs in (None: a visitor).
+AXE_PAGES = {
+    None: ["/", "/help", "/account/login", "/account/register", "/find"],
+    "engineer@demo.test": [
+        "/home",
+        "/bookings/",
+        "/account/feeds",
+        "/account/settings",
+        "/account/qualifications",
+        "/inbox",
+        "/orgs/",
+    ],
+    "operator@demo.test": [
+        "/operate/CQ01/",
+        "/operate/CQ01/approvals",
+        "/operate/CQ01/bookings",
+        "/operate/CQ01/invoices",
+        "/operate/CQ01/grants",
+        "/operate/CQ01/incidents",
+        "/operate/CQ01/resources",
+    ],
+}
+
+
+def _axe_or_skip():
+    if not AXE.exists():
+        message = (
+            f"the accessibility checks need axe-core at {AXE} (make test installs it with npm)"
+        )
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("REQUIRE_BROWSER=1 but " + message)
+        pytest.skip(message)
+    return AXE.read_text()
+
+
+def _axe_violations(page, axe_source: str) -> list[tuple[str, str, int]]:
+    page.evaluate(axe_source)  # the context bypasses the CSP for this one script
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => [v.id, v.impact, v.nodes.length])"
+    )
+    return [tuple(v) for v in found]
+
+
+def test_main_pages_have_no_accessibility_violations_above_minor(live_app, live_server, browser):
+    """#16: axe-core (from the npm registry) on the main pages, in both languages, at
+    desktop and phone widths: no moderate, serious or critical violation (minor ones are
+    printed)."""
+    axe_source = _axe_or_skip()
+    bad = []
+    for locale, viewport in (("zh-CN", (1280, 1000)), ("en", (390, 844))):
+        for who, paths in AXE_PAGES.items():
+            context = browser.new_context(
+                locale=locale,
+                viewport={"width": viewport[0], "height": viewport[1]},
+                bypass_csp=True,
+            )
+            page = context.new_page()
+            if who:
+                _sign_in_any(page, live_server, who, locale)
+            resource = resource_id(live_app, L40S)
+            for path in paths + (
+                [f"/resources/{resource}", f"/resources/{resource}/book"]
+                if who == "engineer@demo.test"
+                else []
+            ):
+                page.goto(live_server + path)
+                for rule, impact, nodes in _axe_violations(page, axe_source):
+                    if impact in ("moderate", "serious", "critical"):
+                        bad.append((locale, path, rule, impact, nodes))
+                    else:
+                        print("axe", locale, path, rule, impact, nodes)
+            context.close()
+    assert bad == [], bad
+
+
+def _sign_in_any(page, base: str, email: str, locale: str) -> None:
+    page.goto(base + "/account/login")
+    page.locator("input[name=email]").fill(email)
+    page.locator("input[name=password]").fill("demo12345")
+    page.locator("form button[type=submit]").last.click()
+    page.wait_for_load_state()

@@ -101,3 +101,15 @@ if (week) {
     }
   });
 }
+
+// A table wider than the screen scrolls inside itself (style.css): it takes the keyboard's
+// focus, so that arrow keys can scroll it too.
+const markScrollable = () => {
+  document.querySelectorAll("main table").forEach((table) => {
+    const scrolls = table.scrollWidth > table.clientWidth + 1;
+    if (scrolls) table.tabIndex = 0;
+    else table.removeAttribute("tabindex");
+  });
+};
+markScrollable();
+window.addEventListener("resize", markScrollable);
