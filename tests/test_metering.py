@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -450,3 +451,46 @@ def test_correction_history_reads_as_words_in_the_carriers_zone(client, lab):
         assert 'data-action="walked_up"' in page and "walked_up" not in page.replace(
             'data-action="walked_up"', ""
         )
+
+
+def test_the_kiosk_counts_down_to_check_in_and_prices_the_session(client, lab):
+    """#16: the kiosk shows the check-in deadline with a countdown, the next booking's check-in
+    time, and while in use (and at check-out) the time used and the cost so far."""
+    from booking.billing.service import add_rate
+
+    gpu, eng = lab["gpu"], lab["eng"]
+    add_rate(lab["op"], gpu, tier="external", unit="quantity_hour", price="60",
+             effective_from=date(2026, 1, 1))  # fmt: skip
+    now = utcnow()
+    slot = now.replace(minute=0 if now.minute < 30 else 30, second=0, microsecond=0)
+    started = bookings.create_booking(eng, gpu.id, slot, slot + timedelta(hours=1),
+                                      now=slot - timedelta(hours=1))  # fmt: skip
+    later = bookings.create_booking(eng, gpu.id, slot + timedelta(hours=3), slot + timedelta(hours=4),
+                                    now=slot - timedelta(hours=1))  # fmt: skip
+    login(client, "eng@example.com")
+    en = {"Accept-Language": "en"}
+    page = client.get(f"/kiosk/{gpu.id}", headers=en).get_data(as_text=True)
+    deadline = page.split('id="check-in-deadline">')[1].split("</p>")[0]
+    assert ("Check in by" in deadline and "or the booking becomes a no-show" in deadline) or (
+        "Check in now" in deadline
+    ), deadline
+    post_form(client, f"/bookings/{started.id}/check-in", {"next": f"/kiosk/{gpu.id}"},
+              token_from=f"/kiosk/{gpu.id}")  # fmt: skip
+    usage = db.session.scalar(select(UsageRecord).where(UsageRecord.booking_id == started.id))
+    usage.start_at = now - timedelta(minutes=40)  # in use for 40 minutes
+    db.session.commit()
+    page = client.get(f"/kiosk/{gpu.id}", headers=en).get_data(as_text=True)
+    facts = page.split(f'id="session-{usage.id}">')[1].split("</ul>")[0]
+    assert "In use for 40 minutes" in facts or "In use for 41 minutes" in facts, facts
+    assert "Your booking ends at" in facts and "Cost so far: about ¥" in facts
+    out = post_form(client, f"/usage/{usage.id}/check-out", {}, token_from=f"/kiosk/{gpu.id}",
+                    headers=en, follow_redirects=True)  # fmt: skip
+    said = out.get_data(as_text=True)
+    assert "Checked out after 40 minutes" in said or "Checked out after 41 minutes" in said
+    assert "Estimated cost: about ¥60.00." in said  # booked hour, the rate bills booked time
+    # The next booking within a day: when its check-in opens (3 hours after the half hour
+    # began, check-in 15 minutes earlier).
+    page = client.get(f"/kiosk/{gpu.id}", headers=en).get_data(as_text=True)
+    nxt = page.split('id="next-check-in">')[1].split("</p>")[0]
+    assert "check-in opens at" in nxt and re.search(r"\(in 2 hours(, \d+ minutes?)?\)", nxt), nxt
+    assert later.start_at - timedelta(minutes=15) > utcnow()

@@ -113,3 +113,14 @@ const markScrollable = () => {
 };
 markScrollable();
 window.addEventListener("resize", markScrollable);
+
+// The kiosk page at the instrument keeps its countdowns current: it reloads every minute
+// unless someone is filling in its form.
+const kiosk = document.querySelector("[data-refresh]");
+if (kiosk) {
+  setInterval(() => {
+    if (!kiosk.contains(document.activeElement) || document.activeElement === document.body) {
+      window.location.reload();
+    }
+  }, Number(kiosk.dataset.refresh) * 1000);
+}
