@@ -380,3 +380,10 @@ def test_a_body_beyond_the_limit_is_a_translated_413(client, app):
         "/account/login", data={"email": "x" * 2000}, headers={"Accept-Language": "en"}
     )
     assert response.status_code == 413 and "too large" in response.get_data(as_text=True)
+
+
+def test_the_password_hint_sits_under_its_field_and_is_read_with_it(client):
+    """#16: the hint wrapped beside the field; a screen reader did not tie it to the field."""
+    page = client.get("/account/register", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'aria-describedby="password-hint"' in page
+    assert '<small class="hint" id="password-hint">At least 8 characters' in page
