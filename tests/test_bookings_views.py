@@ -78,7 +78,8 @@ def test_book_through_the_form_and_see_it(client, site):
     assert (
         f'<a href="/resources/{sem.id}/book?week={m.date().isoformat()}&amp;start={start}'
         f'#booking-form" '
-        f'aria-label="{monday} 14:00–15:00: free">free</a>'
+        f'aria-label="{monday} 14:00–15:00: free" data-day="{m.date().isoformat()}" '
+        f'data-from="14:00" data-until="15:00">free</a>'
     ) in week
     chinese = text(client.get(f"/resources/{sem.id}/book?week={m.date().isoformat()}"))
     assert re.search(rf'title="\S+ {m.month}/{m.day} 10:00–11:00：[^"a-z]+"', chinese)

@@ -810,3 +810,55 @@ def _sign_in_any(page, base: str, email: str, locale: str) -> None:
     page.locator("input[name=password]").fill("demo12345")
     page.locator("form button[type=submit]").last.click()
     page.wait_for_load_state()
+
+
+def test_picking_a_range_on_the_week_grid(live_app, live_server, browser):
+    """#16: a start cell and an end cell (or a drag, or Enter with the arrow keys) fill in
+    the form on the page, and the price follows."""
+    context = _zh_context(browser)
+    page = context.new_page()
+    _sign_in(page, live_server, "engineer2@demo.test")
+    day = next_weekday(9)
+    page.goto(f"{live_server}/resources/{resource_id(live_app, L40S)}/book?week={day.isoformat()}")
+    form = page.locator("form.booking-form")
+
+    def cell(clock: str):
+        return page.locator(f'table.week a[data-day="{day.isoformat()}"][data-from="{clock}"]')
+
+    def asked() -> tuple[str, str, str, str]:
+        return tuple(
+            form.locator(f"input[name={name}]").input_value()
+            for name in ("day", "start_time", "end_time", "end_day")
+        )
+
+    cell("10:00").click()
+    assert asked() == (day.isoformat(), "10:00", "11:00", "")  # one pick: the shortest length
+    cell("12:00").click()
+    assert asked() == (day.isoformat(), "10:00", "13:00", "")
+    assert page.locator("td.picked").count() == 3
+    _expect(page.locator("#estimate")).to_contain_text("3 小时")
+    assert page.url.endswith(f"week={day.isoformat()}")  # picked on the page, no reload
+    # A drag from 14:00 to 15:00.
+    cell("14:00").hover()
+    page.mouse.down()
+    cell("15:00").hover()
+    page.mouse.up()
+    assert asked() == (day.isoformat(), "14:00", "16:00", "")
+    # The keyboard: Enter on a cell, arrows down, Enter again.
+    cell("09:00").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    assert asked() == (day.isoformat(), "09:00", "12:00", "")
+    # Over midnight: 23:00 to the next day's 01:00.
+    late, early = (
+        cell("23:00"),
+        page.locator(
+            f'table.week a[data-day="{(day + timedelta(days=1)).isoformat()}"][data-from="00:00"]'
+        ),
+    )
+    late.click()
+    early.click()
+    assert asked() == (day.isoformat(), "23:00", "01:00", (day + timedelta(days=1)).isoformat())
+    context.close()

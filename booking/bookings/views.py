@@ -163,16 +163,13 @@ def _week_rows(grid: list[dict], resource, monday: date) -> list[dict]:
     }
     free_word = _("free")
     name_of = _("%(day)s %(from)s–%(until)s: %(state)s")
-    days = [
-        f"{WEEKDAY_LABELS[(monday + timedelta(days=i)).weekday()]} "
-        f"{(monday + timedelta(days=i)).month}/{(monday + timedelta(days=i)).day}"
-        for i in range(7)
-    ]
+    dates = [monday + timedelta(days=i) for i in range(7)]
+    days = [f"{WEEKDAY_LABELS[d.weekday()]} {d.month}/{d.day}" for d in dates]
     link = url_for("bookings.book", resource_id=resource.id, week=monday.isoformat())
     rows = []
     for row in grid:
         cells = []
-        for day, cell in zip(days, row["cells"], strict=True):
+        for day, date_of_column, cell in zip(days, dates, row["cells"], strict=True):
             state = cell["state"]
             bookable = state in ("free", "partial")
             if bookable:
@@ -189,6 +186,10 @@ def _week_rows(grid: list[dict], resource, monday: date) -> list[dict]:
                     "href": f"{link}&start={quote(cell['start'].isoformat())}#booking-form"
                     if bookable
                     else None,
+                    # For picking a range on the page (app.js): the cell's local day and times.
+                    "day": date_of_column.isoformat(),
+                    "from": row["label"],
+                    "until": row["until"],
                 }
             )
         rows.append({"label": row["label"], "cells": cells})

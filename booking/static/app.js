@@ -124,3 +124,76 @@ if (kiosk) {
     }
   }, Number(kiosk.dataset.refresh) * 1000);
 }
+
+// Picking a range on the week grid (#16): the first free cell picked is the start, a later
+// one the end (or drag from one to the other); the booking form is filled in on the page and
+// its price follows. A single pick books the resource's shortest length. Without JavaScript
+// each cell is a link that opens the form at its start.
+const pickGrid = document.querySelector("table.week");
+const pickForm = document.querySelector("form.booking-form");
+if (pickGrid && pickForm) {
+  const minutesOf = (clock) => Number(clock.slice(0, 2)) * 60 + Number(clock.slice(3, 5));
+  const clockOf = (minutes) =>
+    `${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+  const dayAfter = (iso, days) => {
+    const d = new Date(`${iso}T00:00:00Z`);
+    d.setUTCDate(d.getUTCDate() + days);
+    return d.toISOString().slice(0, 10);
+  };
+  // A local day and a minute of it (which may run past midnight) as [day, "HH:MM"].
+  const moment = (day, minutes) => [dayAfter(day, Math.floor(minutes / 1440)), clockOf(minutes % 1440)];
+  const key = (cell) => `${cell.dataset.day} ${cell.dataset.from}`;
+  const shortest = Number(pickGrid.dataset.minMinutes) || 0;
+  const cells = [...pickGrid.querySelectorAll("a[data-day]")];
+  const said = document.getElementById("grid-selection");
+  let anchor = null;
+  let dragFrom = null;
+
+  const fill = (first, last) => {
+    const from = minutesOf(first.dataset.from);
+    const [endDay, endTime] = last === first
+      ? moment(first.dataset.day, Math.max(from + shortest, minutesOf(first.dataset.until)))
+      : moment(last.dataset.day, minutesOf(last.dataset.until));  // "24:00": the next midnight
+    pickForm.elements.day.value = first.dataset.day;
+    pickForm.elements.start_time.value = first.dataset.from;
+    pickForm.elements.end_time.value = endTime;
+    pickForm.elements.end_day.value = endDay === first.dataset.day ? "" : endDay;
+    cells.forEach((cell) => {
+      const inside = key(cell) >= key(first) && key(cell) <= key(last);
+      cell.closest("td").classList.toggle("picked", inside);
+    });
+    said.textContent = `${first.getAttribute("aria-label")} → ${endDay} ${endTime}`;
+    pickForm.dispatchEvent(new Event("change", { bubbles: true }));  // the price follows
+  };
+
+  const pick = (cell) => {
+    if (anchor && key(cell) > key(anchor)) {
+      fill(anchor, cell);
+      anchor = null;
+    } else {
+      fill(cell, cell);
+      anchor = cell;
+    }
+  };
+
+  pickGrid.addEventListener("click", (event) => {
+    const cell = event.target.closest("a[data-day]");
+    if (!cell) return;
+    event.preventDefault();
+    pick(cell);
+  });
+  pickGrid.addEventListener("mousedown", (event) => {
+    const cell = event.target.closest("a[data-day]");
+    dragFrom = cell || null;
+    if (cell) event.preventDefault();  // no link drag
+  });
+  pickGrid.addEventListener("mouseup", (event) => {
+    const cell = event.target.closest("a[data-day]");
+    if (dragFrom && cell && cell !== dragFrom) {  // a plain click is picked on "click"
+      const [first, last] = key(cell) > key(dragFrom) ? [dragFrom, cell] : [cell, dragFrom];
+      fill(first, last);
+      anchor = null;
+    }
+    dragFrom = null;
+  });
+}
