@@ -513,3 +513,30 @@ def test_late_warning_before_a_series_keeps_the_chosen_occurrences(client, site)
     db.session.commit()
     third = (soon + timedelta(days=2)).isoformat()
     assert post_form(client, path, {**data, "occurrence": [third]}).status_code == 302
+
+
+def test_resources_of_a_kind_side_by_side_for_a_day(client, site):
+    """#16: choosing among several GPU servers: one table, a column each, a day."""
+    m, gpu = site["m"], site["gpu"]
+    second = make_resource(site["carrier"], "GPU 2", kind="compute", capacity=2, always_open=True)
+    hidden = make_resource(site["carrier"], "GPU private", kind="compute", visibility="residents")
+    service.create_booking(site["eng"], second.id, at(m, 10), at(m, 12), quantity=2)
+    login(client, "eng@example.com")
+    page = client.get(f"/resources/{gpu.id}/compare?day={m.date().isoformat()}", headers=EN)
+    assert page.status_code == 200
+    body = text(page)
+    heads = re.findall(r'<th scope="col"><a href="/resources/(\d+)"', body)
+    assert heads == [str(gpu.id), str(second.id)] or sorted(heads) == sorted(
+        [str(gpu.id), str(second.id)]
+    )
+    assert str(hidden.id) not in heads and "SEM" not in body.split("<table")[1]
+    rows = re.findall(r'<tr><th scope="row">(\d\d:\d\d)</th>(.*?)</tr>', body, re.S)
+    ten = dict(rows)["10:00"]
+    assert "GPU 2 · Monday" in ten and ": booked" in ten  # the second server is full then
+    assert f'href="/resources/{gpu.id}/book?week={m.date().isoformat()}&amp;start=' in ten
+    assert 'id="next-day"' in body and f"day={(m + timedelta(days=1)).date().isoformat()}" in body
+    book = text(client.get(f"/resources/{gpu.id}/book", headers=EN))
+    assert f'id="compare-link" href="/resources/{gpu.id}/compare?day=' in book
+    for bad in ("2026-13-01", "yesterday", "9999-12-31"):
+        assert client.get(f"/resources/{gpu.id}/compare?day={bad}").status_code == 422, bad
+    assert client.get(f"/resources/{hidden.id}/compare").status_code == 404

@@ -53,6 +53,7 @@ from booking.bookings.search import (  # noqa: F401 - one public surface
     my_bookings,
     next_free_slot,
     timeline,
+    timelines,
 )
 from booking.bookings.signals import capacity_freed
 from booking.catalogue.service import (
@@ -363,4 +364,5 @@ __all__ = [
     "next_free_slot",
     "reject_booking",
     "timeline",
+    "timelines",
 ]

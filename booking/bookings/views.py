@@ -30,7 +30,7 @@ from booking.bookings.forms import (
 from booking.bookings.models import REQUESTED
 from booking.bookings.week import visible_hours, week_grid, week_start, week_window
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
-from booking.catalogue.service import visible_resource
+from booking.catalogue.service import search_catalogue, visible_resource
 from booking.inputs import in_range, parse_date, parse_datetime
 from booking.languages import current_locale, time_span
 from booking.metering.service import usage_of_booking
@@ -147,7 +147,9 @@ def _book_page(
     ), status
 
 
-def _week_rows(grid: list[dict], resource, monday: date) -> list[dict]:
+def _week_rows(
+    grid: list[dict], resource, monday: date, first_day: date | None = None, days: int = 7
+) -> list[dict]:
     """The grid as the page shows it: each cell's text, its accessible name (day, times,
     state) and its link, made here from labels looked up once per page rather than by a
     filter or url_for call in every cell."""
@@ -163,7 +165,7 @@ def _week_rows(grid: list[dict], resource, monday: date) -> list[dict]:
     }
     free_word = _("free")
     name_of = _("%(day)s %(from)s–%(until)s: %(state)s")
-    dates = [monday + timedelta(days=i) for i in range(7)]
+    dates = [(first_day or monday) + timedelta(days=i) for i in range(days)]
     days = [f"{WEEKDAY_LABELS[d.weekday()]} {d.month}/{d.day}" for d in dates]
     link = url_for("bookings.book", resource_id=resource.id, week=monday.isoformat())
     rows = []
@@ -194,6 +196,62 @@ def _week_rows(grid: list[dict], resource, monday: date) -> list[dict]:
             )
         rows.append({"label": row["label"], "cells": cells})
     return rows
+
+
+COMPARED_AT_MOST = 12
+
+
+@bp.get("/resources/<int:resource_id>/compare")
+@login_required
+def compare(resource_id: int):
+    """The resources of one kind at one carrier side by side for a day (#16: choosing among
+    several SEMs or GPU servers): one query for all their bookings and closures."""
+    resource = visible_resource(current_user, resource_id)
+    tz = resource.carrier.timezone
+    chosen, problems = parse_date(request.args.get("day"), "day", required=False)
+    if problems:  # a date that is not one, or outside the accepted years
+        raise ServiceError(problems, 422)
+    day = chosen or datetime.now(ZoneInfo(tz)).date()
+    others = search_catalogue(
+        current_user, kind=resource.kind, carrier_code=resource.carrier.code,
+        limit=COMPARED_AT_MOST,
+    )  # fmt: skip
+    if resource not in others:
+        others = [resource, *others[: COMPARED_AT_MOST - 1]]
+    window = week_window(day, tz)
+    window = (window[0], window[0] + timedelta(days=1))
+    pieces = service.timelines(others, *window)
+    now = utcnow()
+    spans = [
+        visible_hours([(h.weekday, h.opens, h.closes) for h in r.opening_hours], r.always_open)
+        for r in others
+    ]
+    first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+    columns = []
+    for r in others:
+        bookable = (
+            now + timedelta(minutes=r.min_notice_minutes),
+            now + timedelta(days=r.max_advance_days),
+        )
+        grid = week_grid(pieces[r.id], day, tz, r.capacity, 60, first, last, now, bookable, 1)
+        columns.append((r, _week_rows_for_day(grid, r, day)))
+    return render_template(
+        "bookings/compare.html",
+        resource=resource,
+        day=day,
+        columns=columns,
+        labels=[row["label"] for row in columns[0][1]] if columns else [],
+        previous_day=(day - timedelta(days=1)).isoformat(),
+        next_day=(day + timedelta(days=1)).isoformat(),
+        kind_labels=KIND_LABELS,
+        weekday_labels=WEEKDAY_LABELS,
+    )
+
+
+def _week_rows_for_day(grid: list[dict], resource, day: date) -> list[dict]:
+    """One resource's column of the day: the week view's cells for that one day."""
+    rows = _week_rows(grid, resource, week_start(day), first_day=day, days=1)
+    return [{"label": row["label"], **row["cells"][0]} for row in rows]
 
 
 @bp.route("/resources/<int:resource_id>/book", methods=["GET", "POST"])

@@ -38,6 +38,7 @@ def week_grid(
     last_minute: int = 1440,
     now: datetime | None = None,
     bookable: tuple[datetime, datetime] | None = None,
+    days: int = 7,
 ) -> list[dict]:
     """Rows of cells; each cell has the least free capacity during it and the 'worst' state
     (outage > busy > closed > full > partial > free). Cells that ended before `now` are
@@ -55,7 +56,7 @@ def week_grid(
     minutes = range(first_minute, last_minute, row_minutes)
     step = timedelta(minutes=row_minutes)
     columns = []
-    for offset in range(7):
+    for offset in range(days):  # from `monday`: one day for the side-by-side view
         midnight = datetime.combine(monday + timedelta(days=offset), time(0), tzinfo=zone)
         column = []
         first = 0
