@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import tempfile
 import uuid
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -108,6 +109,8 @@ def app_settings(database_url: str, **more) -> dict:
         "SQLITE_IMMEDIATE_OUTSIDE_REQUESTS": False,
         # Every API response is checked against its model in the OpenAPI document.
         "API_VALIDATE_RESPONSES": True,
+        # Uploaded files of this test process, outside the repository.
+        "UPLOAD_DIR": os.path.join(tempfile.gettempdir(), f"booking-test-uploads-{os.getpid()}"),
         **more,
     }
 

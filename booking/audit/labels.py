@@ -29,6 +29,8 @@ ACTION_LABELS = {
     "resource_reactivated": _l("Resource reactivated"),
     "asset_data_changed": _l("Asset data changed"),
     "rate_added": _l("Rate added"),
+    "resource_file_added": _l("Photo or document added"),
+    "resource_file_removed": _l("Photo or document removed"),
     # vouchers
     "programme_created": _l("Voucher programme created"),
     "voucher_granted": _l("Voucher granted"),
@@ -54,6 +56,7 @@ SUBJECT_LABELS = {
     "webhook": _l("Webhook endpoint"),
     "resource": _l("Resource"),
     "rate": _l("Rate"),
+    "resource_file": _l("Photo or document"),
     "voucher_programme": _l("Voucher programme"),
     "voucher": _l("Voucher"),
     "invoice": _l("Invoice"),

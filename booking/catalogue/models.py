@@ -165,3 +165,29 @@ class Favourite(db.Model):
         ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+PHOTO, DOCUMENT = "photo", "document"
+
+
+class ResourceFile(db.Model):
+    """A photo or a document (manual, safety sheet) of a resource, uploaded by an operator;
+    its bytes are in the storage (booking/storage.py) under `storage_key`."""
+
+    __tablename__ = "resource_files"
+    __table_args__ = (CheckConstraint("kind IN ('photo', 'document')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(
+        ForeignKey("resources.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    resource = relationship("Resource")

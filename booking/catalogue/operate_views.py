@@ -3,15 +3,16 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from booking.accounts.forms import EmptyForm
 from booking.carriers.service import qualifications_of
 from booking.catalogue import assets, service
+from booking.catalogue import files as file_service
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, AssetForm, ResourceForm
-from booking.catalogue.models import ACTIVE, RETIRED, Resource
+from booking.catalogue.models import ACTIVE, DOCUMENT, PHOTO, RETIRED, Resource
 from booking.catalogue.rules import opening_hours_problems, parse_specs
 from booking.languages import current_locale
 from booking.problems import ServiceError
@@ -142,3 +143,50 @@ def asset(resource_id):
             return redirect(url_for(".asset", resource_id=resource.id))
     status = 422 if form.is_submitted() else 200
     return render_template("operate/asset.html", form=form, resource=resource), status
+
+
+@bp.route("/<resource_id>/files", methods=["GET", "POST"])
+def files(resource_id):
+    """Photos and documents (manuals, safety sheets) of a resource (#16)."""
+    resource = own(Resource, resource_id)
+    status = 200
+    if request.method == "POST" and EmptyForm().validate_on_submit():
+        upload = request.files.get("file")
+        try:
+            file_service.add_file(
+                g.carrier,
+                current_user,
+                resource.id,
+                request.form.get("kind", ""),
+                upload.filename if upload else "",
+                upload.read() if upload else b"",
+                request.form.get("title", ""),
+            )
+        except ServiceError as error:
+            if error.status == 404:
+                raise
+            show_problems(None, error)
+            status = error.status
+        else:
+            flash(_("File added."), "success")
+            return redirect(url_for(".files", resource_id=resource.id))
+    return render_template(
+        "operate/resource_files.html",
+        resource=resource,
+        photos=file_service.files_of(resource, PHOTO),
+        documents=file_service.files_of(resource, DOCUMENT),
+        limits={
+            "photo_mb": file_service.MAX_PHOTO_BYTES // (1024 * 1024),
+            "document_mb": file_service.MAX_DOCUMENT_BYTES // (1024 * 1024),
+        },
+        empty_form=EmptyForm(),
+    ), status
+
+
+@bp.post("/files/<file_id>/remove")
+def remove_file(file_id):
+    resource_id = file_service.resource_of_file(g.carrier, file_id)
+    if EmptyForm().validate_on_submit():
+        file_service.remove_file(g.carrier, current_user, file_id)
+        flash(_("File removed."), "success")
+    return redirect(url_for(".files", resource_id=resource_id))

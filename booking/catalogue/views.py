@@ -1,7 +1,16 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -9,9 +18,11 @@ from booking.accounts.forms import EmptyForm
 from booking.billing.labels import BASIS_LABELS, TIER_LABELS
 from booking.billing.service import rate_card
 from booking.bookings.qualifications import qualification_state
+from booking.catalogue import files as file_service
 from booking.catalogue import service
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, CatalogueSearchForm
-from booking.catalogue.models import KINDS
+from booking.catalogue.models import DOCUMENT, KINDS, PHOTO
+from booking.exports import content_disposition
 from booking.incidents.service import states_now
 from booking.inputs import parse_int
 from booking.languages import current_locale
@@ -78,6 +89,8 @@ def detail(resource_id: int):
         favourite=service.is_favourite(current_user, resource.id),
         qualification=qualification_state(current_user, resource),
         state=states_now([resource])[resource.id],
+        photos=file_service.files_of(resource, PHOTO),
+        documents=file_service.files_of(resource, DOCUMENT),
         empty_form=EmptyForm(),
         tier_labels=TIER_LABELS,
         basis_labels=BASIS_LABELS,
@@ -95,3 +108,19 @@ def favourite(resource_id: int):
             _("Added to your favourites.") if on else _("Removed from your favourites."), "success"
         )
     return redirect(url_for(".detail", resource_id=resource_id))
+
+
+@bp.get("/files/<int:file_id>/<path:name>")
+def resource_file(file_id: int, name: str):
+    """A resource's photo (shown in the page) or document (downloaded), for anyone who may
+    see the resource; the name in the address is only for the reader."""
+    found, data = file_service.file_for(current_user, file_id)
+    inline = found.kind == PHOTO
+    return Response(
+        data,
+        content_type=found.content_type,
+        headers={
+            "Content-Disposition": content_disposition(found.filename, inline=inline),
+            "Cache-Control": "private, max-age=3600",
+        },
+    )

@@ -1,0 +1,183 @@
+"""Operators add photos and documents to their resources; anyone who may see a resource may
+see its files (#16). Images are decoded and written again by Pillow, which checks that they
+are images (and not too many pixels) and drops their metadata (a phone photo's location);
+documents are PDF files."""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+
+from flask_babel import lazy_gettext as _l
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+
+from booking.accounts.models import User
+from booking.audit import service as audit
+from booking.carriers.models import Carrier
+from booking.catalogue.models import DOCUMENT, PHOTO, Resource, ResourceFile
+from booking.catalogue.service import visible_resource
+from booking.extensions import db
+from booking.permissions import require_staff
+from booking.problems import NotFound, Problem, ServiceError
+from booking.queries import by_id
+from booking.storage import storage
+from booking.text_rules import plain_text_problems
+
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+MAX_DOCUMENT_BYTES = 15 * 1024 * 1024
+MAX_PHOTOS, MAX_DOCUMENTS = 8, 20
+MAX_PIXELS = 40_000_000  # a decompression bomb is refused, not decoded
+IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+def _own_resource(carrier: Carrier, actor: User, resource_id) -> Resource:
+    require_staff(actor, carrier.id)
+    resource = by_id(Resource, resource_id)
+    if resource is None or resource.carrier_id != carrier.id:
+        raise NotFound()
+    return resource
+
+
+def safe_filename(name: str, fallback: str) -> str:
+    """A name to offer when the file is downloaded: letters (any script), digits, dot, dash
+    and underscore, at most 100 characters; never a path."""
+    name = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    name = re.sub(r"[^\w.\-]+", "_", name).strip("._")[:100]
+    return name or fallback
+
+
+def _cleaned_image(data: bytes) -> tuple[bytes, str]:
+    """The image written again without its metadata, and its content type; a problem if it is
+    not a JPEG, PNG or WebP image of a sensible size."""
+    refused = Problem("invalid_image", _l("Upload a JPEG, PNG or WebP image."), "file")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            kind = probe.format
+            if kind not in IMAGE_TYPES:
+                raise ServiceError(refused, 422)
+            if probe.width * probe.height > MAX_PIXELS:
+                raise ServiceError(
+                    Problem("image_too_large", _l("The image has too many pixels."), "file"), 422
+                )
+            probe.load()
+            image = probe.copy()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise ServiceError(refused, 422) from None
+    out = io.BytesIO()
+    if kind == "JPEG" and image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    image.save(out, format=kind)
+    return out.getvalue(), IMAGE_TYPES[kind]
+
+
+def add_file(
+    carrier: Carrier,
+    actor: User,
+    resource_id,
+    kind: str,
+    filename: str,
+    data: bytes,
+    title: str = "",
+) -> ResourceFile:
+    resource = _own_resource(carrier, actor, resource_id)
+    title = (title or "").strip()
+    problems = plain_text_problems(title, "title", 200, required=False)
+    if kind not in (PHOTO, DOCUMENT):
+        problems.append(Problem("invalid_kind", _l("Unknown kind of file."), "kind"))
+    if not data:
+        problems.append(Problem("required", _l("Choose a file."), "file"))
+    if problems:
+        raise ServiceError(problems, 422)
+    limit = MAX_PHOTO_BYTES if kind == PHOTO else MAX_DOCUMENT_BYTES
+    if len(data) > limit:
+        raise ServiceError(
+            Problem(
+                "file_too_large",
+                _l("The file is larger than %(mb)d MB.", mb=limit // (1024 * 1024)),
+                "file",
+            ),
+            422,
+        )
+    count = len(files_of(resource, kind))
+    if count >= (MAX_PHOTOS if kind == PHOTO else MAX_DOCUMENTS):
+        raise ServiceError(
+            Problem(
+                "too_many_files",
+                _l("This resource has as many files of this kind as it may."),
+                "file",
+            ),
+            422,
+        )
+    if kind == PHOTO:
+        data, content_type = _cleaned_image(data)
+        fallback = f"photo-{resource.id}"
+    else:
+        if not data.startswith(b"%PDF-"):
+            raise ServiceError(Problem("invalid_document", _l("Upload a PDF file."), "file"), 422)
+        content_type, fallback = "application/pdf", f"document-{resource.id}.pdf"
+    name = safe_filename(filename, fallback)
+    if kind == DOCUMENT and not name.lower().endswith(".pdf"):
+        name += ".pdf"
+    key = storage().put(data)
+    found = ResourceFile(
+        resource_id=resource.id, kind=kind, title=title, filename=name,
+        content_type=content_type, size=len(data), storage_key=key, uploaded_by_id=actor.id,
+    )  # fmt: skip
+    db.session.add(found)
+    try:
+        db.session.flush()
+        audit.record(
+            actor, "resource_file_added", "resource_file", found.id, carrier_id=carrier.id,
+            after={"resource": resource.name_zh, "file_kind": kind, "filename": name, "title": title},
+        )  # fmt: skip
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        storage().delete(key)  # no row, no file
+        raise
+    return found
+
+
+def resource_of_file(carrier: Carrier, file_id) -> int:
+    """The resource a file of this carrier belongs to; not found for anyone else's."""
+    found = by_id(ResourceFile, file_id)
+    if found is None or found.resource.carrier_id != carrier.id:
+        raise NotFound()
+    return found.resource_id
+
+
+def remove_file(carrier: Carrier, actor: User, file_id) -> None:
+    require_staff(actor, carrier.id)
+    found = by_id(ResourceFile, file_id)
+    if found is None or found.resource.carrier_id != carrier.id:
+        raise NotFound()
+    key = found.storage_key
+    audit.record(
+        actor, "resource_file_removed", "resource_file", found.id, carrier_id=carrier.id,
+        before={"resource": found.resource.name_zh, "file_kind": found.kind,
+                "filename": found.filename},
+    )  # fmt: skip
+    db.session.delete(found)
+    db.session.commit()
+    storage().delete(key)  # after the row: a crash in between leaves an unreachable file only
+
+
+def files_of(resource: Resource, kind: str | None = None) -> list[ResourceFile]:
+    stmt = select(ResourceFile).where(ResourceFile.resource_id == resource.id)
+    if kind:
+        stmt = stmt.where(ResourceFile.kind == kind)
+    return list(db.session.scalars(stmt.order_by(ResourceFile.created_at, ResourceFile.id)))
+
+
+def file_for(user: User | None, file_id) -> tuple[ResourceFile, bytes]:
+    """A file and its bytes, for someone who may see its resource; otherwise not found."""
+    found = by_id(ResourceFile, file_id)
+    if found is None:
+        raise NotFound()
+    visible_resource(user, found.resource_id)
+    data = storage().get(found.storage_key)
+    if data is None:
+        raise NotFound()
+    return found, data

@@ -1,0 +1,144 @@
+"""Photos and documents of resources (#16): operators upload them, they are checked (images
+decoded and written again without metadata, documents PDF), stored through the storage
+interface, shown to whoever may see the resource, and removed with their bytes."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from booking.catalogue.files import safe_filename
+from booking.catalogue.models import ResourceFile
+from booking.extensions import db
+from booking.storage import LocalStorage
+from tests.conftest import login, post_form
+from tests.factories import make_carrier, make_resource, make_user
+
+EN = {"Accept-Language": "en"}
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def png_with_location() -> bytes:
+    image = Image.new("RGB", (40, 30), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # camera make: metadata the upload must not keep
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+@pytest.fixture
+def site(app):
+    op = make_user("op@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    make_carrier("CQ02", admin=make_user("op2@example.com"))
+    sem = make_resource(carrier, "SEM")
+    hidden = make_resource(carrier, "Probe", visibility="residents")
+    make_user("visitor@example.com")
+    return {"sem": sem, "hidden": hidden, "app": app}
+
+
+def upload(client, resource_id, kind, name, data, title="", code="CQ01"):
+    path = f"/operate/{code}/resources/{resource_id}/files"
+    return post_form(
+        client, path, {"kind": kind, "title": title, "file": (io.BytesIO(data), name)},
+        token_from=path, headers=EN, content_type="multipart/form-data",
+    )  # fmt: skip
+
+
+def test_upload_show_and_remove(client, site):
+    sem = site["sem"]
+    login(client, "op@example.com")
+    assert (
+        upload(
+            client, sem.id, "photo", "../../etc/SEM 正面.jpg", png_with_location(), "Front"
+        ).status_code
+        == 302
+    )
+    assert upload(client, sem.id, "document", "manual.pdf", PDF, "Manual").status_code == 302
+    photo = db.session.scalar(select(ResourceFile).where(ResourceFile.kind == "photo"))
+    assert photo.filename == "SEM_正面.jpg" and photo.content_type == "image/jpeg"
+    stored = LocalStorage(Path(site["app"].config["UPLOAD_DIR"])).get(photo.storage_key)
+    assert stored is not None and b"PhoneMaker" not in stored  # written again, metadata gone
+    # Anyone who may see the resource sees them; the page shows the photo and lists the manual.
+    client.get("/account/logout")
+    anonymous = client.application.test_client()
+    page = anonymous.get(f"/resources/{sem.id}", headers=EN).get_data(as_text=True)
+    assert f"/files/{photo.id}/" in page and "Manual" in page
+    shown = anonymous.get(f"/files/{photo.id}/whatever.jpg")
+    assert shown.status_code == 200 and shown.content_type == "image/jpeg"
+    assert shown.headers["Content-Disposition"].startswith("inline")
+    assert shown.headers["X-Content-Type-Options"] == "nosniff"
+    document = db.session.scalar(select(ResourceFile).where(ResourceFile.kind == "document"))
+    got = anonymous.get(f"/files/{document.id}/manual.pdf")
+    assert got.data == PDF and got.headers["Content-Disposition"].startswith("attachment")
+    # Removing takes the row and the bytes.
+    key, photo_id = photo.storage_key, photo.id
+    login(client, "op@example.com")
+    post_form(
+        client,
+        f"/operate/CQ01/resources/files/{photo_id}/remove",
+        {},
+        token_from=f"/operate/CQ01/resources/{sem.id}/files",
+    )
+    db.session.expire_all()
+    assert db.session.get(ResourceFile, photo_id) is None
+    path = os.path.join(site["app"].config["UPLOAD_DIR"], key[:2], key)
+    assert not os.path.exists(path)
+    assert anonymous.get(f"/files/{photo_id}/x.jpg").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "kind, name, data, message",
+    [
+        ("photo", "evil.png", b"<script>alert(1)</script>", "JPEG, PNG or WebP"),
+        ("photo", "x.gif", b"GIF89a" + b"\x00" * 20, "JPEG, PNG or WebP"),
+        ("document", "x.pdf", b"MZ\x90\x00 not a pdf", "PDF"),
+        ("document", "x.pdf", b"", "Choose a file"),
+        ("spreadsheet", "x.pdf", PDF, "Unknown kind"),
+        ("document", "big.pdf", b"%PDF-" + b"0" * (15 * 1024 * 1024), "larger than 15 MB"),
+    ],
+)
+def test_bad_files_are_refused_and_change_nothing(client, site, kind, name, data, message):
+    login(client, "op@example.com")
+    before = stored_files(site["app"])
+    refused = upload(client, site["sem"].id, kind, name, data)
+    assert refused.status_code == 422 and message in refused.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(ResourceFile)) == 0
+    assert stored_files(site["app"]) == before
+
+
+def stored_files(app) -> set[str]:
+    root = app.config["UPLOAD_DIR"]
+    return {name for _dir, _subdirs, names in os.walk(root) for name in names}
+
+
+def test_other_tenants_and_hidden_resources(client, site):
+    login(client, "op@example.com")
+    upload(client, site["hidden"].id, "document", "sop.pdf", PDF)
+    hidden_file = db.session.scalar(select(ResourceFile))
+    login(client, "op2@example.com")  # another carrier's operator
+    assert upload(client, site["sem"].id, "document", "x.pdf", PDF, code="CQ02").status_code == 404
+    assert post_form(client, f"/operate/CQ02/resources/files/{hidden_file.id}/remove", {},
+                     token_from="/operate/CQ02/resources/").status_code == 404  # fmt: skip
+    login(client, "visitor@example.com")  # not resident: the residents-only file is not there
+    assert client.get(f"/files/{hidden_file.id}/sop.pdf").status_code == 404
+    # A cross-site form (no CSRF token) uploads nothing.
+    client.post(f"/operate/CQ01/resources/{site['sem'].id}/files",
+                data={"kind": "document", "file": (io.BytesIO(PDF), "x.pdf")},
+                content_type="multipart/form-data")  # fmt: skip
+    assert db.session.scalar(select(func.count()).select_from(ResourceFile)) == 1
+
+
+def test_file_names_are_never_paths():
+    assert safe_filename("../../etc/passwd", "f") == "passwd"
+    assert safe_filename("C:\\Users\\x\\手册 v2.pdf", "f") == "手册_v2.pdf"
+    assert safe_filename("...", "fallback.pdf") == "fallback.pdf"
+    assert safe_filename("a" * 300 + ".pdf", "f").__len__() == 100
+    with pytest.raises(ValueError):
+        LocalStorage(Path("/tmp"))._path("../../etc/passwd")
