@@ -540,3 +540,31 @@ def test_resources_of_a_kind_side_by_side_for_a_day(client, site):
     for bad in ("2026-13-01", "yesterday", "9999-12-31"):
         assert client.get(f"/resources/{gpu.id}/compare?day={bad}").status_code == 422, bad
     assert client.get(f"/resources/{hidden.id}/compare").status_code == 404
+
+
+def test_a_month_at_a_glance(client, site):
+    m, sem = site["m"], site["sem"]
+    service.create_booking(site["eng"], sem.id, at(m, 9), at(m, 17))  # eight hours at most
+    service.create_booking(site["eng"], sem.id, at(m, 17), at(m, 18))  # the whole Monday
+    login(client, "eng@example.com")
+
+    def cell(day) -> str:
+        """The day's cell in its own month's page (a week may straddle two months)."""
+        page = client.get(f"/resources/{sem.id}/month?month={day:%Y-%m}", headers=EN)
+        assert page.status_code == 200
+        found = re.search(
+            rf'<td class="cell-\w+" data-day="{day.isoformat()}">.*?</td>', text(page), re.S
+        )
+        return found.group(0)
+
+    assert 'class="cell-full"' in cell(m.date())
+    tuesday = (m + timedelta(days=1)).date()
+    assert 'class="cell-free"' in cell(tuesday)
+    assert f'<a href="/resources/{sem.id}/book?week={tuesday.isoformat()}"' in cell(tuesday)
+    assert 'class="cell-closed"' in cell((m + timedelta(days=5)).date())  # Saturday
+    body = text(client.get(f"/resources/{sem.id}/month?month={m:%Y-%m}", headers=EN))
+    assert 'id="next-month"' in body and 'id="month-link"' in text(
+        client.get(f"/resources/{sem.id}/book")
+    )
+    for bad in ("2026-13", "26-01", "9999-12", "x"):
+        assert client.get(f"/resources/{sem.id}/month?month={bad}").status_code == 422, bad

@@ -167,3 +167,37 @@ def test_the_grid_says_what_each_cell_against_each_piece_says(
     expected = _reference_grid(pieces, MONDAY, tz, capacity, row_minutes, first, last, now)
     assert [row["cells"] for row in grid] == expected
     assert all(row["until"] > row["label"] or row["until"] == "24:00" for row in grid)
+
+
+def test_a_month_says_how_much_of_each_day_is_free():
+    from datetime import timedelta
+
+    from booking.bookings.week import month_days
+
+    def piece(day, start_h, end_h, state="open", free=1):
+        lo = datetime(2026, 11, day, start_h - 8, tzinfo=UTC)  # Shanghai hours
+        return {
+            "from": lo,
+            "until": lo + timedelta(hours=end_h - start_h),
+            "state": state,
+            "free": free,
+        }
+
+    pieces = [
+        piece(23, 9, 18),  # Monday: open all day, free
+        piece(24, 9, 12), piece(24, 12, 14, free=0), piece(24, 14, 18),  # Tuesday: 2 h taken
+        piece(25, 9, 18, free=0),  # Wednesday: full
+        piece(26, 9, 18, state="outage", free=0),  # Thursday: maintenance, never open
+    ]  # fmt: skip
+    days = month_days(pieces, date(2026, 11, 23), date(2026, 11, 27), "Asia/Shanghai")
+    assert [(d["state"], d["open"], d["free"]) for d in days] == [
+        ("free", 540, 540),
+        ("partial", 540, 420),
+        ("full", 540, 0),
+        ("closed", 0, 0),
+        ("closed", 0, 0),  # Friday: no pieces at all
+    ]
+    # Time gone by is not free: Tuesday at 16:00 leaves two hours.
+    now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    later = month_days(pieces, date(2026, 11, 23), date(2026, 11, 24), "Asia/Shanghai", now)
+    assert [(d["state"], d["free"]) for d in later] == [("past", 0), ("partial", 120)]

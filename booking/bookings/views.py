@@ -28,10 +28,10 @@ from booking.bookings.forms import (
     local_moment,
 )
 from booking.bookings.models import REQUESTED
-from booking.bookings.week import visible_hours, week_grid, week_start, week_window
+from booking.bookings.week import month_days, visible_hours, week_grid, week_start, week_window
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.catalogue.service import search_catalogue, visible_resource
-from booking.inputs import in_range, parse_date, parse_datetime
+from booking.inputs import in_range, parse_date, parse_datetime, parse_month
 from booking.languages import current_locale, time_span
 from booking.metering.service import usage_of_booking
 from booking.notify import service as inbox_service
@@ -196,6 +196,36 @@ def _week_rows(
             )
         rows.append({"label": row["label"], "cells": cells})
     return rows
+
+
+@bp.get("/resources/<int:resource_id>/month")
+@login_required
+def month(resource_id: int):
+    """A month at a glance (#16): for each day how much can still be booked; a day opens its
+    week in the booking page."""
+    resource = visible_resource(current_user, resource_id)
+    tz = resource.carrier.timezone
+    today = datetime.now(ZoneInfo(tz)).date()
+    asked, problems = parse_month(request.args.get("month") or f"{today:%Y-%m}", "month")
+    if problems:
+        raise ServiceError(problems, 422)
+    first = date(asked[0], asked[1], 1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    window_from = week_window(first, tz)[0]
+    window_until = week_window(last + timedelta(days=1), tz)[0]
+    pieces = service.timeline(resource, window_from, window_until)
+    days = month_days(pieces, first, last, tz, now=utcnow())
+    lead = [None] * first.weekday()  # the weekdays before the 1st
+    cells = lead + days + [None] * (-(len(lead) + len(days)) % 7)
+    return render_template(
+        "bookings/month.html",
+        resource=resource,
+        first=first,
+        weeks=[cells[i : i + 7] for i in range(0, len(cells), 7)],
+        weekday_labels=WEEKDAY_LABELS,
+        previous_month=f"{(first - timedelta(days=1)):%Y-%m}",
+        next_month=f"{(last + timedelta(days=1)):%Y-%m}",
+    )
 
 
 COMPARED_AT_MOST = 12

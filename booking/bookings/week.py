@@ -100,3 +100,39 @@ def visible_hours(opening_rows: list[tuple[int, int, int]], always_open: bool) -
     first = min(o for _, o, _ in opening_rows) // 60 * 60
     last = -(-max(c for _, _, c in opening_rows) // 60) * 60
     return first, min(last, 1440)
+
+
+def month_days(
+    pieces: list[dict], first: date, last: date, tz: str, now: datetime | None = None
+) -> list[dict]:
+    """Each local day from `first` to `last`: minutes open, minutes with a unit free (what
+    can still be booked), and a state for the month view: closed (not open at all), full
+    (open, nothing free), partial or free (free all the time it is open), past."""
+    zone = ZoneInfo(tz)
+    days = []
+    day = first
+    while day <= last:
+        lo = datetime.combine(day, time(0), tzinfo=zone)
+        hi = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+        lo_free = max(lo, now) if now is not None else lo  # time gone by is not free
+        opened = free = 0
+        for piece in pieces:
+            a, b = max(piece["from"], lo), min(piece["until"], hi)
+            if a >= b or piece["state"] != "open":
+                continue
+            opened += int((b - a).total_seconds() // 60)
+            if piece["free"] > 0:
+                fa = max(a, lo_free)
+                if fa < b:
+                    free += int((b - fa).total_seconds() // 60)
+        if now is not None and hi <= now:
+            state = "past"
+        elif opened == 0:
+            state = "closed"
+        elif free == 0:
+            state = "full"
+        else:
+            state = "free" if free >= opened else "partial"
+        days.append({"day": day, "open": opened, "free": free, "state": state})
+        day += timedelta(days=1)
+    return days
