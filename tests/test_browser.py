@@ -748,6 +748,7 @@ AXE_PAGES = {
         "/operate/CQ01/grants",
         "/operate/CQ01/incidents",
         "/operate/CQ01/resources",
+        "/operate/CQ01/resources/1/files",
     ],
 }
 
@@ -789,11 +790,14 @@ def test_main_pages_have_no_accessibility_violations_above_minor(live_app, live_
             if who:
                 _sign_in_any(page, live_server, who, locale)
             resource = resource_id(live_app, L40S)
-            for path in paths + (
-                [f"/resources/{resource}", f"/resources/{resource}/book"]
-                if who == "engineer@demo.test"
-                else []
-            ):
+            own = [
+                f"/resources/{resource}",
+                f"/resources/{resource}/book",
+                f"/resources/{resource}/compare",
+                f"/resources/{resource}/month",
+                f"/kiosk/{resource}",
+            ]
+            for path in paths + (own if who == "engineer@demo.test" else []):
                 page.goto(live_server + path)
                 for rule, impact, nodes in _axe_violations(page, axe_source):
                     if impact in ("moderate", "serious", "critical"):
