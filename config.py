@@ -116,6 +116,10 @@ class Config:
     WEBHOOK_REQUIRE_HTTPS = True  # tests turn it off for their plain-HTTP receiver
     WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "10"))
 
+    # Resources' photos and documents (booking/storage.py): a directory on this host by
+    # default; several hosts need one they share (docs/deploy.md).
+    UPLOAD_DIR = os.environ.get("UPLOAD_DIR", "")  # empty: <instance>/uploads
+
     # Requests and cookies (docs/security.md, docs/deploy.md).
     # The largest request body (uploaded calendars and usage files included): 413 beyond it.
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(16 * 1024 * 1024)))
