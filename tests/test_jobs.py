@@ -250,7 +250,14 @@ def test_mail_topics_a_user_turned_off_stay_in_the_inbox_only(app, site, smtp_in
         {
             "mail_notifications": "y",
             "topics_listed": "1",
-            "topics": ["my_bookings", "reminders", "waitlist", "billing", "qualifications"],
+            "topics": [
+                "my_bookings",
+                "reminders",
+                "waitlist",
+                "billing",
+                "qualifications",
+                "problems",
+            ],
         },
         token_from="/account/settings",
     )

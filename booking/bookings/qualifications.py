@@ -19,7 +19,7 @@ from booking.carriers.models import Carrier
 from booking.catalogue.models import Qualification, Resource
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
-from booking.notify.service import notify
+from booking.notify.service import notify, notify_staff
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
@@ -206,13 +206,12 @@ def request_training(user: User, resource_id, message: str = "") -> TrainingRequ
         db.session.rollback()
         return _pending(user.id, resource.qualification_id)
     q = resource.qualification
-    for staff in resource.carrier.staff:
-        notify(
-            staff.user_id,
-            "training_requested",
-            {"person": user.display_name, "qualification": {"zh": q.name_zh, "en": q.name_en}},
-            link=f"/operate/{resource.carrier.code}/grants#training-requests",
-        )
+    notify_staff(
+        resource.carrier,
+        "training_requested",
+        {"person": user.display_name, "qualification": {"zh": q.name_zh, "en": q.name_en}},
+        link=f"/operate/{resource.carrier.code}/grants#training-requests",
+    )
     db.session.commit()
     return asked
 

@@ -17,7 +17,7 @@ from booking.calendars.models import FILE, URL, CalendarSource
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.locking import begin_write
-from booking.notify.service import notify
+from booking.notify.service import notify_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.text_rules import plain_text_problems
@@ -137,16 +137,15 @@ def refresh_source(source_id: int) -> CalendarSource:
         source = db.session.get(CalendarSource, source_id)
         source.last_attempt_at = now
         source.last_error, source.last_error_at = failure.stored, now
-        for staff in source.resource.carrier.staff:
-            notify(
-                staff.user_id,
-                "calendar_import_failed",
-                {
-                    "source": source.name,
-                    "reason": str(failure.message),
-                    "resource": {"zh": source.resource.name_zh, "en": source.resource.name_en},
-                },
-            )
+        notify_staff(
+            source.resource.carrier,
+            "calendar_import_failed",
+            {
+                "source": source.name,
+                "reason": str(failure.message),
+                "resource": {"zh": source.resource.name_zh, "en": source.resource.name_en},
+            },
+        )
         db.session.commit()  # the last good blocks stay
         return source
     _replace_blocks(source, blocks)
@@ -208,18 +207,17 @@ def _flag_new_conflicts(source: CalendarSource, old, blocks, now) -> None:
                 event="calendar_conflict",
                 source_id=source.id,
             )
-            for staff in source.resource.carrier.staff:
-                notify(
-                    staff.user_id,
-                    "calendar_conflict",
-                    {
-                        "source": source.name,
-                        "start": booking.start_at.isoformat(),
-                        "tz": source.resource.carrier.timezone,
-                        "resource": {"zh": source.resource.name_zh, "en": source.resource.name_en},
-                    },
-                    link=f"/bookings/{booking.id}",
-                )
+            notify_staff(
+                source.resource.carrier,
+                "calendar_conflict",
+                {
+                    "source": source.name,
+                    "start": booking.start_at.isoformat(),
+                    "tz": source.resource.carrier.timezone,
+                    "resource": {"zh": source.resource.name_zh, "en": source.resource.name_en},
+                },
+                link=f"/bookings/{booking.id}",
+            )
 
 
 def refresh_all() -> tuple[int, int]:

@@ -16,7 +16,7 @@ from booking.catalogue.models import OpeningHours, Resource
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
 from booking.incidents.models import OPEN, RESOLVED, Incident
-from booking.notify.service import notify
+from booking.notify.service import notify, notify_staff
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
@@ -40,17 +40,16 @@ def report_problem(user: User, resource_id, description: str) -> Incident:
     incident = Incident(resource_id=resource.id, reported_by_id=user.id, description=description)
     db.session.add(incident)
     db.session.flush()
-    for staff in resource.carrier.staff:
-        notify(
-            staff.user_id,
-            "incident_reported",
-            {
-                "resource": {"zh": resource.name_zh, "en": resource.name_en},
-                "person": user.display_name,
-                "reason": description[:200],
-            },
-            link=f"/operate/{resource.carrier.code}/incidents",
-        )
+    notify_staff(
+        resource.carrier,
+        "incident_reported",
+        {
+            "resource": {"zh": resource.name_zh, "en": resource.name_en},
+            "person": user.display_name,
+            "reason": description[:200],
+        },
+        link=f"/operate/{resource.carrier.code}/incidents",
+    )
     db.session.commit()
     return incident
 

@@ -39,7 +39,7 @@ from booking.metering.service import (
     was_used,
 )
 from booking.notify.mailer import send_pending
-from booking.notify.service import notify
+from booking.notify.service import notify, notify_staff
 from booking.orgs.models import MANAGER, Membership
 from booking.types import utcnow
 from booking.webhooks.service import send_due as send_webhooks
@@ -261,14 +261,12 @@ def approvals_digest(now: datetime) -> str:
         ).all()
         day = now.astimezone(ZoneInfo(carrier.timezone)).date().isoformat()
         if waiting and once(f"digest:{carrier.id}:{day}"):
-            for staff in carrier.staff:
-                notify(
-                    staff.user_id,
-                    "approvals_pending",
-                    {"count": len(waiting)},
-                    link=f"/operate/{carrier.code}/approvals",
-                )
-                sent += 1
+            sent += notify_staff(
+                carrier,
+                "approvals_pending",
+                {"count": len(waiting)},
+                link=f"/operate/{carrier.code}/approvals",
+            )
     db.session.commit()
     return f"{sent} sent"
 

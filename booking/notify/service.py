@@ -130,6 +130,13 @@ def notify(user_id: int, kind: str, params: dict | None = None, link: str = "") 
     return note
 
 
+def notify_staff(carrier, kind: str, params: dict | None = None, link: str = "") -> int:
+    """Tell every operator of a carrier, in the current transaction; how many were told."""
+    for staff in carrier.staff:
+        notify(staff.user_id, kind, params, link)
+    return len(carrier.staff)
+
+
 def render(note: Notification) -> str:
     template = MESSAGES.get(note.kind)
     if template is None:
