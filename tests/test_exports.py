@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -78,6 +79,11 @@ def test_invoice_exports_never_hold_a_formula_and_money_is_exact(client, billed)
     column = [c.value for c in book["lines"][1]].index("amount_yuan")
     money_cells = [row[column] for row in book["lines"].iter_rows(min_row=2)]
     assert all(cell.number_format == '"¥"#,##0.00' for cell in money_cells)
+    # Local times are Excel dates with their format (written in constant memory).
+    header = [c.value for c in book["lines"][1]]
+    timed = next(i for i, name in enumerate(header) if "(" in name and "start" in name)
+    first_time = book["lines"].cell(row=2, column=timed + 1)
+    assert isinstance(first_time.value, datetime) and first_time.number_format == "yyyy-mm-dd hh:mm"
     assert invoice.id
 
 

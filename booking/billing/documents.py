@@ -1,5 +1,5 @@
 """Invoice documents: a printable PDF that renders Chinese (reportlab's built-in CID font
-STSong-Light, no font files needed) and an Excel workbook for accounting (openpyxl)."""
+STSong-Light, no font files needed) and an Excel workbook for accounting (XlsxWriter)."""
 
 from __future__ import annotations
 

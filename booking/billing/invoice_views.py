@@ -399,7 +399,7 @@ def export_xlsx():
     read_snapshot()  # the ids and every batch read as of one moment
     ids = service.carrier_invoice_ids(g.carrier, period)  # a malformed period is a 422
     return Response(
-        # Rows go to openpyxl's temporary files batch by batch; the finished file (an .xlsx is
+        # Rows go to XlsxWriter's temporary files batch by batch; the finished file (an .xlsx is
         # a zip archive, complete only at its end) is then sent from memory.
         invoices_xlsx(
             service.invoices_by_batch(ids), g.carrier.timezone, service.credited_numbers(g.carrier)
