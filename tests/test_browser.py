@@ -866,3 +866,24 @@ def test_picking_a_range_on_the_week_grid(live_app, live_server, browser):
     early.click()
     assert asked() == (day.isoformat(), "23:00", "01:00", (day + timedelta(days=1)).isoformat())
     context.close()
+
+
+def test_a_failed_password_change_keeps_the_mail_settings(live_app, live_server, browser):
+    """#16 (the settings regression, in the browser): a wrong current password brought the
+    page back with every mail box unticked, and "Save" then turned all mail off."""
+    context = _zh_context(browser)
+    page = context.new_page()
+    _sign_in(page, live_server, "manager@demo.test")
+    page.goto(f"{live_server}/account/settings")
+    boxes = page.locator("fieldset.topics input[type=checkbox]")
+    before = [boxes.nth(i).is_checked() for i in range(boxes.count())]
+    assert any(before)
+    page.locator("input[name=current_password]").fill("not-my-password")
+    page.locator("input[name=password]").fill("a-new-password-123")
+    page.locator("input[name=confirm]").fill("a-new-password-123")
+    page.locator("input[name=confirm]").press("Enter")
+    _expect(page.locator(".has-error").first).to_be_visible()
+    after = [boxes.nth(i).is_checked() for i in range(boxes.count())]
+    assert after == before
+    assert page.locator("input[name=mail_notifications]").is_checked()
+    context.close()
