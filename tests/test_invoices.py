@@ -560,3 +560,31 @@ def test_the_period_is_the_carriers_local_month(billed):
     assert late.astimezone(UTC).date() == early.astimezone(UTC).date()
     (invoice,) = invoices.run_invoices(billed["carrier"], period).invoices
     assert [line.started_at for line in invoice.lines] == [late]
+
+
+def test_the_invoice_page_filters_by_period_and_pages(client, app):
+    """A large carrier makes a thousand invoices a month: the page lists one period (or all)
+    fifty at a time instead of every invoice ever."""
+    from booking.billing.invoice_models import Invoice
+    from tests.conftest import login
+
+    op = make_user("op@example.com")
+    carrier = make_carrier("CQ01", admin=op)
+    orgs = [make_org(f"Org {i:02d}") for i in range(60)]
+    for period in ("2026-09", "2026-10"):
+        for org in orgs:
+            db.session.add(Invoice(carrier_id=carrier.id, organisation_id=org.id, period=period))
+    db.session.commit()
+    login(client, "op@example.com")
+    en = {"Accept-Language": "en"}
+    page = client.get("/operate/CQ01/invoices", headers=en).get_data(as_text=True)
+    assert "120 invoices" in page and "page 1 of 3" in page
+    assert page.count("<tr data-invoice=") == 50
+    october = client.get("/operate/CQ01/invoices?period=2026-10&page=2", headers=en).get_data(
+        as_text=True
+    )
+    assert october.count("<tr data-invoice=") == 10 and "60 invoices" in october
+    assert '<option value="2026-10" selected>' in october and "period=2026-10&amp;page=1" in october
+    bad = client.get("/operate/CQ01/invoices?period=2026-13", headers=en)
+    assert bad.status_code == 422 and "YYYY-MM" in bad.get_data(as_text=True)
+    assert client.get("/operate/CQ01/invoices?page=-4").status_code == 200

@@ -21,7 +21,7 @@ from booking.billing.documents import invoice_pdf, invoices_xlsx
 from booking.billing.labels import TIER_NAMES
 from booking.exports import XLSX_TYPE, content_disposition
 from booking.forms import REQUIRED_MESSAGE
-from booking.inputs import parse_month
+from booking.inputs import parse_int, parse_month
 from booking.languages import current_locale
 from booking.locking import read_snapshot
 from booking.problems import ServiceError
@@ -87,14 +87,33 @@ def _today():
     return datetime.now(ZoneInfo(g.carrier.timezone)).date()
 
 
+INVOICES_PER_PAGE = 50
+
+
 def _list(form=None, status=200, import_form=None):
+    """The invoice page: the run form, and the invoices of one period or all, 50 a page."""
     if form is None:
         form = RunForm(formdata=None)
         form.period.data = datetime.now(ZoneInfo(g.carrier.timezone)).strftime("%Y-%m")
+    period = request.args.get("period") or None
+    page, bad_page = parse_int(
+        request.args.get("page", "1"), "page", minimum=1, maximum=100_000, from_text=True
+    )
+    page = 1 if bad_page or page is None else page
+    try:
+        invoices, total = service.carrier_invoice_list(g.carrier, period, page, INVOICES_PER_PAGE)
+    except ServiceError as error:  # a period that is not YYYY-MM
+        show_problems(None, error)
+        invoices, total, period, status = [], 0, None, error.status
     return render_template(
         "billing/invoices.html",
         form=form,
-        invoices=service.carrier_invoices(g.carrier),
+        invoices=invoices,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // INVOICES_PER_PAGE)),
+        period=period,
+        periods=service.invoice_periods(g.carrier),
         import_form=import_form or FapiaoImportForm(formdata=None),
         empty_form=EmptyForm(),
     ), status

@@ -1088,6 +1088,29 @@ def carrier_invoices(carrier: Carrier, period: str | None = None) -> list[Invoic
     return list(db.session.scalars(stmt.order_by(*LIST_ORDER)))
 
 
+def carrier_invoice_list(
+    carrier: Carrier, period: str | None, page: int, size: int
+) -> tuple[list[Invoice], int]:
+    """One page of the carrier's invoices in list order (newest period first), and how many
+    there are in all: the invoice page (a large carrier makes a thousand a month)."""
+    stmt = _of_carrier(select(Invoice).options(lazyload(Invoice.lines)), carrier, period)
+    total = db.session.scalar(_of_carrier(select(func.count(Invoice.id)), carrier, period))
+    rows = db.session.scalars(stmt.order_by(*LIST_ORDER).limit(size).offset((page - 1) * size))
+    return list(rows), total or 0
+
+
+def invoice_periods(carrier: Carrier) -> list[str]:
+    """The periods the carrier has invoices for, newest first (the list's filter)."""
+    return list(
+        db.session.scalars(
+            select(Invoice.period)
+            .where(Invoice.carrier_id == carrier.id)
+            .distinct()
+            .order_by(Invoice.period.desc())
+        )
+    )
+
+
 def carrier_invoices_page(
     carrier: Carrier, period: str | None, after: tuple | None, limit: int
 ) -> tuple[list[Invoice], tuple | None]:
