@@ -119,6 +119,12 @@ class Config:
     # Resources' photos and documents (booking/storage.py): a directory on this host by
     # default; several hosts need one they share (docs/deploy.md).
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR", "")  # empty: <instance>/uploads
+    # Or an S3-compatible object store: UPLOAD_STORAGE=s3 and its bucket (and, for a store
+    # other than AWS, its endpoint and region); credentials come from the environment.
+    UPLOAD_STORAGE = os.environ.get("UPLOAD_STORAGE", "directory")
+    S3_BUCKET = os.environ.get("S3_BUCKET", "")
+    S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "")
+    S3_REGION = os.environ.get("S3_REGION", "")
 
     # Requests and cookies (docs/security.md, docs/deploy.md).
     # The largest request body (uploaded calendars and usage files included): 413 beyond it.

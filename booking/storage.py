@@ -2,9 +2,9 @@
 deployment can put them elsewhere than this host's disk. The database keeps what a file is;
 the storage keeps its bytes under a key the platform made (never a name someone uploaded).
 
-`LocalStorage` is the default and the only one built: a directory (UPLOAD_DIR, or the
-instance folder's `uploads`). Several web hosts need a directory they all mount, or another
-class with the same three methods over an object store (docs/deploy.md)."""
+`LocalStorage` is the default: a directory (UPLOAD_DIR, or the instance folder's `uploads`),
+which several web hosts must all mount. `S3Storage` keeps the files in a bucket of an
+S3-compatible object store instead (docs/deploy.md)."""
 
 from __future__ import annotations
 
@@ -62,8 +62,46 @@ class LocalStorage:
             pass
 
 
+class S3Storage:
+    """Files as objects in a bucket of an S3-compatible store (AWS S3, MinIO, a Chinese
+    cloud's object storage), through boto3 (installed with `pip install '.[s3]'`). Keys are
+    the same random names as on disk; the bucket is private and every file is served through
+    the application, which checks who may see it."""
+
+    def __init__(self, bucket: str, **client_options):
+        import boto3  # noqa: PLC0415 - only deployments that choose S3 install it
+
+        self.bucket = bucket
+        self.client = boto3.client("s3", **client_options)
+
+    def put(self, data: bytes) -> str:
+        key = secrets.token_hex(16)
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return key
+
+    def get(self, key: str) -> bytes | None:
+        if not KEY.match(key or ""):
+            return None
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def delete(self, key: str) -> None:
+        if KEY.match(key or ""):
+            self.client.delete_object(Bucket=self.bucket, Key=key)  # absent: no error in S3
+
+
 def storage() -> Storage:
-    root = current_app.config.get("UPLOAD_DIR") or os.path.join(
-        current_app.instance_path, "uploads"
-    )
+    """The store the configuration names: UPLOAD_STORAGE=s3 (with S3_BUCKET, and S3_ENDPOINT_URL
+    and S3_REGION for a store other than AWS; credentials as boto3 finds them), or a
+    directory (UPLOAD_DIR, else the instance folder's `uploads`)."""
+    config = current_app.config
+    if config.get("UPLOAD_STORAGE") == "s3":
+        options = {
+            "endpoint_url": config.get("S3_ENDPOINT_URL") or None,
+            "region_name": config.get("S3_REGION") or None,
+        }
+        return S3Storage(config["S3_BUCKET"], **{k: v for k, v in options.items() if v})
+    root = config.get("UPLOAD_DIR") or os.path.join(current_app.instance_path, "uploads")
     return LocalStorage(Path(root))

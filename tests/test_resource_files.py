@@ -142,3 +142,53 @@ def test_file_names_are_never_paths():
     assert safe_filename("a" * 300 + ".pdf", "f").__len__() == 100
     with pytest.raises(ValueError):
         LocalStorage(Path("/tmp"))._path("../../etc/passwd")
+
+
+@pytest.fixture
+def s3_store(app, monkeypatch):
+    """A local server speaking the S3 protocol over HTTP (moto's), a bucket on it, and the
+    app configured to keep uploads there."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import free_port
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "test-key"),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+        ("AWS_DEFAULT_REGION", "cn-southwest-2"),
+    ):
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="cn-southwest-2")
+    client.create_bucket(
+        Bucket="booking-files",
+        CreateBucketConfiguration={"LocationConstraint": "cn-southwest-2"},
+    )
+    app.config.update(
+        UPLOAD_STORAGE="s3",
+        S3_BUCKET="booking-files",
+        S3_ENDPOINT_URL=endpoint,
+        S3_REGION="cn-southwest-2",
+    )
+    yield client
+    server.stop()
+
+
+def test_files_in_an_s3_compatible_store(client, site, s3_store):
+    sem = site["sem"]
+    login(client, "op@example.com")
+    assert upload(client, sem.id, "document", "manual.pdf", PDF, "Manual").status_code == 302
+    document = db.session.scalar(select(ResourceFile))
+    stored = s3_store.get_object(Bucket="booking-files", Key=document.storage_key)["Body"].read()
+    assert stored == PDF
+    assert client.get(f"/files/{document.id}/manual.pdf").data == PDF
+    document_id = document.id
+    post_form(client, f"/operate/CQ01/resources/files/{document_id}/remove", {},
+              token_from=f"/operate/CQ01/resources/{sem.id}/files")  # fmt: skip
+    listed = s3_store.list_objects_v2(Bucket="booking-files").get("Contents", [])
+    assert listed == []
+    assert client.get(f"/files/{document_id}/manual.pdf").status_code == 404
