@@ -84,8 +84,12 @@ class S3Storage:
             return None
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            return None
+        except self.client.exceptions.ClientError as error:
+            # A missing key is 404, or 403 without the right to list the bucket: not found.
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (403, 404):
+                return None
+            raise
 
     def delete(self, key: str) -> None:
         if KEY.match(key or ""):

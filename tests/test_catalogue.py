@@ -225,6 +225,10 @@ def test_specifications_are_named_in_the_readers_language(client):
     assert spec_rows(specs, "zh")[0] == ("内存", "512 GB")
     assert spec_rows(specs, "en")[0] == ("Memory", "512 GB")
     assert spec_rows([["", "Memory", "1"]], "zh") == [("Memory", "1")]  # no Chinese name given
+    # A name with a slash in one language stays one name, and survives the form unchanged.
+    for one_name in ("Read / write speed: 3 GB/s", "读 / 写速度: 3 GB/s", "A / B / C: 1"):
+        parsed, _problems = parse_specs(one_name)
+        assert len(parsed[0]) == 2 and format_specs(parsed) == one_name, parsed
     carrier = make_carrier("CQ01")
     r = make_resource(carrier, "GPU", specs=specs)
     chinese = client.get(f"/resources/{r.id}").get_data(as_text=True)

@@ -102,6 +102,15 @@ def test_state_badges_follow_now_and_cost_constant_queries(app, site):
                           end_at=now + timedelta(hours=1), reason="PM"))  # fmt: skip
     db.session.commit()
     assert service.states_now([gpu], now)[gpu.id] == "maintenance"
+    # Walk-up use counts as the booking rules count it: a one-unit resource in use is full.
+    from booking.metering.models import WALK_UP, UsageRecord
+
+    scope = make_resource(carrier, "Scope", always_open=True)
+    assert service.states_now([scope], now)[scope.id] == "available"
+    db.session.add(UsageRecord(carrier_id=carrier.id, resource_id=scope.id, user_id=eng.id,
+                               start_at=now - timedelta(minutes=10), quantity=1, source=WALK_UP))  # fmt: skip
+    db.session.commit()
+    assert service.states_now([scope], now)[scope.id] == "full"
     sunday_night = datetime(2026, 12, 6, 15, 0, tzinfo=now.tzinfo)  # 23:00 Sunday in Shanghai
     assert service.states_now([sem], sunday_night)[sem.id] == "closed"
     with count_queries() as few:

@@ -4,6 +4,7 @@ interface, shown to whoever may see the resource, and removed with their bytes."
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 from pathlib import Path
@@ -21,6 +22,15 @@ from tests.factories import make_carrier, make_resource, make_user
 
 EN = {"Accept-Language": "en"}
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+# A PNG with a damaged data chunk: Pillow raises SyntaxError ("broken PNG file") on it,
+# which is not one of the OSError kinds the upload used to catch (it answered 500).
+BROKEN_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAEAAAABACAIAAAAlC+aJAAAAYElEQVR4nO3PQQ0AIBDAMA78e0YEj4Zk"
+    "VbDN7LN+tnXAqwa0BrQGtAa0BrQGtAa0BrQGtAa0BrQGtMy0BuYGtAa0BrQGtAa0BrQGtAa0BrQGtAa0"
+    "BrQGtAa0BrQGtAa0C2J1AIYg73b4AAAAAEmcTkSuQmCC"
+)
 
 
 def png_with_location() -> bytes:
@@ -98,6 +108,7 @@ def test_upload_show_and_remove(client, site):
     [
         ("photo", "evil.png", b"<script>alert(1)</script>", "JPEG, PNG or WebP"),
         ("photo", "x.gif", b"GIF89a" + b"\x00" * 20, "JPEG, PNG or WebP"),
+        ("photo", "broken.png", BROKEN_PNG, "JPEG, PNG or WebP"),  # Pillow: SyntaxError
         ("document", "x.pdf", b"MZ\x90\x00 not a pdf", "PDF"),
         ("document", "x.pdf", b"", "Choose a file"),
         ("spreadsheet", "x.pdf", PDF, "Unknown kind"),
@@ -127,6 +138,14 @@ def test_other_tenants_and_hidden_resources(client, site):
     assert post_form(client, f"/operate/CQ02/resources/files/{hidden_file.id}/remove", {},
                      token_from="/operate/CQ02/resources/").status_code == 404  # fmt: skip
     login(client, "visitor@example.com")  # not resident: the residents-only file is not there
+    assert client.get(f"/files/{hidden_file.id}/sop.pdf").status_code == 404
+    # A retired resource's files: its carrier's staff still see them, nobody else does.
+    hidden = site["hidden"]
+    hidden.status = "retired"
+    db.session.commit()
+    login(client, "op@example.com")
+    assert client.get(f"/files/{hidden_file.id}/sop.pdf").status_code == 200
+    login(client, "visitor@example.com")
     assert client.get(f"/files/{hidden_file.id}/sop.pdf").status_code == 404
     # A cross-site form (no CSRF token) uploads nothing.
     client.post(f"/operate/CQ01/resources/{site['sem'].id}/files",

@@ -137,3 +137,20 @@ def test_declined_with_a_note_and_bad_input(client, site):
     with pytest.raises(ServiceError) as held:
         qualifications.request_training(eng, sem.id, "")
     assert held.value.problems[0].code == "already_qualified"
+
+
+def test_a_request_decided_meanwhile_is_not_decided_again(site):
+    """Two operators answer at once: the second finds the request decided (409), and no
+    grant follows a decline."""
+    from sqlalchemy import text
+
+    asked = qualifications.request_training(site["eng"], site["sem"].id, "")
+    db.session.commit()
+    assert asked.status == "pending"  # as this session last read it
+    with db.engine.begin() as other:  # the other operator's decline, committed meanwhile
+        other.execute(text("UPDATE training_requests SET status = 'declined' WHERE id = :i"),
+                      {"i": asked.id})  # fmt: skip
+    with pytest.raises(ServiceError) as late:
+        qualifications.decide_training(site["carrier"], site["op"], asked.id, True)
+    assert late.value.status == 409
+    assert count(QualificationGrant) == 0

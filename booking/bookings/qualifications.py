@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from booking.accounts.models import User
@@ -244,12 +244,27 @@ def decide_training(
         raise NotFound()
     note = (note or "").strip()
     problems = plain_text_problems(note, "note", MAX_MESSAGE, required=False)
-    if asked.status != PENDING:
-        problems.append(Problem("already_decided", _l("This request has been decided already.")))
     if problems:
-        raise ServiceError(problems, 409 if asked.status != PENDING else 422)
-    asked.status = GRANTED if grant_it else DECLINED
-    asked.decided_at, asked.decided_by_id, asked.note = utcnow(), operator.id, note
+        raise ServiceError(problems, 422)
+    # Decided once: two operators answering at the same moment cannot both win (the second
+    # finds no pending row to change).
+    decided = db.session.execute(
+        update(TrainingRequest)
+        .where(TrainingRequest.id == asked.id, TrainingRequest.status == PENDING)
+        .values(
+            status=GRANTED if grant_it else DECLINED,
+            decided_at=utcnow(),
+            decided_by_id=operator.id,
+            note=note,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if decided != 1:
+        db.session.rollback()
+        raise ServiceError(
+            Problem("already_decided", _l("This request has been decided already.")), 409
+        )
+    db.session.refresh(asked)
     if grant_it:
         grant(carrier, operator, asked.qualification_id, asked.user.email, expires_at)
         return asked  # grant() notified and committed

@@ -10,16 +10,17 @@ import re
 import unicodedata
 
 from flask_babel import lazy_gettext as _l
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.audit import service as audit
 from booking.carriers.models import Carrier
 from booking.catalogue.models import DOCUMENT, PHOTO, Resource, ResourceFile
-from booking.catalogue.service import visible_resource
+from booking.catalogue.service import may_see
 from booking.extensions import db
-from booking.permissions import require_staff
+from booking.locking import lock_row
+from booking.permissions import is_staff_of, require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.storage import storage
@@ -50,11 +51,12 @@ def safe_filename(name: str, fallback: str) -> str:
 
 def _cleaned_image(data: bytes) -> tuple[bytes, str]:
     """The image written again without its metadata, and its content type; a problem if it is
-    not a JPEG, PNG or WebP image of a sensible size."""
+    not a JPEG, PNG or WebP image of a sensible size. A phone's JPEG with extra frames (MPO,
+    e.g. a gain map) is written as a plain JPEG of its first frame."""
     refused = Problem("invalid_image", _l("Upload a JPEG, PNG or WebP image."), "file")
     try:
         with Image.open(io.BytesIO(data)) as probe:
-            kind = probe.format
+            kind = "JPEG" if probe.format == "MPO" else probe.format
             if kind not in IMAGE_TYPES:
                 raise ServiceError(refused, 422)
             if probe.width * probe.height > MAX_PIXELS:
@@ -63,12 +65,14 @@ def _cleaned_image(data: bytes) -> tuple[bytes, str]:
                 )
             probe.load()
             image = probe.copy()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        if kind == "JPEG" and image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        out = io.BytesIO()
+        image.save(out, format=kind)
+    except ServiceError:
+        raise
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds on a damaged file: all refused
         raise ServiceError(refused, 422) from None
-    out = io.BytesIO()
-    if kind == "JPEG" and image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
-    image.save(out, format=kind)
     return out.getvalue(), IMAGE_TYPES[kind]
 
 
@@ -100,16 +104,6 @@ def add_file(
             ),
             422,
         )
-    count = len(files_of(resource, kind))
-    if count >= (MAX_PHOTOS if kind == PHOTO else MAX_DOCUMENTS):
-        raise ServiceError(
-            Problem(
-                "too_many_files",
-                _l("This resource has as many files of this kind as it may."),
-                "file",
-            ),
-            422,
-        )
     if kind == PHOTO:
         data, content_type = _cleaned_image(data)
         fallback = f"photo-{resource.id}"
@@ -120,6 +114,18 @@ def add_file(
     name = safe_filename(filename, fallback)
     if kind == DOCUMENT and not name.lower().endswith(".pdf"):
         name += ".pdf"
+    lock_row(Resource, resource.id)  # two uploads at once cannot both take the last place
+    count = len(files_of(resource, kind))
+    if count >= (MAX_PHOTOS if kind == PHOTO else MAX_DOCUMENTS):
+        db.session.rollback()  # and let go of the lock
+        raise ServiceError(
+            Problem(
+                "too_many_files",
+                _l("This resource has as many files of this kind as it may."),
+                "file",
+            ),
+            422,
+        )
     key = storage().put(data)
     found = ResourceFile(
         resource_id=resource.id, kind=kind, title=title, filename=name,
@@ -176,7 +182,8 @@ def file_for(user: User | None, file_id) -> tuple[ResourceFile, bytes]:
     found = by_id(ResourceFile, file_id)
     if found is None:
         raise NotFound()
-    visible_resource(user, found.resource_id)
+    if not (may_see(user, found.resource) or is_staff_of(user, found.resource.carrier_id)):
+        raise NotFound()  # the carrier's staff see the files of a retired resource too
     data = storage().get(found.storage_key)
     if data is None:
         raise NotFound()

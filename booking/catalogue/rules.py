@@ -147,8 +147,18 @@ def spec_rows(specs: list[list[str]] | None, locale: str) -> list[tuple[str, str
     return rows
 
 
-# "内存 / Memory: 512 GB": a name in both languages, Chinese first, split at " / ".
+# "内存 / Memory: 512 GB": a name in both languages, Chinese first, split at " / " only when
+# the first part is Chinese and the second is not ("Read / write speed" stays one name).
 BOTH_NAMES = re.compile(r"\s+/\s+")
+CHINESE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def both_names(key: str) -> list[str] | None:
+    """[Chinese name, English name] when the key gives both, else None."""
+    parts = BOTH_NAMES.split(key, maxsplit=1)
+    if len(parts) == 2 and CHINESE.search(parts[0]) and not CHINESE.search(parts[1]):
+        return parts
+    return None
 
 
 def parse_specs(text: str) -> tuple[list[list[str]], list[Problem]]:
@@ -179,8 +189,8 @@ def parse_specs(text: str) -> tuple[list[list[str]], list[Problem]]:
                     )
                     for p in problems
                 ]
-        names = BOTH_NAMES.split(key, maxsplit=1)
-        specs.append([names[0], names[1], value] if len(names) == 2 else [key, value])
+        names = both_names(key)
+        specs.append([names[0], names[1], value] if names else [key, value])
     if len(specs) > 50:
         return [], [Problem("too_many_specs", _l("At most 50 specifications."), "specs")]
     return specs, []

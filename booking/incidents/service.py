@@ -10,12 +10,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, literal_column, select, union_all
 
 from booking.accounts.models import User
-from booking.bookings.models import HOLDING, Booking, Outage
+from booking.bookings.models import HOLDING, Booking, BusyBlock, Outage
 from booking.carriers.models import Carrier
 from booking.catalogue.models import OpeningHours, Resource
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
 from booking.incidents.models import OPEN, RESOLVED, Incident
+from booking.metering.models import UsageRecord
 from booking.notify.service import notify, notify_staff
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
@@ -123,26 +124,43 @@ def states_now(resources: list[Resource], now: datetime | None = None) -> dict[i
     maintained_now = select(literal_column("'m'"), Outage.resource_id, literal_column("0")).where(
         Outage.resource_id.in_(ids), Outage.start_at <= now, Outage.end_at > now
     )
+    # Units held as the booking rules count them: bookings with their setup and cleanup,
+    # walk-up use still open, and imported busy times (the whole resource).
     held_now = (
         select(literal_column("'h'"), Booking.resource_id, func.sum(Booking.quantity))
         .where(
             Booking.resource_id.in_(ids),
             Booking.status.in_(HOLDING),
-            Booking.start_at <= now,
-            Booking.end_at > now,
+            Booking.busy_from <= now,
+            Booking.busy_until > now,
         )
         .group_by(Booking.resource_id)
     )
-    down, maintained, held = set(), set(), {}
+    walking_now = (
+        select(literal_column("'h'"), UsageRecord.resource_id, func.sum(UsageRecord.quantity))
+        .where(
+            UsageRecord.resource_id.in_(ids),
+            UsageRecord.booking_id.is_(None),
+            UsageRecord.end_at.is_(None),
+            UsageRecord.start_at <= now,
+        )
+        .group_by(UsageRecord.resource_id)
+    )
+    blocked_now = select(literal_column("'b'"), BusyBlock.resource_id, literal_column("0")).where(
+        BusyBlock.resource_id.in_(ids), BusyBlock.start_at <= now, BusyBlock.end_at > now
+    )
+    down, maintained, blocked, held = set(), set(), set(), {}
     for what, resource_id, units in db.session.execute(
-        union_all(down_now, maintained_now, held_now)
+        union_all(down_now, maintained_now, held_now, walking_now, blocked_now)
     ):
         if what == "d":
             down.add(resource_id)
         elif what == "m":
             maintained.add(resource_id)
+        elif what == "b":
+            blocked.add(resource_id)
         else:
-            held[resource_id] = int(units or 0)
+            held[resource_id] = held.get(resource_id, 0) + int(units or 0)
     hours: dict[int, list[tuple[int, int, int]]] = {}
     for row in db.session.scalars(select(OpeningHours).where(OpeningHours.resource_id.in_(ids))):
         hours.setdefault(row.resource_id, []).append((row.weekday, row.opens, row.closes))
@@ -160,7 +178,7 @@ def states_now(resources: list[Resource], now: datetime | None = None) -> dict[i
             states[resource.id] = MAINTENANCE
         elif not is_open:
             states[resource.id] = CLOSED
-        elif (held.get(resource.id) or 0) >= resource.capacity:
+        elif resource.id in blocked or held.get(resource.id, 0) >= resource.capacity:
             states[resource.id] = FULL
         else:
             states[resource.id] = AVAILABLE

@@ -43,7 +43,10 @@ if (bookingForm) {
       const response = await fetch(`${bookingForm.dataset.estimateUrl}?${fields}`, {
         headers: { Accept: "text/html" },
       });
-      if (response.ok && mine === asked) target.innerHTML = await response.text();
+      // A signed-out session is redirected to the sign-in page: not a price to show.
+      if (response.ok && !response.redirected && mine === asked) {
+        target.innerHTML = await response.text();
+      }
     } catch (error) {
       // offline or refused: the last estimate stays; "Check and estimate" still works
     }
