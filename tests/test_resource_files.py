@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import uuid
 import os
 from pathlib import Path
 
@@ -183,31 +184,34 @@ def s3_store(app, monkeypatch):
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     client = boto3.client("s3", endpoint_url=endpoint, region_name="cn-southwest-2")
+    # A bucket of this test's own: moto keeps its buckets per process, not per server.
+    bucket = f"booking-files-{uuid.uuid4().hex[:12]}"
     client.create_bucket(
-        Bucket="booking-files",
+        Bucket=bucket,
         CreateBucketConfiguration={"LocationConstraint": "cn-southwest-2"},
     )
     app.config.update(
         UPLOAD_STORAGE="s3",
-        S3_BUCKET="booking-files",
+        S3_BUCKET=bucket,
         S3_ENDPOINT_URL=endpoint,
         S3_REGION="cn-southwest-2",
     )
-    yield client
+    yield client, bucket
     server.stop()
 
 
 def test_files_in_an_s3_compatible_store(client, site, s3_store):
+    s3, bucket = s3_store
     sem = site["sem"]
     login(client, "op@example.com")
     assert upload(client, sem.id, "document", "manual.pdf", PDF, "Manual").status_code == 302
     document = db.session.scalar(select(ResourceFile))
-    stored = s3_store.get_object(Bucket="booking-files", Key=document.storage_key)["Body"].read()
+    stored = s3.get_object(Bucket=bucket, Key=document.storage_key)["Body"].read()
     assert stored == PDF
     assert client.get(f"/files/{document.id}/manual.pdf").data == PDF
     document_id = document.id
     post_form(client, f"/operate/CQ01/resources/files/{document_id}/remove", {},
               token_from=f"/operate/CQ01/resources/{sem.id}/files")  # fmt: skip
-    listed = s3_store.list_objects_v2(Bucket="booking-files").get("Contents", [])
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert listed == []
     assert client.get(f"/files/{document_id}/manual.pdf").status_code == 404
