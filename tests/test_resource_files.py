@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
-import uuid
 import os
+import uuid
 from pathlib import Path
 
 import pytest
