@@ -129,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
     import booking.api.docs  # noqa: F401 - adds /api/v1/openapi.json
     import booking.billing.api  # noqa: F401 - adds /api/v1/invoices and vouchers
     import booking.bookings.api  # noqa: F401 - adds the booking routes to the API blueprint
+    import booking.bookings.grid_views  # noqa: F401 - the month and side-by-side views
     import booking.bookings.mine_views  # noqa: F401 - "My bookings" on the bookings blueprint
     import booking.bookings.operate_api  # noqa: F401 - approvals, outages, grants, waitlist
     import booking.bookings.waitlist  # noqa: F401 - offers freed capacity (a signal listener)

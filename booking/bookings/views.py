@@ -27,11 +27,12 @@ from booking.bookings.forms import (
     NextFreeForm,
     local_moment,
 )
+from booking.bookings.grids import bookable_window
 from booking.bookings.models import REQUESTED
-from booking.bookings.week import month_days, visible_hours, week_grid, week_start, week_window
+from booking.bookings.week import visible_hours, week_grid, week_start, week_window
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
-from booking.catalogue.service import search_catalogue, visible_resource
-from booking.inputs import in_range, parse_date, parse_datetime, parse_month
+from booking.catalogue.service import visible_resource
+from booking.inputs import in_range, parse_date, parse_datetime
 from booking.languages import current_locale, time_span
 from booking.metering.service import usage_of_booking
 from booking.notify import service as inbox_service
@@ -116,16 +117,13 @@ def _book_page(
     if row_minutes >= 1440:
         first, last = 0, 1440
     now = utcnow()
-    bookable = (
-        now + timedelta(minutes=resource.min_notice_minutes),
-        now + timedelta(days=resource.max_advance_days),
-    )
+    bookable = bookable_window(resource, now)
     grid = week_grid(pieces, monday, tz, resource.capacity, row_minutes, first, last, now, bookable)
     return render_template(
         "bookings/book.html",
         resource=resource,
         form=form,
-        grid=_week_rows(grid, resource, monday),
+        grid=week_rows(grid, resource, monday),
         monday=monday,
         days=[monday + timedelta(days=i) for i in range(7)],
         weekday_labels=WEEKDAY_LABELS,
@@ -147,7 +145,7 @@ def _book_page(
     ), status
 
 
-def _week_rows(
+def week_rows(
     grid: list[dict], resource, monday: date, first_day: date | None = None, days: int = 7
 ) -> list[dict]:
     """The grid as the page shows it: each cell's text, its accessible name (day, times,
@@ -196,92 +194,6 @@ def _week_rows(
             )
         rows.append({"label": row["label"], "cells": cells})
     return rows
-
-
-@bp.get("/resources/<int:resource_id>/month")
-@login_required
-def month(resource_id: int):
-    """A month at a glance (#16): for each day how much can still be booked; a day opens its
-    week in the booking page."""
-    resource = visible_resource(current_user, resource_id)
-    tz = resource.carrier.timezone
-    today = datetime.now(ZoneInfo(tz)).date()
-    asked, problems = parse_month(request.args.get("month") or f"{today:%Y-%m}", "month")
-    if problems:
-        raise ServiceError(problems, 422)
-    first = date(asked[0], asked[1], 1)
-    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    window_from = week_window(first, tz)[0]
-    window_until = week_window(last + timedelta(days=1), tz)[0]
-    pieces = service.timeline(resource, window_from, window_until)
-    days = month_days(pieces, first, last, tz, now=utcnow())
-    lead = [None] * first.weekday()  # the weekdays before the 1st
-    cells = lead + days + [None] * (-(len(lead) + len(days)) % 7)
-    return render_template(
-        "bookings/month.html",
-        resource=resource,
-        first=first,
-        weeks=[cells[i : i + 7] for i in range(0, len(cells), 7)],
-        weekday_labels=WEEKDAY_LABELS,
-        previous_month=f"{(first - timedelta(days=1)):%Y-%m}",
-        next_month=f"{(last + timedelta(days=1)):%Y-%m}",
-    )
-
-
-COMPARED_AT_MOST = 12
-
-
-@bp.get("/resources/<int:resource_id>/compare")
-@login_required
-def compare(resource_id: int):
-    """The resources of one kind at one carrier side by side for a day (#16: choosing among
-    several SEMs or GPU servers): one query for all their bookings and closures."""
-    resource = visible_resource(current_user, resource_id)
-    tz = resource.carrier.timezone
-    chosen, problems = parse_date(request.args.get("day"), "day", required=False)
-    if problems:  # a date that is not one, or outside the accepted years
-        raise ServiceError(problems, 422)
-    day = chosen or datetime.now(ZoneInfo(tz)).date()
-    others = search_catalogue(
-        current_user, kind=resource.kind, carrier_code=resource.carrier.code,
-        limit=COMPARED_AT_MOST,
-    )  # fmt: skip
-    if resource not in others:
-        others = [resource, *others[: COMPARED_AT_MOST - 1]]
-    window = week_window(day, tz)
-    window = (window[0], window[0] + timedelta(days=1))
-    pieces = service.timelines(others, *window)
-    now = utcnow()
-    spans = [
-        visible_hours([(h.weekday, h.opens, h.closes) for h in r.opening_hours], r.always_open)
-        for r in others
-    ]
-    first, last = min(s[0] for s in spans), max(s[1] for s in spans)
-    columns = []
-    for r in others:
-        bookable = (
-            now + timedelta(minutes=r.min_notice_minutes),
-            now + timedelta(days=r.max_advance_days),
-        )
-        grid = week_grid(pieces[r.id], day, tz, r.capacity, 60, first, last, now, bookable, 1)
-        columns.append((r, _week_rows_for_day(grid, r, day)))
-    return render_template(
-        "bookings/compare.html",
-        resource=resource,
-        day=day,
-        columns=columns,
-        labels=[row["label"] for row in columns[0][1]] if columns else [],
-        previous_day=(day - timedelta(days=1)).isoformat(),
-        next_day=(day + timedelta(days=1)).isoformat(),
-        kind_labels=KIND_LABELS,
-        weekday_labels=WEEKDAY_LABELS,
-    )
-
-
-def _week_rows_for_day(grid: list[dict], resource, day: date) -> list[dict]:
-    """One resource's column of the day: the week view's cells for that one day."""
-    rows = _week_rows(grid, resource, week_start(day), first_day=day, days=1)
-    return [{"label": row["label"], **row["cells"][0]} for row in rows]
 
 
 @bp.route("/resources/<int:resource_id>/book", methods=["GET", "POST"])
