@@ -462,3 +462,33 @@ def test_a_booking_shows_its_estimated_cost_on_its_page_and_in_my_bookings(clien
     assert '<td class="amount">—</td>' in row
     # Within one day the time reads "… 10:00–11:00", not the date twice.
     assert re.search(r"\w{3} \d+ \w{3} \d{4}, 10:00–11:00</td>", row), row
+
+
+def test_a_session_is_estimated_by_the_rates_basis(priced):
+    """The kiosk's cost follows the rate's basis as the invoice does: booked, used, or the
+    greater of both."""
+    from booking.billing.service import estimate_session
+
+    sem, op = priced["sem"], priced["op"]
+    org_id = priced["resident"].memberships[0].organisation_id
+    m = next_monday()
+    booked, used_short, used_long = (
+        (at(m, 10), at(m, 12)),
+        (at(m, 10), at(m, 11)),
+        (at(m, 10), at(m, 13)),
+    )
+    for basis, short, long in (
+        ("booked", 24000, 24000),
+        ("used", 12000, 36000),
+        ("greater", 24000, 36000),
+    ):
+        db.session.execute(db.delete(Rate))
+        add_rate(op, sem, tier="resident", unit="hour", price="120", basis=basis,
+                 effective_from=date(2026, 1, 1))  # fmt: skip
+        got = (
+            estimate_session(sem, org_id, used_short, booked).total_fen,
+            estimate_session(sem, org_id, used_long, booked).total_fen,
+        )
+        assert got == (short, long), basis
+    walk_up = estimate_session(sem, org_id, used_short)  # no booking: the used hour
+    assert walk_up.total_fen == 12000 and walk_up.hours == 1

@@ -280,40 +280,38 @@ def estimate_session(
     """What a session of use costs, as the invoice will price it: by the rate's basis, the
     booked time, the used time or the greater of both (the kiosk, while in use and at check
     out). Without a booking, the used time."""
-    start, end = used
-    if not start < end:
+    if not used[0] < used[1]:
         return None
     tier = tier_of(organisation_id, resource.carrier_id)
     rates = [r.terms() for r in rates_of(resource)]
-    zone = ZoneInfo(resource.carrier.timezone)
-    rate = pricing.rate_in_force(rates, tier, (booked or used)[0].astimezone(zone).date())
-    if rate is None:
-        return None
-    used_minutes = int((end - start).total_seconds() // 60)
-    booked_minutes = int((booked[1] - booked[0]).total_seconds() // 60) if booked else used_minutes
-    result = pricing.charge(
-        rate,
-        booked_minutes=booked_minutes,
-        used_minutes=used_minutes,
-        quantity=quantity,
-        booked_days=pricing.started_days([booked or used], zone),
-        used_days=pricing.started_days([used], zone),
-    )
-    with_tax, _rate_bp = tax.for_carrier(result.amount_fen, rate.tax_rate_bp, resource.carrier)
-    return Estimate(result, tier, result.billed_minutes / 60, with_tax)
+    return _priced(resource, tier, rates, *(booked or used), quantity, used=used)
 
 
-def _priced(resource: Resource, tier: str, rates, start, end, quantity: int) -> Estimate | None:
-    """Booked time at the tier's rate in force on the booking's local day."""
+def _priced(
+    resource: Resource,
+    tier: str,
+    rates,
+    start,
+    end,
+    quantity: int,
+    used: tuple[datetime, datetime] | None = None,
+) -> Estimate | None:
+    """Booked time (and, for a session of use, the used time, which the rate's basis may
+    bill instead) at the tier's rate in force on the booking's local day."""
     zone = ZoneInfo(resource.carrier.timezone)
     rate = pricing.rate_in_force(rates, tier, start.astimezone(zone).date())
     if rate is None:
         return None
-    minutes = int((end - start).total_seconds() // 60)
-    days = pricing.started_days([(start, end)], zone)
-    result = pricing.charge(rate, booked_minutes=minutes, quantity=quantity, booked_days=days)
+    result = pricing.charge(
+        rate,
+        booked_minutes=int((end - start).total_seconds() // 60),
+        used_minutes=int((used[1] - used[0]).total_seconds() // 60) if used else None,
+        quantity=quantity,
+        booked_days=pricing.started_days([(start, end)], zone),
+        used_days=pricing.started_days([used], zone) if used else None,
+    )
     with_tax, _rate_bp = tax.for_carrier(result.amount_fen, rate.tax_rate_bp, resource.carrier)
-    return Estimate(result, tier, minutes / 60, with_tax)
+    return Estimate(result, tier, result.billed_minutes / 60, with_tax)
 
 
 def list_prices(bookings) -> dict[int, int | None]:

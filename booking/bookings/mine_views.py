@@ -14,6 +14,7 @@ from flask_login import current_user, login_required
 from booking.accounts.forms import EmptyForm
 from booking.billing.service import list_prices
 from booking.bookings import waitlist
+from booking.bookings.models import CANCELLED, REJECTED
 from booking.bookings.search import (
     DROPPED,
     EVERYTHING,
@@ -34,6 +35,7 @@ from booking.problems import Problem
 from booking.web import download
 
 PAGE_SIZE = 25
+DROPPED_STATUSES = (CANCELLED, REJECTED)  # no cost shown: nothing will be billed for them
 MAX_WORDS = 100
 TAB_LABELS = {
     UPCOMING: _l("Upcoming"),
@@ -99,18 +101,13 @@ def mine():
         kept=kept,
         problems=problems,
         resources=resources_booked_by(current_user),
-        costs=list_prices([b for b in rows if b.status not in ("cancelled", "rejected")]),
+        costs=list_prices([b for b in rows if b.status not in DROPPED_STATUSES]),
         entries=waitlist.entries_of(current_user),
         empty_form=EmptyForm(),
         url_with=lambda **changes: url_for(
             "bookings.mine", **{**kept, "tab": wanted.tab, **changes}
         ),
     ), 422 if problems else 200
-
-
-def _exported() -> tuple[MyBookingsFilter, list[Problem]]:
-    wanted, _page, problems = _filter_from_args()
-    return wanted, problems
 
 
 def _problem_response(problems: list[Problem]) -> Response:
@@ -121,7 +118,7 @@ def _problem_response(problems: list[Problem]) -> Response:
 @bp.get("/bookings/export.csv")
 @login_required
 def export_csv():
-    wanted, problems = _exported()
+    wanted, _page, problems = _filter_from_args()
     if problems:
         return _problem_response(problems)
     locale = current_locale()
@@ -155,7 +152,7 @@ def export_csv():
                 b.status,
                 b.purpose,
                 b.project,
-                yuan(prices.get(b.id)) if b.status not in ("cancelled", "rejected") else None,
+                yuan(prices.get(b.id)) if b.status not in DROPPED_STATUSES else None,
             ]
 
     return download("csv", "my-bookings", header, rows)
@@ -164,7 +161,7 @@ def export_csv():
 @bp.get("/bookings/export.ics")
 @login_required
 def export_ics():
-    wanted, problems = _exported()
+    wanted, _page, problems = _filter_from_args()
     if problems:
         return _problem_response(problems)
     bookings = list(my_bookings_all(current_user, wanted))
