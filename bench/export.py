@@ -30,8 +30,7 @@ def export_benchmark(url: str) -> dict:
 
     from booking.accounts.models import User
     from booking.accounts.service import create_api_token
-    from booking.carriers.models import CarrierStaff
-    from booking.carriers.models import Carrier
+    from booking.carriers.models import Carrier, CarrierStaff
     from booking.catalogue.models import Resource
     from booking.orgs.models import Organisation
 

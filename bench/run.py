@@ -292,6 +292,9 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
             db.session.flush()
             db.session.add(Membership(user_id=user.id, organisation_id=org.id, role="member"))
             tokens.append(create_api_token(user, "bench")[1])
+        db.session.execute(
+            text("CREATE TABLE bench_floor (id BIGSERIAL PRIMARY KEY, user_id INTEGER NOT NULL)")
+        )
         db.session.commit()
         resource_id = resource.id
         own_ids = [r.id for r in own]
@@ -314,7 +317,7 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
             f"127.0.0.1:{port}",
             "--log-level",
             "warning",
-            "wsgi:app",
+            "bench.floor_app:app",  # wsgi:app and one bench-only endpoint, the floor
         ],
         cwd=ROOT,
         env=env,
@@ -396,6 +399,32 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(pinger, range(clients)))
         trivial_elapsed = time.monotonic() - t1
+        floor = {"n": 0, "errors": 0}
+
+        def writer(index: int):
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                request = urllib.request.Request(
+                    base + "/bench/floor",
+                    data=b"{}",
+                    method="POST",
+                    headers={
+                        "Authorization": f"Bearer {tokens[index]}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                try:
+                    urllib.request.urlopen(request, timeout=10).read()
+                    key = "n"
+                except OSError:
+                    key = "errors"
+                with lock:
+                    floor[key] += 1
+
+        t2 = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(writer, range(clients)))
+        floor_elapsed = time.monotonic() - t2
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -421,6 +450,9 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
         "own_bookings_per_s": own_per_s,
         "own_errors": own_counters["errors"] + own_counters["refused"],
         "healthz_per_s": trivial_per_s,
+        "floor_per_s": floor["n"] / floor_elapsed,
+        "floor_errors": floor["errors"],
+        "floor_ratio": floor["n"] / floor_elapsed / trivial_per_s,
         "ratio": requests_per_s / trivial_per_s,
         "own_ratio": own_per_s / trivial_per_s,
         "slots_over_capacity": over,
@@ -582,6 +614,10 @@ def main() -> None:
             f"({t['own_errors']} not booked); ratio to /healthz {t['own_ratio']:.3f}"
         )
         print(f"[postgresql] /healthz (no database): {t['healthz_per_s']:.0f} req/s")
+        print(
+            f"[postgresql] floor: token sign-in, one insert and a commit: {t['floor_per_s']:.0f} req/s "
+            f"({t['floor_errors']} errors); ratio to /healthz {t['floor_ratio']:.3f} (a booking cannot do better)"
+        )
 
 
 if __name__ == "__main__":
