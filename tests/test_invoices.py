@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from booking.billing import invoices
 from booking.billing.invoice_models import Invoice, InvoiceLine
-from booking.billing.service import add_rate
+from booking.billing.models import Rate
+from booking.billing.service import add_rate, estimate_session
 from booking.bookings import service as bookings
 from booking.bookings.models import Booking
 from booking.extensions import db
@@ -588,3 +589,42 @@ def test_the_invoice_page_filters_by_period_and_pages(client, app):
     bad = client.get("/operate/CQ01/invoices?period=2026-13", headers=en)
     assert bad.status_code == 422 and "YYYY-MM" in bad.get_data(as_text=True)
     assert client.get("/operate/CQ01/invoices?page=-4").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "unit, basis, used_minutes, minimum, setup_fee, tax_rate",
+    [
+        ("hour", "booked", 50, "0", "0", None),
+        ("hour", "used", 50, "0", "0", None),
+        ("hour", "used", 170, "0", "0", None),  # stayed on past the booking's end
+        ("hour", "greater", 95, "300", "0", None),  # the minimum charge decides
+        ("hour", "greater", 170, "0", "50", "6"),  # setup fee, VAT at 6 %
+        ("day", "used", 30, "0", "0", None),
+    ],
+)
+def test_the_kiosk_estimate_is_what_the_invoice_bills(
+    billed, unit, basis, used_minutes, minimum, setup_fee, tax_rate
+):
+    """The cost the kiosk shows at check-out (estimate_session) is priced apart from the
+    invoice run's own loop (run_invoices prices thousands of items with caches): for one
+    session they must say the same amount."""
+    db.session.execute(db.delete(Rate).where(Rate.resource_id == billed["sem"].id))
+    db.session.commit()
+    add_rate(
+        billed["op"], billed["sem"], tier="resident", unit=unit, price="120", minimum=minimum,
+        setup_fee=setup_fee, basis=basis, effective_from=date(2020, 1, 1), tax_rate=tax_rate,
+    )  # fmt: skip
+    start = billed["day"].replace(hour=9)
+    booked_until = start + timedelta(hours=2)
+    booking = bookings.create_booking(
+        billed["eng"], billed["sem"].id, start, booked_until, now=start - timedelta(days=1)
+    )
+    usage = metering.check_in(billed["eng"], booking.id, now=start)
+    left = start + timedelta(minutes=used_minutes)
+    metering.check_out(billed["eng"], usage.id, now=left)
+    shown = estimate_session(
+        billed["sem"], billed["org"].id, (start, left), (start, booked_until)
+    ).total_fen
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    (line,) = [line for line in invoice.lines if line.source_kind == "booking"]
+    assert line.amount_fen == shown > 0
