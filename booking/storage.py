@@ -11,18 +11,26 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from flask import current_app
 
 KEY = re.compile(r"^[0-9a-f]{32}$")
+# What a crash in the middle of LocalStorage.put leaves behind: the temporary, never renamed.
+PARTIAL = re.compile(r"^[0-9a-f]{32}\.part$")
 
 
 class Storage(Protocol):
     def put(self, data: bytes) -> str: ...
     def get(self, key: str) -> bytes | None: ...
     def delete(self, key: str) -> None: ...
+    def stored(self) -> Iterator[tuple[str, datetime]]:
+        """Every name in the store with when it was written (UTC): keys, and leftovers of
+        interrupted writes, which `delete` also takes."""
+        ...
 
 
 class LocalStorage:
@@ -33,7 +41,7 @@ class LocalStorage:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        if not KEY.match(key or ""):
+        if not (KEY.match(key or "") or PARTIAL.match(key or "")):
             raise ValueError("not a storage key")
         return self.root / key[:2] / key
 
@@ -60,6 +68,20 @@ class LocalStorage:
             self._path(key).unlink()
         except (FileNotFoundError, ValueError):
             pass
+
+    def stored(self) -> Iterator[tuple[str, datetime]]:
+        if not self.root.is_dir():
+            return
+        for folder in self.root.iterdir():
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if KEY.match(path.name) or PARTIAL.match(path.name):
+                    try:
+                        written = path.stat().st_mtime
+                    except FileNotFoundError:  # removed meanwhile
+                        continue
+                    yield path.name, datetime.fromtimestamp(written, UTC)
 
 
 class S3Storage:
@@ -94,6 +116,13 @@ class S3Storage:
     def delete(self, key: str) -> None:
         if KEY.match(key or ""):
             self.client.delete_object(Bucket=self.bucket, Key=key)  # absent: no error in S3
+
+    def stored(self) -> Iterator[tuple[str, datetime]]:
+        # An object appears whole or not at all: no leftovers of interrupted writes here.
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for item in page.get("Contents", []):
+                if KEY.match(item["Key"]):
+                    yield item["Key"], item["LastModified"].astimezone(UTC)
 
 
 def storage() -> Storage:

@@ -8,16 +8,19 @@ import base64
 import io
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from booking.catalogue.files import safe_filename
+from booking.catalogue.files import safe_filename, sweep_unreferenced_files
 from booking.catalogue.models import ResourceFile
 from booking.extensions import db
+from booking.jobs.service import run_job
 from booking.storage import LocalStorage
+from booking.types import utcnow
 from tests.conftest import login, post_form
 from tests.factories import make_carrier, make_resource, make_user
 
@@ -215,3 +218,51 @@ def test_files_in_an_s3_compatible_store(client, site, s3_store):
     listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert listed == []
     assert client.get(f"/files/{document_id}/manual.pdf").status_code == 404
+
+
+def _aged(path: Path, days: float) -> None:
+    then = (utcnow() - timedelta(days=days)).timestamp()
+    os.utime(path, (then, then))
+
+
+def test_files_no_row_names_are_swept_after_a_day(client, site, tmp_path):
+    """What a crash leaves in the store (an upload whose row never committed, a write cut off
+    half way) is removed by the daily job once a day old; files rows name, and young files
+    that may belong to an upload in flight, stay."""
+    site["app"].config["UPLOAD_DIR"] = str(tmp_path)  # this test's own store
+    login(client, "op@example.com")
+    assert upload(client, site["sem"].id, "document", "manual.pdf", PDF).status_code == 302
+    kept = db.session.scalar(select(ResourceFile))
+    root = Path(site["app"].config["UPLOAD_DIR"])
+    store = LocalStorage(root)
+    orphan, young = store.put(b"no row"), store.put(b"an upload on its way")
+    cut_off = uuid.uuid4().hex  # LocalStorage.put writes <key>.part, then renames it
+    partial = root / cut_off[:2] / f"{cut_off}.part"
+    partial.parent.mkdir(exist_ok=True)
+    partial.write_bytes(b"half")
+    for key in (kept.storage_key, orphan):
+        _aged(root / key[:2] / key, days=2)
+    _aged(partial, days=2)
+    (root / "README").write_text("not ours")  # names the store did not make are left alone
+
+    assert run_job("file_sweep") == "2 unreferenced files removed"
+    assert stored_files(site["app"]) == {kept.storage_key, young, "README"}
+    assert client.get(f"/files/{kept.id}/manual.pdf").data == PDF
+    assert run_job("file_sweep", now=utcnow() + timedelta(days=2)) == (
+        "1 unreferenced files removed"  # the young one, a day later
+    )
+    assert stored_files(site["app"]) == {kept.storage_key, "README"}
+
+
+def test_the_sweep_in_an_s3_compatible_store(client, site, s3_store):
+    s3, bucket = s3_store
+    login(client, "op@example.com")
+    assert upload(client, site["sem"].id, "document", "manual.pdf", PDF).status_code == 302
+    kept = db.session.scalar(select(ResourceFile)).storage_key
+    orphan = uuid.uuid4().hex
+    for key in (orphan, "exports/report.csv"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    assert sweep_unreferenced_files(utcnow()) == 0  # all written just now
+    assert sweep_unreferenced_files(utcnow() + timedelta(days=2)) == 1
+    listed = {item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert listed == {kept, "exports/report.csv"}

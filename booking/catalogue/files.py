@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
+from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from PIL import Image
@@ -29,6 +30,9 @@ from booking.text_rules import plain_text_problems
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_DOCUMENT_BYTES = 15 * 1024 * 1024
 MAX_PHOTOS, MAX_DOCUMENTS = 8, 20
+# A file no row names is removed only once it is this old: an upload writes its file first
+# and its row a moment later, so a younger one may still be on its way.
+UNREFERENCED_GRACE = timedelta(days=1)
 MAX_PIXELS = 40_000_000  # a decompression bomb is refused, not decoded
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
@@ -188,3 +192,19 @@ def file_for(user: User | None, file_id) -> tuple[ResourceFile, bytes]:
     if data is None:
         raise NotFound()
     return found, data
+
+
+def sweep_unreferenced_files(now: datetime) -> int:
+    """Remove stored files that no row names and that are older than a day. They are left by
+    an upload whose transaction never committed (a crash, `kill -9`, a lost database), by a
+    removal that stopped between its commit and the file's deletion, and by a write cut off
+    half way. Returns how many were removed."""
+    named = set(db.session.scalars(select(ResourceFile.storage_key)))
+    db.session.rollback()  # no transaction held open while the store is listed
+    store = storage()
+    removed = 0
+    for key, written in list(store.stored()):
+        if key not in named and written < now - UNREFERENCED_GRACE:
+            store.delete(key)
+            removed += 1
+    return removed

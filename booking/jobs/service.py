@@ -29,6 +29,7 @@ from booking.bookings.service import apply_action, when_params
 from booking.bookings.waitlist import expire_offers
 from booking.calendars.sources import refresh_all
 from booking.carriers.models import Carrier
+from booking.catalogue.files import sweep_unreferenced_files
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.jobs.models import JobRun, SentOnce
@@ -276,8 +277,11 @@ def webhook_outbox(now: datetime) -> str:
 
 
 def mail_outbox(now: datetime) -> str:
-
     return send_pending(now)
+
+
+def file_sweep(now: datetime) -> str:
+    return f"{sweep_unreferenced_files(now)} unreferenced files removed"
 
 
 # name: (function, minutes between runs)
@@ -293,6 +297,7 @@ JOBS: dict[str, tuple[Callable[[datetime], str], int]] = {
     "voucher_expiry": (voucher_expiry_notices, 24 * 60),
     "qualification_expiry": (qualification_expiry_notices, 24 * 60),
     "approvals_digest": (approvals_digest, 60),
+    "file_sweep": (file_sweep, 24 * 60),
 }
 
 
