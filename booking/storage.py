@@ -40,8 +40,9 @@ class LocalStorage:
     def __init__(self, root: Path):
         self.root = root
 
-    def _path(self, key: str) -> Path:
-        if not (KEY.match(key or "") or PARTIAL.match(key or "")):
+    def _path(self, key: str, leftover: bool = False) -> Path:
+        """`leftover`: a half-written temporary's name is taken too (to delete it)."""
+        if not (KEY.match(key or "") or (leftover and PARTIAL.match(key or ""))):
             raise ValueError("not a storage key")
         return self.root / key[:2] / key
 
@@ -65,7 +66,7 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         try:
-            self._path(key).unlink()
+            self._path(key, leftover=True).unlink()
         except (FileNotFoundError, ValueError):
             pass
 

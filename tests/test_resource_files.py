@@ -266,3 +266,10 @@ def test_the_sweep_in_an_s3_compatible_store(client, site, s3_store):
     assert sweep_unreferenced_files(utcnow() + timedelta(days=2)) == 1
     listed = {item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     assert listed == {kept, "exports/report.csv"}
+
+
+def test_a_half_written_file_is_never_read():
+    store = LocalStorage(Path("/tmp"))
+    assert store.get("0" * 32 + ".part") is None
+    with pytest.raises(ValueError):
+        store._path("0" * 32 + ".part")
