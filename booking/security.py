@@ -10,10 +10,13 @@ import re
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, request
+from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from booking.problems import Problem, ServiceError
 
 # No inline script anywhere (scripts come from /static); inline styles stay allowed because
 # the server-drawn SVG charts carry their own <style>.
@@ -81,6 +84,7 @@ def init_app(app: Flask) -> None:
     )
     limiter.init_app(app)
     app.before_request(_receive_body_first)
+    app.before_request(_refuse_nul_characters)
     hops = app.config["PROXY_FIX_HOPS"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -96,6 +100,42 @@ def _receive_body_first() -> None:
     JSON are parsed from the received copy."""
     if request.method not in SAFE_METHODS:
         request.get_data(cache=True)
+
+
+def _texts_of(value) -> list[str]:
+    """Every key and string inside a parsed JSON value, walked without recursion (a deeply
+    nested body must not exhaust the stack here)."""
+    found, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            found.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _refuse_nul_characters() -> None:
+    """No text anyone sends holds a NUL character: PostgreSQL cannot store one (the request
+    failed with a 500 there, while SQLite kept it), and no person types one. Refused for the
+    whole request, before any view reads it: query string, form fields, uploaded file names
+    and JSON bodies (file contents may hold any byte)."""
+    texts = [*request.args.keys(), *request.args.values()]
+    if request.method not in SAFE_METHODS:
+        texts += [*request.form.keys(), *request.form.values()]
+        texts += [f.filename or "" for f in request.files.values()]
+        if request.is_json:
+            try:
+                texts += _texts_of(request.get_json(silent=True))
+            except RecursionError:
+                pass  # nested too deep to parse: refused as such where the body is read
+    if any("\x00" in text for text in texts):
+        raise ServiceError(
+            Problem("control_characters", _l("Control characters are not allowed.")), 422
+        )
 
 
 # --- redirects -------------------------------------------------------------------------------

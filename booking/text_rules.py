@@ -9,7 +9,9 @@ from flask_babel import lazy_gettext as _l
 from booking.problems import Problem
 
 _MARKUP = re.compile(r"[<>]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls but tab and line breaks, DEL, and the bidi embeddings, overrides and isolates
+# (U+202A–U+202E, U+2066–U+2069), which can make a title read as something else.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def plain_text_problems(

@@ -89,6 +89,7 @@ HOSTILE_VALUES = [
     '=HYPERLINK("http://evil.example")',
     "<img src=x onerror=alert(1)>",
     "x" * 5000,
+    "a\x00b",  # PostgreSQL cannot store a NUL: it was a 500 there on many fields
     "",
 ]
 

@@ -96,12 +96,21 @@ def _authenticate():
     # Without a token the caller is anonymous, signed-in browser or not.
 
 
+def _parsed_body():
+    """The JSON body, or None when it does not parse: nested deeper than the parser goes
+    (RecursionError, which get_json does not catch) counts as not parsing."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 @bp.before_request
 def _parseable_bodies_only():
     """A JSON body that does not parse is refused (after authentication, so that a stranger
     learns nothing before showing a token)."""
     has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
-    if request.method in BODY_METHODS and has_body and request.get_json(silent=True) is None:
+    if request.method in BODY_METHODS and has_body and _parsed_body() is None:
         return api_error(
             [Problem("invalid_json", _l("Send a JSON object in the request body."))], 400
         )
