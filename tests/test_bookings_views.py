@@ -568,3 +568,11 @@ def test_a_month_at_a_glance(client, site):
     )
     for bad in ("2026-13", "26-01", "9999-12", "x"):
         assert client.get(f"/resources/{sem.id}/month?month={bad}").status_code == 422, bad
+    # Further ahead than the resource takes bookings: open days, none bookable (#16 review:
+    # every one of them showed "free", as no other view did).
+    sem.max_advance_days = 30
+    db.session.commit()
+    later = m + timedelta(days=70)
+    beyond = cell(later.date())
+    assert 'class="cell-beyond"' in beyond and "<a href" not in beyond
+    assert "not bookable yet" in beyond

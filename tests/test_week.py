@@ -201,3 +201,48 @@ def test_a_month_says_how_much_of_each_day_is_free():
     now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     later = month_days(pieces, date(2026, 11, 23), date(2026, 11, 24), "Asia/Shanghai", now)
     assert [(d["state"], d["free"]) for d in later] == [("past", 0), ("partial", 120)]
+    # The rules' window (a day's notice, bookable up to Wednesday 12:00, as the week grid
+    # shows it): Monday too soon, Tuesday's afternoon only, Wednesday and on not yet.
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    window = (now + timedelta(days=1, hours=4), datetime(2026, 11, 25, 4, 0, tzinfo=UTC))
+    ruled = month_days(
+        [*pieces, piece(27, 9, 18)], date(2026, 11, 23), date(2026, 11, 27), "Asia/Shanghai",
+        now, window,
+    )  # fmt: skip
+    assert [(d["state"], d["free"]) for d in ruled] == [
+        ("notice", 0),  # free, but every start is inside the notice period
+        ("partial", 420),  # booked 12:00–14:00 only
+        ("full", 0),
+        ("closed", 0),
+        ("beyond", 0),  # Friday: free, but further ahead than bookings may be made
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    timeline=timelines(),
+    tz=st.sampled_from(["Asia/Shanghai", "Europe/London"]),
+    now_minute=st.integers(0, 9 * 1440),
+    window=st.tuples(st.integers(0, 10 * 1440), st.integers(0, 10 * 1440)),
+)
+def test_the_rules_window_only_takes_free_time_away_in_the_month(timeline, tz, now_minute, window):
+    """The month with the notice and advance window: never more free than without it, the
+    same where the window covers everything, and a day it leaves nothing of is told apart
+    from a day booked full."""
+    from booking.bookings.week import month_days
+
+    _capacity, pieces = timeline
+    base = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    now = base + timedelta(minutes=now_minute)
+    soonest, latest = sorted(base + timedelta(minutes=m) for m in window)
+    first, last = MONDAY, MONDAY + timedelta(days=6)
+    plain = month_days(pieces, first, last, tz, now)
+    everything = (base - timedelta(days=30), base + timedelta(days=30))
+    assert month_days(pieces, first, last, tz, now, everything) == plain
+    ruled = month_days(pieces, first, last, tz, now, (soonest, latest))
+    for without, within in zip(plain, ruled, strict=True):
+        assert within["open"] == without["open"] and within["free"] <= without["free"]
+        if within["state"] in ("notice", "beyond"):
+            assert within["free"] == 0 < without["free"]
+        if without["state"] in ("past", "closed", "full"):
+            assert within["state"] == without["state"]

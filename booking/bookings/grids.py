@@ -32,7 +32,8 @@ def month_of(resource: Resource, first: date, now: datetime | None = None) -> li
     pieces = timeline(
         resource, week_window(first, tz)[0], week_window(last + timedelta(days=1), tz)[0]
     )
-    days = month_days(pieces, first, last, tz, now=now or utcnow())
+    now = now or utcnow()
+    days = month_days(pieces, first, last, tz, now=now, bookable=bookable_window(resource, now))
     lead = [None] * first.weekday()  # the weekdays before the 1st
     cells = lead + days + [None] * (-(len(lead) + len(days)) % 7)
     return [cells[i : i + 7] for i in range(0, len(cells), 7)]

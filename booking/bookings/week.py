@@ -103,32 +103,51 @@ def visible_hours(opening_rows: list[tuple[int, int, int]], always_open: bool) -
 
 
 def month_days(
-    pieces: list[dict], first: date, last: date, tz: str, now: datetime | None = None
+    pieces: list[dict],
+    first: date,
+    last: date,
+    tz: str,
+    now: datetime | None = None,
+    bookable: tuple[datetime, datetime] | None = None,
 ) -> list[dict]:
     """Each local day from `first` to `last`: minutes open, minutes with a unit free (what
     can still be booked), and a state for the month view: closed (not open at all), full
-    (open, nothing free), partial or free (free all the time it is open), past."""
+    (open, nothing free), partial or free (free all the time it is open), past; and, for a
+    day whose free time lies wholly outside `bookable` (the earliest and latest start the
+    notice and advance rules allow, as the week grid shows them), notice or beyond."""
     zone = ZoneInfo(tz)
+    soonest, latest = bookable if bookable is not None else (None, None)
     days = []
     day = first
     while day <= last:
         lo = datetime.combine(day, time(0), tzinfo=zone)
         hi = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
         lo_free = max(lo, now) if now is not None else lo  # time gone by is not free
+        hi_free = hi
+        if bookable is not None:  # a start outside the rules' window cannot be booked
+            lo_free, hi_free = max(lo_free, soonest), min(hi, latest)
         opened = free = 0
+        too_soon = too_far = False  # free time the rules' window leaves out
         for piece in pieces:
             a, b = max(piece["from"], lo), min(piece["until"], hi)
             if a >= b or piece["state"] != "open":
                 continue
             opened += int((b - a).total_seconds() // 60)
             if piece["free"] > 0:
-                fa = max(a, lo_free)
-                if fa < b:
-                    free += int((b - fa).total_seconds() // 60)
+                fa, fb = max(a, lo_free), min(b, hi_free)
+                if fa < fb:
+                    free += int((fb - fa).total_seconds() // 60)
+                gone = max(a, now) if now is not None else a
+                too_soon = too_soon or (soonest is not None and gone < min(b, soonest))
+                too_far = too_far or (latest is not None and max(a, latest) < b)
         if now is not None and hi <= now:
             state = "past"
         elif opened == 0:
             state = "closed"
+        elif free == 0 and too_soon:
+            state = "notice"
+        elif free == 0 and too_far:
+            state = "beyond"
         elif free == 0:
             state = "full"
         else:
