@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from booking.accounts.models import User
 from booking.accounts.service import create_api_token
 from booking.bookings.models import Booking
 from booking.extensions import db
@@ -189,3 +190,23 @@ def test_free_resources_endpoint(api):
     assert [(r["name_en"], r["free"]) for r in response.json["resources"]] == [("GPU A", 4)]
     bad = call("GET", "/api/v1/free?kind=compute&start=x&end=y")
     assert bad.status_code == 422
+
+
+def test_someone_in_two_organisations_says_which_pays(api):
+    """Left out, the paying organisation is the person's only one; someone in two is asked
+    which, with the choices (it said "not a member" before, against the API's own docs)."""
+    call, m, sem = api["call"], api["m"], api["sem"]
+    eng = db.session.scalar(select(User).where(User.email == "eng@example.com"))
+    second = make_org("Second Co", members=[eng])
+    body = {"resource_id": sem.id, "start": at(m, 10).isoformat(), "end": at(m, 11).isoformat()}
+    asked = call("POST", "/api/v1/bookings", json=body)
+    assert asked.status_code == 422
+    error = asked.json["error"]
+    assert error["code"] == "organisation_required"
+    assert "belongs to 2 organisations" in error["message"]
+    (problem,) = error["details"]
+    assert problem["field"] == "organisation_id"
+    assert {c["id"] for c in problem["details"]["choices"]} == {api["org"].id, second.id}
+    assert count() == 0
+    paid = call("POST", "/api/v1/bookings", json={**body, "organisation_id": second.id})
+    assert paid.status_code == 201 and paid.json["organisation"]["id"] == second.id

@@ -69,7 +69,8 @@ class SlotIn(In):
     end: Time
     quantity: Quantity = 1
     organisation_id: AnyWhole = Field(
-        None, description="The paying organisation (default: the caller's first)."
+        None,
+        description="The paying organisation; may be left out by someone who belongs to one only.",
     )
 
 

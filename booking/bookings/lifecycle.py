@@ -71,6 +71,33 @@ def default_organisation_id(user: User) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
+def paying_organisation_id(user: User) -> int | None:
+    """The organisation that pays when none was named: the person's only one. Someone in
+    several must say which (a 422 listing them, not "not a member" as it said before);
+    someone in none gets None, which the rules refuse as not a member."""
+    memberships = user.memberships
+    if len(memberships) <= 1:
+        return default_organisation_id(user)
+    raise ServiceError(
+        Problem(
+            "organisation_required",
+            _l(
+                "Say which organisation pays (organisation_id): %(name)s belongs to "
+                "%(count)d organisations.",
+                name=user.display_name,
+                count=len(memberships),
+            ),
+            "organisation_id",
+            {
+                "choices": [
+                    {"id": m.organisation_id, "name": m.organisation.name} for m in memberships
+                ]
+            },
+        ),
+        422,
+    )
+
+
 # --- who may see and act on a booking --------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from booking.bookings.service import (
     booking_for,
     cancel_booking,
     create_booking,
-    default_organisation_id,
+    paying_organisation_id,
     purpose_problems,
     shape_problems,
 )
@@ -64,7 +64,7 @@ def preview_series(
     windows, problems = rules.expand_recurrence(rrule, start, end, policy.zone)
     if problems:
         raise ServiceError(problems, 422)
-    organisation_id = organisation_id or default_organisation_id(user)
+    organisation_id = organisation_id or paying_organisation_id(user)
     occurrences, taken = [], []
     for lo, hi in windows:
         ctx = booking_context(resource, user, organisation_id, lo, hi, now=now)

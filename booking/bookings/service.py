@@ -30,6 +30,7 @@ from booking.bookings.lifecycle import (  # noqa: F401 - one public surface
     check_action,
     default_organisation_id,
     notify_about,
+    paying_organisation_id,
     record_event,
     require_operator,
     roles_of,
@@ -97,7 +98,7 @@ def create_booking(
         raise ServiceError(problems, 422)
     override = bool(override_reason and override_reason.strip())
     if organisation_id is None:
-        organisation_id = default_organisation_id(booker)
+        organisation_id = paying_organisation_id(booker)
     with resource_locked(resource_id) as resource:
         if resource is None or not may_see(actor, resource):
             raise NotFound()  # hidden from whoever acts, or no such resource
@@ -178,7 +179,7 @@ def check_booking(
     if problems:
         raise BookingRefused(problems)
     resource = visible_resource(user, resource_id)
-    organisation_id = organisation_id or default_organisation_id(user)
+    organisation_id = organisation_id or paying_organisation_id(user)
     ctx = booking_context(resource, user, organisation_id, start, end, now=now)
     problems = rules.booking_problems(ResourcePolicy.of(resource), start, end, quantity, ctx)
     if problems:

@@ -23,8 +23,8 @@ from booking.bookings.service import (
     BookingRefused,
     booking_context,
     create_booking,
-    default_organisation_id,
     facts_for,
+    paying_organisation_id,
     shape_problems,
     when_params,
 )
@@ -54,7 +54,7 @@ def join_waitlist(
     if problems:
         raise ServiceError(problems, 422)
     resource = visible_resource(user, resource_id)
-    organisation_id = organisation_id or default_organisation_id(user)
+    organisation_id = organisation_id or paying_organisation_id(user)
     ctx = booking_context(resource, user, organisation_id, start, end, now=now)
     policy = ResourcePolicy.of(resource)
     problems = rules.booking_problems(policy, start, end, quantity, ctx)
