@@ -387,3 +387,35 @@ def test_a_series_is_confirmed_once_with_all_its_occurrences(world):
     assert (last.kind, last.params["count"]) == ("series_requested", 2)
     assert build_notification_mail(last).get_content_type() != "text/calendar"
     assert not [p for p in build_notification_mail(last).iter_attachments()]
+
+
+def test_a_series_is_made_whole_or_not_at_all(world, monkeypatch):
+    """A process that dies half way through a series (kill -9, a lost connection: here an
+    error at the fourth occurrence) leaves no series, no occurrence and no notice; before,
+    each occurrence was committed alone, nobody was told, and a retry booked them twice."""
+    from booking.bookings import series as series_module
+    from booking.bookings.models import BookingSeries
+
+    m, eng = world["monday"], world["eng"]
+    made = []
+    real = series_module.book_locked
+
+    def dies_at_the_fourth(*args, **kwargs):
+        if len(made) == 3:
+            raise ConnectionError("the database went away")
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(series_module, "book_locked", dies_at_the_fourth)
+    with pytest.raises(ConnectionError):
+        create_series(eng, world["sem"].id, at(m, 10), at(m, 11), "FREQ=DAILY;COUNT=5")
+    db.session.expire_all()
+    assert db.session.scalars(select(Booking)).all() == []
+    assert db.session.scalars(select(BookingSeries)).all() == []
+    assert _notes_of(eng) == []
+    monkeypatch.setattr(series_module, "book_locked", real)
+    _series, occurrences = create_series(
+        eng, world["sem"].id, at(m, 10), at(m, 11), "FREQ=DAILY;COUNT=5"
+    )
+    assert len([o for o in occurrences if o.booking]) == 5
+    assert len(db.session.scalars(select(Booking)).all()) == 5

@@ -16,16 +16,17 @@ from booking.bookings.models import CANCELLED, HOLDING, REQUESTED, Booking, Book
 from booking.bookings.rules import Holding, ResourcePolicy
 from booking.bookings.service import (
     BookingRefused,
+    book_locked,
     booking_context,
     booking_for,
     cancel_booking,
-    create_booking,
     paying_organisation_id,
     purpose_problems,
     shape_problems,
 )
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
+from booking.locking import resource_locked
 from booking.problems import Problem, ServiceError
 from booking.text_rules import project_problems
 from booking.types import utcnow
@@ -110,28 +111,37 @@ def create_series(
         raise ServiceError(
             Problem("nothing_to_book", _l("None of the chosen occurrences can be booked.")), 409
         )
-    series = BookingSeries(resource_id=resource_id, user_id=user.id, rrule=rrule.strip()[:500])
-    db.session.add(series)
-    db.session.commit()
-    for occurrence in wanted:
-        try:
-            occurrence.booking = create_booking(
-                user,
-                resource_id,
-                occurrence.start,
-                occurrence.end,
-                quantity=quantity,
-                organisation_id=organisation_id,
-                purpose=purpose,
-                project=project,
-                series=series,
-                now=now,
+    organisation_id = organisation_id or paying_organisation_id(user)
+    # All or nothing: the series, its occurrences and its one notice in one transaction
+    # under the resource's lock. A process killed half way leaves nothing behind (it left
+    # a half-made series nobody was told about, which a retry then booked twice).
+    with resource_locked(resource_id) as resource:
+        series = BookingSeries(resource_id=resource_id, user_id=user.id, rrule=rrule.strip()[:500])
+        db.session.add(series)
+        db.session.flush()
+        for occurrence in wanted:
+            try:
+                occurrence.booking = book_locked(
+                    user,
+                    resource,
+                    occurrence.start,
+                    occurrence.end,
+                    quantity=quantity,
+                    organisation_id=organisation_id,
+                    purpose=purpose,
+                    project=project,
+                    series=series,
+                    now=now,
+                )
+            except BookingRefused as refused:  # taken since the preview
+                occurrence.problems = refused.problems
+        booked = [o.booking for o in occurrences if o.booking]
+        if not booked:
+            raise ServiceError(
+                Problem("nothing_to_book", _l("None of the chosen occurrences can be booked.")),
+                409,
             )
-        except BookingRefused as refused:  # taken since the preview
-            occurrence.problems = refused.problems
-    booked = [o.booking for o in occurrences if o.booking]
-    if booked:  # one notice for the series (#16), none per occurrence
-        first = booked[0]
+        first = booked[0]  # one notice for the series (#16), none per occurrence
         kind = "series_requested" if first.status == REQUESTED else "series_confirmed"
         notify_about(first, user.id, kind, count=len(booked))
         db.session.commit()

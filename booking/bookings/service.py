@@ -96,71 +96,109 @@ def create_booking(
         )
     if problems:
         raise ServiceError(problems, 422)
-    override = bool(override_reason and override_reason.strip())
     if organisation_id is None:
         organisation_id = paying_organisation_id(booker)
     with resource_locked(resource_id) as resource:
-        if resource is None or not may_see(actor, resource):
-            raise NotFound()  # hidden from whoever acts, or no such resource
-        staff = is_staff_of(actor, resource.carrier_id)
-        if (on_behalf_of is not None or override_reason) and not staff:
-            raise ServiceError(
-                Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
-            )
-        ctx = booking_context(
+        booking = book_locked(
+            actor,
             resource,
-            booker,
-            organisation_id,
             start,
             end,
-            override=override,
-            now=now,
-            exclude_offer_id=from_offer.id if from_offer else None,
-        )
-        policy = ResourcePolicy.of(resource)
-        problems = rules.booking_problems(policy, start, end, quantity, ctx)
-        if problems:
-            raise BookingRefused(problems)
-        busy_from, busy_until = rules.busy_interval(policy, start, end)
-        status = REQUESTED if resource.requires_approval and not staff else APPROVED
-        booking = Booking(
-            resource_id=resource.id,
-            user_id=booker.id,
-            organisation_id=organisation_id,
-            created_by_id=actor.id,
-            series_id=series.id if series else None,
-            start_at=start,
-            end_at=end,
-            busy_from=busy_from,
-            busy_until=busy_until,
             quantity=quantity,
-            purpose=(purpose or "").strip(),
-            project=(project or "").strip(),
-            status=status,
-            override_reason=override_reason.strip() if override else None,
+            organisation_id=organisation_id,
+            purpose=purpose,
+            project=project,
+            on_behalf_of=on_behalf_of,
+            override_reason=override_reason,
+            series=series,
+            from_offer=from_offer,
+            now=now,
         )
-        booking.resource = resource
-        db.session.add(booking)
-        record_event(
-            booking,
-            actor,
-            "created",
-            None,
-            status,
-            override_reason or "",
-            on_behalf=on_behalf_of is not None,
-            series=series.id if series else None,
-        )
-        db.session.flush()
-        emit("booking.created", resource.carrier_id, booking_data(booking))
-        if from_offer is not None:
-            from_offer.status, from_offer.booking_id = ACCEPTED, booking.id
-        if status == REQUESTED:
-            for staff_member in resource.carrier.staff:
-                notify_about(booking, staff_member.user_id, "booking_requested")
-        elif series is None:  # a series gets no mail per occurrence
-            notify_about(booking, booker.id, "booking_confirmed")  # mailed with the .ics
         db.session.commit()
+    return booking
+
+
+def book_locked(
+    actor: User,
+    resource,
+    start: datetime,
+    end: datetime,
+    *,
+    quantity: int,
+    organisation_id: int | None,
+    purpose: str = "",
+    project: str = "",
+    on_behalf_of: User | None = None,
+    override_reason: str | None = None,
+    series: BookingSeries | None = None,
+    from_offer: WaitlistEntry | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """One booking inside the caller's transaction, with the resource already locked
+    (resource_locked): the rules' check, the row, its history and notices. Nothing is
+    added when it raises; the caller commits (once, for a whole series)."""
+    booker = on_behalf_of or actor
+    override = bool(override_reason and override_reason.strip())
+    if resource is None or not may_see(actor, resource):
+        raise NotFound()  # hidden from whoever acts, or no such resource
+    staff = is_staff_of(actor, resource.carrier_id)
+    if (on_behalf_of is not None or override_reason) and not staff:
+        raise ServiceError(
+            Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
+        )
+    ctx = booking_context(
+        resource,
+        booker,
+        organisation_id,
+        start,
+        end,
+        override=override,
+        now=now,
+        exclude_offer_id=from_offer.id if from_offer else None,
+    )
+    policy = ResourcePolicy.of(resource)
+    problems = rules.booking_problems(policy, start, end, quantity, ctx)
+    if problems:
+        raise BookingRefused(problems)
+    busy_from, busy_until = rules.busy_interval(policy, start, end)
+    status = REQUESTED if resource.requires_approval and not staff else APPROVED
+    booking = Booking(
+        resource_id=resource.id,
+        user_id=booker.id,
+        organisation_id=organisation_id,
+        created_by_id=actor.id,
+        series_id=series.id if series else None,
+        start_at=start,
+        end_at=end,
+        busy_from=busy_from,
+        busy_until=busy_until,
+        quantity=quantity,
+        purpose=(purpose or "").strip(),
+        project=(project or "").strip(),
+        status=status,
+        override_reason=override_reason.strip() if override else None,
+    )
+    booking.resource = resource
+    db.session.add(booking)
+    record_event(
+        booking,
+        actor,
+        "created",
+        None,
+        status,
+        override_reason or "",
+        on_behalf=on_behalf_of is not None,
+        series=series.id if series else None,
+    )
+    db.session.flush()
+    emit("booking.created", resource.carrier_id, booking_data(booking))
+    if from_offer is not None:
+        from_offer.status, from_offer.booking_id = ACCEPTED, booking.id
+    if status == REQUESTED:
+        for staff_member in resource.carrier.staff:
+            notify_about(booking, staff_member.user_id, "booking_requested")
+    elif series is None:  # a series gets no mail per occurrence
+        notify_about(booking, booker.id, "booking_confirmed")  # mailed with the .ics
     return booking
 
 
