@@ -371,3 +371,39 @@ def test_a_dead_local_schedulers_lease_is_taken_over_and_a_foreign_one_waits(app
     # A finished run releases its own lease.
     assert jobs.run_job("reminders", now=now + timedelta(minutes=6), owner="me:1:1") != "skipped"
     assert db.session.get(JobRun, "reminders").leased_by is None
+
+
+def test_a_monthly_run_that_fails_is_tried_again(site, monkeypatch):
+    """The run's once-only key is claimed after the run commits: before, it was claimed
+    first, and a run that failed (or was killed) never happened at all."""
+    calls = []
+    real = jobs.run_invoices
+
+    def fails_once(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 1:
+            raise OSError("connection lost")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "run_invoices", fails_once)
+    assert jobs.run_job("monthly_invoices") == "OSError: connection lost"
+    assert not jobs.claimed(f"invoice-run:{site['carrier'].id}:{calls[0]}")
+    assert jobs.run_job("monthly_invoices").endswith("lines")
+    assert jobs.claimed(f"invoice-run:{site['carrier'].id}:{calls[0]}")
+    assert jobs.run_job("monthly_invoices") == "0 lines" and len(calls) == 2  # not run again
+
+
+def test_a_lease_lasts_as_long_as_a_run_may_take_not_the_interval(site, monkeypatch):
+    """A daily job killed mid-run held its lease for a day against every other host's
+    scheduler; now five minutes, fifteen for the jobs that may run long."""
+    seen = {}
+    real = jobs.lease
+
+    def watch(name, now, seconds, owner):
+        seen[name] = seconds
+        return real(name, now, seconds, owner)
+
+    monkeypatch.setattr(jobs, "lease", watch)
+    for name in ("voucher_expiry", "mail", "calendar_refresh"):
+        jobs.run_job(name)
+    assert seen == {"voucher_expiry": 300, "mail": 300, "calendar_refresh": 900}

@@ -75,6 +75,10 @@ def once(key: str, user_id: int | None = None) -> bool:
         return False
 
 
+def claimed(key: str) -> bool:
+    return db.session.scalar(select(SentOnce.id).where(SentOnce.key == key[:120])) is not None
+
+
 # --- the jobs --------------------------------------------------------------------------------
 
 
@@ -178,9 +182,16 @@ def monthly_invoices(now: datetime) -> str:
     for carrier in db.session.scalars(select(Carrier)).all():
         local = now.astimezone(ZoneInfo(carrier.timezone))
         period = (local.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-        if once(f"invoice-run:{carrier.id}:{period}"):
-            db.session.commit()
-            made += run_invoices(carrier, period, now).lines_added
+        key = f"invoice-run:{carrier.id}:{period}"
+        if claimed(key):
+            continue
+        # The key is claimed only once the run has committed: a run that fails or is killed
+        # is tried again an hour later (claimed first, it was never run). Two schedulers
+        # racing here both run it; a run is serialised on the carrier and adds only what is
+        # not yet billed, so the second adds nothing.
+        made += run_invoices(carrier, period, now).lines_added
+        once(key)
+        db.session.commit()
     return f"{made} lines"
 
 
@@ -301,6 +312,11 @@ JOBS: dict[str, tuple[Callable[[datetime], str], int]] = {
 }
 
 
+# How long a run may take before another scheduler may start the job again: what a lease
+# left by a killed process costs elsewhere than on its own host. Five minutes, longer for
+# jobs that can run long; not the interval (a daily job's crashed run held it for a day).
+LEASE_MINUTES = {"calendar_refresh": 15, "monthly_invoices": 15}
+
 # --- running a job under a lease -------------------------------------------------------------
 
 
@@ -357,8 +373,8 @@ def run_job(name: str, now: datetime | None = None, owner: str | None = None) ->
         raise KeyError(name)
     now = now or utcnow()
     owner = owner or owner_name()
-    function, minutes = JOBS[name]
-    if not lease(name, now, max(minutes * 60, 300), owner):
+    function, _minutes = JOBS[name]
+    if not lease(name, now, LEASE_MINUTES.get(name, 5) * 60, owner):
         return "skipped"
     result, error = None, None
     try:
