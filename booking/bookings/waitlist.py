@@ -37,6 +37,10 @@ from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.types import utcnow
 
+# Where an offer is taken up: the waitlist on "My bookings" (it linked to a page that does
+# not exist).
+WAITLIST_LINK = "/bookings/#waitlist"
+
 
 def join_waitlist(
     user: User,
@@ -177,7 +181,7 @@ def offer_freed_capacity(resource_id: int, now: datetime | None = None) -> list[
                 **when_params(entry.resource, entry.start_at),
                 "until_at": entry.offer_expires_at.isoformat(),
             }
-            notify(entry.user_id, "waitlist_offer", params, link="/bookings/waitlist")
+            notify(entry.user_id, "waitlist_offer", params, link=WAITLIST_LINK)
         db.session.commit()
     return offered
 
@@ -195,7 +199,7 @@ def _expire(resource_id: int, now: datetime) -> None:
             entry.user_id,
             "waitlist_expired",
             when_params(entry.resource, entry.start_at),
-            link="/bookings/waitlist",
+            link=WAITLIST_LINK,
         )
 
 

@@ -151,8 +151,13 @@ def send_reminders(now: datetime) -> str:
     for booking in due:
         moments = {lead: booking.start_at - timedelta(minutes=lead) for lead in leads}
         come = [lead for lead in leads if moments[lead] <= now]
-        claimed = [lead for lead in come if once(f"reminder:{booking.id}:{lead}", booking.user_id)]
-        if any(booking.created_at <= moments[lead] for lead in claimed):
+        # Keyed by the start too: a booking moved after its reminder is reminded again of
+        # its new time (it was not, the lead's key being taken).
+        start = int(booking.start_at.timestamp())
+        taken = [
+            lead for lead in come if once(f"reminder:{booking.id}:{lead}:{start}", booking.user_id)
+        ]
+        if any(booking.created_at <= moments[lead] for lead in taken):
             notify(
                 booking.user_id,
                 "booking_reminder",

@@ -4,6 +4,8 @@ here and never render anything themselves."""
 
 from __future__ import annotations
 
+import re
+
 from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -11,12 +13,28 @@ from flask_babel import gettext as _
 from booking.links import absolute_path
 from booking.notify.service import render
 
+SUBJECT_LIMIT = 120
+
+
+def subject_of(text: str, limit: int = SUBJECT_LIMIT) -> str:
+    """A mail's subject from its message: the first sentence, whole when it fits; otherwise
+    cut at a word (a space; CJK text has none and is cut at the limit) and marked "…". Cut
+    at 60 characters, English subjects lost their times mid-word and two mails about two
+    bookings could read the same."""
+    first = re.split(r"(?<=[.!?])\s|(?<=[。！？])", text.strip(), maxsplit=1)[0].strip()
+    if len(first) <= limit:
+        return first
+    cut = first[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:，、") + "…"
+
 
 def notification_mail(note, user) -> tuple[str, str, str]:
     """(subject, text, html) of an inbox entry's mail."""
     with force_locale(user.locale or "zh"):
         text = render(note)
-        subject = _("Shared booking platform") + ": " + text[:60]
+        subject = _("Shared booking platform") + ": " + subject_of(text)
         link = absolute_path(note.link)
         body_text = render_template("notify/mail.txt", text=text, link=link, user=user)
         body_html = render_template("notify/mail.html", text=text, link=link, user=user)

@@ -86,6 +86,8 @@ def build_notification_mail(note: Notification) -> EmailMessage | str:
     user = db.session.get(User, note.user_id)
     if user is None or not user.mail_notifications or not EMAIL.match(user.email or ""):
         return "no mail wanted or no valid address"
+    if not user.active:
+        return "the account is deactivated"
     if TOPIC_OF.get(note.kind) in (user.mail_muted or []):
         return "topic turned off by the user"
     subject, body_text, body_html = notification_mail(note, user)
@@ -100,7 +102,7 @@ def build_notification_mail(note: Notification) -> EmailMessage | str:
             maintype="text",
             subtype="calendar",
             filename="booking.ics",
-            params={"method": method},
+            params={"method": method, "charset": "utf-8"},
         )
     return message
 
