@@ -424,12 +424,20 @@ def test_the_booking_form_prices_as_the_slot_changes(client, priced):
         {"quantity": "-1"},
         {"quantity": "x" * 500},
         {"organisation_id": "999999"},
-        {"end_time": "09:00"},
         {"repeat": "DAILY", "repeat_count": "0"},
         {"repeat": "YEARLY"},
         {"start_time": "25:99"},
     ):
         assert 'id="estimate"' not in said(**odd), odd
+    # A booking the resource's terms refuse gets no price but the reason (it priced two
+    # billion units of a one-unit instrument, and a booking of 648,938 hours).
+    for refused, reason in (
+        ({"quantity": "2147483647"}, "The quantity must be between 1 and 1."),
+        ({"end_day": "2099-12-31"}, "A booking may last at most"),
+        ({"end_time": "09:00"}, "The end must be after the start."),
+    ):
+        told = said(**refused)
+        assert "Not bookable as it stands: " + reason in told and "¥" not in told, told
     # Someone else's organisation is not a choice: no estimate for it.
     outsider_org = priced["outsider"].memberships[0].organisation
     assert 'id="estimate"' not in said(organisation_id=str(outsider_org.id))

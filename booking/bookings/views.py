@@ -400,11 +400,16 @@ def live_estimate(resource_id: int):
     resource = visible_resource(current_user, resource_id)
     form = BookingForm(request.args, meta={"csrf": False})
     form.organisation_id.choices = _organisation_choices(current_user)
-    found = None
+    found, refused = None, []
     if form.validate() and in_range(form.day.data) and in_range(form.end_day.data or form.day.data):
         start, end = form.moments(resource.carrier.timezone)
-        windows = [(start, end)]
-        if form.rrule():
+        # The resource's terms first (quantity, duration, grid, notice, advance, hours): a
+        # booking they refuse gets no price (it priced 2,147,483,647 units of a 4-unit server).
+        refused = rules.term_problems(
+            rules.ResourcePolicy.of(resource), start, end, form.quantity.data, utcnow()
+        )
+        windows = [] if refused else [(start, end)]
+        if windows and form.rrule():
             windows, problems = rules.expand_recurrence(
                 form.rrule(), start, end, ZoneInfo(resource.carrier.timezone)
             )
@@ -413,6 +418,7 @@ def live_estimate(resource_id: int):
     return render_template(
         "bookings/_estimate.html",
         quote=found,
+        refused=refused[:1],
         series=bool(form.rrule()),
         tier_labels=TIER_NAMES,
         resource=resource,
