@@ -117,7 +117,7 @@ def parse_month(value, field: str = "period") -> tuple[tuple[int, int] | None, l
         or not 1 <= int(month) <= 12
     ):
         return None, [
-            Problem("invalid_period", _l("Write the period as YYYY-MM, e.g. 2026-11."), field)
+            Problem("invalid_period", _l("Write the month as YYYY-MM, e.g. 2026-11."), field)
         ]
     if not MIN_YEAR <= int(year) <= MAX_YEAR:
         return None, [year_problem(field)]

@@ -45,3 +45,18 @@ def download(fmt: str, stem: str, header: list[str], rows: Callable[[], Iterable
     stream = csv_stream(header, rows()) if fmt == "csv" else jsonl_stream(header, rows())
     content_type = CSV_TYPE if fmt == "csv" else "application/jsonl; charset=utf-8"
     return Response(stream_with_context(stream), content_type=content_type, headers=disposition)
+
+
+def page_count(total: int, size: int) -> int:
+    return max(1, -(-total // size))
+
+
+def fetch_page(fetch: Callable[[int], tuple[list, int]], page: int, size: int):
+    """`fetch(page)` → (rows, total). Past the last page (an old link, a typed number), the
+    last page instead of "page 9999 of 8" over an empty table. Returns rows, total, page."""
+    rows, total = fetch(page)
+    last = page_count(total, size)
+    if page > last and total:
+        page = last
+        rows, total = fetch(page)
+    return rows, total, page

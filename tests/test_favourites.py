@@ -61,6 +61,9 @@ def test_favourites_recent_resources_and_book_again(client, app):
     for _twice in range(2):  # setting, not toggling: a double click leaves it on
         post_form(client, path, {"on": "1"}, token_from=f"/resources/{sem.id}")
     assert db.session.scalar(select(func.count()).select_from(Favourite)) == 1
+    odd = post_form(client, path, {"on": "yes"}, token_from=f"/resources/{sem.id}", headers=EN)
+    assert odd.status_code == 422 and "Not a valid choice." in odd.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Favourite)) == 1
     page = client.get(f"/resources/{sem.id}", headers=EN).get_data(as_text=True)
     assert "In your favourites" in page and 'aria-pressed="true"' in page
     home = client.get("/home", headers=EN).get_data(as_text=True)

@@ -589,6 +589,9 @@ def test_the_invoice_page_filters_by_period_and_pages(client, app):
     bad = client.get("/operate/CQ01/invoices?period=2026-13", headers=en)
     assert bad.status_code == 422 and "YYYY-MM" in bad.get_data(as_text=True)
     assert client.get("/operate/CQ01/invoices?page=-4").status_code == 200
+    # Past the last page (an old link): the last page, not "page 99999" over an empty table.
+    far = client.get("/operate/CQ01/invoices?page=99999", headers=en).get_data(as_text=True)
+    assert "page 3 of 3" in far and far.count("<tr data-invoice=") == 20
 
 
 @pytest.mark.parametrize(

@@ -269,6 +269,19 @@ def test_kiosk_walk_up_and_check_out_in_the_browserless_way(client, lab):
         as_text=True
     )
     assert "You are checked in since" in page
+    # A double click, or a typed organisation that is no id: nothing more is opened.
+    kiosk = f"/kiosk/{lab['gpu'].id}"
+    for form in ({"quantity": "1"}, {"quantity": "1", "organisation_id": "99999999999"}):
+        again = post_form(
+            client, f"{kiosk}/walk-up", form, token_from=kiosk, headers={"Accept-Language": "en"}
+        )
+        assert again.status_code == 302
+        shown = client.get(kiosk, headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert ("You are already using this resource: check out first." in shown) == (
+            "organisation_id" not in form
+        )
+        assert ("Unknown organisation." in shown) == ("organisation_id" in form)
+    assert len(db.session.scalars(select(UsageRecord)).all()) == 1
     post_form(client, f"/usage/{usage.id}/check-out", {}, token_from=f"/kiosk/{lab['gpu'].id}")
     db.session.expire_all()
     assert db.session.get(UsageRecord, usage.id).end_at is not None

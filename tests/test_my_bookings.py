@@ -150,6 +150,14 @@ def test_unreadable_filters_are_said_not_guessed(client, lots, query, message):
     assert client.get("/bookings/?page=" + "9" * 30).status_code == 200
 
 
+def test_a_page_past_the_last_shows_the_last(client, lots):
+    login(client, "eng@example.com")
+    first = client.get("/bookings/?tab=all", headers=EN).get_data(as_text=True)
+    pages = int(re.search(r"page 1 of (\d+)", first).group(1))
+    far = client.get("/bookings/?tab=all&page=9999", headers=EN).get_data(as_text=True)
+    assert f"page {pages} of {pages}" in far and "<tr data-booking=" in far
+
+
 def test_exports_hold_what_the_filters_select(client, lots):
     login(client, "eng@example.com")
     sem = lots["sem"]

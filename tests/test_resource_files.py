@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import io
 import os
+import struct
 import uuid
+import zlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +37,23 @@ BROKEN_PNG = base64.b64decode(
     "VbDN7LN+tnXAqwa0BrQGtAa0BrQGtAa0BrQGtAa0BrQGtMy0BuYGtAa0BrQGtAa0BrQGtAa0BrQGtAa0"
     "BrQGtAa0BrQGtAa0C2J1AIYg73b4AAAAAEmcTkSuQmCC"
 )
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that says it is this large (a decompression bomb: the pixels are never there)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def png_with_location() -> bytes:
@@ -113,6 +132,8 @@ def test_upload_show_and_remove(client, site):
         ("photo", "evil.png", b"<script>alert(1)</script>", "JPEG, PNG or WebP"),
         ("photo", "x.gif", b"GIF89a" + b"\x00" * 20, "JPEG, PNG or WebP"),
         ("photo", "broken.png", BROKEN_PNG, "JPEG, PNG or WebP"),  # Pillow: SyntaxError
+        ("photo", "bomb.png", png_header(60_000, 60_000), "too many pixels"),  # Pillow's limit
+        ("photo", "big.png", png_header(8_000, 6_000), "too many pixels"),  # ours
         ("document", "x.pdf", b"MZ\x90\x00 not a pdf", "PDF"),
         ("document", "x.pdf", b"", "Choose a file"),
         ("spreadsheet", "x.pdf", PDF, "Unknown kind"),

@@ -25,7 +25,7 @@ from booking.inputs import parse_int, parse_month
 from booking.languages import current_locale
 from booking.locking import read_snapshot
 from booking.problems import ServiceError
-from booking.web import download, show_problems
+from booking.web import download, fetch_page, page_count, show_problems
 
 bp = Blueprint("invoices", __name__)  # under /operate/<code>/
 org_bp = Blueprint("org_invoices", __name__)
@@ -101,7 +101,11 @@ def _list(form=None, status=200, import_form=None):
     )
     page = 1 if bad_page or page is None else page
     try:
-        invoices, total = service.carrier_invoice_list(g.carrier, period, page, INVOICES_PER_PAGE)
+        invoices, total, page = fetch_page(
+            lambda n: service.carrier_invoice_list(g.carrier, period, n, INVOICES_PER_PAGE),
+            page,
+            INVOICES_PER_PAGE,
+        )
     except ServiceError as error:  # a period that is not YYYY-MM
         show_problems(None, error)
         invoices, total, period, status = [], 0, None, error.status
@@ -111,7 +115,7 @@ def _list(form=None, status=200, import_form=None):
         invoices=invoices,
         total=total,
         page=page,
-        pages=max(1, -(-total // INVOICES_PER_PAGE)),
+        pages=page_count(total, INVOICES_PER_PAGE),
         period=period,
         periods=service.invoice_periods(g.carrier),
         import_form=import_form or FapiaoImportForm(formdata=None),

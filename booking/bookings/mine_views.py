@@ -32,7 +32,7 @@ from booking.exports import content_disposition, yuan
 from booking.inputs import as_id, parse_date, parse_int
 from booking.languages import current_locale, local_time
 from booking.problems import Problem
-from booking.web import download
+from booking.web import download, fetch_page, page_count
 
 PAGE_SIZE = 25
 DROPPED_STATUSES = (CANCELLED, REJECTED)  # no cost shown: nothing will be billed for them
@@ -88,14 +88,18 @@ def _filter_from_args() -> tuple[MyBookingsFilter, int, list[Problem]]:
 @login_required
 def mine():
     wanted, page, problems = _filter_from_args()
-    rows, total = ([], 0) if problems else my_bookings_page(current_user, wanted, page, PAGE_SIZE)
+    rows, total = [], 0
+    if not problems:
+        rows, total, page = fetch_page(
+            lambda n: my_bookings_page(current_user, wanted, n, PAGE_SIZE), page, PAGE_SIZE
+        )
     kept = {k: v for k, v in request.args.items() if k in ("q", "resource", "from", "to")}
     return render_template(
         "bookings/mine.html",
         bookings=rows,
         total=total,
         page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
+        pages=page_count(total, PAGE_SIZE),
         tab=wanted.tab,
         tabs=TAB_LABELS,
         kept=kept,

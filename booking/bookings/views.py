@@ -418,7 +418,7 @@ def live_estimate(resource_id: int):
     return render_template(
         "bookings/_estimate.html",
         quote=found,
-        refused=refused[:1],
+        terms_refused=refused[:1],
         series=bool(form.rrule()),
         tier_labels=TIER_NAMES,
         resource=resource,

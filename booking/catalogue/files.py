@@ -58,15 +58,14 @@ def _cleaned_image(data: bytes) -> tuple[bytes, str]:
     not a JPEG, PNG or WebP image of a sensible size. A phone's JPEG with extra frames (MPO,
     e.g. a gain map) is written as a plain JPEG of its first frame."""
     refused = Problem("invalid_image", _l("Upload a JPEG, PNG or WebP image."), "file")
+    too_large = Problem("image_too_large", _l("The image has too many pixels."), "file")
     try:
         with Image.open(io.BytesIO(data)) as probe:
             kind = "JPEG" if probe.format == "MPO" else probe.format
             if kind not in IMAGE_TYPES:
                 raise ServiceError(refused, 422)
             if probe.width * probe.height > MAX_PIXELS:
-                raise ServiceError(
-                    Problem("image_too_large", _l("The image has too many pixels."), "file"), 422
-                )
+                raise ServiceError(too_large, 422)
             probe.load()
             image = probe.copy()
         if kind == "JPEG" and image.mode not in ("RGB", "L"):
@@ -75,6 +74,8 @@ def _cleaned_image(data: bytes) -> tuple[bytes, str]:
         image.save(out, format=kind)
     except ServiceError:
         raise
+    except Image.DecompressionBombError:  # Pillow's own limit, met before ours
+        raise ServiceError(too_large, 422) from None
     except Exception:  # noqa: BLE001 - Pillow raises many kinds on a damaged file: all refused
         raise ServiceError(refused, 422) from None
     return out.getvalue(), IMAGE_TYPES[kind]

@@ -12,6 +12,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
@@ -26,7 +27,7 @@ from booking.exports import content_disposition
 from booking.incidents.service import states_now
 from booking.inputs import parse_int
 from booking.languages import current_locale
-from booking.problems import ServiceError
+from booking.problems import Problem, ServiceError
 
 bp = Blueprint("catalogue", __name__)
 
@@ -102,7 +103,10 @@ def detail(resource_id: int):
 def favourite(resource_id: int):
     """Mark (on=1) or unmark (on=0) a resource as a favourite; the home page lists them."""
     if EmptyForm().validate_on_submit():
-        on = request.form.get("on") == "1"
+        said = request.form.get("on")
+        if said not in ("0", "1"):  # it flashed "removed" for anything but 1
+            raise ServiceError(Problem("invalid_choice", _l("Not a valid choice."), "on"), 422)
+        on = said == "1"
         service.set_favourite(current_user, resource_id, on)
         flash(
             _("Added to your favourites.") if on else _("Removed from your favourites."), "success"

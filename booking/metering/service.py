@@ -287,6 +287,14 @@ def walk_up(
             raise ServiceError(
                 Problem("forbidden", _l("Only the carrier's operators can do this.")), 403
             )
+        open_already = db.session.scalar(
+            select(UsageRecord.id).where(
+                UsageRecord.resource_id == resource.id,
+                UsageRecord.user_id == user.id,
+                UsageRecord.booking_id.is_(None),
+                UsageRecord.end_at.is_(None),
+            )
+        )
         policy = ResourcePolicy.of(resource)
         end = now + timedelta(minutes=policy.slot_minutes)
         facts = facts_for(resource.id, now, end, now=now)[resource.id]
@@ -324,6 +332,13 @@ def walk_up(
         if resource.status != "active":
             problems.append(
                 Problem("resource_retired", _l("This resource is retired and cannot be booked."))
+            )
+        if open_already is not None:  # a double click opened two billable sessions
+            problems.append(
+                Problem(
+                    "already_checked_in",
+                    _l("You are already using this resource: check out first."),
+                )
             )
         if problems:
             raise ServiceError(problems, 409 if rules.is_conflict_only(problems) else 422)

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from booking.accounts.forms import EmptyForm
@@ -15,7 +16,7 @@ from booking.catalogue.service import visible_resource
 from booking.inputs import as_id, parse_int
 from booking.languages import current_locale, exact_duration
 from booking.metering import service
-from booking.problems import ServiceError
+from booking.problems import Problem, ServiceError
 from booking.security import safe_next
 from booking.types import utcnow
 from booking.web import show_problems
@@ -131,12 +132,19 @@ def walk_up(resource_id: int):
     if EmptyForm().validate_on_submit():
         quantity, bad = parse_int(request.form.get("quantity", "1"), "quantity", from_text=True)
         quantity = 0 if bad or quantity is None else quantity  # the service says what is wrong
+        named = request.form.get("organisation_id") or None
+        organisation_id = as_id(named)
         try:
+            if named is not None and organisation_id is None:  # not silently someone else's
+                raise ServiceError(
+                    Problem("unknown_organisation", _l("Unknown organisation."), "organisation_id"),
+                    422,
+                )
             service.walk_up(
                 current_user,
                 resource_id,
                 quantity=quantity,
-                organisation_id=as_id(request.form.get("organisation_id")),
+                organisation_id=organisation_id,
             )
             flash(_("Checked in. Check out when you are done."), "success")
         except ServiceError as error:
