@@ -118,16 +118,28 @@ def _texts_of(value) -> list[str]:
     return found
 
 
+def rows_judged_alone(view):
+    """Mark an endpoint whose body is a batch of rows that its service judges one by one (a
+    meter's usage report): a NUL refuses that row, not the whole batch."""
+    view.rows_judged_alone = True
+    return view
+
+
 def _refuse_nul_characters() -> None:
     """No text anyone sends holds a NUL character: PostgreSQL cannot store one (the request
     failed with a 500 there, while SQLite kept it), and no person types one. Refused for the
-    whole request, before any view reads it: query string, form fields, uploaded file names
-    and JSON bodies (file contents may hold any byte)."""
-    texts = [*request.args.keys(), *request.args.values()]
+    whole request, before any view reads it: the path, every value of every query parameter
+    and form field, uploaded file names and JSON bodies (file contents may hold any byte;
+    imports of text files check their text themselves)."""
+    texts = [request.path]
+    for name, values in request.args.lists():
+        texts += [name, *values]
     if request.method not in SAFE_METHODS:
-        texts += [*request.form.keys(), *request.form.values()]
-        texts += [f.filename or "" for f in request.files.values()]
-        if request.is_json:
+        for name, values in request.form.lists():
+            texts += [name, *values]
+        texts += [f.filename or "" for _name, files in request.files.lists() for f in files]
+        view = current_app.view_functions.get(request.endpoint or "")
+        if request.is_json and not getattr(view, "rows_judged_alone", False):
             try:
                 texts += _texts_of(request.get_json(silent=True))
             except RecursionError:

@@ -7,6 +7,7 @@ and changes nothing, on both databases."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -44,6 +45,9 @@ def test_a_nul_anywhere_is_refused_before_anything_reads_it(client, site):  # no
     assert refused.status_code == 422
     assert refused.json["error"]["code"] == "control_characters"
     assert refused.json["error"]["message"] == "Control characters are not allowed."
+    # Every value of a repeated parameter, and the path itself.
+    assert client.get("/?q=ok&q=a%00b", headers=EN).status_code == 422
+    assert client.get("/api/v1/carriers/CQ%0001/report", headers=EN).status_code == 422
     # A booking's purpose, through the API and through the form.
     _t, secret = create_api_token(site["eng"], "t")
     slot = {"start": at(site["m"], 10).isoformat(), "end": at(site["m"], 11).isoformat()}
@@ -119,3 +123,48 @@ def test_bidi_overrides_in_plain_text():
         "control_characters"
     ]
     assert plain_text_problems("重庆 · مرحبا · שלום", "title", 200) == []  # RTL text itself is fine
+
+
+def test_a_meters_batch_refuses_the_row_with_a_nul_not_the_batch(client, site):  # noqa: F811
+    """The usage report promises a verdict per row: a NUL refuses its row only."""
+    from booking.metering.models import UsageRecord
+    from booking.metering.service import create_meter_token
+    from booking.types import utcnow
+
+    _token, secret = create_meter_token(site["carrier"], site["op"], "slurm", [site["sem"].id])
+    end = utcnow().replace(microsecond=0) - timedelta(hours=1)
+    row = {
+        "resource_id": site["sem"].id,
+        "start": (end - timedelta(hours=1)).isoformat(),
+        "end": end.isoformat(),
+        "user_email": "eng@example.com",
+    }
+    sent = client.post(
+        "/api/v1/usage",
+        json=[{**row, "external_id": "job\x0042"}, {**row, "external_id": "job-43"}],
+        headers={"Authorization": f"Bearer {secret}", **EN},
+    )
+    assert sent.status_code == 200, sent.json
+    statuses = [r["status"] for r in sent.json["results"]]
+    assert statuses == ["refused", "accepted"], sent.json
+    assert sent.json["results"][0]["problems"][0]["code"] == "control_characters"
+    assert db.session.scalar(select(func.count(UsageRecord.id))) == 1
+
+
+def test_a_fapiao_file_with_a_nul_is_refused(client, site):  # noqa: F811
+    login(client, "op@example.com")
+    sent = post_form(
+        client,
+        "/operate/CQ01/invoices/fapiao/import",
+        {
+            "file": (
+                io.BytesIO(b"invoice,fapiao,date\nCQ01-2026-0001,1234\x005678,2026-12-01\n"),
+                "f.csv",
+            )
+        },
+        token_from="/operate/CQ01/invoices",
+        content_type="multipart/form-data",
+        headers=EN,
+    )
+    assert sent.status_code == 422
+    assert "Control characters are not allowed." in sent.get_data(as_text=True)

@@ -386,7 +386,7 @@ def test_a_monthly_run_that_fails_is_tried_again(site, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(jobs, "run_invoices", fails_once)
-    assert jobs.run_job("monthly_invoices") == "OSError: connection lost"
+    assert jobs.run_job("monthly_invoices") == "RuntimeError: 0 lines; the run failed for CQ01"
     assert not jobs.claimed(f"invoice-run:{site['carrier'].id}:{calls[0]}")
     assert jobs.run_job("monthly_invoices").endswith("lines")
     assert jobs.claimed(f"invoice-run:{site['carrier'].id}:{calls[0]}")
@@ -407,3 +407,25 @@ def test_a_lease_lasts_as_long_as_a_run_may_take_not_the_interval(site, monkeypa
     for name in ("voucher_expiry", "mail", "calendar_refresh"):
         jobs.run_job(name)
     assert seen == {"voucher_expiry": 300, "mail": 300, "calendar_refresh": 900}
+
+
+def test_one_carriers_failing_run_does_not_stop_the_others(site, monkeypatch):
+    """Claimed after success, a carrier whose run fails every time would otherwise keep every
+    carrier after it from being invoiced."""
+    from tests.factories import make_carrier
+
+    second = make_carrier("CQ02")
+    real, ran = jobs.run_invoices, []
+
+    def first_always_fails(carrier, *args, **kwargs):
+        if carrier.code == "CQ01":
+            raise ValueError("numeric overflow")
+        ran.append(carrier.code)
+        return real(carrier, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "run_invoices", first_always_fails)
+    for _hour in range(2):
+        said = jobs.run_job("monthly_invoices")
+        assert said.startswith("RuntimeError:") and said.endswith("the run failed for CQ01")
+    assert ran == ["CQ02"]  # run once, then its key holds; CQ01 is tried every time
+    assert second.code == "CQ02"

@@ -31,6 +31,12 @@ def test_a_subject_is_the_first_sentence_cut_at_a_word():
     cut = subject_of(long)
     assert len(cut) <= 120 and cut.endswith("very…") and "  " not in cut
     assert len(subject_of("很" * 300)) == 120
+    # A reason typed on two lines (a header may hold no line break: the mail failed) and an
+    # abbreviation inside a name.
+    assert subject_of("Your booking of SEM No. 2 is rejected. Reason: down\nuntil May") == (
+        "Your booking of SEM No. 2 is rejected."
+    )
+    assert subject_of("原因：腔体\n维修中") == "原因：腔体 维修中"
 
 
 def _notes(user_id: int, kind: str) -> list[Notification]:
@@ -51,6 +57,15 @@ def test_two_bookings_two_subjects_and_the_calendar_says_its_charset(site):  # n
     (calendar,) = [p for p in mails[0].iter_attachments()]
     assert calendar.get_content_type() == "text/calendar"
     assert calendar.get_param("charset") == "utf-8" and calendar.get_param("method") == "REQUEST"
+
+
+def test_a_rejection_with_a_reason_on_two_lines_is_mailed(site):  # noqa: F811
+    eng, m = site["eng"], site["m"]
+    asked = bookings.create_booking(eng, site["line"].id, at(m, 9), at(m, 10))
+    bookings.reject_booking(site["op"], asked.id, "The chamber is down\r\nTry next week")
+    (note,) = _notes(eng.id, "booking_rejected")
+    mail = build_notification_mail(note)
+    assert "\n" not in mail["Subject"] and "chamber" in mail.get_body().get_content()
 
 
 def test_a_deactivated_account_gets_no_mail(site):  # noqa: F811

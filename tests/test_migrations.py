@@ -84,3 +84,39 @@ def test_the_vat_upgrade_records_old_paid_marks_and_taxes_open_drafts(app):
     ).all()
     assert all(int(total) == int(summed) for total, summed in sums)
     db.session.commit()
+
+
+BEFORE_REMINDER_STARTS = "5a2c9c271fb0"
+
+
+def test_reminder_keys_written_before_name_their_bookings_start(app):
+    """Keys of the old form (no start) would have let every booking of the next day be
+    reminded again right after the upgrade; they are given the booking's present start."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from booking.bookings.models import Booking
+    from booking.jobs.models import SentOnce
+    from booking.types import utcnow
+
+    load_demo()
+    coming = db.session.scalars(
+        select(Booking).where(Booking.start_at > utcnow()).order_by(Booking.id)
+    ).first()
+    gone = db.session.scalars(
+        select(Booking).where(Booking.start_at < utcnow() - timedelta(days=2)).order_by(Booking.id)
+    ).first()
+    db.session.remove()
+    downgrade(revision=BEFORE_REMINDER_STARTS)
+    for key in (f"reminder:{coming.id}:1440", f"reminder:{gone.id}:60", "digest:x"):
+        db.session.execute(text("INSERT INTO sent_once (key, created_at) VALUES (:k, :at)"),
+                           {"k": key, "at": utcnow().replace(tzinfo=None)})  # fmt: skip
+    db.session.commit()
+    db.session.remove()
+    upgrade()
+    keys = set(db.session.scalars(select(SentOnce.key)))
+    start = int(coming.start_at.timestamp())
+    assert f"reminder:{coming.id}:1440:{start}" in keys
+    assert f"reminder:{coming.id}:1440" not in keys
+    assert f"reminder:{gone.id}:60" in keys and "digest:x" in keys  # left as they were

@@ -18,7 +18,7 @@ from booking.billing.money import format_yuan, parse_yuan, round_fen
 from booking.billing.service import add_rate, estimate
 from booking.extensions import db
 from booking.problems import ServiceError
-from tests.booking_helpers import at, next_monday
+from tests.booking_helpers import SH, at, next_monday
 from tests.conftest import login, post_form
 from tests.factories import make_carrier, make_org, make_resource, make_user
 
@@ -438,6 +438,15 @@ def test_the_booking_form_prices_as_the_slot_changes(client, priced):
     ):
         told = said(**refused)
         assert "Not bookable as it stands: " + reason in told and "¥" not in told, told
+    # A series whose first day is too soon is priced by the days that can be booked.
+    soon = (datetime.now(SH) + timedelta(days=1)).date()
+    sem.min_notice_minutes = 3 * 24 * 60
+    db.session.commit()
+    series = said(day=soon.isoformat(), repeat="DAILY", repeat_count="10")
+    assert "Not bookable" not in series and "occurrences" in series, series
+    assert "Not bookable as it stands:" in said(day=soon.isoformat())
+    sem.min_notice_minutes = 0
+    db.session.commit()
     # Someone else's organisation is not a choice: no estimate for it.
     outsider_org = priced["outsider"].memberships[0].organisation
     assert 'id="estimate"' not in said(organisation_id=str(outsider_org.id))

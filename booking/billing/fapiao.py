@@ -199,6 +199,10 @@ def import_fapiao_numbers(actor: User, carrier: Carrier, text: str, today: date)
     """A CSV with our invoice number, the fapiao number and its date per row (English or the
     bureau's Chinese column names). All rows or none: every problem is reported with its row."""
     require_staff(actor, carrier.id)
+    if "\x00" in text:  # PostgreSQL cannot store one; no spreadsheet writes one
+        raise ServiceError(
+            Problem("control_characters", _l("Control characters are not allowed."), "file"), 422
+        )
     try:
         reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
         header = [h.strip() for h in (reader.fieldnames or [])]

@@ -403,18 +403,20 @@ def live_estimate(resource_id: int):
     found, refused = None, []
     if form.validate() and in_range(form.day.data) and in_range(form.end_day.data or form.day.data):
         start, end = form.moments(resource.carrier.timezone)
-        # The resource's terms first (quantity, duration, grid, notice, advance, hours): a
-        # booking they refuse gets no price (it priced 2,147,483,647 units of a 4-unit server).
-        refused = rules.term_problems(
-            rules.ResourcePolicy.of(resource), start, end, form.quantity.data, utcnow()
-        )
-        windows = [] if refused else [(start, end)]
-        if windows and form.rrule():
+        windows = [(start, end)]
+        if form.rrule():
             windows, problems = rules.expand_recurrence(
                 form.rrule(), start, end, ZoneInfo(resource.carrier.timezone)
             )
             windows = [] if problems else windows
-        found = booking_quote(resource, form.organisation_id.data, windows, form.quantity.data)
+        # The resource's terms (quantity, duration, grid, notice, advance, hours): what they
+        # refuse gets no price (it priced 2,147,483,647 units of a 4-unit server); a series
+        # is priced by the occurrences they allow, as it would be booked.
+        policy, now = rules.ResourcePolicy.of(resource), utcnow()
+        judged = [(w, rules.term_problems(policy, *w, form.quantity.data, now)) for w in windows]
+        allowed = [w for w, problems in judged if not problems]
+        refused = judged[0][1] if judged and not allowed else []
+        found = booking_quote(resource, form.organisation_id.data, allowed, form.quantity.data)
     return render_template(
         "bookings/_estimate.html",
         quote=found,

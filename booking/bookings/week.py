@@ -139,7 +139,7 @@ def month_days(
                     free += int((fb - fa).total_seconds() // 60)
                 gone = max(a, now) if now is not None else a
                 too_soon = too_soon or (soonest is not None and gone < min(b, soonest))
-                too_far = too_far or (latest is not None and max(a, latest) < b)
+                too_far = too_far or (latest is not None and max(gone, latest) < b)
         if now is not None and hi <= now:
             state = "past"
         elif opened == 0:

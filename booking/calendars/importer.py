@@ -326,7 +326,9 @@ def _busy_blocks(
                 end_value = start_value + timedelta(days=1)
             lo, hi = as_utc(start_value, zone), as_utc(end_value, zone)
             if lo < hi:
-                blocks.append((lo, hi, str(occurrence.get("SUMMARY", ""))[:200]))
+                # A remote calendar's text as it comes, less what PostgreSQL cannot store.
+                summary = str(occurrence.get("SUMMARY", "")).replace("\x00", "")
+                blocks.append((lo, hi, summary[:200]))
             if len(blocks) > max_events:
                 raise ImportFailure("too_many_events")
     except ImportFailure:

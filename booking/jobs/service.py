@@ -183,7 +183,7 @@ def refresh_calendars(now: datetime) -> str:
 def monthly_invoices(now: datetime) -> str:
     """On the first days of a month, the previous month's drafts for every carrier, once."""
 
-    made = 0
+    made, failed = 0, []
     for carrier in db.session.scalars(select(Carrier)).all():
         local = now.astimezone(ZoneInfo(carrier.timezone))
         period = (local.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
@@ -194,9 +194,18 @@ def monthly_invoices(now: datetime) -> str:
         # is tried again an hour later (claimed first, it was never run). Two schedulers
         # racing here both run it; a run is serialised on the carrier and adds only what is
         # not yet billed, so the second adds nothing.
-        made += run_invoices(carrier, period, now).lines_added
+        code = carrier.code
+        try:
+            made += run_invoices(carrier, period, now).lines_added
+        except Exception:  # noqa: BLE001 - one carrier's failure must not stop the others
+            db.session.rollback()
+            log.exception("invoice run of carrier %s for %s failed", code, period)
+            failed.append(code)
+            continue
         once(key)
         db.session.commit()
+    if failed:  # recorded as the job's error; each failed run is tried again next time
+        raise RuntimeError(f"{made} lines; the run failed for {', '.join(failed)}")
     return f"{made} lines"
 
 

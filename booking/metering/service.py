@@ -616,7 +616,14 @@ def paying_organisation(user: User, booking: Booking | None, named) -> tuple[int
 
 def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
     allowed = reporter.allowed
-    problems: list[Problem] = []
+    # First, before any value reaches a query: PostgreSQL cannot store a NUL, nobody means one.
+    problems = [
+        Problem("control_characters", _l("Control characters are not allowed."), str(name))
+        for name, value in row.items()
+        if isinstance(value, str) and "\x00" in value
+    ]
+    if problems:
+        return RowResult(number, "refused", problems=problems)
     resource_id, p = _int_value(row.get("resource_id"), "resource_id", required=True)
     problems += p
     start, p = _parse_moment(row.get("start"), "start")

@@ -21,7 +21,12 @@ def subject_of(text: str, limit: int = SUBJECT_LIMIT) -> str:
     cut at a word (a space; CJK text has none and is cut at the limit) and marked "…". Cut
     at 60 characters, English subjects lost their times mid-word and two mails about two
     bookings could read the same."""
-    first = re.split(r"(?<=[.!?])\s|(?<=[。！？])", text.strip(), maxsplit=1)[0].strip()
+    # One line (a header may not hold a line break: a reason typed on two lines made the
+    # mail fail), and a sentence ends where the next starts with a capital or CJK text
+    # ("SEM No. 2" is not two sentences).
+    flat = " ".join(text.split())
+    first = re.split(r"(?<=[.!?])\s(?=[A-Z\u3000-\u9fff])|(?<=[。！？])", flat, maxsplit=1)[0]
+    first = first.strip()
     if len(first) <= limit:
         return first
     cut = first[: limit - 1]
