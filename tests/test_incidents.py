@@ -111,6 +111,19 @@ def test_state_badges_follow_now_and_cost_constant_queries(app, site):
                                start_at=now - timedelta(minutes=10), quantity=1, source=WALK_UP))  # fmt: skip
     db.session.commit()
     assert service.states_now([scope], now)[scope.id] == "full"
+    # An open waitlist offer holds its units as the booking rules hold them (the badge said
+    # "available" where a booking would be refused).
+    from booking.bookings.models import OFFERED, WaitlistEntry
+
+    probe = make_resource(carrier, "Probe", always_open=True)
+    assert service.states_now([probe], now)[probe.id] == "available"
+    db.session.add(WaitlistEntry(resource_id=probe.id, user_id=eng.id, start_at=slot,
+                                 organisation_id=eng.memberships[0].organisation_id,
+                                 end_at=slot + timedelta(hours=1), busy_from=slot,
+                                 busy_until=slot + timedelta(hours=1), quantity=1,
+                                 status=OFFERED, offer_expires_at=now + timedelta(minutes=30)))  # fmt: skip
+    db.session.commit()
+    assert service.states_now([probe], now)[probe.id] == "full"
     sunday_night = datetime(2026, 12, 6, 15, 0, tzinfo=now.tzinfo)  # 23:00 Sunday in Shanghai
     assert service.states_now([sem], sunday_night)[sem.id] == "closed"
     with count_queries() as few:

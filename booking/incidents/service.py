@@ -3,20 +3,20 @@ catalogue shows each resource's state right now (#16)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, literal_column, select, union_all
+from sqlalchemy import select
 
 from booking.accounts.models import User
-from booking.bookings.models import HOLDING, Booking, BusyBlock, Outage
+from booking.bookings import rules
+from booking.bookings.facts import Facts, facts_for
+from booking.bookings.rules import ResourcePolicy
 from booking.carriers.models import Carrier
-from booking.catalogue.models import OpeningHours, Resource
+from booking.catalogue.models import Resource
 from booking.catalogue.service import visible_resource
 from booking.extensions import db
 from booking.incidents.models import OPEN, RESOLVED, Incident
-from booking.metering.models import UsageRecord
 from booking.notify.service import notify, notify_staff
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
@@ -112,73 +112,32 @@ def open_incidents(carrier: Carrier) -> list[Incident]:
 def states_now(resources: list[Resource], now: datetime | None = None) -> dict[int, str]:
     """Each resource's state right now, in two queries however many are listed: down (an
     open problem marked out of service), in maintenance, closed (outside opening hours),
-    fully booked, or available."""
+    fully booked, or available. Maintenance and units held are the booking rules' own facts
+    (facts_for: bookings with setup and cleanup, open waitlist offers, walk-ups, imported
+    busy times), so a badge never says "available" where a booking would be refused."""
     now = now or utcnow()
     ids = [r.id for r in resources]
     if not ids:
         return {}
-    # Down, in maintenance, and units held now: one round trip (UNION ALL).
-    down_now = select(literal_column("'d'"), Incident.resource_id, literal_column("0")).where(
-        Incident.resource_id.in_(ids), Incident.status == OPEN, Incident.out_of_service
-    )
-    maintained_now = select(literal_column("'m'"), Outage.resource_id, literal_column("0")).where(
-        Outage.resource_id.in_(ids), Outage.start_at <= now, Outage.end_at > now
-    )
-    # Units held as the booking rules count them: bookings with their setup and cleanup,
-    # walk-up use still open, and imported busy times (the whole resource).
-    held_now = (
-        select(literal_column("'h'"), Booking.resource_id, func.sum(Booking.quantity))
-        .where(
-            Booking.resource_id.in_(ids),
-            Booking.status.in_(HOLDING),
-            Booking.busy_from <= now,
-            Booking.busy_until > now,
+    down = set(
+        db.session.scalars(
+            select(Incident.resource_id).where(
+                Incident.resource_id.in_(ids), Incident.status == OPEN, Incident.out_of_service
+            )
         )
-        .group_by(Booking.resource_id)
     )
-    walking_now = (
-        select(literal_column("'h'"), UsageRecord.resource_id, func.sum(UsageRecord.quantity))
-        .where(
-            UsageRecord.resource_id.in_(ids),
-            UsageRecord.booking_id.is_(None),
-            UsageRecord.end_at.is_(None),
-            UsageRecord.start_at <= now,
-        )
-        .group_by(UsageRecord.resource_id)
-    )
-    blocked_now = select(literal_column("'b'"), BusyBlock.resource_id, literal_column("0")).where(
-        BusyBlock.resource_id.in_(ids), BusyBlock.start_at <= now, BusyBlock.end_at > now
-    )
-    down, maintained, blocked, held = set(), set(), set(), {}
-    for what, resource_id, units in db.session.execute(
-        union_all(down_now, maintained_now, held_now, walking_now, blocked_now)
-    ):
-        if what == "d":
-            down.add(resource_id)
-        elif what == "m":
-            maintained.add(resource_id)
-        elif what == "b":
-            blocked.add(resource_id)
-        else:
-            held[resource_id] = held.get(resource_id, 0) + int(units or 0)
-    hours: dict[int, list[tuple[int, int, int]]] = {}
-    for row in db.session.scalars(select(OpeningHours).where(OpeningHours.resource_id.in_(ids))):
-        hours.setdefault(row.resource_id, []).append((row.weekday, row.opens, row.closes))
+    facts = facts_for(ids, now, now + timedelta(microseconds=1), now=now)
     states = {}
     for resource in resources:
-        local = now.astimezone(ZoneInfo(resource.carrier.timezone))
-        minute = local.hour * 60 + local.minute
-        is_open = resource.always_open or any(
-            day == local.weekday() and opens <= minute < closes
-            for day, opens, closes in hours.get(resource.id, ())
-        )
+        found = facts.get(resource.id) or Facts()
+        held = sum(h.quantity for h in found.holdings)
         if resource.id in down:
             states[resource.id] = DOWN
-        elif resource.id in maintained:
+        elif found.outages:
             states[resource.id] = MAINTENANCE
-        elif not is_open:
+        elif not rules.is_open(ResourcePolicy.of(resource), now, now + timedelta(microseconds=1)):
             states[resource.id] = CLOSED
-        elif resource.id in blocked or held.get(resource.id, 0) >= resource.capacity:
+        elif found.busy_blocks or held >= resource.capacity:
             states[resource.id] = FULL
         else:
             states[resource.id] = AVAILABLE
