@@ -43,6 +43,8 @@ def test_an_integration_sees_the_price_before_booking(client, billed):  # noqa: 
     for bad in (
         {**body, "end": body["start"]},
         {**body, "quantity": 0},
+        {**body, "quantity": 2_147_483_647},  # the SEM has one unit: no price for billions
+        {**body, "end": (start + timedelta(days=30)).isoformat()},  # longer than allowed
         {**body, "resource_id": "x"},
         {k: v for k, v in body.items() if k != "start"},
     ):

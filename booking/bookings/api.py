@@ -534,8 +534,12 @@ def estimate_price():
         problems = [Problem("end_before_start", _l("The end must be after the start."), "end")]
     _raise(problems)
     resource = visible_resource(user, resource_id)
+    # A booking the terms refuse (more units than there are, longer than allowed) has no
+    # price; a past or far slot has one (an integration may price a budget).
+    _allowed, refused = service.bookable_windows(resource, [(start, end)], quantity, timing=False)
+    _raise(refused)
     if organisation_id is None:
-        organisation_id = service.default_organisation_id(user)
+        organisation_id = service.paying_organisation_id(user)
     elif membership(user, organisation_id) is None:
         raise ServiceError(
             Problem("not_a_member", _l("You can only estimate for an organisation you belong to."),

@@ -20,6 +20,7 @@ from booking.catalogue.signals import resource_retired
 from booking.extensions import db
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER
+from booking.orgs.service import paying_organisation_of
 from booking.permissions import is_staff_of
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
@@ -66,36 +67,15 @@ def notify_about(booking: Booking, user_id: int, kind: str, **extra) -> None:
     )
 
 
-def default_organisation_id(user: User) -> int | None:
-    ids = [m.organisation_id for m in user.memberships]
-    return ids[0] if len(ids) == 1 else None
-
-
 def paying_organisation_id(user: User) -> int | None:
     """The organisation that pays when none was named: the person's only one. Someone in
     several must say which (a 422 listing them, not "not a member" as it said before);
     someone in none gets None, which the rules refuse as not a member."""
     memberships = user.memberships
     if len(memberships) <= 1:
-        return default_organisation_id(user)
-    raise ServiceError(
-        Problem(
-            "organisation_required",
-            _l(
-                "Say which organisation pays (organisation_id): %(name)s belongs to "
-                "%(count)d organisations.",
-                name=user.display_name,
-                count=len(memberships),
-            ),
-            "organisation_id",
-            {
-                "choices": [
-                    {"id": m.organisation_id, "name": m.organisation.name} for m in memberships
-                ]
-            },
-        ),
-        422,
-    )
+        return memberships[0].organisation_id if memberships else None
+    _none, problems = paying_organisation_of(user, None, field="organisation_id")
+    raise ServiceError(problems, 422)
 
 
 # --- who may see and act on a booking --------------------------------------------------------

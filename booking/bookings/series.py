@@ -96,6 +96,10 @@ def create_series(
     problems = purpose_problems(purpose) + project_problems(project)
     if problems:
         raise ServiceError(problems, 422)
+    organisation_id = organisation_id or paying_organisation_id(user)
+    nothing = ServiceError(
+        Problem("nothing_to_book", _l("None of the chosen occurrences can be booked.")), 409
+    )
     occurrences = preview_series(
         user,
         resource_id,
@@ -108,10 +112,7 @@ def create_series(
     )
     wanted = [o for o in occurrences if o.ok and (only_starts is None or o.start in only_starts)]
     if not wanted:
-        raise ServiceError(
-            Problem("nothing_to_book", _l("None of the chosen occurrences can be booked.")), 409
-        )
-    organisation_id = organisation_id or paying_organisation_id(user)
+        raise nothing
     # All or nothing: the series, its occurrences and its one notice in one transaction
     # under the resource's lock. A process killed half way leaves nothing behind (it left
     # a half-made series nobody was told about, which a retry then booked twice).
@@ -136,11 +137,8 @@ def create_series(
             except BookingRefused as refused:  # taken since the preview
                 occurrence.problems = refused.problems
         booked = [o.booking for o in occurrences if o.booking]
-        if not booked:
-            raise ServiceError(
-                Problem("nothing_to_book", _l("None of the chosen occurrences can be booked.")),
-                409,
-            )
+        if not booked:  # all taken since the preview
+            raise nothing
         first = booked[0]  # one notice for the series (#16), none per occurrence
         kind = "series_requested" if first.status == REQUESTED else "series_confirmed"
         notify_about(first, user.id, kind, count=len(booked))

@@ -28,7 +28,6 @@ from booking.bookings.lifecycle import (  # noqa: F401 - one public surface
     booking_for,
     can_see,
     check_action,
-    default_organisation_id,
     notify_about,
     paying_organisation_id,
     record_event,
@@ -200,6 +199,28 @@ def book_locked(
     elif series is None:  # a series gets no mail per occurrence
         notify_about(booking, booker.id, "booking_confirmed")  # mailed with the .ics
     return booking
+
+
+# What the terms say about when a booking is asked for rather than about the booking: an
+# integration may price a past or a far slot (a budget), the booking form may not.
+TIMING_CODES = frozenset({"in_the_past", "too_short_notice", "too_far_ahead"})
+
+
+def bookable_windows(
+    resource, windows: list, quantity: int, now: datetime | None = None, timing: bool = True
+) -> tuple[list, list[Problem]]:
+    """The windows the resource's terms allow (quantity, duration, grid, opening hours, and
+    with `timing` notice and advance), and the first window's refusal when none is: what a
+    price may be quoted for (the estimate priced 2,147,483,647 units of a 4-unit server)."""
+    policy, now = ResourcePolicy.of(resource), now or utcnow()
+
+    def terms(window) -> list[Problem]:
+        found = rules.term_problems(policy, *window, quantity, now)
+        return found if timing else [p for p in found if p.code not in TIMING_CODES]
+
+    judged = [(w, terms(w)) for w in windows]
+    allowed = [w for w, problems in judged if not problems]
+    return allowed, (judged[0][1] if judged and not allowed else [])
 
 
 def check_booking(

@@ -409,18 +409,13 @@ def live_estimate(resource_id: int):
                 form.rrule(), start, end, ZoneInfo(resource.carrier.timezone)
             )
             windows = [] if problems else windows
-        # The resource's terms (quantity, duration, grid, notice, advance, hours): what they
-        # refuse gets no price (it priced 2,147,483,647 units of a 4-unit server); a series
-        # is priced by the occurrences they allow, as it would be booked.
-        policy, now = rules.ResourcePolicy.of(resource), utcnow()
-        judged = [(w, rules.term_problems(policy, *w, form.quantity.data, now)) for w in windows]
-        allowed = [w for w, problems in judged if not problems]
-        refused = judged[0][1] if judged and not allowed else []
+        # A series is priced by the occurrences the terms allow, as it would be booked.
+        allowed, refused = service.bookable_windows(resource, windows, form.quantity.data)
         found = booking_quote(resource, form.organisation_id.data, allowed, form.quantity.data)
     return render_template(
         "bookings/_estimate.html",
         quote=found,
-        terms_refused=refused[:1],
+        refusal=refused[0] if refused else None,
         series=bool(form.rrule()),
         tier_labels=TIER_NAMES,
         resource=resource,

@@ -266,10 +266,13 @@ def update_billing_profile(
     return org
 
 
-def paying_organisation_of(user: User, named) -> tuple[int | None, list[Problem]]:
+def paying_organisation_of(
+    user: User, named, field: str = "organisation"
+) -> tuple[int | None, list[Problem]]:
     """The organisation that pays for someone's use: the one named (by id, credit code or exact
     name), which must be one of theirs, else their only one. With several and none named, a
-    problem that lists the choices (the kiosk and the operator's forms offer them)."""
+    problem that lists the choices (the kiosk and the operator's forms offer them). `field`:
+    where the problems point (the booking API names it organisation_id, by id only)."""
     mine = [m.organisation for m in user.memberships]
     if named not in (None, ""):
         text = str(named).strip()
@@ -283,21 +286,30 @@ def paying_organisation_of(user: User, named) -> tuple[int | None, list[Problem]
                 Problem(
                     "not_member",
                     _l("The person is not a member of that organisation."),
-                    "organisation",
+                    field,
                 )
             ]
         return found[0].id, []
     if len(mine) == 1:
         return mine[0].id, []
+    message = (
+        _l(
+            "Say which organisation pays (organisation: its id, credit code or name): "
+            "the person belongs to %(count)d organisations.",
+            count=len(mine),
+        )
+        if field == "organisation"
+        else _l(
+            "Say which organisation pays (organisation_id): the person belongs to "
+            "%(count)d organisations.",
+            count=len(mine),
+        )
+    )
     return None, [
         Problem(
             "organisation_required",
-            _l(
-                "Say which organisation pays (organisation: its id, credit code or name): "
-                "the person belongs to %(count)d organisations.",
-                count=len(mine),
-            ),
-            "organisation",
+            message,
+            field,
             {"choices": [{"id": o.id, "name": o.name} for o in mine]},
         )
     ]
