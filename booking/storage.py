@@ -129,8 +129,18 @@ class S3Storage:
 def storage() -> Storage:
     """The store the configuration names: UPLOAD_STORAGE=s3 (with S3_BUCKET, and S3_ENDPOINT_URL
     and S3_REGION for a store other than AWS; credentials as boto3 finds them), or a
-    directory (UPLOAD_DIR, else the instance folder's `uploads`)."""
+    directory (UPLOAD_DIR, else the instance folder's `uploads`). Made once per app and
+    setting: a boto3 client costs tens of milliseconds to make, on every photo shown."""
     config = current_app.config
+    names = ("UPLOAD_STORAGE", "S3_BUCKET", "S3_ENDPOINT_URL", "S3_REGION", "UPLOAD_DIR")
+    setting = tuple(config.get(name) for name in names)
+    made = current_app.extensions.setdefault("booking_storage", {})
+    if setting not in made:
+        made[setting] = _made(config)
+    return made[setting]
+
+
+def _made(config) -> Storage:
     if config.get("UPLOAD_STORAGE") == "s3":
         options = {
             "endpoint_url": config.get("S3_ENDPOINT_URL") or None,

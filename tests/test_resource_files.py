@@ -294,3 +294,17 @@ def test_a_half_written_file_is_never_read():
     assert store.get("0" * 32 + ".part") is None
     with pytest.raises(ValueError):
         store._path("0" * 32 + ".part")
+
+
+def test_a_resource_holds_at_most_eight_photos(client, site, tmp_path):
+    site["app"].config["UPLOAD_DIR"] = str(tmp_path)
+    login(client, "op@example.com")
+    photo = png_with_location()
+    for i in range(8):
+        assert upload(client, site["sem"].id, "photo", f"p{i}.jpg", photo).status_code == 302
+    stored = stored_files(site["app"])
+    refused = upload(client, site["sem"].id, "photo", "ninth.jpg", photo)
+    assert refused.status_code == 422
+    assert "as many files of this kind as it may" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(ResourceFile.id))) == 8
+    assert stored_files(site["app"]) == stored  # nothing left in the store either

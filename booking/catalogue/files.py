@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from booking.accounts.models import User
 from booking.audit import service as audit
@@ -120,7 +120,11 @@ def add_file(
     if kind == DOCUMENT and not name.lower().endswith(".pdf"):
         name += ".pdf"
     lock_row(Resource, resource.id)  # two uploads at once cannot both take the last place
-    count = len(files_of(resource, kind))
+    count = db.session.scalar(
+        select(func.count(ResourceFile.id)).where(
+            ResourceFile.resource_id == resource.id, ResourceFile.kind == kind
+        )
+    )
     if count >= (MAX_PHOTOS if kind == PHOTO else MAX_DOCUMENTS):
         db.session.rollback()  # and let go of the lock
         raise ServiceError(
@@ -151,19 +155,21 @@ def add_file(
     return found
 
 
-def resource_of_file(carrier: Carrier, file_id) -> int:
-    """The resource a file of this carrier belongs to; not found for anyone else's."""
+def _carriers_file(carrier: Carrier, file_id) -> ResourceFile:
+    """A file of this carrier's resources; not found for anyone else's."""
     found = by_id(ResourceFile, file_id)
     if found is None or found.resource.carrier_id != carrier.id:
         raise NotFound()
-    return found.resource_id
+    return found
+
+
+def resource_of_file(carrier: Carrier, file_id) -> int:
+    return _carriers_file(carrier, file_id).resource_id
 
 
 def remove_file(carrier: Carrier, actor: User, file_id) -> None:
     require_staff(actor, carrier.id)
-    found = by_id(ResourceFile, file_id)
-    if found is None or found.resource.carrier_id != carrier.id:
-        raise NotFound()
+    found = _carriers_file(carrier, file_id)
     key = found.storage_key
     audit.record(
         actor, "resource_file_removed", "resource_file", found.id, carrier_id=carrier.id,
