@@ -10,13 +10,13 @@ import re
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, request
-from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from booking.problems import Problem, ServiceError
+from booking.problems import ServiceError
+from booking.text_rules import control_characters
 
 # No inline script anywhere (scripts come from /static); inline styles stay allowed because
 # the server-drawn SVG charts carry their own <style>.
@@ -145,9 +145,7 @@ def _refuse_nul_characters() -> None:
             except RecursionError:
                 pass  # nested too deep to parse: refused as such where the body is read
     if any("\x00" in text for text in texts):
-        raise ServiceError(
-            Problem("control_characters", _l("Control characters are not allowed.")), 422
-        )
+        raise ServiceError(control_characters(), 422)
 
 
 # --- redirects -------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ _MARKUP = re.compile(r"[<>]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
+def control_characters(field: str | None = None) -> Problem:
+    """The one refusal of characters nobody types (a NUL, which PostgreSQL cannot store; the
+    C0 controls; bidi overrides), wherever they are met."""
+    return Problem("control_characters", _l("Control characters are not allowed."), field)
+
+
 def plain_text_problems(
     value: str | None, field: str, max_length: int, required: bool = True
 ) -> list[Problem]:
@@ -37,9 +43,7 @@ def plain_text_problems(
             Problem("markup_not_allowed", _l("The characters < and > are not allowed."), field)
         )
     if _CONTROL.search(value):
-        problems.append(
-            Problem("control_characters", _l("Control characters are not allowed."), field)
-        )
+        problems.append(control_characters(field))
     return problems
 
 

@@ -15,6 +15,7 @@ from booking.exports import (
     jsonl_stream,
     xlsx_write_only,
 )
+from booking.inputs import parse_int
 from booking.problems import NotFound, ServiceError
 
 
@@ -45,6 +46,13 @@ def download(fmt: str, stem: str, header: list[str], rows: Callable[[], Iterable
     stream = csv_stream(header, rows()) if fmt == "csv" else jsonl_stream(header, rows())
     content_type = CSV_TYPE if fmt == "csv" else "application/jsonl; charset=utf-8"
     return Response(stream_with_context(stream), content_type=content_type, headers=disposition)
+
+
+def page_arg(args, maximum: int = 10_000) -> int:
+    """The page a query string asks for: 1 when it is absent or unreadable (a page number is
+    only a page number, not worth an error page)."""
+    page, bad = parse_int(args.get("page", "1"), "page", minimum=1, maximum=maximum, from_text=True)
+    return 1 if bad or page is None else page
 
 
 def page_count(total: int, size: int) -> int:

@@ -33,6 +33,7 @@ from booking.extensions import db
 from booking.inputs import parse_date
 from booking.permissions import require_staff
 from booking.problems import Problem, ServiceError
+from booking.text_rules import control_characters
 
 BASIC_HEADER = [
     "发票流水号",
@@ -200,9 +201,7 @@ def import_fapiao_numbers(actor: User, carrier: Carrier, text: str, today: date)
     bureau's Chinese column names). All rows or none: every problem is reported with its row."""
     require_staff(actor, carrier.id)
     if "\x00" in text:  # PostgreSQL cannot store one; no spreadsheet writes one
-        raise ServiceError(
-            Problem("control_characters", _l("Control characters are not allowed."), "file"), 422
-        )
+        raise ServiceError(control_characters("file"), 422)
     try:
         reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
         header = [h.strip() for h in (reader.fieldnames or [])]

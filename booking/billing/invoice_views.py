@@ -21,11 +21,11 @@ from booking.billing.documents import invoice_pdf, invoices_xlsx
 from booking.billing.labels import TIER_NAMES
 from booking.exports import XLSX_TYPE, content_disposition
 from booking.forms import REQUIRED_MESSAGE
-from booking.inputs import parse_int, parse_month
+from booking.inputs import parse_month
 from booking.languages import current_locale
 from booking.locking import read_snapshot
 from booking.problems import ServiceError
-from booking.web import download, fetch_page, page_count, show_problems
+from booking.web import download, fetch_page, page_arg, page_count, show_problems
 
 bp = Blueprint("invoices", __name__)  # under /operate/<code>/
 org_bp = Blueprint("org_invoices", __name__)
@@ -96,10 +96,7 @@ def _list(form=None, status=200, import_form=None):
         form = RunForm(formdata=None)
         form.period.data = datetime.now(ZoneInfo(g.carrier.timezone)).strftime("%Y-%m")
     period = request.args.get("period") or None
-    page, bad_page = parse_int(
-        request.args.get("page", "1"), "page", minimum=1, maximum=100_000, from_text=True
-    )
-    page = 1 if bad_page or page is None else page
+    page = page_arg(request.args, maximum=100_000)
     try:
         invoices, total, page = fetch_page(
             lambda n: service.carrier_invoice_list(g.carrier, period, n, INVOICES_PER_PAGE),

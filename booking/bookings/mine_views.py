@@ -29,10 +29,10 @@ from booking.bookings.search import (
 from booking.bookings.views import bp
 from booking.calendars.service import bookings_ics
 from booking.exports import content_disposition, yuan
-from booking.inputs import as_id, parse_date, parse_int
+from booking.inputs import as_id, parse_date
 from booking.languages import current_locale, local_time
 from booking.problems import Problem
-from booking.web import download, fetch_page, page_count
+from booking.web import download, fetch_page, page_arg, page_count
 
 PAGE_SIZE = 25
 DROPPED_STATUSES = (CANCELLED, REJECTED)  # no cost shown: nothing will be billed for them
@@ -69,9 +69,6 @@ def _filter_from_args() -> tuple[MyBookingsFilter, int, list[Problem]]:
         problems.append(
             Problem("invalid_range", _l("The first day must not be after the last."), "to")
         )
-    page, bad_page = parse_int(
-        args.get("page", "1"), "page", minimum=1, maximum=10_000, from_text=True
-    )
     # Days are the platform's default zone (a person's bookings may be at several carriers).
     zone = ZoneInfo(current_app.config["DEFAULT_CARRIER_TIMEZONE"])
     wanted = MyBookingsFilter(
@@ -81,7 +78,7 @@ def _filter_from_args() -> tuple[MyBookingsFilter, int, list[Problem]]:
         start_from=datetime.combine(first, time(0), zone) if first else None,
         start_until=datetime.combine(last + timedelta(days=1), time(0), zone) if last else None,
     )
-    return wanted, 1 if bad_page or page is None else page, problems
+    return wanted, page_arg(args), problems
 
 
 @bp.get("/bookings/")

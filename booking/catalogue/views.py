@@ -25,9 +25,9 @@ from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS, CatalogueSearch
 from booking.catalogue.models import DOCUMENT, KINDS, PHOTO
 from booking.exports import content_disposition
 from booking.incidents.service import states_now
-from booking.inputs import parse_int
 from booking.languages import current_locale
 from booking.problems import Problem, ServiceError
+from booking.web import page_arg
 
 bp = Blueprint("catalogue", __name__)
 
@@ -42,10 +42,7 @@ def index():
     q = (request.args.get("q") or "").strip()
     kind = request.args.get("kind") or None
     carrier = request.args.get("carrier") or None
-    page, bad_page = parse_int(
-        request.args.get("page", "1"), "page", minimum=1, maximum=10_000, from_text=True
-    )
-    page = 1 if bad_page or page is None else page
+    page = page_arg(request.args)
     size = current_app.config["CATALOGUE_PAGE_SIZE"]
     status = 200
     try:

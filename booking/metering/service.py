@@ -57,7 +57,7 @@ from booking.orgs.service import paying_organisation_of
 from booking.permissions import is_staff_of, require_staff, staff_role
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
-from booking.text_rules import plain_text_problems
+from booking.text_rules import control_characters, plain_text_problems
 from booking.types import utcnow
 from booking.webhooks.events import emit, usage_data
 
@@ -618,7 +618,7 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
     allowed = reporter.allowed
     # First, before any value reaches a query: PostgreSQL cannot store a NUL, nobody means one.
     problems = [
-        Problem("control_characters", _l("Control characters are not allowed."), str(name))
+        control_characters(str(name))
         for name, value in row.items()
         if isinstance(value, str) and "\x00" in value
     ]
