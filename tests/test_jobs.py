@@ -415,12 +415,13 @@ def test_one_carriers_failing_run_does_not_stop_the_others(site, monkeypatch):
     from tests.factories import make_carrier
 
     second = make_carrier("CQ02")
-    real, ran = jobs.run_invoices, []
+    real, ran, ran_period = jobs.run_invoices, [], []
 
     def first_always_fails(carrier, *args, **kwargs):
         if carrier.code == "CQ01":
             raise ValueError("numeric overflow")
         ran.append(carrier.code)
+        ran_period.append(args[0])
         return real(carrier, *args, **kwargs)
 
     monkeypatch.setattr(jobs, "run_invoices", first_always_fails)
@@ -428,4 +429,4 @@ def test_one_carriers_failing_run_does_not_stop_the_others(site, monkeypatch):
         said = jobs.run_job("monthly_invoices")
         assert said.startswith("RuntimeError:") and said.endswith("the run failed for CQ01")
     assert ran == ["CQ02"]  # run once, then its key holds; CQ01 is tried every time
-    assert second.code == "CQ02"
+    assert jobs.claimed(f"invoice-run:{second.id}:{ran_period[0]}")

@@ -120,3 +120,14 @@ def test_reminder_keys_written_before_name_their_bookings_start(app):
     assert f"reminder:{coming.id}:1440:{start}" in keys
     assert f"reminder:{coming.id}:1440" not in keys
     assert f"reminder:{gone.id}:60" in keys and "digest:x" in keys  # left as they were
+    # Down again: a booking reminded at two starts keeps one key, not a unique violation.
+    db.session.add(SentOnce(key=f"reminder:{coming.id}:1440:{start + 3600}"))
+    db.session.commit()
+    db.session.remove()
+    downgrade(revision=BEFORE_REMINDER_STARTS)
+    olds = db.session.execute(text("SELECT key FROM sent_once WHERE key LIKE 'reminder:%'"))
+    assert sorted(k for (k,) in olds) == sorted(
+        [f"reminder:{coming.id}:1440", f"reminder:{gone.id}:60"]
+    )
+    db.session.remove()
+    upgrade()

@@ -64,7 +64,11 @@ def downgrade():
     rows = connection.execute(
         sa.select(sent_once.c.id, sent_once.c.key).where(sent_once.c.key.like("reminder:%:%:%"))
     )
+    seen = set()  # a booking moved and reminded at two starts has two keys that become one
     for row_id, key in rows.all():
-        connection.execute(
-            sa.update(sent_once).where(sent_once.c.id == row_id).values(key=key.rsplit(":", 1)[0])
-        )
+        older = key.rsplit(":", 1)[0]
+        if older in seen:
+            connection.execute(sa.delete(sent_once).where(sent_once.c.id == row_id))
+            continue
+        seen.add(older)
+        connection.execute(sa.update(sent_once).where(sent_once.c.id == row_id).values(key=older))
