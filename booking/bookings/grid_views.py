@@ -51,7 +51,7 @@ def compare(resource_id: int):
         raise ServiceError(problems, 422)
     day = chosen or datetime.now(ZoneInfo(resource.carrier.timezone)).date()
     columns = [
-        (r, [{"label": row["label"], **row["cells"][0]} for row in rows])
+        (r, [row.cells[0] for row in rows])
         for r, rows in (
             (r, week_rows(grid, r, week_start(day), first_day=day, days=1))
             for r, grid in grids.side_by_side(current_user, resource, day)
@@ -62,7 +62,7 @@ def compare(resource_id: int):
         resource=resource,
         day=day,
         columns=columns,
-        labels=[cell["label"] for cell in columns[0][1]] if columns else [],
+        labels=[cell.starts for cell in columns[0][1]] if columns else [],
         previous_day=(day - timedelta(days=1)).isoformat(),
         next_day=(day + timedelta(days=1)).isoformat(),
         kind_labels=KIND_LABELS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from functools import partial
+from typing import NamedTuple
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -145,9 +146,28 @@ def _book_page(
     ), status
 
 
+class GridCell(NamedTuple):
+    """One cell of the week or day grid as the page shows it. A tuple, not a dict: Jinja
+    reads its fields as attributes directly (a dict's keys cost it a failed getattr each)."""
+
+    state: str
+    text: str
+    name: str  # accessible name: day, times, state
+    href: str | None  # to the booking form, when the cell can be booked
+    # For picking a range on the page (app.js): the cell's local day and times.
+    day: str
+    starts: str
+    ends: str
+
+
+class GridRow(NamedTuple):
+    label: str
+    cells: list[GridCell]
+
+
 def week_rows(
     grid: list[dict], resource, monday: date, first_day: date | None = None, days: int = 7
-) -> list[dict]:
+) -> list[GridRow]:
     """The grid as the page shows it: each cell's text, its accessible name (day, times,
     state) and its link, made here from labels looked up once per page rather than by a
     filter or url_for call in every cell."""
@@ -177,22 +197,21 @@ def week_rows(
             else:
                 text = said[state]
             cells.append(
-                {
-                    "state": state,
-                    "text": text,
-                    "name": name_of
+                GridCell(
+                    state=state,
+                    text=text,
+                    name=name_of
                     % {"day": day, "from": row["label"], "until": row["until"], "state": text},
                     # The fragment takes the keyboard (and the screen) to the form.
-                    "href": f"{link}&start={quote(cell['start'].isoformat())}#booking-form"
+                    href=f"{link}&start={quote(cell['start'].isoformat())}#booking-form"
                     if bookable
                     else None,
-                    # For picking a range on the page (app.js): the cell's local day and times.
-                    "day": date_of_column.isoformat(),
-                    "from": row["label"],
-                    "until": row["until"],
-                }
+                    day=date_of_column.isoformat(),
+                    starts=row["label"],
+                    ends=row["until"],
+                )
             )
-        rows.append({"label": row["label"], "cells": cells})
+        rows.append(GridRow(row["label"], cells))
     return rows
 
 
