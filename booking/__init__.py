@@ -55,7 +55,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     def load_user(user_id: str):
         from booking.accounts.service import signed_in_user
 
-        return signed_in_user(user_id)
+        found = signed_in_user(user_id)
+        if found is None:
+            return None
+        user, unread = found
+        g.unread_notifications = (user.id, unread)  # for the menu (navigation, below)
+        return user
 
     _register_models()
     app.url_map.converters["int"] = DatabaseIntConverter  # before any route is added
@@ -81,7 +86,11 @@ def create_app(overrides: dict | None = None) -> Flask:
         if current_user.is_authenticated:
             from booking.notify.service import unread_count
 
-            unread = unread_count(current_user)
+            # Read with the session's sign-in (load_user); counted here when the user signed
+            # in by other means in this request (the sign-in form, an API token).
+            counted_for, unread = g.get("unread_notifications", (None, 0))
+            if counted_for != current_user.id:
+                unread = unread_count(current_user)
         return {"nav_carriers": operated_carriers(current_user), "g": g, "unread_count": unread}
 
     return app

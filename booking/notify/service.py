@@ -179,15 +179,18 @@ def inbox(user, limit: int = 100) -> list[Notification]:
     )
 
 
-def unread_count(user) -> int:
+def unread_count_of(user_id):
+    """The number of a user's unread notifications as a scalar subquery: `user_id` a value or
+    a column (the sign-in reads it with the user, in the same statement)."""
     return (
-        db.session.scalar(
-            select(func.count(Notification.id)).where(
-                Notification.user_id == user.id, Notification.read_at.is_(None)
-            )
-        )
-        or 0
+        select(func.count(Notification.id))
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .scalar_subquery()
     )
+
+
+def unread_count(user) -> int:
+    return db.session.scalar(select(unread_count_of(user.id))) or 0
 
 
 def mark_read(user, notification_id: int | None = None) -> None:
