@@ -4,7 +4,7 @@ authorisation with these (the web layer's guard in booking.tenancy uses them too
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from booking.carriers.models import CARRIER_ADMIN, Carrier
 from booking.extensions import db
@@ -45,6 +45,17 @@ def resident_carrier_ids(user) -> set[int]:
         .where(Membership.user_id == user.id)
     )
     return {r[0] for r in rows}
+
+
+def resident_carriers_query(user) -> Select | None:
+    """resident_carrier_ids as a subquery, for a statement to filter by without a round trip
+    of its own (the memberships come with the sign-in); None when the user has none."""
+    if not user or not user.is_authenticated:
+        return None
+    organisation_ids = sorted({m.organisation_id for m in user.memberships})
+    if not organisation_ids:
+        return None
+    return select(Residency.carrier_id).where(Residency.organisation_id.in_(organisation_ids))
 
 
 def require_staff(user, carrier_id: int, admin: bool = False) -> str:

@@ -23,7 +23,12 @@ from booking.catalogue.models import (
 from booking.catalogue.rules import ResourceFields, resource_problems
 from booking.catalogue.signals import resource_retired
 from booking.extensions import db
-from booking.permissions import operated_carrier_ids, require_staff, resident_carrier_ids
+from booking.permissions import (
+    operated_carrier_ids,
+    require_staff,
+    resident_carrier_ids,
+    resident_carriers_query,
+)
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import escape_like
 
@@ -39,10 +44,13 @@ def visible_resources_query(
 ) -> Select:
     """Active resources this person may see: public ones, plus residents-only ones of carriers
     where one of their organisations is resident or where they work."""
-    allowed_private = resident_carrier_ids(user) | operated_carrier_ids(user)
     visibility = Resource.visibility == PUBLIC
-    if allowed_private:
-        visibility = or_(visibility, Resource.carrier_id.in_(allowed_private))
+    operated = operated_carrier_ids(user)
+    if operated:
+        visibility = or_(visibility, Resource.carrier_id.in_(operated))
+    resident_at = resident_carriers_query(user)  # in this statement: no query of its own
+    if resident_at is not None:
+        visibility = or_(visibility, Resource.carrier_id.in_(resident_at))
     stmt = select(Resource).join(Carrier).where(Resource.status == ACTIVE, visibility)
     if kind:
         stmt = stmt.where(Resource.kind == kind)
