@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import literal, literal_column, select, union_all
+from sqlalchemy import bindparam, literal_column, select, union_all
 
 from booking.accounts.models import User
 from booking.bookings import rules
@@ -62,12 +63,60 @@ def facts_for(
     exclude_offer_id: int | None = None,
     now: datetime | None = None,
 ) -> dict[int, Facts]:
-    """Facts for one resource id or for a subquery of ids, in one round trip (UNION ALL)."""
-
-    def among(column):
-        return column == resources if isinstance(resources, int) else column.in_(resources)
-
+    """Facts for one resource id, a list of ids or a subquery of ids, in one round trip
+    (UNION ALL)."""
     now = now or utcnow()
+    values = {
+        "window_from": window_from,
+        "window_until": window_until,
+        "now": now,
+        # Walk-up use (no booking) blocks the resource while open: treated as held until an
+        # hour from now, rolling, since its end is not known yet.
+        "walk_up_until": now + timedelta(minutes=WALK_UP_HOLD_MINUTES),
+    }
+    if exclude_ids:
+        values["exclude_ids"] = list(exclude_ids)
+    if exclude_offer_id is not None:
+        values["exclude_offer_id"] = exclude_offer_id
+    shape = (bool(exclude_ids), exclude_offer_id is not None)
+    if isinstance(resources, int):
+        statement = _facts_statement("one", *shape)
+        values["resource_id"] = resources
+    elif isinstance(resources, list | tuple | set | frozenset):
+        statement = _facts_statement("list", *shape)
+        values["resource_ids"] = list(resources)
+    else:  # a subquery: built for the call
+        statement = _facts_union(lambda column: column.in_(resources), *shape)
+    found: dict[int, Facts] = {}
+    if isinstance(resources, int):
+        found[resources] = Facts()
+    for kind, resource_id, lo, hi, quantity in db.session.execute(statement, values).all():
+        facts = found.setdefault(resource_id, Facts())
+        if kind == "h":
+            facts.holdings.append(Holding(lo, hi, quantity))
+        elif kind == "o":
+            facts.outages.append((lo, hi))
+        else:
+            facts.busy_blocks.append((lo, hi))
+    return found
+
+
+@cache
+def _facts_statement(among: str, excluding_bookings: bool, excluding_offer: bool):
+    """facts_for's statement for one id or a list of ids, built once per shape: building it
+    cost as much as running it (the week view, availability and every booking read it)."""
+    if among == "one":
+        return _facts_union(
+            lambda column: column == bindparam("resource_id"), excluding_bookings, excluding_offer
+        )
+    ids = bindparam("resource_ids", expanding=True)
+    return _facts_union(lambda column: column.in_(ids), excluding_bookings, excluding_offer)
+
+
+def _facts_union(among, excluding_bookings: bool, excluding_offer: bool):
+    window_from = bindparam("window_from", type_=UTCDateTime)
+    window_until = bindparam("window_until", type_=UTCDateTime)
+    walk_up_until = bindparam("walk_up_until", type_=UTCDateTime)
     held = select(
         literal_column("'h'"),
         Booking.resource_id,
@@ -80,8 +129,8 @@ def facts_for(
         Booking.busy_from < window_until,
         Booking.busy_until > window_from,
     )
-    if exclude_ids:
-        held = held.where(Booking.id.not_in(exclude_ids))
+    if excluding_bookings:
+        held = held.where(Booking.id.not_in(bindparam("exclude_ids", expanding=True)))
     offered = select(
         literal_column("'h'"),
         WaitlistEntry.resource_id,
@@ -91,12 +140,12 @@ def facts_for(
     ).where(
         among(WaitlistEntry.resource_id),
         WaitlistEntry.status == OFFERED,
-        WaitlistEntry.offer_expires_at > now,
+        WaitlistEntry.offer_expires_at > bindparam("now", type_=UTCDateTime),
         WaitlistEntry.busy_from < window_until,
         WaitlistEntry.busy_until > window_from,
     )
-    if exclude_offer_id is not None:
-        offered = offered.where(WaitlistEntry.id != exclude_offer_id)
+    if excluding_offer:
+        offered = offered.where(WaitlistEntry.id != bindparam("exclude_offer_id"))
     closed = select(
         literal_column("'o'"),
         Outage.resource_id,
@@ -115,36 +164,20 @@ def facts_for(
         BusyBlock.start_at < window_until,
         BusyBlock.end_at > window_from,
     )
-    # Walk-up use (no booking) blocks the resource while open: treated as held until an hour
-    # from now, rolling, since its end is not known yet.
-    walk_up_until = now + timedelta(minutes=WALK_UP_HOLD_MINUTES)
     walking = select(
         literal_column("'h'"),
         UsageRecord.resource_id,
         UsageRecord.start_at,
-        literal(walk_up_until, UTCDateTime),
+        walk_up_until,
         UsageRecord.quantity,
     ).where(
         among(UsageRecord.resource_id),
         UsageRecord.booking_id.is_(None),
         UsageRecord.end_at.is_(None),
         UsageRecord.start_at < window_until,
-        literal(walk_up_until, UTCDateTime) > window_from,
+        walk_up_until > window_from,
     )
-    found: dict[int, Facts] = {}
-    if isinstance(resources, int):
-        found[resources] = Facts()
-    for kind, resource_id, lo, hi, quantity in db.session.execute(
-        union_all(held, offered, walking, closed, blocked)
-    ).all():
-        facts = found.setdefault(resource_id, Facts())
-        if kind == "h":
-            facts.holdings.append(Holding(lo, hi, quantity))
-        elif kind == "o":
-            facts.outages.append((lo, hi))
-        else:
-            facts.busy_blocks.append((lo, hi))
-    return found
+    return union_all(held, offered, walking, closed, blocked)
 
 
 def holdings(
