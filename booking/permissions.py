@@ -47,14 +47,16 @@ def resident_carrier_ids(user) -> set[int]:
     return {r[0] for r in rows}
 
 
-def resident_carriers_query(user) -> Select | None:
-    """resident_carrier_ids as a subquery, for a statement to filter by without a round trip
-    of its own (the memberships come with the sign-in); None when the user has none."""
+def member_organisation_ids(user) -> list[int]:
+    """The user's organisations, from the memberships that come with the sign-in."""
     if not user or not user.is_authenticated:
-        return None
-    organisation_ids = sorted({m.organisation_id for m in user.memberships})
-    if not organisation_ids:
-        return None
+        return []
+    return sorted({m.organisation_id for m in user.memberships})
+
+
+def residencies_of(organisation_ids) -> Select:
+    """The carriers where one of these organisations (ids, or a bound parameter) is resident,
+    as a subquery: resident_carrier_ids without a round trip of its own."""
     return select(Residency.carrier_id).where(Residency.organisation_id.in_(organisation_ids))
 
 

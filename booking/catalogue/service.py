@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -24,10 +26,11 @@ from booking.catalogue.rules import ResourceFields, resource_problems
 from booking.catalogue.signals import resource_retired
 from booking.extensions import db
 from booking.permissions import (
+    member_organisation_ids,
     operated_carrier_ids,
     require_staff,
+    residencies_of,
     resident_carrier_ids,
-    resident_carriers_query,
 )
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import escape_like
@@ -44,14 +47,8 @@ def visible_resources_query(
 ) -> Select:
     """Active resources this person may see: public ones, plus residents-only ones of carriers
     where one of their organisations is resident or where they work."""
-    visibility = Resource.visibility == PUBLIC
-    operated = operated_carrier_ids(user)
-    if operated:
-        visibility = or_(visibility, Resource.carrier_id.in_(operated))
-    resident_at = resident_carriers_query(user)  # in this statement: no query of its own
-    if resident_at is not None:
-        visibility = or_(visibility, Resource.carrier_id.in_(resident_at))
-    stmt = select(Resource).join(Carrier).where(Resource.status == ACTIVE, visibility)
+    operated, member_of = sorted(operated_carrier_ids(user)), member_organisation_ids(user)
+    stmt = select(Resource).join(Carrier).where(_visible(operated, member_of))
     if kind:
         stmt = stmt.where(Resource.kind == kind)
     if carrier_code:
@@ -101,6 +98,35 @@ def search_catalogue(
     return list(db.session.scalars(stmt).unique())
 
 
+def _visible(operated, member_of):
+    """The visibility rule: active, and public or of a carrier where the user works
+    (`operated`) or where one of their organisations is resident (`member_of`, in the same
+    statement). Each a list of ids (an empty one adds nothing) or a bound parameter."""
+    rule = Resource.visibility == PUBLIC
+    if not isinstance(operated, list) or operated:
+        rule = or_(rule, Resource.carrier_id.in_(operated))
+    if not isinstance(member_of, list) or member_of:
+        rule = or_(rule, Resource.carrier_id.in_(residencies_of(member_of)))
+    return and_(Resource.status == ACTIVE, rule)
+
+
+@cache
+def _visible_resource_statement(operates: bool, is_member: bool):
+    # Built once per shape (every booking page and API call runs it); the user's carriers
+    # and organisations are bound parameters.
+    return (
+        select(Resource)
+        .where(
+            Resource.id == bindparam("resource_id"),
+            _visible(
+                bindparam("operated", expanding=True) if operates else [],
+                bindparam("member_of", expanding=True) if is_member else [],
+            ),
+        )
+        .options(joinedload(Resource.opening_hours))  # with the row, not a second query
+    )
+
+
 def may_see(user: User | None, resource: Resource) -> bool:
     """The visibility rule of visible_resources_query, for a resource already loaded."""
     if resource.status != ACTIVE:
@@ -112,12 +138,10 @@ def may_see(user: User | None, resource: Resource) -> bool:
 
 def visible_resource(user: User | None, resource_id: int) -> Resource:
     """One resource if this person may see it; otherwise not found (private ones included)."""
-    stmt = (
-        visible_resources_query(user)
-        .where(Resource.id == resource_id)
-        .options(joinedload(Resource.opening_hours))  # with the row, not a second query
-    )
-    resource = db.session.scalars(stmt).unique().first()
+    operated, member_of = sorted(operated_carrier_ids(user)), member_organisation_ids(user)
+    stmt = _visible_resource_statement(bool(operated), bool(member_of))
+    values = {"resource_id": resource_id, "operated": operated, "member_of": member_of}
+    resource = db.session.scalars(stmt, values).unique().first()
     if resource is None:
         raise NotFound()
     return resource
