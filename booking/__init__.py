@@ -42,6 +42,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         directory=str(Path(__file__).resolve().parent.parent / "migrations"),
     )
     csrf.init_app(app)
+    from booking.forms import draw_fields_quicker
+
+    draw_fields_quicker()
     security.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_domain="messages")
     login_manager.init_app(app)
