@@ -29,11 +29,12 @@ def create_app(overrides: dict | None = None) -> Flask:
             "feeds is built from it."
         )
 
-    from booking import errors, i18n, security
+    from booking import errors, i18n, security, transaction_end
     from booking.extensions import babel, csrf, db, login_manager, migrate
 
     _pool_options(app)
     db.init_app(app)
+    transaction_end.init_app(app)  # after db.init_app: its teardown runs first
     migrate.init_app(
         app,
         db,
