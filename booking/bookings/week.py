@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -61,8 +61,11 @@ def week_grid(
         column = []
         first = 0
         for minute in minutes:
-            lo = midnight + timedelta(minutes=minute)
-            hi = lo + step
+            start = midnight + timedelta(minutes=minute)  # wall-clock minutes of the day
+            # Compared in UTC, as the pieces are: comparing datetimes of two zones asks each
+            # for its offset every time.
+            lo = start.astimezone(UTC)
+            hi = (start + step).astimezone(UTC)
             while first < len(ordered) and ordered[first][1] <= lo:
                 first += 1  # pieces that ended before this cell end before the next ones too
             state, free = "free", capacity
@@ -81,7 +84,7 @@ def week_grid(
                     state = "notice"
                 elif lo > bookable[1]:
                     state = "beyond"
-            column.append({"state": state, "free": free, "start": lo})
+            column.append({"state": state, "free": free, "start": start})
         columns.append(column)
     return [
         {
