@@ -10,6 +10,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
@@ -63,7 +64,20 @@ def limit(config_key: str, key_func=None):
     )
 
 
+class JsonBodies(DefaultJSONProvider):
+    """Flask's JSON, where a body nested deeper than the parser goes is "not JSON" like any
+    other unparseable body: json raises RecursionError for it, which get_json does not catch
+    (a 500 on every endpoint that reads JSON)."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as error:
+            raise ValueError("JSON nested too deep to read") from error
+
+
 def init_app(app: Flask) -> None:
+    app.json = JsonBodies(app)
     secure_cookies = app.config["SESSION_COOKIE_SECURE"]
     talisman.init_app(
         app,
@@ -140,10 +154,7 @@ def _refuse_nul_characters() -> None:
         texts += [f.filename or "" for _name, files in request.files.lists() for f in files]
         view = current_app.view_functions.get(request.endpoint or "")
         if request.is_json and not getattr(view, "rows_judged_alone", False):
-            try:
-                texts += _texts_of(request.get_json(silent=True))
-            except RecursionError:
-                pass  # nested too deep to parse: refused as such where the body is read
+            texts += _texts_of(request.get_json(silent=True))
     if any("\x00" in text for text in texts):
         raise ServiceError(control_characters(), 422)
 

@@ -115,6 +115,17 @@ def test_json_nested_too_deep_is_refused_as_not_parsing(client, site):  # noqa: 
         if headers:
             assert response.json["error"]["code"] == "invalid_json"
     assert bookings_made() == 0
+    # Outside the API too: any JSON a view or hook reads is "not JSON" (security.JsonBodies).
+    page = client.post("/account/login", data=deep, content_type="application/json")
+    assert page.status_code == 400  # the CSRF check refuses the form that is not one
+    from flask import current_app
+
+    with current_app.test_request_context(
+        "/", method="POST", data=deep, content_type="application/json"
+    ):
+        from flask import request
+
+        assert request.get_json(silent=True) is None
 
 
 def test_bidi_overrides_in_plain_text():

@@ -97,12 +97,9 @@ def _authenticate():
 
 
 def _parsed_body():
-    """The JSON body, or None when it does not parse: nested deeper than the parser goes
-    (RecursionError, which get_json does not catch) counts as not parsing."""
-    try:
-        return request.get_json(silent=True)
-    except RecursionError:
-        return None
+    """The JSON body, or None when it does not parse (nested too deep included:
+    security.JsonBodies)."""
+    return request.get_json(silent=True)
 
 
 @bp.before_request
