@@ -385,6 +385,11 @@ def test_a_series_is_confirmed_once_with_all_its_occurrences(world):
     create_series(eng, line.id, at(m, 10), at(m, 11), "FREQ=DAILY;COUNT=2")
     last = _notes_of(eng)[-1]
     assert (last.kind, last.params["count"]) == ("series_requested", 2)
+    # Each operator hears of the request once, not once per occurrence.
+    told = [(n.kind, n.params.get("count")) for n in _notes_of(world["op"])]
+    assert told == [("series_requested_staff", 2)]
+    with force_locale("en"):
+        assert "2 occurrences to approve" in render(_notes_of(world["op"])[-1])
     assert build_notification_mail(last).get_content_type() != "text/calendar"
     assert not [p for p in build_notification_mail(last).iter_attachments()]
 

@@ -142,6 +142,11 @@ def create_series(
         first = booked[0]  # one notice for the series (#16), none per occurrence
         kind = "series_requested" if first.status == REQUESTED else "series_confirmed"
         notify_about(first, user.id, kind, count=len(booked))
+        if first.status == REQUESTED:  # and one for each operator, not one per occurrence
+            for staff_member in resource.carrier.staff:
+                notify_about(
+                    first, staff_member.user_id, "series_requested_staff", count=len(booked)
+                )
         db.session.commit()
     return series, occurrences
 

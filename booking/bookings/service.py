@@ -193,10 +193,12 @@ def book_locked(
     emit("booking.created", resource.carrier_id, booking_data(booking))
     if from_offer is not None:
         from_offer.status, from_offer.booking_id = ACCEPTED, booking.id
-    if status == REQUESTED:
+    if series is not None:
+        pass  # a series is told once, as a whole, to the booker and to the operators
+    elif status == REQUESTED:
         for staff_member in resource.carrier.staff:
             notify_about(booking, staff_member.user_id, "booking_requested")
-    elif series is None:  # a series gets no mail per occurrence
+    else:
         notify_about(booking, booker.id, "booking_confirmed")  # mailed with the .ics
     return booking
 

@@ -30,6 +30,10 @@ MESSAGES = {
         "Your repeating booking of %(resource)s was sent for approval, from %(when)s; "
         "occurrences asked for: %(count)s."
     ),
+    "series_requested_staff": _l(
+        "New repeating booking request for %(resource)s from %(when)s: %(count)s occurrences "
+        "to approve."
+    ),
     "booking_unqualified": _l(
         "The booking of %(resource)s on %(when)s needs the qualification %(qualification)s, "
         "which is no longer valid for it."
@@ -112,6 +116,7 @@ MAIL_TOPICS = {
         _l("For operators: requests, approvals digest, calendar imports and reported problems"),
         (
             "booking_requested",
+            "series_requested_staff",
             "approvals_pending",
             "calendar_import_failed",
             "calendar_conflict",
