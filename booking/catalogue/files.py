@@ -119,37 +119,39 @@ def add_file(
     name = safe_filename(filename, fallback)
     if kind == DOCUMENT and not name.lower().endswith(".pdf"):
         name += ".pdf"
-    lock_row(Resource, resource.id)  # two uploads at once cannot both take the last place
-    count = db.session.scalar(
-        select(func.count(ResourceFile.id)).where(
-            ResourceFile.resource_id == resource.id, ResourceFile.kind == kind
-        )
-    )
-    if count >= (MAX_PHOTOS if kind == PHOTO else MAX_DOCUMENTS):
-        db.session.rollback()  # and let go of the lock
-        raise ServiceError(
-            Problem(
-                "too_many_files",
-                _l("This resource has as many files of this kind as it may."),
-                "file",
-            ),
-            422,
-        )
+    # Stored before the lock is taken: a slow upload (to S3) must not hold the resource's
+    # row, which bookings of it wait for. The file goes again if no row comes to name it
+    # (and sweep_unreferenced_files finds what a killed process left).
     key = storage().put(data)
-    found = ResourceFile(
-        resource_id=resource.id, kind=kind, title=title, filename=name,
-        content_type=content_type, size=len(data), storage_key=key, uploaded_by_id=actor.id,
-    )  # fmt: skip
-    db.session.add(found)
     try:
+        lock_row(Resource, resource.id)  # two uploads at once cannot both take the last place
+        count = db.session.scalar(
+            select(func.count(ResourceFile.id)).where(
+                ResourceFile.resource_id == resource.id, ResourceFile.kind == kind
+            )
+        )
+        if count >= (MAX_PHOTOS if kind == PHOTO else MAX_DOCUMENTS):
+            raise ServiceError(
+                Problem(
+                    "too_many_files",
+                    _l("This resource has as many files of this kind as it may."),
+                    "file",
+                ),
+                422,
+            )
+        found = ResourceFile(
+            resource_id=resource.id, kind=kind, title=title, filename=name,
+            content_type=content_type, size=len(data), storage_key=key, uploaded_by_id=actor.id,
+        )  # fmt: skip
+        db.session.add(found)
         db.session.flush()
         audit.record(
             actor, "resource_file_added", "resource_file", found.id, carrier_id=carrier.id,
             after={"resource": resource.name_zh, "file_kind": kind, "filename": name, "title": title},
         )  # fmt: skip
         db.session.commit()
-    except Exception:
-        db.session.rollback()
+    except BaseException:
+        db.session.rollback()  # and let go of the lock
         storage().delete(key)  # no row, no file
         raise
     return found
