@@ -101,3 +101,25 @@ def test_times_show_in_the_carriers_time_zone(client):
     assert "2026年11月28日 01:30:00" in text(
         client.get(f"/resources/{r1.id}", headers={"Accept-Language": "zh-CN"})
     )
+
+
+def test_translations_follow_the_locale_and_force_locale_within_a_request(app):
+    """booking.extensions.QuickDomain finds the translations by the locale: a mail rendered
+    in its reader's language in the middle of a request (force_locale) reads in that
+    language, and the request's own language comes back after it."""
+    from flask_babel import force_locale, get_translations, gettext, lazy_gettext
+
+    from booking.extensions import QuickDomain, babel
+
+    assert isinstance(babel.domain_instance, QuickDomain)
+    lazy = lazy_gettext("Catalogue")
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        assert (gettext("Catalogue"), str(lazy)) == ("资源目录", "资源目录")
+        template = app.jinja_env.from_string("{{ _('Catalogue') }}")
+        with force_locale("en"):
+            assert (gettext("Catalogue"), template.render()) == ("Catalogue", "Catalogue")
+        assert template.render() == "资源目录"
+        assert get_translations() is get_translations()  # found once, then reused
+    # Another request (its own app context, as each request has): its own language.
+    with app.app_context(), app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert gettext("Catalogue") == "Catalogue"
