@@ -34,9 +34,14 @@ bp = Blueprint("i18n", __name__)
 
 
 def select_locale() -> str:
-    """User preference, then this browser's choice, then Accept-Language, then Chinese."""
+    """User preference, then this browser's choice, then Accept-Language, then Chinese;
+    Accept-Language alone for the API."""
     if not has_request_context():  # CLI, jobs and tests outside a request
         return DEFAULT_LOCALE
+    if request.path.startswith("/api/"):
+        # The API's messages follow Accept-Language (docs/api.md), whatever a browser
+        # session sent along says; nor does an API call sign the session's user in for it.
+        return request.accept_languages.best_match(list(LOCALES)) or DEFAULT_LOCALE
     if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
         return current_user.locale
     chosen = session.get("locale")

@@ -1,5 +1,6 @@
 from booking.accounts.service import create_api_token, revoke_api_token
 from booking.extensions import db
+from tests.conftest import login
 from tests.factories import make_carrier, make_org, make_qualification, make_resource, make_user
 
 
@@ -95,3 +96,28 @@ def test_api_error_messages_follow_accept_language(client):
     assert response.status_code == 401
     assert "API" in response.json["error"]["message"]
     assert response.json["error"]["message"] != "Send an API token: Authorization: Bearer TOKEN."
+
+
+def test_api_messages_follow_accept_language_not_the_browser_session(app, client):
+    """A browser signed in with English saved still gets Chinese from the API when it asks
+    for zh-CN (docs/api.md), and the API call does not sign the session's user in."""
+    from sqlalchemy import event
+
+    user = make_user("eng@example.com")
+    user.locale = "en"
+    db.session.commit()
+    login(client, "eng@example.com")
+    assert "Catalogue" in client.get("/").get_data(as_text=True)  # the page: English
+    statements = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        missing = client.get("/api/v1/resources/999", headers={"Accept-Language": "zh-CN"})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert missing.status_code == 404
+    assert missing.json["error"]["message"] != "Not found."  # in Chinese
+    assert not [s for s in statements if "FROM users" in s]
