@@ -57,8 +57,10 @@ def _commit_when_only_read(exception: BaseException | None) -> None:
     session = db.session()
     if not session.in_transaction() or session.get_bind().dialect.name != "postgresql":
         return
+    if session.new or session.dirty or session.deleted:
+        return  # changes never flushed: left to the rollback, as they always were
     connection = session.connection()
-    if connection.info.get(WROTE, True) or session.new or session.dirty or session.deleted:
+    if connection.info.get(WROTE, True):
         return
     if connection.connection.dbapi_connection.info.transaction_status != TransactionStatus.INTRANS:
         return  # not a healthy open transaction: leave it to the rollback
