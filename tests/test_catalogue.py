@@ -238,3 +238,34 @@ def test_specifications_are_named_in_the_readers_language(client):
     assert "<th>内存</th><td>512 GB</td>" in chinese and "<th>Memory</th>" not in chinese
     assert "<th>Memory</th><td>512 GB</td>" in english
     assert "<th>Voltage</th><td>30 kV</td>" in chinese  # given in one language: as given
+
+
+def test_who_may_open_a_residents_only_resource(client):
+    """visible_resource builds its statement once per shape (works at a carrier or not, in
+    an organisation or not): each shape must still let in exactly who the rule lets in."""
+    from booking.carriers.models import OPERATOR, CarrierStaff
+
+    c, other = make_carrier("CQ01"), make_carrier("CQ02")
+    private = make_resource(c, "Residents XRD", visibility="residents")
+    users = {
+        name: make_user(f"{name}@example.com")
+        for name in ("resident", "elsewhere", "staff", "foreign_staff", "both", "nobody")
+    }
+    make_org("Resident Co", members=[users["resident"]], resident_at=[c])
+    make_org("Elsewhere Co", members=[users["elsewhere"], users["both"]], resident_at=[other])
+    make_org("Nowhere Co", members=[users["nobody"]])
+    for name, carrier in (("staff", c), ("foreign_staff", other), ("both", c)):
+        db.session.add(CarrierStaff(user_id=users[name].id, carrier_id=carrier.id, role=OPERATOR))
+    db.session.commit()
+    expected = {
+        "resident": 200,  # in an organisation resident here
+        "elsewhere": 404,  # in one resident at another carrier
+        "staff": 200,  # works here, in no organisation
+        "foreign_staff": 404,  # works at another carrier
+        "both": 200,  # works here, and in an organisation resident elsewhere
+        "nobody": 404,  # in an organisation resident nowhere
+    }
+    for name, status in expected.items():
+        browser = client.application.test_client()  # a browser of their own
+        login(browser, f"{name}@example.com")
+        assert browser.get(f"/resources/{private.id}").status_code == status, name
