@@ -8,7 +8,8 @@ request afresh: planning was most of a page's time in the database (1.2 ms of th
 COMMIT and ROLLBACK are the same to PostgreSQL (nothing to keep or undo; locks and snapshot
 end either way), and after COMMIT psycopg keeps its prepared statements. A transaction that
 ran anything else (INSERT, UPDATE, DELETE, SET, a failed statement), and every request that
-ended in an unhandled error, still ends with a rollback.
+ended in an unhandled error, still ends with a rollback. The same holds wherever an app
+context ends (a scheduler job, a CLI command): it is a teardown of the app context.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from booking.bookings.models import (
 from booking.catalogue.models import Resource
 from booking.catalogue.signals import resource_retired
 from booking.extensions import db
-from booking.notify.service import notify
+from booking.notify.service import notify, notify_staff
 from booking.orgs.models import MANAGER
 from booking.orgs.service import paying_organisation_of
 from booking.permissions import is_staff_of
@@ -61,6 +61,16 @@ def when_params(resource: Resource, start: datetime) -> dict:
 def notify_about(booking: Booking, user_id: int, kind: str, **extra) -> None:
     notify(
         user_id,
+        kind,
+        {**when_params(booking.resource, booking.start_at), **extra},
+        link=f"/bookings/{booking.id}",
+    )
+
+
+def notify_staff_about(booking: Booking, kind: str, **extra) -> None:
+    """notify_about for every operator of the booking's carrier (notify.notify_staff)."""
+    notify_staff(
+        booking.resource.carrier,
         kind,
         {**when_params(booking.resource, booking.start_at), **extra},
         link=f"/bookings/{booking.id}",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.bookings import rules
-from booking.bookings.lifecycle import notify_about
+from booking.bookings.lifecycle import notify_about, notify_staff_about
 from booking.bookings.models import CANCELLED, HOLDING, REQUESTED, Booking, BookingSeries
 from booking.bookings.rules import Holding, ResourcePolicy
 from booking.bookings.service import (
@@ -143,10 +143,7 @@ def create_series(
         kind = "series_requested" if first.status == REQUESTED else "series_confirmed"
         notify_about(first, user.id, kind, count=len(booked))
         if first.status == REQUESTED:  # and one for each operator, not one per occurrence
-            for staff_member in resource.carrier.staff:
-                notify_about(
-                    first, staff_member.user_id, "series_requested_staff", count=len(booked)
-                )
+            notify_staff_about(first, "series_requested_staff", count=len(booked))
         db.session.commit()
     return series, occurrences
 

@@ -29,6 +29,7 @@ from booking.bookings.lifecycle import (  # noqa: F401 - one public surface
     can_see,
     check_action,
     notify_about,
+    notify_staff_about,
     paying_organisation_id,
     record_event,
     require_operator,
@@ -193,13 +194,11 @@ def book_locked(
     emit("booking.created", resource.carrier_id, booking_data(booking))
     if from_offer is not None:
         from_offer.status, from_offer.booking_id = ACCEPTED, booking.id
-    if series is not None:
-        pass  # a series is told once, as a whole, to the booker and to the operators
-    elif status == REQUESTED:
-        for staff_member in resource.carrier.staff:
-            notify_about(booking, staff_member.user_id, "booking_requested")
-    else:
-        notify_about(booking, booker.id, "booking_confirmed")  # mailed with the .ics
+    if series is None:  # a series is told once, as a whole (series.create_series)
+        if status == REQUESTED:
+            notify_staff_about(booking, "booking_requested")
+        else:
+            notify_about(booking, booker.id, "booking_confirmed")  # mailed with the .ics
     return booking
 
 

@@ -47,8 +47,7 @@ def visible_resources_query(
 ) -> Select:
     """Active resources this person may see: public ones, plus residents-only ones of carriers
     where one of their organisations is resident or where they work."""
-    operated, member_of = sorted(operated_carrier_ids(user)), member_organisation_ids(user)
-    stmt = select(Resource).join(Carrier).where(_visible(operated, member_of))
+    stmt = select(Resource).join(Carrier).where(_visible(*_standing(user)))
     if kind:
         stmt = stmt.where(Resource.kind == kind)
     if carrier_code:
@@ -98,6 +97,12 @@ def search_catalogue(
     return list(db.session.scalars(stmt).unique())
 
 
+def _standing(user: User | None) -> tuple[list[int], list[int]]:
+    """What the visibility rule asks of a person: the carriers they work at and their
+    organisations (both loaded with the sign-in)."""
+    return sorted(operated_carrier_ids(user)), member_organisation_ids(user)
+
+
 def _visible(operated, member_of):
     """The visibility rule: active, and public or of a carrier where the user works
     (`operated`) or where one of their organisations is resident (`member_of`, in the same
@@ -138,7 +143,7 @@ def may_see(user: User | None, resource: Resource) -> bool:
 
 def visible_resource(user: User | None, resource_id: int) -> Resource:
     """One resource if this person may see it; otherwise not found (private ones included)."""
-    operated, member_of = sorted(operated_carrier_ids(user)), member_organisation_ids(user)
+    operated, member_of = _standing(user)
     stmt = _visible_resource_statement(bool(operated), bool(member_of))
     values = {"resource_id": resource_id, "operated": operated, "member_of": member_of}
     resource = db.session.scalars(stmt, values).unique().first()

@@ -12,6 +12,7 @@ from booking.accounts.models import User
 from booking.extensions import db
 from booking.orgs.models import Project
 from booking.orgs.service import organisation_for_manager
+from booking.permissions import member_organisation_ids
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.text_rules import MAX_PROJECT, plain_text_problems
@@ -29,7 +30,7 @@ def projects_of(organisation_id: int | None, *, active_only: bool = True) -> lis
 def projects_of_user(user: User) -> list[Project]:
     """The active projects of every organisation the user belongs to (the booking form's
     suggestions), by the memberships the sign-in loaded."""
-    member_of = sorted({m.organisation_id for m in user.memberships})
+    member_of = member_organisation_ids(user)
     if not member_of:
         return []
     return list(db.session.scalars(_active_projects_statement(), {"member_of": member_of}))
