@@ -32,7 +32,9 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'booking.db'}"
     )
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # No pool_pre_ping: on PostgreSQL booking.liveness checks a pooled connection without a
+    # round trip; a SQLite file has no connection to lose.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # PostgreSQL connections kept by each process (gunicorn worker, scheduler): a worker with
     # N threads needs N at most; workers × (size + overflow) must stay under the server's
     # max_connections (or PgBouncer's pool). See docs/deploy.md "Scale-out".

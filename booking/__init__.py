@@ -29,7 +29,7 @@ def create_app(overrides: dict | None = None) -> Flask:
             "feeds is built from it."
         )
 
-    from booking import errors, i18n, security, transaction_end
+    from booking import autocommit_reads, errors, i18n, liveness, security, transaction_end  # noqa: F401
     from booking.extensions import babel, csrf, db, login_manager, migrate
 
     _pool_options(app)
@@ -291,13 +291,12 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 @event.listens_for(Engine, "begin")
 def _sqlite_begin(conn):
     if conn.dialect.name == "sqlite":
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return  # asked for no transaction at all
         immediate = conn.get_execution_options().get("sqlite_immediate")
         if immediate is None:
             immediate = _may_write()
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _may_write() -> bool:
@@ -310,6 +309,8 @@ def _may_write() -> bool:
     of the CLI and the scheduler. Reads of GET requests stay deferred and never wait (WAL);
     a GET that must write asks for it explicitly (booking.locking.begin_write)."""
     from flask import current_app, has_app_context, has_request_context, request
+
+    from booking.security import SAFE_METHODS
 
     if has_request_context():
         return request.method not in SAFE_METHODS

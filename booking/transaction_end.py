@@ -58,6 +58,8 @@ def _commit_when_only_read(exception: BaseException | None) -> None:
     session = db.session()
     if not session.in_transaction() or session.get_bind().dialect.name != "postgresql":
         return
+    if not session.get_transaction().is_active:
+        return  # a failed flush deactivated it: only a rollback may follow
     if session.new or session.dirty or session.deleted:
         return  # changes never flushed: left to the rollback, as they always were
     connection = session.connection()
