@@ -1,14 +1,18 @@
 """Page benchmark (#15): the week view of a resource and the 4-week availability API,
 in-process through the test client with a signed-in engineer, on SQLite and PostgreSQL.
 
-Prints median and p95 per request and the statements each one makes. Run with `make bench`
+Prints median and p95 per request and the statements each one makes. The two databases are
+measured in alternating blocks, so that both figures come from the same minutes of this
+noisy VM. Run with `make bench`
 (all benchmarks) or `make bench-pages` (this one).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,7 +22,7 @@ from sqlalchemy import event
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import bench_targets, fresh_database, machine_line, timed  # noqa: E402
+from bench.run import bench_targets, fresh_database, machine_line, percentile  # noqa: E402
 from booking import create_app  # noqa: E402
 from booking.extensions import db  # noqa: E402
 
@@ -26,7 +30,9 @@ ROUNDS = int(os.environ.get("BENCH_PAGE_ROUNDS", "200"))
 SH = ZoneInfo("Asia/Shanghai")
 
 
-def page_benchmark(url: str) -> dict:
+def prepared_pages(url: str) -> dict:
+    """A database filled for the benchmark, and its two requests as callables, each with the
+    number of statements it makes."""
     from flask_migrate import upgrade
 
     from booking.accounts.service import create_api_token
@@ -73,14 +79,36 @@ def page_benchmark(url: str) -> dict:
     def availability(_):
         assert client.get(api, headers=headers).status_code == 200
 
-    figures = {}
+    requests = {}
     for name, fn in (("week", page), ("availability", availability)):
-        figures[name] = timed(fn, ROUNDS)
+        fn(None)  # warm up: sign-in, prepared statements, template cache
         event.listen(engine, "before_cursor_execute", count)
         fn(None)
         event.remove(engine, "before_cursor_execute", count)
-        figures[name]["statements"] = len(counted)
+        requests[name] = (fn, len(counted))
         counted.clear()
+    return requests
+
+
+def interleaved_figures(prepared: dict[str, dict], block: int = 20) -> dict[str, dict]:
+    """Latencies of each database's requests, measured in alternating blocks of `block`
+    requests: this VM's speed drifts by a third within minutes, and measuring one database
+    after the other compared two different machines."""
+    samples = {(base, name): [] for base, requests in prepared.items() for name in requests}
+    while min(len(v) for v in samples.values()) < ROUNDS:
+        for (base, name), taken in samples.items():
+            fn = prepared[base][name][0]
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn(None)
+                taken.append((time.perf_counter() - t0) * 1000)
+    figures: dict[str, dict] = {base: {} for base in prepared}
+    for (base, name), taken in samples.items():
+        figures[base][name] = {
+            "median_ms": statistics.median(taken),
+            "p95_ms": percentile(taken, 95),
+            "statements": prepared[base][name][1],
+        }
     return figures
 
 
@@ -97,8 +125,9 @@ def print_page_figures(name: str, figures: dict) -> None:
 
 def main() -> None:
     print(machine_line())
-    for name, url in bench_targets().items():
-        print_page_figures(name, page_benchmark(url))
+    prepared = {name: prepared_pages(url) for name, url in bench_targets().items()}
+    for name, figures in interleaved_figures(prepared).items():
+        print_page_figures(name, figures)
 
 
 if __name__ == "__main__":

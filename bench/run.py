@@ -573,7 +573,7 @@ def bench_targets() -> dict[str, str]:
 
 def main() -> None:
     from bench.feeds import feed_benchmark, print_feed_figures
-    from bench.pages import page_benchmark, print_page_figures
+    from bench.pages import interleaved_figures, prepared_pages, print_page_figures
     from bench.reports import print_report_figures, report_benchmark
 
     targets = bench_targets()
@@ -590,8 +590,9 @@ def main() -> None:
         )
     for name, url in targets.items():
         print_feed_figures(name, feed_benchmark(url))
-    for name, url in targets.items():
-        print_page_figures(name, page_benchmark(url))
+    pages = {name: prepared_pages(url) for name, url in targets.items()}
+    for name, figures in interleaved_figures(pages).items():
+        print_page_figures(name, figures)
     for name, url in targets.items():
         i = invoice_benchmark(url)
         print(
