@@ -4,8 +4,9 @@ PostgreSQL runs at READ COMMITTED here (its default; nothing in the application 
 except read_snapshot, which asks for its own level). At that level every statement takes its
 own snapshot, in a transaction or not, so a transaction that only reads sees exactly what the
 same reads in autocommit see. All it adds is two round trips, BEGIN and COMMIT, each with the
-driver's work around it: 7 % of the week page and 17 % of the availability API (docs/
-benchmarks.md). A transaction is still needed where something is written or locked.
+driver's work around it: about 4 % of the week page and 12 % of the availability API in an
+A/B run (docs/benchmarks.md). A transaction is still needed where something is written or
+locked.
 
 So the connection of a safe request (GET, HEAD, OPTIONS) starts each transaction in psycopg's
 autocommit mode, unless that transaction asked for an isolation level of its own. Before the
