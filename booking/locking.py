@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload
 
 from booking.catalogue.models import Resource
 from booking.extensions import db
+from booking.webhooks.events import anyone_listens, note_listeners
 
 
 def begin_write() -> None:
@@ -51,10 +52,12 @@ def read_snapshot() -> None:
 
 
 def lock_resource(resource_id: int) -> Resource | None:
-    """Lock the resource and read it afresh (with its opening hours) in one statement."""
+    """Lock the resource and read it afresh in one statement: with its opening hours, and
+    with whether any webhook endpoint listens to its carrier (every use case that locks a
+    resource emits an event; knowing that nobody listens spares emit its own statement)."""
     session = db.session()
     query = (
-        select(Resource)
+        select(Resource, anyone_listens(Resource.carrier_id))
         .options(joinedload(Resource.opening_hours))
         .where(Resource.id == resource_id)
         .execution_options(populate_existing=True)
@@ -64,7 +67,12 @@ def lock_resource(resource_id: int) -> Resource | None:
     else:
         # FOR UPDATE OF resources: the carrier and qualification joined in stay unlocked.
         query = query.with_for_update(of=Resource)
-    return session.scalars(query).unique().first()
+    row = session.execute(query).unique().first()
+    if row is None:
+        return None
+    resource, listening = row
+    note_listeners(resource.carrier_id, bool(listening))
+    return resource
 
 
 @contextmanager

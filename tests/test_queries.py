@@ -2,7 +2,7 @@
 
 from contextlib import contextmanager
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from booking.extensions import db
 from tests.conftest import login
@@ -142,10 +142,11 @@ def test_the_approval_queue_reads_the_same_facts_with_a_constant_number_of_queri
     assert {item["qualified"] for item in queue} == {True, False}
 
 
-def test_a_booking_is_made_in_seven_statements(app, client):
+def test_a_booking_is_made_in_six_statements(app, client):
     """POST /api/v1/bookings: the token with its user, memberships and roles; the resource
-    locked and read with its opening hours; the facts on the resource in one union; the
-    booking; its history entry; the webhook endpoints; the confirmation. Then the commit."""
+    locked and read with its opening hours and whether a webhook endpoint listens; the facts
+    on the resource in one union; the booking; its history entry; the confirmation. Then the
+    commit. With an endpoint listening, its look-up and the delivery come on top."""
     from booking.accounts.service import create_api_token
     from tests.booking_helpers import at, next_monday
 
@@ -166,4 +167,77 @@ def test_a_booking_is_made_in_seven_statements(app, client):
         with count_queries() as statements:
             assert client.post("/api/v1/bookings", json=body, headers=headers).status_code == 201
         counts.append([s.split()[0] for s in statements if not s.startswith("BEGIN")])
-    assert counts[1] == counts[2] == ["SELECT"] * 3 + ["INSERT"] * 2 + ["SELECT", "INSERT"]
+    assert counts[1] == counts[2] == ["SELECT"] * 3 + ["INSERT"] * 3
+
+
+def test_a_booking_asks_for_webhook_endpoints_only_when_one_listens(app, client):
+    """The lock's statement reads whether an active endpoint of the carrier or the platform
+    exists; only then does emit look them up and queue a delivery. One of another carrier,
+    or an inactive one, changes nothing."""
+    from booking.accounts.service import create_api_token
+    from booking.webhooks.models import WebhookDelivery, WebhookEndpoint
+    from tests.booking_helpers import at, next_monday
+
+    carrier, other = make_carrier("CQ01"), make_carrier("CQ02")
+    sem = make_resource(carrier, "SEM")
+    user = make_user("e@example.com")
+    make_org("O", members=[user])
+    token = create_api_token(user, "t")[1]
+    m, resource_id = next_monday(), sem.id
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def endpoint(carrier_id, active=True):
+        db.session.add(
+            WebhookEndpoint(
+                carrier_id=carrier_id,
+                url="https://hooks.example.com/x",
+                secret="s",
+                events=["booking.created"],
+                active=active,
+            )
+        )
+        db.session.commit()
+
+    def book(hour):
+        body = {"resource_id": resource_id, "start": at(m, hour).isoformat()}
+        body["end"] = at(m, hour + 1).isoformat()
+        with count_queries() as statements:
+            assert client.post("/api/v1/bookings", json=body, headers=headers).status_code == 201
+        looked_up = sum(
+            "FROM webhook_endpoints" in s and s.startswith("SELECT webhook") for s in statements
+        )
+        return looked_up, db.session.scalar(select(func.count(WebhookDelivery.id)))
+
+    endpoint(other.id)
+    endpoint(None, active=False)
+    assert book(9) == (0, 0)
+    endpoint(None)  # the platform's: hears every carrier
+    assert book(11) == (1, 1)
+    endpoint(carrier.id)
+    assert book(14) == (1, 3)
+
+
+def test_what_a_lock_read_of_the_listeners_lasts_only_its_transaction(app):
+    """A scheduler or CLI session lives across transactions: an endpoint added after the
+    lock's transaction ended hears the next event."""
+    from booking.locking import lock_resource
+    from booking.webhooks.events import emit
+    from booking.webhooks.models import WebhookEndpoint
+
+    carrier = make_carrier("CQ01")
+    sem = make_resource(carrier, "SEM")
+    db.session.commit()
+    lock_resource(sem.id)
+    assert emit("booking.created", carrier.id, {"id": 0}) == 0
+    db.session.commit()
+    db.session.add(
+        WebhookEndpoint(
+            carrier_id=carrier.id,
+            url="https://hooks.example.com/x",
+            secret="s",
+            events=["booking.created"],
+        )
+    )
+    db.session.commit()
+    assert emit("booking.created", carrier.id, {"id": 0}) == 1
+    db.session.rollback()

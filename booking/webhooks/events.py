@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import or_, select
+from sqlalchemy import event as orm_events
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from booking.extensions import db
 from booking.types import utcnow
@@ -23,15 +26,45 @@ EVENTS = (
 )
 
 
+# Carriers known, in the session's current transaction, to have no active endpoint (their own
+# or the platform's): the statement that locked a carrier's resource read it along.
+NOBODY_LISTENS = "booking_webhooks_nobody_listens"
+
+
+def _listening(carrier_id):
+    return (
+        WebhookEndpoint.active.is_(True),
+        or_(WebhookEndpoint.carrier_id.is_(None), WebhookEndpoint.carrier_id == carrier_id),
+    )
+
+
+def anyone_listens(carrier_id_column) -> ColumnElement[bool]:
+    """Whether an active endpoint may want the carrier's events: a column for a statement
+    that reads the carrier anyway (locking.lock_resource), so that emit need not ask."""
+    return exists().where(*_listening(carrier_id_column))
+
+
+def note_listeners(carrier_id: int, listening: bool) -> None:
+    nobody = db.session.info.setdefault(NOBODY_LISTENS, set())
+    if listening:
+        nobody.discard(carrier_id)
+    else:
+        nobody.add(carrier_id)
+
+
+@orm_events.listens_for(Session, "after_transaction_end")
+def _forget_listeners(session, transaction) -> None:
+    # Only as long as the transaction that read it: an endpoint added later counts from then.
+    if transaction.parent is None:
+        session.info.pop(NOBODY_LISTENS, None)
+
+
 def emit(event: str, carrier_id: int | None, data: dict) -> int:
     """Queue `event` for every active endpoint of the carrier (and of the platform) that asked
     for it, in the caller's transaction: the caller commits, or nothing is ever sent."""
-    endpoints = db.session.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.active.is_(True),
-            or_(WebhookEndpoint.carrier_id.is_(None), WebhookEndpoint.carrier_id == carrier_id),
-        )
-    ).all()
+    if carrier_id in db.session.info.get(NOBODY_LISTENS, ()):
+        return 0  # read with the resource's lock in this transaction: no statement needed
+    endpoints = db.session.scalars(select(WebhookEndpoint).where(*_listening(carrier_id))).all()
     queued = 0
     for endpoint in endpoints:
         if event not in (endpoint.events or []):
