@@ -170,12 +170,28 @@ def test_a_booking_is_made_in_six_statements(app, client):
     assert counts[1] == counts[2] == ["SELECT"] * 3 + ["INSERT"] * 3
 
 
+def endpoint(carrier_id: int | None, active: bool = True) -> None:
+    """A webhook endpoint for booking.created, of a carrier or (None) of the platform."""
+    from booking.webhooks.models import WebhookEndpoint
+
+    db.session.add(
+        WebhookEndpoint(
+            carrier_id=carrier_id,
+            url="https://hooks.example.com/x",
+            secret="s",
+            events=["booking.created"],
+            active=active,
+        )
+    )
+    db.session.commit()
+
+
 def test_a_booking_asks_for_webhook_endpoints_only_when_one_listens(app, client):
     """The lock's statement reads whether an active endpoint of the carrier or the platform
     exists; only then does emit look them up and queue a delivery. One of another carrier,
     or an inactive one, changes nothing."""
     from booking.accounts.service import create_api_token
-    from booking.webhooks.models import WebhookDelivery, WebhookEndpoint
+    from booking.webhooks.models import WebhookDelivery
     from tests.booking_helpers import at, next_monday
 
     carrier, other = make_carrier("CQ01"), make_carrier("CQ02")
@@ -185,18 +201,6 @@ def test_a_booking_asks_for_webhook_endpoints_only_when_one_listens(app, client)
     token = create_api_token(user, "t")[1]
     m, resource_id = next_monday(), sem.id
     headers = {"Authorization": f"Bearer {token}"}
-
-    def endpoint(carrier_id, active=True):
-        db.session.add(
-            WebhookEndpoint(
-                carrier_id=carrier_id,
-                url="https://hooks.example.com/x",
-                secret="s",
-                events=["booking.created"],
-                active=active,
-            )
-        )
-        db.session.commit()
 
     def book(hour):
         body = {"resource_id": resource_id, "start": at(m, hour).isoformat()}
@@ -222,7 +226,6 @@ def test_what_a_lock_read_of_the_listeners_lasts_only_its_transaction(app):
     lock's transaction ended hears the next event."""
     from booking.locking import lock_resource
     from booking.webhooks.events import emit
-    from booking.webhooks.models import WebhookEndpoint
 
     carrier = make_carrier("CQ01")
     sem = make_resource(carrier, "SEM")
@@ -230,14 +233,6 @@ def test_what_a_lock_read_of_the_listeners_lasts_only_its_transaction(app):
     lock_resource(sem.id)
     assert emit("booking.created", carrier.id, {"id": 0}) == 0
     db.session.commit()
-    db.session.add(
-        WebhookEndpoint(
-            carrier_id=carrier.id,
-            url="https://hooks.example.com/x",
-            secret="s",
-            events=["booking.created"],
-        )
-    )
-    db.session.commit()
+    endpoint(carrier.id)
     assert emit("booking.created", carrier.id, {"id": 0}) == 1
     db.session.rollback()
