@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
 from booking.security import SAFE_METHODS
+from booking.transaction_end import is_select
 
 _LOCKING = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b", re.I)
 
@@ -39,7 +40,7 @@ _LOCKING = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b
 def is_plain_read(statement: str) -> bool:
     """A SELECT that takes no row locks. Anything else (WITH …, a comment first) counts as
     a write: the cost of being wrong that way is only a transaction."""
-    return statement.lstrip()[:6].upper() == "SELECT" and _LOCKING.search(statement) is None
+    return is_select(statement) and _LOCKING.search(statement) is None
 
 
 def _reads_in_autocommit() -> bool:

@@ -28,6 +28,12 @@ WROTE = "booking_transaction_wrote"  # in the connection's info, from BEGIN to i
 log = logging.getLogger(__name__)
 
 
+def is_select(statement: str) -> bool:
+    """A statement that starts with SELECT (anything else, WITH … or a comment first, counts
+    as a write: the cost of being wrong that way is only a rollback or a transaction)."""
+    return statement.lstrip()[:6].upper() == "SELECT"
+
+
 @event.listens_for(Engine, "begin")
 def _nothing_written_yet(conn) -> None:
     conn.info[WROTE] = False
@@ -35,7 +41,7 @@ def _nothing_written_yet(conn) -> None:
 
 @event.listens_for(Engine, "before_cursor_execute")
 def _note_writes(conn, cursor, statement, parameters, context, executemany) -> None:
-    if not conn.info.get(WROTE) and statement.lstrip()[:6].upper() != "SELECT":
+    if not conn.info.get(WROTE) and not is_select(statement):
         conn.info[WROTE] = True
 
 
