@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, func, insert, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.floor import FLOOR_TABLE  # noqa: E402
 from booking import create_app  # noqa: E402
 from booking.extensions import db  # noqa: E402
 
@@ -250,6 +251,94 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _postgres_cpu_seconds() -> float | None:
+    """CPU time used so far by every PostgreSQL process of this machine (Linux's /proc), or
+    None where there is no /proc to read."""
+    total = 0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            line = stat.read_text()
+        except OSError:
+            continue  # a process that ended meanwhile
+        name, _, rest = line.partition(" (")[2].rpartition(") ")
+        if name == "postgres":
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])  # utime and stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def request_costs(app, token: str, resource_id: int, first_start: datetime, rounds: int = 400):
+    """CPU per request in process (Flask's test client, so no HTTP, no gunicorn, no client):
+    the application's, from this process's CPU clock, and PostgreSQL's, from its processes'
+    CPU clocks (0 where there is no /proc). For /healthz, the floor (bench/floor.py) and a booking
+    through the API, each after a warm-up. These say where a booking's cost lies; the
+    throughput run says what the machine makes of it."""
+    from bench.floor import with_floor
+
+    with_floor(app)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    hours = iter(range(10**6))  # a new slot for every booking: none is refused
+
+    def healthz():
+        assert client.get("/healthz").status_code == 200
+
+    def floor():
+        assert client.post("/bench/floor", json={}, headers=headers).status_code == 201
+
+    def booking():
+        start = first_start + timedelta(hours=next(hours))
+        span = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+        response = client.post(
+            "/api/v1/bookings", json={"resource_id": resource_id, **span}, headers=headers
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+
+    costs = {}
+    for name, call in (("healthz", healthz), ("floor", floor), ("booking", booking)):
+        for _ in range(50):
+            call()
+        database_before, before = _postgres_cpu_seconds(), time.process_time()
+        for _ in range(rounds):
+            call()
+        app_ms = (time.process_time() - before) / rounds * 1000
+        database_after = _postgres_cpu_seconds()
+        database_ms = (
+            (database_after - database_before) / rounds * 1000
+            if database_before is not None and database_after is not None
+            else 0.0
+        )
+        costs[name] = {"app_ms": app_ms, "database_ms": database_ms}
+    return costs
+
+
+def booking_budget(costs: dict, floor_ratio: float, target: float = 0.25) -> dict:
+    """What the target asks of a booking's cost in process, from the floor's measured ratio.
+
+    Every request through gunicorn also costs some CPU outside the application (HTTP on both
+    sides, gunicorn, the benchmark's own client): call it h. On a machine whose cores are all
+    busy, throughput is inversely proportional to CPU per request, so the floor's ratio r to
+    /healthz is (h + healthz) / (h + floor), which gives h. A booking reaches `target` when
+    h + booking <= (h + healthz) / target."""
+
+    def total(name):
+        return costs[name]["app_ms"] + costs[name]["database_ms"]
+
+    healthz, floor = total("healthz"), total("floor")
+    outside = max(0.0, (floor_ratio * floor - healthz) / (1 - floor_ratio))
+    return {
+        "outside_ms": outside,
+        "booking_budget_ms": (outside + healthz) / target - outside,
+        "booking_cost_ms": total("booking"),
+        # The same model run forwards: the ratio these costs predict, to check it against the
+        # measured one.
+        "predicted_ratio": (outside + healthz) / (outside + total("booking")),
+    }
+
+
 def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
     """Each client books its own free slots (no conflicts) as fast as it can; then the
     same clients hit /healthz. Double bookings are counted from the database afterwards."""
@@ -261,7 +350,7 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
     from booking.orgs.models import Membership, Organisation
 
     fresh_database(url)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "RATELIMIT_ENABLED": False})
     from flask_migrate import upgrade
 
     with app.app_context():
@@ -284,7 +373,8 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
         )
         resource = Resource(name_en="GPU farm", **terms)
         own = [Resource(name_en=f"GPU {i}", **terms) for i in range(clients)]
-        db.session.add_all([resource, *own])
+        in_process = Resource(name_en="GPU measured in process", **terms)
+        db.session.add_all([resource, *own, in_process])
         tokens = []
         for i in range(clients):
             user = User(email=f"tp{i}@example.com", display_name=f"TP {i}", password_hash="x")
@@ -292,12 +382,15 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
             db.session.flush()
             db.session.add(Membership(user_id=user.id, organisation_id=org.id, role="member"))
             tokens.append(create_api_token(user, "bench")[1])
-        db.session.execute(
-            text("CREATE TABLE bench_floor (id BIGSERIAL PRIMARY KEY, user_id INTEGER NOT NULL)")
-        )
+        db.session.execute(text(FLOOR_TABLE))
         db.session.commit()
         resource_id = resource.id
         own_ids = [r.id for r in own]
+        in_process_id = in_process.id
+    start_day = datetime.now(SH).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        days=2
+    )
+    costs = request_costs(app, tokens[0], in_process_id, start_day)
     port = _free_port()
     env = {
         **os.environ,
@@ -332,9 +425,6 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
         except OSError:
             time.sleep(0.1)
     try:
-        start_day = datetime.now(SH).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
-            days=2
-        )
         lock = threading.Lock()
 
         def run(shared: bool) -> tuple[dict, float]:
@@ -441,7 +531,10 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
     requests_per_s = (counters["booked"] + counters["refused"]) / elapsed
     trivial_per_s = trivial["n"] / trivial_elapsed
     own_per_s = own_counters["booked"] / own_elapsed
+    floor_ratio = floor["n"] / floor_elapsed / trivial_per_s
     return {
+        "costs": costs,
+        **booking_budget(costs, floor_ratio),
         "workers": int(workers),
         "clients": clients,
         **counters,
@@ -452,7 +545,7 @@ def throughput(url: str, clients: int = 16, seconds: float = 10.0) -> dict:
         "healthz_per_s": trivial_per_s,
         "floor_per_s": floor["n"] / floor_elapsed,
         "floor_errors": floor["errors"],
-        "floor_ratio": floor["n"] / floor_elapsed / trivial_per_s,
+        "floor_ratio": floor_ratio,
         "ratio": requests_per_s / trivial_per_s,
         "own_ratio": own_per_s / trivial_per_s,
         "slots_over_capacity": over,
@@ -619,6 +712,22 @@ def main() -> None:
             f"[postgresql] floor: token sign-in, one insert and a commit: {t['floor_per_s']:.0f} req/s "
             f"({t['floor_errors']} errors); ratio to /healthz {t['floor_ratio']:.3f} (a booking cannot do better)"
         )
+        print_booking_costs(t)
+
+
+def print_booking_costs(t: dict) -> None:
+    c = t["costs"]
+    each = "; ".join(
+        f"{name} {c[key]['app_ms']:.2f} + {c[key]['database_ms']:.2f} ms"
+        for name, key in (("/healthz", "healthz"), ("floor", "floor"), ("booking", "booking"))
+    )
+    print(f"[postgresql] CPU per request in process (application + PostgreSQL): {each}")
+    print(
+        f"[postgresql] so a request through gunicorn costs about {t['outside_ms']:.2f} ms outside "
+        f"the application, and a ratio of 0.25 needs a booking of at most "
+        f"{t['booking_budget_ms']:.2f} ms in process; it takes {t['booking_cost_ms']:.2f} ms "
+        f"(which predicts a ratio of {t['predicted_ratio']:.3f}; measured {t['own_ratio']:.3f})"
+    )
 
 
 if __name__ == "__main__":
