@@ -3,6 +3,7 @@
 from functools import cached_property
 
 from babel.support import NullTranslations
+from flask import g
 from flask_babel import Babel, Domain, get_locale
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -49,7 +50,14 @@ class QuickDomain(Domain):
         self._by_locale: dict = {}
 
     def get_translations(self):
-        locale = get_locale()
+        try:
+            # Where Flask-Babel keeps the locale it chose for this request (or the one a
+            # force_locale block set): its get_locale() finds the context three times a call.
+            locale = g._flask_babel.babel_locale
+        except (AttributeError, RuntimeError):
+            locale = None  # not chosen yet in this request, or no context at all
+        if locale is None:  # also after a force_locale block that came first: it leaves None
+            locale = get_locale()
         if locale is None:  # outside a request or app context, as Flask-Babel does
             return NullTranslations()
         found = self._by_locale.get(locale)
@@ -62,6 +70,22 @@ class QuickBabel(Babel):
     @cached_property
     def domain_instance(self):
         return QuickDomain(domain=self.domain)
+
+    def init_app(self, app, *args, **kwargs):
+        super().init_app(app, *args, **kwargs)
+
+        # The templates' _() and friends ask the domain directly: Flask-Babel's own find the
+        # domain through the request context on every call (a page makes about ninety).
+        def translations():
+            return self.domain_instance.get_translations()
+
+        app.jinja_env.install_gettext_callables(
+            gettext=lambda s: translations().ugettext(s),
+            ngettext=lambda s, p, n: translations().ungettext(s, p, n),
+            pgettext=lambda c, s: translations().upgettext(c, s),
+            npgettext=lambda c, s, p, n: translations().unpgettext(c, s, p, n),
+            newstyle=True,
+        )
 
 
 babel = QuickBabel()
