@@ -728,6 +728,12 @@ def print_booking_costs(t: dict) -> None:
         f"{t['booking_budget_ms']:.2f} ms in process; it takes {t['booking_cost_ms']:.2f} ms "
         f"(which predicts a ratio of {t['predicted_ratio']:.3f}; measured {t['own_ratio']:.3f})"
     )
+    # What a restated target could name (docs/decisions.md): bookings against the floor.
+    print(
+        f"[postgresql] bookings against the floor: {t['own_bookings_per_s'] / t['floor_per_s']:.2f} "
+        f"(each client its own resource), {t['booking_requests_per_s'] / t['floor_per_s']:.2f} "
+        f"(one shared resource)"
+    )
 
 
 if __name__ == "__main__":
