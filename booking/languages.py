@@ -21,6 +21,13 @@ LOCALES = {"zh": "中文", "en": "English"}
 DEFAULT_LOCALE = "zh"
 
 
+def spoken_locale(stored: str | None) -> str:
+    """A stored language (a user's, an outgoing mail's) if the platform speaks it, else the
+    default: a language no longer offered, or one written into the database by hand, must
+    not stop that person's mail (select_locale does the same for pages)."""
+    return stored if stored in LOCALES else DEFAULT_LOCALE
+
+
 def current_locale() -> str:
     try:
         locale = get_locale()

@@ -13,6 +13,7 @@ from email.utils import formatdate
 from flask import current_app
 
 from booking.extensions import db
+from booking.languages import spoken_locale
 from booking.notify.models import OutgoingMail
 
 
@@ -37,7 +38,7 @@ def build_message(
 def queue_mail(kind: str, to: str, locale: str, params: dict):
     """Put a mail to an address in the outbox (in the caller's transaction): its kind and the
     data it shows; booking.notify.compose renders it when the mail job sends it."""
-    mail = OutgoingMail(kind=kind, to_address=to, locale=locale or "zh", params=params)
+    mail = OutgoingMail(kind=kind, to_address=to, locale=spoken_locale(locale), params=params)
     db.session.add(mail)
     return mail
 

@@ -127,6 +127,17 @@ def test_requested_bookings_are_tentative(client, world):
     assert str(events[f"booking-{pending.id}@booking.local"]["STATUS"]) == "TENTATIVE"
 
 
+def test_a_feed_of_someone_whose_stored_language_is_not_spoken_is_in_chinese(client, world):
+    """A users row can hold a language the platform no longer offers: the feed is still
+    served, in the default language, rather than failing on it."""
+    world["eng"].locale = "xx"
+    db.session.commit()
+    _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
+    response = client.get(service.feed_url(secret))
+    assert response.status_code == 200
+    assert "预约" in response.get_data(as_text=True)
+
+
 def test_uids_stable_sequence_rises_and_cancellations_stay(client, world):
     _token, secret = service.create_feed(world["eng"], "user", world["eng"].id)
     first = {str(e["UID"]): e for e in vevents(fetch(client, service.feed_url(secret)).data)}

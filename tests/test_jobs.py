@@ -220,6 +220,28 @@ def test_notifications_are_mailed_after_commit_in_the_recipients_language(app, s
     del BytesParser, policy
 
 
+def test_a_stored_language_the_platform_does_not_speak_still_gets_its_mail(app, site, smtp_inbox):
+    """Every form refuses an unknown language, but a users row can hold one the platform no
+    longer offers, or one written by hand: the page falls back to Chinese, and so must the
+    mail (it failed to build, and the person was never told). A direct mail queued with such
+    a language too."""
+    from booking.mail import queue_mail
+
+    site["op"].locale, site["eng"].locale = "xx", "qq"
+    db.session.commit()
+    line_booking = bookings.create_booking(
+        site["eng"], site["line"].id, at(site["m"], 9), at(site["m"], 12)
+    )
+    bookings.approve_booking(site["op"], line_booking.id)  # mailed with its .ics
+    queue_mail("password_reset", "op@example.com", "tlh", {"name": "Op", "link": "https://x/y"})
+    db.session.commit()
+    assert jobs.run_job("mail").startswith("3 sent")
+    subjects = sorted(str(m["Subject"]) for r, m in smtp_inbox.messages)
+    assert [s[:6] for s in subjects] == ["共享预约平台"] * 2 + ["重置您的密码"], subjects
+    approval = next(m for r, m in smtp_inbox.messages if r == ["eng@example.com"])
+    assert "text/calendar" in {p.get_content_type() for p in approval.walk()}
+
+
 def test_a_rolled_back_booking_mails_nothing_and_smtp_failures_are_retried(app, site):
     from booking.notify.models import Notification
 

@@ -24,7 +24,7 @@ from booking.accounts.rules import (
 )
 from booking.extensions import db
 from booking.inputs import as_id
-from booking.languages import LOCALES
+from booking.languages import LOCALES, spoken_locale
 from booking.links import absolute_url
 from booking.locking import begin_write
 from booking.mail import queue_mail
@@ -199,7 +199,10 @@ def request_password_reset(email: str) -> None:
         return
     link = absolute_url("accounts.reset_password", token=make_reset_token(user))
     queue_mail(
-        "password_reset", user.email, user.locale or "zh", {"name": user.display_name, "link": link}
+        "password_reset",
+        user.email,
+        spoken_locale(user.locale),
+        {"name": user.display_name, "link": link},
     )
     db.session.commit()
 

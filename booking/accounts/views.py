@@ -27,7 +27,7 @@ from booking.accounts.forms import (
     ResetPasswordForm,
 )
 from booking.accounts.service import mail_topics_wanted
-from booking.languages import LOCALES
+from booking.languages import LOCALES, spoken_locale
 from booking.problems import ServiceError
 from booking.security import limit, safe_next
 from booking.web import show_problems
@@ -147,7 +147,7 @@ def _render_settings(status: int = 200, **forms):
         render_template(
             "accounts/settings.html",
             language_form=forms.get("language_form")
-            or LanguageForm(locale=current_user.locale or "zh", **saved),
+            or LanguageForm(locale=spoken_locale(current_user.locale), **saved),
             password_form=forms.get("password_form") or ChangePasswordForm(**saved),
             token_form=forms.get("token_form") or ApiTokenForm(**saved),
             tokens=service.list_api_tokens(current_user),

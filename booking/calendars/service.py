@@ -38,7 +38,7 @@ from booking.carriers.models import Carrier
 from booking.catalogue.models import PUBLIC, Resource
 from booking.catalogue.service import may_see
 from booking.extensions import db
-from booking.languages import pick
+from booking.languages import pick, spoken_locale
 from booking.links import absolute_url
 from booking.orgs.models import MANAGER, Organisation
 from booking.permissions import staff_role
@@ -579,7 +579,9 @@ def unpacked(body: bytes) -> Iterator[bytes]:
 
 
 def spec_for_token(token: FeedToken) -> FeedSpec:
-    return FeedSpec(token.scope, token.scope_id, token.user.locale or "zh", token.scope == RESOURCE)
+    return FeedSpec(
+        token.scope, token.scope_id, spoken_locale(token.user.locale), token.scope == RESOURCE
+    )
 
 
 def public_resource_spec(resource_id: int, locale: str) -> FeedSpec:

@@ -10,6 +10,7 @@ from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from booking.languages import spoken_locale
 from booking.links import absolute_path
 from booking.notify.service import render
 
@@ -37,7 +38,7 @@ def subject_of(text: str, limit: int = SUBJECT_LIMIT) -> str:
 
 def notification_mail(note, user) -> tuple[str, str, str]:
     """(subject, text, html) of an inbox entry's mail."""
-    with force_locale(user.locale or "zh"):
+    with force_locale(spoken_locale(user.locale)):
         text = render(note)
         subject = _("Shared booking platform") + ": " + subject_of(text)
         link = absolute_path(note.link)
@@ -70,5 +71,5 @@ DIRECT_MAILS = {"password_reset": _password_reset, "invitation": _invitation}
 
 def direct_mail(kind: str, params: dict, locale: str) -> tuple[str, str, str | None]:
     """(subject, text, html) of a mail to an address (a reset link, an invitation)."""
-    with force_locale(locale or "zh"):
+    with force_locale(spoken_locale(locale)):
         return DIRECT_MAILS[kind](params or {})

@@ -25,6 +25,7 @@ from booking.bookings.models import CANCELLED, HOLDING, REJECTED, Booking
 from booking.bookings.series import series_bookings
 from booking.calendars.service import bookings_ics, single_booking_ics
 from booking.extensions import db
+from booking.languages import spoken_locale
 from booking.locking import begin_write
 from booking.mail import DeliveryUncertain, build_message, deliver
 from booking.notify.compose import direct_mail, notification_mail
@@ -94,7 +95,7 @@ def build_notification_mail(note: Notification) -> EmailMessage | str:
     message = build_message(
         user.email, subject, body_text, body_html, message_id=f"notification-{note.id}"
     )
-    attachment = _booking_attachment(note, user.locale or "zh")
+    attachment = _booking_attachment(note, spoken_locale(user.locale))
     if attachment:
         ics, method = attachment
         message.add_attachment(

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from booking.accounts.models import User
 from booking.accounts.rules import email_problems, normalise_email
 from booking.extensions import db
+from booking.languages import spoken_locale
 from booking.links import absolute_url
 from booking.locking import lock_row
 from booking.mail import queue_mail
@@ -118,7 +119,7 @@ def invite(manager: User, organisation_id: int, email: str, role: str) -> tuple[
     queue_mail(
         "invitation",
         email,
-        (invitee.locale if invitee else None) or manager.locale or "zh",
+        spoken_locale((invitee.locale if invitee else None) or manager.locale),
         {"org": org.name, "manager": manager.display_name, "link": link},
     )
     db.session.commit()
