@@ -42,8 +42,9 @@ csrf = CSRFProtect()
 class QuickDomain(Domain):
     """Flask-Babel's message domain, with the translations found by the locale itself.
     Flask-Babel's own look-up asks for its request context again and spells the locale out
-    as a string on every gettext call, and a page makes about ninety: a fifth of drawing
-    one. get_locale() honours force_locale (mails in the reader's language), as before."""
+    as a string on every gettext call, and a page makes about ninety. The locale is read
+    where Flask-Babel keeps it, which a force_locale block sets too (mails in the reader's
+    language); get_locale() chooses it when nothing has yet in this request."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
