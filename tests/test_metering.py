@@ -456,6 +456,10 @@ def test_correction_history_reads_as_words_in_the_carriers_zone(client, lab):
             f"/operate/CQ01/usage/{usage.id}/correct", headers={"Accept-Language": language}
         ).get_data(as_text=True)
         assert "{'" not in page and "+00:00" not in page and "+08:00" not in page
+        # The form comes first, and the history once (5a3f30b had repeated it 1,340 times
+        # and lost the form).
+        assert 'name="reason"' in page and 'name="waived"' in page
+        assert page.count('<table class="history">') == 1
         assert "closed" not in page.lower() or language == "en"
         row = page[page.index('data-action="corrected"') :]
         row = row[: row.index("</tbody>")]

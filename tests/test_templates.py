@@ -25,3 +25,16 @@ def test_every_destructive_button_asks_first():
         if bare and (name, len(bare)) not in TWO_STEP:
             unasked.append((name, len(bare)))
     assert unasked == [], unasked
+
+
+def test_no_template_repeats_a_block_of_itself():
+    """A botched edit of metering/correct.html (5a3f30b) inserted its new history section
+    between every two characters of the old file: 1.4 MB that Jinja still rendered, so
+    operators got a page of repeated tables with no correction form. Any long line that
+    appears more than twice in one template is such an accident."""
+    repeated = []
+    for path in sorted(TEMPLATES.rglob("*.html")):
+        lines = [line.strip() for line in path.read_text().splitlines() if len(line.strip()) > 60]
+        counts = {line: lines.count(line) for line in set(lines)}
+        repeated += [(str(path.relative_to(TEMPLATES)), n) for n in counts.values() if n > 2]
+    assert repeated == [], repeated
