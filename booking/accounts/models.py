@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import JSON, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from booking.accounts.rules import session_id
 from booking.extensions import db
 from booking.types import UTCDateTime, utcnow
 
@@ -31,6 +33,9 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # Flask-Login
         return self.active
+
+    def get_id(self) -> str:  # Flask-Login: what the session and the remember cookie hold
+        return session_id(self.id, self.password_hash, current_app.config["SECRET_KEY"])
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"

@@ -21,6 +21,7 @@ from booking.accounts.rules import (
     locked_until,
     normalise_email,
     password_problems,
+    session_user_id,
 )
 from booking.extensions import db
 from booking.inputs import as_id
@@ -301,14 +302,19 @@ def with_rights(via=None) -> list:
 
 
 def signed_in_user(user_id) -> tuple[User, int] | None:
-    """The user of a session and the number of their unread notifications (the menu shows it
-    on every page), with the memberships and carrier roles that permissions read on every
-    page, in one statement (otherwise three more queries per request)."""
-    ident = as_id(user_id)
+    """The user of a session (named as User.get_id names them) and the number of their unread
+    notifications (the menu shows it on every page), with the memberships and carrier roles
+    that permissions read on every page, in one statement (otherwise three more queries per
+    request)."""
+    ident = as_id(session_user_id(user_id))
     if ident is None:
         return None
     row = db.session.execute(_sign_in_statement(), {"user_id": ident}).unique().first()
-    return (row[0], row[1] or 0) if row else None
+    # The session must name the present password: one from before a reset or a change
+    # (rules.session_id) is no longer signed in. Compared in constant time.
+    if row is None or not hmac.compare_digest(row[0].get_id(), str(user_id)):
+        return None
+    return row[0], row[1] or 0
 
 
 @cache

@@ -13,6 +13,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_login.config import COOKIE_NAME
 
 from booking.accounts import service
 from booking.accounts.forms import (
@@ -186,6 +187,12 @@ def change_password():
         except ServiceError as error:
             show_problems(form, error)
         else:
+            # Every session names the password (User.get_id): the others have ended, and this
+            # one (with its "keep me signed in" cookie, if it had one) is renewed with the new.
+            remembered = (
+                current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME) in request.cookies
+            )
+            login_user(current_user._get_current_object(), remember=remembered)
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("accounts.settings"))
     return _render_settings(422, password_form=form)

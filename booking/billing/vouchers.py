@@ -7,7 +7,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.audit import service as audit
@@ -21,7 +21,8 @@ from booking.extensions import db
 from booking.inputs import parse_month
 from booking.locking import lock_also
 from booking.notify.service import notify
-from booking.orgs.models import MANAGER, Membership, Organisation
+from booking.orgs.models import MANAGER, Membership
+from booking.orgs.service import organisation_named
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import plain_text_problems
 from booking.webhooks.events import emit
@@ -132,11 +133,7 @@ def grant(admin: User, programme_id: int, organisation_name: str, amount: str) -
     if programme is None:
         raise NotFound()
     problems = []
-    org = db.session.scalar(
-        select(Organisation).where(
-            func.lower(Organisation.name) == (organisation_name or "").strip().lower()
-        )
-    )
+    org = organisation_named(organisation_name)
     if org is None:
         problems.append(
             Problem("unknown_organisation", _l("No organisation has this name."), "organisation")

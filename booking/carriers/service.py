@@ -6,7 +6,7 @@ import re
 from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
@@ -16,11 +16,22 @@ from booking.carriers.models import CARRIER_ADMIN, STAFF_ROLES, Carrier, Carrier
 from booking.catalogue.models import Qualification
 from booking.extensions import db
 from booking.orgs.models import Organisation, Residency
+from booking.orgs.service import organisation_named
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import credit_code_valid, plain_text_problems
 
 CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{1,11}$")
+# As long as a resource's description may be (catalogue.rules.resource_problems).
+MAX_DESCRIPTION = 5000
+
+
+def description_problems(description_zh: str | None, description_en: str | None) -> list[Problem]:
+    """A carrier's descriptions are text like any other: line breaks and tabs allowed, no
+    markup characters, no control characters or bidi overrides, a length people read."""
+    return plain_text_problems(
+        description_zh, "description_zh", MAX_DESCRIPTION, required=False
+    ) + plain_text_problems(description_en, "description_en", MAX_DESCRIPTION, required=False)
 
 
 def _require_platform_admin(user: User) -> None:
@@ -50,6 +61,7 @@ def create_carrier(
         plain_text_problems(name_zh, "name_zh", 120)
         + plain_text_problems(name_en, "name_en", 120)
         + plain_text_problems(address, "address", 200, required=False)
+        + description_problems(description_zh, description_en)
     )
     if not CODE_PATTERN.match(code):
         problems.append(
@@ -63,7 +75,7 @@ def create_carrier(
         )
     elif db.session.scalar(select(Carrier.id).where(Carrier.code == code)):
         problems.append(Problem("code_taken", _l("This code is already used."), "code"))
-    if timezone not in available_timezones():
+    if timezone not in available_timezones() or "/" not in timezone or timezone.startswith("Etc/"):
         problems.append(Problem("invalid_timezone", _l("Unknown time zone."), "timezone"))
     admin = user_by_email(admin_email)
     if admin is None:
@@ -136,8 +148,9 @@ def update_settings(
         plain_text_problems(name_zh, "name_zh", 120)
         + plain_text_problems(name_en, "name_en", 120)
         + plain_text_problems(address, "address", 200, required=False)
+        + description_problems(description_zh, description_en)
     )
-    if timezone not in available_timezones():
+    if timezone not in available_timezones() or "/" not in timezone or timezone.startswith("Etc/"):
         problems.append(Problem("invalid_timezone", _l("Unknown time zone."), "timezone"))
     limits = {
         "free_cancellation_hours": 24 * 60,
@@ -188,7 +201,7 @@ INVOICING_FIELDS = (
     "tax_code",
     "payment_terms_days",
 )
-TAX_CODE = re.compile(r"^\d{19}$")
+TAX_CODE = re.compile(r"^[0-9]{19}$")
 
 
 def update_invoicing(
@@ -351,10 +364,7 @@ def residents_of(carrier: Carrier) -> list[Residency]:
 
 def mark_resident(carrier: Carrier, organisation_name: str, by: User) -> Residency:
     require_staff(by, carrier.id)
-    name = (organisation_name or "").strip()
-    org = db.session.scalar(
-        select(Organisation).where(func.lower(Organisation.name) == name.lower())
-    )
+    org = organisation_named(organisation_name)
     if org is None:
         raise ServiceError(
             Problem("unknown_organisation", _l("No organisation has this name."), "organisation")

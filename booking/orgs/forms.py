@@ -21,7 +21,9 @@ class InviteForm(FlaskForm):
 
 
 class RoleForm(FlaskForm):
-    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+    # Any value reaches the service, which refuses an unknown role with its message (a
+    # choice check here failed silently: the page only redirected).
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES, validate_choice=False)
 
 
 class BillingProfileForm(FlaskForm):

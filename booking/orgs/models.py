@@ -3,9 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from booking.extensions import db
+from booking.orgs.rules import name_key
 from booking.types import UTCDateTime, utcnow
 
 MEMBER = "member"
@@ -20,6 +21,9 @@ class Organisation(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
+    # The name as compared (rules.name_key): unique, so that "ＡＢＣ科技" and "abc科技" cannot
+    # both exist, whatever the database's lower() does. Set with the name (below).
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)
     credit_code: Mapped[str | None] = mapped_column(String(18))  # 统一社会信用代码, optional
     # What invoices are made out to: 发票抬头 and 税号 (the tax id is usually the credit code).
     invoice_title: Mapped[str | None] = mapped_column(String(200))
@@ -32,6 +36,11 @@ class Organisation(db.Model):
     residencies = relationship(
         "Residency", back_populates="organisation", cascade="all, delete-orphan"
     )
+
+    @validates("name")
+    def _keep_name_key(self, _attribute: str, name: str) -> str:
+        self.name_key = name_key(name)
+        return name
 
 
 class Project(db.Model):
@@ -83,6 +92,9 @@ class Invitation(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Ended before anyone accepted it: withdrawn by a manager, or its person joined through
+    # another invitation or was removed (an old link must not bring them back).
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organisation = relationship("Organisation")
 

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from booking.accounts.models import User
 from booking.accounts.rules import email_problems, normalise_email
@@ -25,6 +26,7 @@ from booking.orgs.models import (
     Membership,
     Organisation,
 )
+from booking.orgs.rules import name_key
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import plain_text_problems
 from booking.types import utcnow
@@ -60,22 +62,46 @@ def organisation_for_manager(user: User, organisation_id: int) -> Organisation:
     return m.organisation
 
 
+def organisation_named(name: str | None) -> Organisation | None:
+    """The organisation of this name, as people type it (operators marking residents, admins
+    granting vouchers): the one with exactly this name, else the one whose name reads the same
+    (rules.name_key: full-width or half-width, any case). The same answer on both databases."""
+    name = (name or "").strip()
+    if not name:
+        return None
+    return db.session.scalar(
+        select(Organisation)
+        .where(or_(Organisation.name == name, Organisation.name_key == name_key(name)))
+        .order_by(case((Organisation.name == name, 0), else_=1))
+        .limit(1)
+    )
+
+
+def _name_taken() -> ServiceError:
+    return ServiceError(
+        Problem("name_taken", _l("An organisation with this name already exists."), "name")
+    )
+
+
 def create_organisation(user: User, name: str, credit_code: str | None = None) -> Organisation:
     problems = plain_text_problems(name, "name", 120) + plain_text_problems(
         credit_code, "credit_code", 18, required=False
     )
     name = (name or "").strip()
+    # The same comparison as organisation_named: a name it would confuse is taken.
     if not problems and db.session.scalar(
-        select(Organisation.id).where(func.lower(Organisation.name) == name.lower())
+        select(Organisation.id).where(Organisation.name_key == name_key(name))
     ):
-        problems.append(
-            Problem("name_taken", _l("An organisation with this name already exists."), "name")
-        )
+        problems += _name_taken().problems
     if problems:
         raise ServiceError(problems)
     org = Organisation(name=name, credit_code=(credit_code or "").strip() or None)
     db.session.add(org)
-    db.session.flush()
+    try:
+        db.session.flush()  # two people creating the same name at once: the unique key decides
+    except IntegrityError:
+        db.session.rollback()
+        raise _name_taken() from None
     db.session.add(Membership(user_id=user.id, organisation_id=org.id, role=MANAGER))
     db.session.commit()
     return org
@@ -133,6 +159,7 @@ def pending_invitations(org: Organisation) -> list[Invitation]:
             .where(
                 Invitation.organisation_id == org.id,
                 Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
                 Invitation.expires_at > utcnow(),
             )
             .order_by(Invitation.created_at)
@@ -145,6 +172,7 @@ def invitation_for_token(token: str) -> Invitation:
     if (
         invitation is None
         or invitation.accepted_at is not None
+        or invitation.revoked_at is not None
         or invitation.expires_at <= utcnow()
     ):
         raise ServiceError(
@@ -153,7 +181,23 @@ def invitation_for_token(token: str) -> Invitation:
     return invitation
 
 
+def _revoke_pending(organisation_id: int, email: str, now) -> None:
+    """End the person's invitations to the organisation that nobody accepted yet."""
+    db.session.execute(
+        update(Invitation)
+        .where(
+            Invitation.organisation_id == organisation_id,
+            Invitation.email == email,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+
+
 def accept_invitation(user: User, token: str) -> Organisation:
+    """Join through an invitation. Its person's other invitations to the organisation end
+    with it: a second link (say, as manager) must not let them back in after a removal."""
     invitation = invitation_for_token(token)
     if invitation.email != user.email:
         raise ServiceError(
@@ -165,15 +209,42 @@ def accept_invitation(user: User, token: str) -> Organisation:
             ),
             403,
         )
+    # Under the organisation's lock, read again: a removal or a withdrawal at the same moment
+    # (which take the same lock) either comes first and ends this invitation, or comes after.
+    lock_row(Organisation, invitation.organisation_id)
+    db.session.expire_all()
+    invitation = invitation_for_token(token)
     if membership(user, invitation.organisation_id) is None:
         db.session.add(
             Membership(
                 user_id=user.id, organisation_id=invitation.organisation_id, role=invitation.role
             )
         )
-    invitation.accepted_at = utcnow()
+    now = utcnow()
+    invitation.accepted_at = now
+    db.session.flush()
+    _revoke_pending(invitation.organisation_id, user.email, now)
     db.session.commit()
     return invitation.organisation
+
+
+def withdraw_invitation(manager: User, organisation_id: int, invitation_id: int) -> Invitation:
+    """A manager takes back an invitation nobody has accepted: its link stops working."""
+    org = _managed_under_lock(manager, organisation_id)
+    invitation = db.session.get(Invitation, invitation_id)
+    if invitation is None or invitation.organisation_id != org.id:
+        raise NotFound()
+    if (
+        invitation.accepted_at is not None
+        or invitation.revoked_at is not None
+        or invitation.expires_at <= utcnow()
+    ):
+        raise ServiceError(
+            Problem("not_pending", _l("This invitation is no longer pending."), "invitation")
+        )
+    invitation.revoked_at = utcnow()
+    db.session.commit()
+    return invitation
 
 
 def _member_of(org: Organisation, membership_id: int) -> Membership:
@@ -224,6 +295,8 @@ def remove_member(manager: User, organisation_id: int, membership_id: int) -> No
     m = _member_of(org, membership_id)
     if m.role == MANAGER:
         _ensure_another_manager(org, m)
+    # Their unaccepted invitations end too: an old link must not bring them back.
+    _revoke_pending(org.id, m.user.email, utcnow())
     db.session.delete(m)
     db.session.commit()
 

@@ -132,6 +132,21 @@ def remove_member(org_id: int, membership_id: int):
     return redirect(url_for("orgs.detail", org_id=org_id))
 
 
+@bp.post("/<int:org_id>/invitations/<int:invitation_id>/withdraw")
+@login_required
+def withdraw_invitation(org_id: int, invitation_id: int):
+    if EmptyForm().validate_on_submit():
+        try:
+            service.withdraw_invitation(current_user, org_id, invitation_id)
+        except ServiceError as error:
+            if error.status != 400:
+                raise
+            show_problems(None, error)
+        else:
+            flash(_("Invitation withdrawn."), "success")
+    return redirect(url_for("orgs.detail", org_id=org_id))
+
+
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 @login_required
 def accept_invitation(token: str):
