@@ -9,6 +9,7 @@ import http.client
 import ipaddress
 import math
 import multiprocessing
+import re
 import resource
 import socket
 import ssl
@@ -27,6 +28,10 @@ from booking.calendars.recurrence import Malformed, as_utc, recurrence_volume
 
 MESSAGES = {
     "invalid_url": _l("Only http:// and https:// addresses can be imported."),
+    "invalid_characters": _l(
+        "The address contains spaces, line breaks or other characters that cannot be sent: "
+        "write them percent-encoded (a space as %%20)."
+    ),
     "unreachable": _l("The server could not be reached."),
     "private_address": _l("Addresses inside private networks cannot be imported."),
     "too_many_redirects": _l("The address redirects too many times."),
@@ -87,6 +92,12 @@ def address_allowed(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address
     return not any(ip.version == net.version and ip in net for net in _NOT_PUBLIC)
 
 
+# A request line cannot carry a space or a control character (a CR/LF would even end it), nor
+# text outside ASCII in its path or query: such an address could never be fetched or posted
+# to. (urlsplit drops tabs and line breaks silently, so the address is checked as given.)
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _split(url: str) -> urllib.parse.SplitResult:
     try:
         parts = urllib.parse.urlsplit(url)
@@ -95,6 +106,8 @@ def _split(url: str) -> urllib.parse.SplitResult:
         raise ImportFailure("invalid_url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ImportFailure("invalid_url")
+    if _UNSENDABLE.search(url) or not (parts.path + parts.query).isascii():
+        raise ImportFailure("invalid_characters")
     return parts
 
 
@@ -120,47 +133,117 @@ def check_url(url: str, allow_private: bool) -> None:
     resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allow_private)
 
 
+class _Deadline:
+    """The end of one whole exchange (connecting, TLS, the request, the status line, the
+    headers and the body, redirects included): every wait on the socket is cut to what is
+    left of it, so a server that trickles its headers or its body a byte at a time is
+    stopped at the deadline, not only a server that goes quiet for `per_wait`."""
+
+    def __init__(self, per_wait: float, whole: float):
+        self.per_wait, self.at = per_wait, monotonic() + whole
+
+    def wait(self) -> float:
+        """The time-out for the next wait; TimeoutError once the exchange is over time."""
+        left = self.at - monotonic()
+        if left <= 0:
+            raise TimeoutError("the exchange took too long")
+        return min(self.per_wait, left)
+
+
+class _DeadlineWaits:
+    """Socket methods that set the time-out of each wait to what the deadline leaves."""
+
+    deadline: _Deadline | None = None
+
+    def _arm(self) -> None:
+        if self.deadline is not None:
+            self.settimeout(self.deadline.wait())
+
+    def recv(self, *args, **kwargs):
+        self._arm()
+        return super().recv(*args, **kwargs)
+
+    def recv_into(self, *args, **kwargs):
+        self._arm()
+        return super().recv_into(*args, **kwargs)
+
+    def send(self, *args, **kwargs):
+        self._arm()
+        return super().send(*args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        self._arm()
+        return super().sendall(*args, **kwargs)
+
+
+class _DeadlineSocket(_DeadlineWaits, socket.socket):
+    pass
+
+
+class _DeadlineSSLSocket(_DeadlineWaits, ssl.SSLSocket):
+    pass
+
+
+def _connect(address: str, port: int, deadline: _Deadline) -> _DeadlineSocket:
+    plain = socket.create_connection((address, port), deadline.wait())
+    # The same connection (its descriptor handed over) as a socket whose waits follow the
+    # deadline: http.client reads the status line and headers through it too.
+    sock = _DeadlineSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+    sock.deadline = deadline
+    sock.settimeout(deadline.wait())
+    return sock
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, *args, pinned: str, **kwargs):
+    def __init__(self, *args, pinned: str, deadline: _Deadline, **kwargs):
         super().__init__(*args, **kwargs)
-        self.pinned = pinned
+        self.pinned, self.deadline = pinned, deadline
 
     def connect(self):
-        self.sock = socket.create_connection((self.pinned, self.port), self.timeout)
+        self.sock = _connect(self.pinned, self.port, self.deadline)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, pinned: str, **kwargs):
+    def __init__(self, *args, pinned: str, deadline: _Deadline, **kwargs):
         super().__init__(*args, **kwargs)
-        self.pinned = pinned
+        self.pinned, self.deadline = pinned, deadline
 
     def connect(self):
-        sock = socket.create_connection((self.pinned, self.port), self.timeout)
-        # The certificate is still checked against the host name, not the address.
+        sock = _connect(self.pinned, self.port, self.deadline)
+        # The certificate is still checked against the host name, not the address. The ssl
+        # module bounds the whole handshake by the socket's time-out, set here.
+        sock.settimeout(self.deadline.wait())
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock.deadline = self.deadline
 
 
 class _PinnedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, allow_private: bool):
+    def __init__(self, allow_private: bool, deadline: _Deadline):
         super().__init__()
-        self.allow_private = allow_private
+        self.allow_private, self.deadline = allow_private, deadline
 
     def http_open(self, req):
         parts = _split(req.full_url)
         pinned = resolve(parts.hostname, parts.port or 80, self.allow_private)
-        return self.do_open(functools.partial(_PinnedHTTPConnection, pinned=pinned), req)
+        return self.do_open(
+            functools.partial(_PinnedHTTPConnection, pinned=pinned, deadline=self.deadline), req
+        )
 
 
 class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, allow_private: bool):
-        super().__init__(context=ssl.create_default_context())
-        self.allow_private = allow_private
+    def __init__(self, allow_private: bool, deadline: _Deadline):
+        context = ssl.create_default_context()
+        context.sslsocket_class = _DeadlineSSLSocket
+        super().__init__(context=context)
+        self.allow_private, self.deadline = allow_private, deadline
 
     def https_open(self, req):
         parts = _split(req.full_url)
         pinned = resolve(parts.hostname, parts.port or 443, self.allow_private)
         return self.do_open(
-            functools.partial(_PinnedHTTPSConnection, pinned=pinned), req, context=self._context
+            functools.partial(_PinnedHTTPSConnection, pinned=pinned, deadline=self.deadline),
+            req,
+            context=self._context,
         )
 
 
@@ -174,13 +257,11 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _read_before(response, limit: int, deadline: float) -> bytes:
-    """At most `limit` bytes of the body, all of it before `deadline`: the time-out applies
-    to each wait, so a server sending a byte every few seconds is stopped here."""
+def _read_at_most(response, limit: int, deadline: _Deadline) -> bytes:
+    """At most `limit` bytes of the body, all of it before the deadline."""
     chunks, size = [], 0
     while size < limit:
-        if monotonic() > deadline:
-            raise ImportFailure("timeout")
+        deadline.wait()  # also when the bytes are already buffered
         chunk = response.read1(min(65536, limit - size))
         if not chunk:
             break
@@ -192,7 +273,10 @@ def _read_before(response, limit: int, deadline: float) -> bytes:
 def fetch(
     url: str, *, timeout: float, max_bytes: int, allow_private: bool, max_redirects: int = 3
 ) -> bytes:
+    """The body at `url`: each wait at most `timeout`, the whole exchange (redirects
+    included) at most three times that."""
     _split(url)
+    deadline = _Deadline(per_wait=timeout, whole=3 * timeout)
     opener = urllib.request.OpenerDirector()
     for handler in (
         urllib.request.ProxyHandler({}),  # never through an environment proxy: we connect
@@ -200,8 +284,8 @@ def fetch(
         urllib.request.HTTPDefaultErrorHandler(),
         urllib.request.HTTPErrorProcessor(),
         _CheckedRedirects(max_redirects),
-        _PinnedHTTPHandler(allow_private),
-        _PinnedHTTPSHandler(allow_private),
+        _PinnedHTTPHandler(allow_private, deadline),
+        _PinnedHTTPSHandler(allow_private, deadline),
     ):
         opener.add_handler(handler)
     request = urllib.request.Request(
@@ -213,7 +297,7 @@ def fetch(
     )
     try:
         with opener.open(request, timeout=timeout) as response:
-            data = _read_before(response, max_bytes + 1, deadline=monotonic() + 3 * timeout)
+            data = _read_at_most(response, max_bytes + 1, deadline)
     except ImportFailure:
         raise
     except urllib.error.HTTPError as error:
@@ -237,14 +321,16 @@ def fetch(
 def post(url: str, body: bytes, headers: dict, *, timeout: float, allow_private: bool) -> int:
     """POST to an outside address through the same guard as calendar imports (public
     addresses only, pinned after one look-up, no environment proxy) and never following a
-    redirect: the status code, or ImportFailure when nothing was answered."""
+    redirect: the status code, or ImportFailure when nothing was answered within `timeout`
+    (the whole exchange: connecting, sending, the answer's headers and body)."""
     _split(url)
+    deadline = _Deadline(per_wait=timeout, whole=timeout)
     opener = urllib.request.OpenerDirector()
     for handler in (
         urllib.request.ProxyHandler({}),
         urllib.request.UnknownHandler(),
-        _PinnedHTTPHandler(allow_private),
-        _PinnedHTTPSHandler(allow_private),
+        _PinnedHTTPHandler(allow_private, deadline),
+        _PinnedHTTPSHandler(allow_private, deadline),
     ):
         opener.add_handler(handler)
     request = urllib.request.Request(
@@ -253,7 +339,7 @@ def post(url: str, body: bytes, headers: dict, *, timeout: float, allow_private:
     )  # fmt: skip
     try:
         with opener.open(request, timeout=timeout) as response:
-            _read_before(response, 65536, deadline=monotonic() + timeout)
+            _read_at_most(response, 65536, deadline)
             return response.status
     except ImportFailure:
         raise
@@ -263,6 +349,8 @@ def post(url: str, body: bytes, headers: dict, *, timeout: float, allow_private:
         reason = getattr(error, "reason", None)
         if isinstance(reason, ImportFailure):
             raise reason from None
+        if isinstance(reason, TimeoutError):
+            raise ImportFailure("timeout") from None
         raise ImportFailure("unreachable") from None
 
 

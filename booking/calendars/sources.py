@@ -134,18 +134,30 @@ def refresh_source(source_id: int) -> CalendarSource:
         blocks = _parse(_fetch(url), tz)
     except ImportFailure as failure:
         begin_write()
-        source = db.session.get(CalendarSource, source_id)
+        # Read afresh and locked: whether operators were already told depends on the error
+        # stored by the previous refresh, which may have run in another process meanwhile.
+        source = db.session.get(
+            CalendarSource,
+            source_id,
+            populate_existing=True,
+            with_for_update={"of": CalendarSource},
+        )
+        # Told once when the source starts failing or fails another way, not at every
+        # scheduled refresh while it keeps failing alike (a success clears the error).
+        newly_failing = source.last_error != failure.stored
         source.last_attempt_at = now
         source.last_error, source.last_error_at = failure.stored, now
-        notify_staff(
-            source.resource.carrier,
-            "calendar_import_failed",
-            {
-                "source": source.name,
-                "reason": str(failure.message),
-                "resource": {"zh": source.resource.name_zh, "en": source.resource.name_en},
-            },
-        )
+        if newly_failing:
+            notify_staff(
+                source.resource.carrier,
+                "calendar_import_failed",
+                {
+                    "source": source.name,
+                    # The code: described in each reader's language when shown or mailed.
+                    "failure": failure.stored,
+                    "resource": {"zh": source.resource.name_zh, "en": source.resource.name_en},
+                },
+            )
         db.session.commit()  # the last good blocks stay
         return source
     _replace_blocks(source, blocks)
@@ -190,7 +202,9 @@ def _flag_new_conflicts(source: CalendarSource, old, blocks, now) -> None:
             Booking.resource_id == source.resource_id,
             Booking.status.in_(HOLDING),
             Booking.busy_until > now,
-            Booking.busy_from < blocks[-1][1],
+            # The latest end, not the end of the block that starts last: a long block
+            # can start earlier and end later than a short one.
+            Booking.busy_from < max(hi for _lo, hi, *_ in blocks),
         )
     ).all()
 

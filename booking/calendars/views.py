@@ -44,8 +44,14 @@ def _headers(filename: str, compressed: bool) -> dict:
     return headers
 
 
+def _gzip_accepted() -> bool:
+    """Whether the client takes gzip: named or covered by "*" with a quality above 0
+    (`gzip;q=0` refuses it, also after a "*")."""
+    return request.accept_encodings.best_match(["gzip"]) is not None
+
+
 def _calendar_response(body: bytes, filename: str):
-    compressed = "gzip" in request.accept_encodings
+    compressed = _gzip_accepted()
     if compressed:
         body = gzip.compress(body, compresslevel=6)
     return Response(body, content_type=CALENDAR_TYPE, headers=_headers(filename, compressed))
@@ -57,12 +63,13 @@ def _feed(spec: service.FeedSpec, filename: str):
     state = service.validator(spec)
     not_modified = Response(status=304, headers={"ETag": state.etag})
     if request.if_none_match:
-        if request.if_none_match.contains(state.etag.strip('"')):
+        # If-None-Match compares weakly (RFC 9110 13.1.2): W/"x" matches "x".
+        if request.if_none_match.contains_weak(state.etag.strip('"')):
             return not_modified
     elif request.if_modified_since and state.last_modified is not None and state.settled:
         if state.last_modified.replace(microsecond=0) <= request.if_modified_since:
             return not_modified
-    compressed = "gzip" in request.accept_encodings
+    compressed = _gzip_accepted()
     packed = service.cached_feed(spec, state.etag) if state.settled else None
     if packed is None:
         packed = service.rendered_feed(spec, state)

@@ -140,7 +140,7 @@ class ResourceChangeIn(In):
     cleanup_minutes: Count = None
     always_open: Flag = None
     requires_approval: Flag = None
-    visibility: str = Field(None, description="public, residents or staff.")
+    visibility: str = Field(None, description="public or residents.")
     description_zh: str = None
     description_en: str = None
     location: str = None

@@ -35,6 +35,13 @@ from booking.webhooks.models import (
 
 STALE_SENDING = timedelta(minutes=5)
 
+HTTPS_ADDRESS = _l("Give an https:// address of at most 2,000 characters.")
+# The calendar importer's guard words its refusals for imports; an endpoint's own words.
+ADDRESS_REFUSALS = {
+    "invalid_url": HTTPS_ADDRESS,
+    "private_address": _l("Webhooks cannot be sent to addresses inside private networks."),
+}
+
 
 def _require_admin(actor: User, carrier_id: int | None) -> None:
     if carrier_id is None:
@@ -66,15 +73,13 @@ def register(
     problems = []
     scheme = "https://" if current_app.config["WEBHOOK_REQUIRE_HTTPS"] else "http"
     if len(url) > 2000 or not url.lower().startswith(scheme):
-        problems.append(
-            Problem("invalid_url", _l("Give an https:// address of at most 2,000 characters."),
-                    "url")
-        )  # fmt: skip
+        problems.append(Problem("invalid_url", HTTPS_ADDRESS, "url"))
     else:
         try:
             check_url(url, current_app.config["WEBHOOK_ALLOW_PRIVATE"])
         except ImportFailure as failure:
-            problems.append(Problem(failure.code, failure.message, "url"))
+            message = ADDRESS_REFUSALS.get(failure.code, failure.message)
+            problems.append(Problem(failure.code, message, "url"))
     chosen = [e for e in EVENTS if e in set(events or ())]
     if not chosen or len(chosen) != len(set(events or ())):
         problems.append(Problem("invalid_events", _l("Choose one or more events."), "events"))
