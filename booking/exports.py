@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import xlsxwriter
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.worksheet.worksheet import Worksheet
 
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -31,13 +32,24 @@ def yuan(fen: int | None) -> Decimal | None:
     return None if fen is None else Decimal(fen).scaleb(-2)
 
 
+def cell_text(text: str) -> str:
+    """Text without the control characters a spreadsheet cell cannot hold (all below U+0020
+    but tab, LF and CR). Stored text may contain them (an old row, a paste) and openpyxl
+    refuses to write one, so that a single line would lose a whole export for good; every
+    writer here (CSV and both Excel writers) takes them out alike."""
+    return ILLEGAL_CHARACTERS_RE.sub("", text)
+
+
 def safe_cell(value):
     """A CSV cell: numbers stay numbers, None is empty, text a spreadsheet would run as a
-    formula is quoted with a leading apostrophe."""
+    formula is quoted with a leading apostrophe (checked after `cell_text`, so that a control
+    character cannot hide the "=" behind it)."""
     if value is None:
         return ""
-    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        value = cell_text(value)
+        if value.lstrip(" ").startswith(FORMULA_START):
+            return "'" + value
     return value
 
 
@@ -53,8 +65,10 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
 
 
 def append_row(sheet: Worksheet, values: Sequence, formats: dict[int, str] | None = None) -> None:
-    """One row into an Excel sheet: text always as text (never a formula), numbers and dates as
-    they are, with a number format per column index where given."""
+    """One row into an Excel sheet: text always as text (never a formula, no character Excel
+    cannot hold), numbers and dates as they are, with a number format per column index where
+    given."""
+    values = [cell_text(v) if isinstance(v, str) else v for v in values]
     sheet.append(["" if v is None else v for v in values])
     row = sheet.max_row
     for index, value in enumerate(values, start=1):
@@ -179,7 +193,8 @@ def xlsx_sheets_write_only(sheets: list[Sheet], interleaved: Iterable | None = N
             if value is None:
                 continue
             if isinstance(value, str):
-                sheet.write_string(row, column, value)
+                # XlsxWriter would keep a control character as "_x0001_" text.
+                sheet.write_string(row, column, cell_text(value))
             elif isinstance(value, bool):
                 sheet.write_boolean(row, column, value)
             elif isinstance(value, int | float | Decimal):
@@ -187,7 +202,7 @@ def xlsx_sheets_write_only(sheets: list[Sheet], interleaved: Iterable | None = N
             elif isinstance(value, datetime | date):
                 sheet.write_datetime(row, column, value, style(spec or DATE_FORMAT))
             else:
-                sheet.write_string(row, column, str(value))
+                sheet.write_string(row, column, cell_text(str(value)))
         next_row[index] = row + 1
 
     for index, sheet in enumerate(sheets):

@@ -11,6 +11,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from booking.inputs import MAX_ID, in_range, year_problem
 from booking.text_rules import plain_text_problems
+from booking.wtforms_messages import invalid_choices_message
 
 
 class PlainText:
@@ -35,6 +36,9 @@ class MultiCheckboxField(SelectMultipleField):
 
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
+
+    def __init__(self, *args, invalid_choice_message=invalid_choices_message, **kwargs):
+        super().__init__(*args, invalid_choice_message=invalid_choice_message, **kwargs)
 
 
 class DayField(DateField):

@@ -342,12 +342,15 @@ def add_rate_from_api(resource_id: int):
 @bp.get("/invoices/<int:invoice_id>/xlsx")
 @operation(tags=["invoices"])
 def invoice_workbook(invoice_id: int):
-    """The invoice as an Excel workbook (its row and its lines), as the finance export."""
-    found = _readable(require_user(), invoice_id)
+    """The invoice as an Excel workbook (its row and its lines), as the finance export; the
+    lines' internal notes only in the carrier's staff's copy (operate scope)."""
+    user = require_user()
+    found = _readable(user, invoice_id)
     numbers = service.invoice_numbers(found.carrier, {found.credits_invoice_id})
     name = found.number or f"draft-{found.id}"
+    staff = service.may_see_as_staff(user, found)
     return Response(
-        invoices_xlsx([found], found.carrier.timezone, numbers),
+        invoices_xlsx([found], found.carrier.timezone, numbers, internal_notes=staff),
         content_type=XLSX_TYPE,
         headers={"Content-Disposition": content_disposition(f"{name}.xlsx")},
     )

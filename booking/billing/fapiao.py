@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -53,8 +54,9 @@ DETAIL_HEADER = [
     "税率",
     "税额",
 ]
-# A 数电票 number has 20 digits; older fapiao have 8 (with a 10- or 12-digit code).
-FAPIAO_NUMBER = re.compile(r"^\d{8,20}$")
+# A 数电票 number has 20 digits; older fapiao have 8 (with a 10- or 12-digit code). ASCII digits
+# only: \d would take "１２３４５６７８", stored beside "12345678" as another number.
+FAPIAO_NUMBER = re.compile(r"[0-9]{8,20}")
 
 
 def to_issue(carrier: Carrier, period: str | None = None) -> list[Invoice]:
@@ -119,9 +121,12 @@ def batch_workbook(basic: list[list], details: list[list]) -> bytes:
     return workbook_bytes(book)
 
 
-def _fapiao_problems(number: str, issued_on: date | None, today: date) -> list[Problem]:
+def _fapiao_problems(
+    number: str, issued_on: date | None, today: date, date_problems: Sequence[Problem] = ()
+) -> list[Problem]:
+    """date_problems: why the date as written could not be read (then it is None)."""
     problems = []
-    if not FAPIAO_NUMBER.match(number):
+    if not FAPIAO_NUMBER.fullmatch(number):
         problems.append(
             Problem(
                 "invalid_fapiao_number",
@@ -129,7 +134,9 @@ def _fapiao_problems(number: str, issued_on: date | None, today: date) -> list[P
                 "number",
             )
         )
-    if issued_on is None:
+    if date_problems:
+        problems.extend(date_problems)
+    elif issued_on is None:
         problems.append(Problem("required", _l("Give the fapiao's date."), "issued_on"))
     elif issued_on > today:
         problems.append(
@@ -149,6 +156,16 @@ def _set_fapiao(actor: User, invoice: Invoice, number: str, issued_on: date) -> 
         carrier_id=invoice.carrier_id,
         before=before,
         after={"fapiao_number": number, "fapiao_on": issued_on},
+    )
+
+
+def _credit_note_problem() -> Problem:
+    return Problem(
+        "credit_note",
+        _l(
+            "A credit note takes no fapiao number here: a 红字 fapiao goes through its own "
+            "confirmation on the tax bureau's platform."
+        ),
     )
 
 
@@ -174,6 +191,8 @@ def record_fapiao(
         raise ServiceError(
             Problem("not_issued", _l("A fapiao is issued for an issued invoice only.")), 409
         )
+    if invoice.kind != INVOICE:
+        raise ServiceError(_credit_note_problem(), 409)
     number = (number or "").strip()
     problems = _fapiao_problems(number, issued_on, today)
     if not problems and _taken(carrier, number, invoice.id):
@@ -247,14 +266,16 @@ def import_fapiao_numbers(actor: User, carrier: Carrier, text: str, today: date)
     for n, row in enumerate(rows, start=2):  # row 1 is the header
         invoice = invoices.get(row[column["invoice_number"]])
         number = row[column["fapiao_number"]]
-        issued_on, _unparsed = parse_date(
+        issued_on, unparsed = parse_date(
             row[column["fapiao_date"]].replace("/", "-"), "file", required=False
         )
-        row_problems = _fapiao_problems(number, issued_on, today)
+        row_problems = _fapiao_problems(number, issued_on, today, unparsed)
         if invoice is None:
             row_problems.append(
                 Problem("unknown_invoice", _l("No issued invoice of this carrier has this number."))
             )
+        elif invoice.kind != INVOICE:
+            row_problems.append(_credit_note_problem())
         elif number in seen or _taken(carrier, number, invoice.id):
             row_problems.append(
                 Problem("fapiao_taken", _l("This fapiao number is already on another invoice."))

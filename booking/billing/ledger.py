@@ -75,8 +75,10 @@ def invoice_rows(
     )
 
 
-def line_header(zone_name: str) -> list[str]:
-    return [
+def line_header(zone_name: str, *, internal_notes: bool = True) -> list[str]:
+    """internal_notes: the "note" column, the carrier's own reason for a line, which the
+    customer never reads (their copy has no such column)."""
+    header = [
         "number",
         "document",
         "status",
@@ -100,11 +102,14 @@ def line_header(zone_name: str) -> list[str]:
         "subsidy_yuan",
         "due_yuan",
         "credits_line",
-        "note",
     ]
+    return header + ["note"] if internal_notes else header
 
 
-def line_rows(invoices: Iterable[Invoice], zone_name: str) -> Iterator[list]:
+def line_rows(
+    invoices: Iterable[Invoice], zone_name: str, *, internal_notes: bool = True
+) -> Iterator[list]:
+    """internal_notes as in `line_header`: False for anything the customer gets."""
     zone = ZoneInfo(zone_name)
     return (
         [
@@ -131,8 +136,8 @@ def line_rows(invoices: Iterable[Invoice], zone_name: str) -> Iterator[list]:
             yuan(line.subsidy_fen or 0),
             yuan(line.due_fen),
             line.credits_line_id,
-            line.reason,
         ]
+        + ([line.reason] if internal_notes else [])
         for invoice in invoices
         for line in invoice.lines
     )

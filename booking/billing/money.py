@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from fractions import Fraction
 
 MAX_FEN = 10**12  # ten billion yuan: anything above is a typing mistake
@@ -16,19 +17,34 @@ def round_fen(amount: Fraction | Decimal | int) -> int:
     return sign * math.floor(abs(exact) + Fraction(1, 2))
 
 
+# Full-width digits and marks, as a Chinese input method types them.
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９，．￥", "0123456789,.¥")
+# An amount as people write it: a sign, a yuan sign, whole yuan with or without thousands
+# separators (a comma, or a space, before each group of three digits; "0,500" is someone's
+# 0.5), and decimals after a point. Nothing else: "1,5" or "10,,0" is a mistake, not 15 or 100.
+_AMOUNT = re.compile(
+    r"(?P<sign>[+-]?) ?¥? ?"
+    r"(?P<whole>[1-9][0-9]{0,2}(?:,[0-9]{3})+|[1-9][0-9]{0,2}(?: [0-9]{3})+|[0-9]*)"
+    r"(?:\.(?P<decimals>[0-9]*))?"
+    r"(?P<exponent>[eE][+-]?[0-9]{1,3})?"  # "1e20" is a number, too large (not "1e99999")
+)
+
+
+def _amount(text: str | None) -> Decimal | None:
+    """The exact amount a typed text means, or None when it is not a well-formed amount."""
+    found = _AMOUNT.fullmatch(str(text or "").strip().translate(_FULL_WIDTH))
+    if found is None or not (found["whole"] or found["decimals"]):
+        return None
+    whole = found["whole"].replace(",", "").replace(" ", "")
+    exponent = found["exponent"] or ""
+    return Decimal(f"{found['sign']}{whole or '0'}.{found['decimals'] or ''}{exponent}")
+
+
 def parse_yuan(text: str | None) -> int | None:
     """'360', '360.5', '¥1,234.56' → fen; None when it is not a non-negative amount with at
     most two decimals (more precision than money keeps is refused, not rounded)."""
-    if text is None:
-        return None
-    cleaned = str(text).strip().replace("¥", "").replace("￥", "").replace(",", "").replace(" ", "")
-    if not cleaned:
-        return None
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    if not value.is_finite() or value < 0 or value.as_tuple().exponent < -2:
+    value = _amount(text)
+    if value is None or value < 0 or value.as_tuple().exponent < -2:
         return None
     fen = value * 100
     if fen > MAX_FEN:
@@ -45,15 +61,10 @@ def format_yuan(fen: int) -> str:
 def amount_problem(text: str | None, allow_negative: bool = False) -> str | None:
     """Why a typed amount is not one money can hold, as a code: "empty", "not_a_number",
     "too_precise" (more than two decimals), "negative", "zero", "too_large"; None when fine."""
-    cleaned = str(text or "").strip().replace("¥", "").replace("￥", "").replace(",", "")
-    cleaned = cleaned.replace(" ", "")
-    if not cleaned:
+    if not str(text or "").strip():
         return "empty"
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        return "not_a_number"
-    if not value.is_finite():
+    value = _amount(text)
+    if value is None:
         return "not_a_number"
     if value.as_tuple().exponent < -2:
         return "too_precise"

@@ -18,6 +18,7 @@ from booking.forms import REQUIRED_MESSAGE, DayField, WholeNumberField
 from booking.problems import ServiceError
 from booking.tenancy import platform_admin_required
 from booking.web import show_problems
+from booking.wtforms_messages import invalid_choices_message
 
 admin_bp = Blueprint("vouchers", __name__, url_prefix="/admin/vouchers")
 bp = Blueprint("voucher_claims", __name__)  # under /operate/<code>/
@@ -34,8 +35,14 @@ class ProgrammeForm(FlaskForm):
     )
     valid_from = DayField(_l("Valid from"), validators=[InputRequired(REQUIRED_MESSAGE)])
     valid_until = DayField(_l("Valid until"), validators=[InputRequired(REQUIRED_MESSAGE)])
-    carriers = SelectMultipleField(_l("Eligible carriers (none: all)"))
-    kinds = SelectMultipleField(_l("Eligible kinds (none: all)"), choices=list(KIND_LABELS.items()))
+    carriers = SelectMultipleField(
+        _l("Eligible carriers (none: all)"), invalid_choice_message=invalid_choices_message
+    )
+    kinds = SelectMultipleField(
+        _l("Eligible kinds (none: all)"),
+        choices=list(KIND_LABELS.items()),
+        invalid_choice_message=invalid_choices_message,
+    )
 
 
 class GrantForm(FlaskForm):

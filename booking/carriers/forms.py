@@ -1,18 +1,16 @@
-from zoneinfo import available_timezones
-
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, NumberRange
 
+from booking.carriers.rules import offered_timezones
 from booking.forms import REQUIRED_MESSAGE, PlainText, WholeNumberField
 
 STAFF_ROLE_CHOICES = [("operator", _l("Operator")), ("admin", _l("Carrier admin"))]
 
 
 def timezone_choices():
-    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
-    return [(z, z) for z in zones]
+    return [(z, z) for z in sorted(offered_timezones())]
 
 
 class CarrierForm(FlaskForm):
@@ -20,7 +18,7 @@ class CarrierForm(FlaskForm):
     name_zh = StringField(_l("Name (Chinese)"), validators=[PlainText(120)])
     name_en = StringField(_l("Name (English)"), validators=[PlainText(120)])
     address = StringField(_l("Address"), validators=[PlainText(200, required=False)])
-    timezone = SelectField(_l("Time zone"), default="Asia/Shanghai", validate_choice=False)
+    timezone = SelectField(_l("Time zone"), default="Asia/Shanghai")
     admin_email = EmailField(
         _l("Carrier admin's e-mail"), validators=[DataRequired(REQUIRED_MESSAGE)]
     )
@@ -55,13 +53,18 @@ class CarrierSettingsForm(FlaskForm):
     name_zh = StringField(_l("Name (Chinese)"), validators=[PlainText(120)])
     name_en = StringField(_l("Name (English)"), validators=[PlainText(120)])
     address = StringField(_l("Address"), validators=[PlainText(200, required=False)])
-    timezone = SelectField(_l("Time zone"), validate_choice=False)
+    timezone = SelectField(_l("Time zone"))
     description_zh = TextAreaField(_l("Description (Chinese)"))
     description_en = TextAreaField(_l("Description (English)"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.timezone.choices = timezone_choices()
+        choices = timezone_choices()
+        if (self.timezone.data, self.timezone.data) not in choices:
+            # A zone saved before only these were offered: the page shows none chosen, so
+            # that saving asks for one instead of quietly taking the list's first.
+            choices.insert(0, ("", _l("Choose a time zone")))
+        self.timezone.choices = choices
 
 
 class InvoicingForm(FlaskForm):

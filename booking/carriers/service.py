@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -13,6 +12,7 @@ from booking.accounts.service import user_by_email
 from booking.audit import service as audit
 from booking.billing.tax import parse_rate
 from booking.carriers.models import CARRIER_ADMIN, STAFF_ROLES, Carrier, CarrierStaff
+from booking.carriers.rules import offered_timezones
 from booking.catalogue.models import Qualification
 from booking.extensions import db
 from booking.orgs.models import Organisation, Residency
@@ -75,7 +75,7 @@ def create_carrier(
         )
     elif db.session.scalar(select(Carrier.id).where(Carrier.code == code)):
         problems.append(Problem("code_taken", _l("This code is already used."), "code"))
-    if timezone not in available_timezones() or "/" not in timezone or timezone.startswith("Etc/"):
+    if timezone not in offered_timezones():
         problems.append(Problem("invalid_timezone", _l("Unknown time zone."), "timezone"))
     admin = user_by_email(admin_email)
     if admin is None:
@@ -150,7 +150,7 @@ def update_settings(
         + plain_text_problems(address, "address", 200, required=False)
         + description_problems(description_zh, description_en)
     )
-    if timezone not in available_timezones() or "/" not in timezone or timezone.startswith("Etc/"):
+    if timezone not in offered_timezones():
         problems.append(Problem("invalid_timezone", _l("Unknown time zone."), "timezone"))
     limits = {
         "free_cancellation_hours": 24 * 60,
