@@ -12,6 +12,10 @@ _MARKUP = re.compile(r"[<>]")
 # C0 controls but tab and line breaks, DEL, and the bidi embeddings, overrides and isolates
 # (U+202A–U+202E, U+2066–U+2069), which can make a title read as something else.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+# What breaks a line: CR, LF, NEL and the Unicode line and paragraph separators. Refused in a
+# text that is one line (a project, an invoice line): kept, it makes a document's cell as tall
+# as a page.
+_LINE_BREAK = re.compile(r"[\r\n\x85\u2028\u2029]")
 
 
 def control_characters(field: str | None = None) -> Problem:
@@ -21,8 +25,17 @@ def control_characters(field: str | None = None) -> Problem:
 
 
 def plain_text_problems(
-    value: str | None, field: str, max_length: int, required: bool = True
+    value: str | None,
+    field: str,
+    max_length: int,
+    required: bool = True,
+    *,
+    one_line: bool = False,
+    markup_allowed: bool = False,
 ) -> list[Problem]:
+    """Every problem of a typed text. `one_line` refuses line breaks too (multi-line fields,
+    such as an incident's description, keep them); `markup_allowed` lets < and > through where
+    the text is only ever printed escaped (an invoice line)."""
     value = (value or "").strip()
     if not value:
         if required:
@@ -38,11 +51,11 @@ def plain_text_problems(
                 {"max": max_length},
             )
         )
-    if _MARKUP.search(value):
+    if not markup_allowed and _MARKUP.search(value):
         problems.append(
             Problem("markup_not_allowed", _l("The characters < and > are not allowed."), field)
         )
-    if _CONTROL.search(value):
+    if _CONTROL.search(value) or (one_line and _LINE_BREAK.search(value)):
         problems.append(control_characters(field))
     return problems
 
@@ -68,4 +81,4 @@ MAX_PROJECT = 80
 
 def project_problems(project: str | None, field: str = "project") -> list[Problem]:
     """A project (项目/课题编号) as typed on a booking: optional, one plain line."""
-    return plain_text_problems(project, field, MAX_PROJECT, required=False)
+    return plain_text_problems(project, field, MAX_PROJECT, required=False, one_line=True)

@@ -29,11 +29,31 @@ FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))
 
 
+# Characters of one stored text a cell shows. The item cell holds a line's description and
+# two notes under it (who booked, the project): 200 + 100 + 100 characters stay well within a
+# page even in the widest characters (about 40 lines of the 40 mm column).
+CELL_TEXT_MAX = 200
+ITEM_NOTE_MAX = 100
+
+
+def one_line(value, limit: int = CELL_TEXT_MAX) -> str:
+    """Stored text as one line of at most `limit` characters: every line break and run of
+    white space becomes one space. A table's row cannot split across pages, so one cell of
+    many lines (text stored before line breaks were refused) would stop the PDF for good."""
+    flat = " ".join(str(value).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def text(value, style: ParagraphStyle) -> Paragraph:
     """A paragraph of plain text. reportlab reads a paragraph as markup, so every text goes
     through here escaped: a line typed as '<img src=x onerror=…>' prints as typed instead of
     breaking the PDF (or making reportlab fetch a URL)."""
-    return Paragraph(escape(str(value)).replace("\n", "<br/>"), style)
+    return lines_text([value], style)
+
+
+def lines_text(values, style: ParagraphStyle) -> Paragraph:
+    """Texts one below the other in a paragraph, each shown as one bounded line (`one_line`)."""
+    return Paragraph("<br/>".join(escape(one_line(value)) for value in values), style)
 
 
 def invoice_pdf(invoice: Invoice, locale: str = "zh", balance_fen: int | None = None) -> bytes:
@@ -96,18 +116,16 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh", balance_fen: int | None = 
         rows = [
             [
                 # The reason is the carrier's own note: not on the customer's document.
-                text(
-                    line.description
-                    + (
-                        "\n" + _("Booked by %(name)s", name=line.booker_name)
-                        if line.booker_name
-                        else ""
-                    )
-                    + (
-                        "\n" + _("Project: %(project)s", project=line.project)
-                        if line.project
-                        else ""
-                    ),
+                lines_text(
+                    [line.description]
+                    + [
+                        one_line(note, ITEM_NOTE_MAX)
+                        for note in (
+                            line.booker_name and _("Booked by %(name)s", name=line.booker_name),
+                            line.project and _("Project: %(project)s", project=line.project),
+                        )
+                        if note
+                    ],
                     body,
                 ),
                 line.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
@@ -186,16 +204,27 @@ def _column_formats(header: list[str]) -> dict[int, str]:
     return formats
 
 
-def invoices_xlsx(invoices: Iterable[Invoice], zone_name: str, numbers: dict[int, str]) -> bytes:
+def invoices_xlsx(
+    invoices: Iterable[Invoice],
+    zone_name: str,
+    numbers: dict[int, str],
+    *,
+    internal_notes: bool = True,
+) -> bytes:
     """Two sheets, the same columns as the CSV: one row per invoice, one row per line; amounts
     as exact yuan numbers, times as the carrier's local time (the header names the zone).
-    Written in one pass as the invoices come (they may be read batch by batch)."""
-    invoice_header, line_header = ledger.invoice_header(zone_name), ledger.line_header(zone_name)
+    Written in one pass as the invoices come (they may be read batch by batch). The customer's
+    copy is made with internal_notes=False: no "note" column (the carrier's own reasons)."""
+    invoice_header = ledger.invoice_header(zone_name)
+    line_header = ledger.line_header(zone_name, internal_notes=internal_notes)
 
     def rows():
         for invoice in invoices:
             yield from ((0, row) for row in ledger.invoice_rows([invoice], zone_name, numbers))
-            yield from ((1, row) for row in ledger.line_rows([invoice], zone_name))
+            yield from (
+                (1, row)
+                for row in ledger.line_rows([invoice], zone_name, internal_notes=internal_notes)
+            )
 
     return xlsx_sheets_write_only(
         [

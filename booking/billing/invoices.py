@@ -5,7 +5,7 @@ in the database, and a unique index on (source kind, source id) means nothing is
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -37,6 +37,7 @@ from booking.billing.invoice_models import (
 )
 from booking.billing.models import Rate
 from booking.billing.money import amount_problem, format_yuan, parse_yuan
+from booking.billing.voucher_models import Voucher, VoucherUse
 from booking.billing.vouchers import apply_subsidies, return_subsidy, usable_vouchers
 from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, BookingEvent
 from booking.carriers.models import Carrier
@@ -44,13 +45,14 @@ from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.inputs import as_id, parse_month
 from booking.languages import pick
-from booking.locking import lock_row
+from booking.locking import lock_also, lock_row
 from booking.metering.models import UsageRecord
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership, Residency
 from booking.permissions import is_staff_of, require_staff
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id, in_ids
+from booking.text_rules import plain_text_problems
 from booking.types import utcnow
 from booking.webhooks.events import emit
 
@@ -552,15 +554,39 @@ AMOUNT_MESSAGES = {
 }
 
 
-def _amount_and_reason(amount: str, reason: str, allow_negative: bool = True) -> tuple[int, str]:
-    """The typed amount in fen and the reason, or every problem with its real cause."""
-    problems = []
+MAX_LINE_TEXT = 200  # what the customer reads on a line: one line of the PDF's item cell
+MAX_REASON = 500  # the carrier's own note on a change
+
+
+def _description_problems(description: str | None) -> list[Problem]:
+    """What the customer reads on a line: one line (printed escaped, so < and > are fine)."""
+    return plain_text_problems(
+        description,
+        "description",
+        MAX_LINE_TEXT,
+        required=False,
+        one_line=True,
+        markup_allowed=True,
+    )
+
+
+def _reason_problems(reason: str | None) -> list[Problem]:
+    if not (reason or "").strip():
+        return [Problem("reason_required", _l("Give a reason."), "reason")]
+    return plain_text_problems(reason, "reason", MAX_REASON, markup_allowed=True)
+
+
+def _amount_and_reason(
+    amount: str, reason: str, allow_negative: bool = True, also: Sequence[Problem] = ()
+) -> tuple[int, str]:
+    """The typed amount in fen and the reason, or every problem with its real cause (and
+    those of the other fields typed with them, `also`)."""
+    problems = list(also)
     text = (amount or "").strip()
     code = amount_problem(text, allow_negative)
     if code:
         problems.append(Problem(f"invalid_amount_{code}", AMOUNT_MESSAGES[code], "amount"))
-    if not (reason or "").strip():
-        problems.append(Problem("reason_required", _l("Give a reason."), "reason"))
+    problems += _reason_problems(reason)
     if problems:
         raise ServiceError(problems, 422)
     negative = text.startswith("-")
@@ -575,9 +601,9 @@ def adjust(
     the customer reads; the reason is the carrier's own note and is never printed for them."""
     require_staff(operator, carrier.id)
     invoice = _draft(carrier, invoice_id)
-    fen, reason = _amount_and_reason(amount, reason)
+    fen, reason = _amount_and_reason(amount, reason, also=_description_problems(description))
     with force_locale("zh"):
-        text = (description or "").strip()[:200] or _("Adjustment")
+        text = (description or "").strip() or _("Adjustment")
     line = InvoiceLine(
         source_kind=ADJUSTMENT_LINE,
         description=text,
@@ -601,7 +627,7 @@ def adjust(
     return invoice
 
 
-LINE_FIELDS = ("description", "amount_fen", "tax_fen", "reason")
+LINE_FIELDS = ("description", "amount_fen", "tax_fen", "subsidy_fen", "reason")
 
 
 def _draft_line(carrier: Carrier, invoice_id, line_id) -> tuple[Invoice, InvoiceLine]:
@@ -623,27 +649,27 @@ def edit_line(
     reason: str,
 ) -> Invoice:
     """Change a draft's line: what the customer reads and, with a reason, its amount (any
-    line: a charge found too high, an adjustment typed wrong). Recorded in the audit log."""
+    line: a charge found too high, an adjustment typed wrong). A new amount draws on the
+    vouchers afresh, as the run would have drawn for it. Recorded in the audit log."""
     require_staff(operator, carrier.id)
+    repriced = amount not in (None, "")
+    if repriced:
+        fen, reason = _amount_and_reason(amount, reason, also=_description_problems(description))
+        # Vouchers are drawn on one change at a time per carrier, as by the run.
+        carrier = lock_row(Carrier, carrier.id)
+    else:
+        problems = _reason_problems(reason) + _description_problems(description)
+        if problems:
+            raise ServiceError(problems, 422)
     invoice, line = _draft_line(carrier, invoice_id, line_id)
     before = audit.snapshot(line, LINE_FIELDS)
-    if amount not in (None, ""):
-        fen, reason = _amount_and_reason(amount, reason)
+    if repriced:
         # The line keeps its own VAT rate (a rate may differ from the carrier's).
         taxed = tax.on_price(fen, line.tax_rate_bp, carrier.prices_include_tax)
-        if line.subsidy_fen and line.subsidy_fen > max(taxed.gross_fen, 0):
-            raise ServiceError(
-                Problem(
-                    "below_subsidy",
-                    _l("A line cannot cost less than the voucher subsidy it received."),
-                    "amount",
-                ),
-                422,
-            )
         line.amount_fen, line.tax_fen = taxed.gross_fen, taxed.tax_fen
-    elif not (reason or "").strip():
-        raise ServiceError(Problem("reason_required", _l("Give a reason."), "reason"), 422)
-    text = (description or "").strip()[:200]
+        _return_draws(line)
+        apply_subsidies(invoice, [line], carrier)
+    text = (description or "").strip()
     if text:
         line.description = text
     line.reason = reason.strip()
@@ -660,6 +686,72 @@ def edit_line(
     )
     db.session.commit()
     return invoice
+
+
+def _return_draws(line: InvoiceLine) -> None:
+    """Give back to the vouchers all a draft's line drew on them. The draws are deleted, not
+    countered: only issued invoices are claimed from the issuer, so nobody has seen them."""
+    uses = list(db.session.scalars(select(VoucherUse).where(VoucherUse.invoice_line_id == line.id)))
+    drawn: dict[int, int] = defaultdict(int)
+    for use in uses:
+        drawn[use.voucher_id] += use.amount_fen
+    for voucher_id in sorted(drawn):  # locked in one order: two changes at once cannot deadlock
+        lock_also(Voucher, voucher_id)
+        voucher = db.session.get(Voucher, voucher_id, populate_existing=True)
+        voucher.used_fen -= drawn[voucher_id]
+    for use in uses:
+        db.session.delete(use)
+    line.subsidy_fen = 0
+    db.session.flush()
+
+
+def _line_billing(usage: UsageRecord) -> InvoiceLine | None:
+    """The invoice line that bills a use: its own line for a use without a booking, else the
+    line of the booking it was the use of."""
+    if usage.booking_id is not None:
+        kind, source_id = BOOKING_LINE, usage.booking_id
+    else:
+        kind, source_id = USAGE_LINE, usage.id
+    return db.session.scalar(
+        select(InvoiceLine).where(
+            InvoiceLine.source_kind == kind, InvoiceLine.source_id == source_id
+        )
+    )
+
+
+def issued_invoice_billing(usage: UsageRecord) -> Invoice | None:
+    """The issued (or paid) invoice that bills this use, if any: a correction of it is made
+    by a credit note, so the correction page says so."""
+    line = _line_billing(usage)
+    return line.invoice if line is not None and line.invoice.status != DRAFT else None
+
+
+def follow_usage_correction(operator: User, usage: UsageRecord, reason: str) -> Invoice | None:
+    """Keep the bill in step with a corrected usage record (inside the correction's
+    transaction, which holds the carrier's lock). The line of a draft that bills it (the use
+    without a booking, or the booking it was the use of) comes off and gives its voucher draw
+    back: the next run bills the use as corrected, or not at all when it was waived. A line
+    of an issued invoice stays as issued: that invoice is returned, for a credit note."""
+    line = _line_billing(usage)
+    if line is None:
+        return None
+    invoice = line.invoice
+    if invoice.status != DRAFT:
+        return invoice
+    before = {"line": line.id, **audit.snapshot(line, LINE_FIELDS)}
+    _return_draws(line)
+    invoice.lines.remove(line)
+    _recount(invoice)
+    audit.record(
+        operator,
+        "line_removed",
+        "invoice",
+        invoice.id,
+        carrier_id=invoice.carrier_id,
+        before=before,
+        reason=reason,
+    )
+    return None
 
 
 def remove_line(operator: User, carrier: Carrier, invoice_id, line_id, reason: str) -> Invoice:
@@ -965,6 +1057,9 @@ def _issued_invoice(carrier: Carrier, invoice_id) -> Invoice:
     return invoice
 
 
+EARLIEST_PAYMENT_DAY = date(2000, 1, 1)  # no period before 2000 is ever billed
+
+
 def record_payment(
     actor: User,
     carrier: Carrier,
@@ -987,9 +1082,21 @@ def record_payment(
     today = today or utcnow().astimezone(ZoneInfo(carrier.timezone)).date()
     if paid_on is None:
         problems.append(Problem("required", _l("Give the day the money arrived."), "paid_on"))
-    elif paid_on > today or (invoice.issued_at and paid_on < date(2000, 1, 1)):
+    elif paid_on > today:
         problems.append(
             Problem("invalid_date", _l("The payment day cannot be in the future."), "paid_on")
+        )
+    elif paid_on < EARLIEST_PAYMENT_DAY:
+        problems.append(
+            Problem(
+                "invalid_date",
+                _l(
+                    "The payment day cannot be before %(day)s.",
+                    day=EARLIEST_PAYMENT_DAY.isoformat(),
+                ),
+                "paid_on",
+                {"min": EARLIEST_PAYMENT_DAY.isoformat()},
+            )
         )
     reference = (reference or "").strip()
     if len(reference) > 120 or any(ord(c) < 32 for c in reference):

@@ -18,6 +18,7 @@ from wtforms.validators import Optional
 
 from booking.accounts.forms import EmptyForm
 from booking.audit.readable import changes, ids_of
+from booking.billing import invoices
 from booking.bookings.forms import _When
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
@@ -31,6 +32,7 @@ from booking.problems import Problem, ServiceError
 from booking.tenancy import carrier_admin_required, own
 from booking.types import utcnow
 from booking.web import show_problems
+from booking.wtforms_messages import invalid_choices_message
 
 bp = Blueprint("carrier_usage", __name__)
 
@@ -74,7 +76,11 @@ class UploadForm(FlaskForm):
 
 class MeterTokenForm(FlaskForm):
     name = StringField(_l("Name (e.g. Slurm on gpu01)"), validators=[PlainText(80)])
-    resource_ids = SelectMultipleField(_l("Resources it may report for"), coerce=int)
+    resource_ids = SelectMultipleField(
+        _l("Resources it may report for"),
+        coerce=int,
+        invalid_choice_message=invalid_choices_message,
+    )
 
 
 def _page(upload_form=None, token_form=None, results=None, new_secret=None, status=200):
@@ -167,6 +173,16 @@ def correct(usage_id):
             show_problems(form, error)
         else:
             flash(_("Usage corrected; the original stays in its history."), "success")
+            issued = invoices.issued_invoice_billing(record)
+            if issued is not None:
+                flash(
+                    _(
+                        "This use is billed on the issued invoice %(number)s: correct its "
+                        "amount with a credit note.",
+                        number=issued.number,
+                    ),
+                    "warning",
+                )
             return redirect(url_for(".usage"))
     status = 422 if form.is_submitted() else 200
     return render_template(

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
 from booking.audit import service as audit
+from booking.billing import invoices
 from booking.bookings import rules
 from booking.bookings.models import IN_USE, Booking
 from booking.bookings.rules import (
@@ -41,7 +42,7 @@ from booking.catalogue.models import Resource
 from booking.catalogue.service import may_see
 from booking.extensions import db
 from booking.inputs import parse_datetime, parse_int
-from booking.locking import begin_write, lock_resource, resource_locked
+from booking.locking import lock_resource, lock_row, resource_locked
 from booking.metering.models import (
     CHECK_IN,
     METER,
@@ -76,6 +77,12 @@ def _snapshot(usage: UsageRecord) -> dict:
         "waived": usage.waived,
         "organisation_id": usage.organisation_id,
     }
+
+
+def _billed_as(usage: UsageRecord) -> tuple:
+    """What a usage record's charge depends on (times compared as instants, whatever their
+    zone): a correction that changes none of it leaves the invoices alone."""
+    return (usage.start_at, usage.end_at, usage.quantity, usage.waived, usage.organisation_id)
 
 
 def _record(
@@ -405,9 +412,11 @@ def correct(
         )
     if problems:
         raise ServiceError(problems, 422)
-    begin_write()
+    # Serialised with the carrier's invoice run: a run cannot bill the record as it was
+    # while it changes (the draft's line is taken off below, or the run sees the correction).
+    lock_row(Carrier, usage.carrier_id)
     usage = db.session.get(UsageRecord, usage.id, populate_existing=True)
-    before = _snapshot(usage)
+    before, billed_as = _snapshot(usage), _billed_as(usage)
     usage.start_at, usage.end_at = new_start, new_end
     if organisation_id is not None:
         usage.organisation_id = organisation_id
@@ -416,6 +425,9 @@ def correct(
     if waived is not None:
         usage.waived = waived
     _record(usage, operator, "corrected", before, reason.strip())
+    if _billed_as(usage) != billed_as:
+        # What was billed of it on a draft comes off; an issued invoice is left to a credit note.
+        invoices.follow_usage_correction(operator, usage, reason.strip())
     db.session.commit()
     return usage
 
