@@ -161,6 +161,36 @@ def test_machine_reports_are_idempotent(lab, meter):
     assert db.session.scalar(select(func.count(UsageRecord.id))) == 1
 
 
+def test_a_re_send_committed_at_the_same_moment_is_a_duplicate_not_a_500(lab, meter, monkeypatch):
+    """Break-it round: two identical reports sent at once ended 201 and 500 (IntegrityError on
+    the unique external id) about one time in five. Here the other report commits while this
+    one waits: first for the resource's lock, then (another row under the same external id at
+    another time) between the look-ups and the insert, where only the unique index sees it."""
+    first = meter["post"](job(lab))
+    assert first.status_code == 201
+    real, blind = service._earlier_report, []
+
+    def look_up(*args):  # the first `blind[0]` look-ups of a request see nothing
+        blind[1] += 1
+        return None if blind[1] <= blind[0] else real(*args)
+
+    monkeypatch.setattr(service, "_earlier_report", look_up)
+    blind[:] = [1, 0]  # committed while this one waited for the lock
+    same = meter["post"](job(lab))
+    assert same.status_code == 200 and same.json["status"] == "duplicate", same.json
+    assert blind[1] == 2
+    later = lab["job_start"] - timedelta(hours=5)
+    blind[:] = [2, 0]  # committed after both look-ups: the insert is refused
+    other = meter["post"](
+        job(lab, start=later.isoformat(), end=(later + timedelta(hours=1)).isoformat())
+    )
+    assert other.status_code == 409 and other.json["error"]["code"] == "external_id_conflict", (
+        other.json
+    )
+    assert blind[1] == 3
+    assert db.session.scalar(select(func.count(UsageRecord.id))) == 1
+
+
 def test_batch_reports_say_row_by_row(lab, meter):
     start = utcnow().replace(microsecond=0) - timedelta(hours=5)
     rows = [

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from booking.accounts.models import User
 from booking.accounts.service import user_by_email
@@ -706,35 +707,16 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
     if problems:
         return RowResult(number, "refused", problems=problems)
     external_id = external_id.strip()
-    existing = db.session.scalar(
-        select(UsageRecord).where(
-            UsageRecord.carrier_id == reporter.carrier_id, UsageRecord.external_id == external_id
-        )
-    )
     content = (resource.id, start, end, quantity or 1, user.id)
-    if existing is not None:
-        same = (
-            existing.resource_id,
-            existing.start_at,
-            existing.end_at,
-            existing.quantity,
-            existing.user_id,
-        ) == content
-        if same:
-            return RowResult(number, "duplicate", existing.id)
-        return RowResult(
-            number,
-            "refused",
-            existing.id,
-            [
-                Problem(
-                    "external_id_conflict",
-                    _l("This external id was already reported with different values."),
-                    "external_id",
-                )
-            ],
-        )
+    earlier = _earlier_report(reporter, number, external_id, content)
+    if earlier is not None:
+        return earlier
     lock_resource(resource.id)  # reports for one resource one at a time: the check holds
+    # Again under the lock: a re-send of this row may have committed while we waited for it.
+    earlier = _earlier_report(reporter, number, external_id, content)
+    if earlier is not None:
+        db.session.rollback()
+        return earlier
     held = peak_load(_usage_holdings(resource.id, start, end), start, end)
     if held + (quantity or 1) > resource.capacity:
         db.session.rollback()
@@ -769,11 +751,56 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
         created_by_id=reporter.actor.id if reporter.actor else None,
     )
     db.session.add(usage)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same external id, reported at the same moment for another resource (the lock
+        # above serialises one resource only) and committed first: the unique index caught
+        # it, and the answer is what a re-send gets.
+        db.session.rollback()
+        earlier = _earlier_report(reporter, number, external_id, content)
+        if earlier is None:
+            raise
+        return earlier
     _record(usage, reporter.actor, "reported")
     emit("usage.recorded", usage.carrier_id, usage_data(usage))
     db.session.commit()
     return RowResult(number, "accepted", usage.id)
+
+
+def _earlier_report(
+    reporter: Reporter, number: int, external_id: str, content: tuple
+) -> RowResult | None:
+    """What a row gets when its external id was reported before: a harmless duplicate with
+    the same content, a refusal with other content; None when it is new."""
+    existing = db.session.scalar(
+        select(UsageRecord).where(
+            UsageRecord.carrier_id == reporter.carrier_id, UsageRecord.external_id == external_id
+        )
+    )
+    if existing is None:
+        return None
+    same = (
+        existing.resource_id,
+        existing.start_at,
+        existing.end_at,
+        existing.quantity,
+        existing.user_id,
+    ) == content
+    if same:
+        return RowResult(number, "duplicate", existing.id)
+    return RowResult(
+        number,
+        "refused",
+        existing.id,
+        [
+            Problem(
+                "external_id_conflict",
+                _l("This external id was already reported with different values."),
+                "external_id",
+            )
+        ],
+    )
 
 
 CSV_COLUMNS = (
