@@ -59,8 +59,8 @@ def test_the_exports_stream_and_match_the_whole_list(client, billed, monkeypatch
     whole = _five_invoices_and_a_credit_note(billed)
     zone = billed["carrier"].timezone
     expected_csv = csv_text(
-        ledger.line_header(zone),
-        (ledger.as_csv_values(row) for row in ledger.line_rows(whole, zone)),
+        ledger.line_header(zone, internal_notes=True),
+        (ledger.as_csv_values(row) for row in ledger.line_rows(whole, zone, internal_notes=True)),
     )
     numbers = invoices.credited_numbers(billed["carrier"])
     (credit,) = [i for i in whole if i.kind == "credit_note"]
@@ -68,7 +68,7 @@ def test_the_exports_stream_and_match_the_whole_list(client, billed, monkeypatch
     assert numbers == {corrected.id: corrected.number}
     expected_invoices = [row[0] for row in ledger.invoice_rows(whole, zone, numbers)]
     expected_credits = [row[4] for row in ledger.invoice_rows(whole, zone, numbers)]
-    expected_lines = [row[5] for row in ledger.line_rows(whole, zone)]
+    expected_lines = [row[5] for row in ledger.line_rows(whole, zone, internal_notes=True)]
     monkeypatch.setattr(invoices, "EXPORT_BATCH", 2)  # three and more batches
     login(client, "op@example.com")
 

@@ -209,7 +209,7 @@ def invoices_xlsx(
     zone_name: str,
     numbers: dict[int, str],
     *,
-    internal_notes: bool = True,
+    internal_notes: bool,
 ) -> bytes:
     """Two sheets, the same columns as the CSV: one row per invoice, one row per line; amounts
     as exact yuan numbers, times as the carrier's local time (the header names the zone).

@@ -384,10 +384,16 @@ def export():
 
     def rows():  # read and written batch by batch while the response streams
         invoices = service.invoices_by_batch(ids)
-        return (ledger.as_csv_values(row) for row in ledger.line_rows(invoices, zone))
+        return (
+            ledger.as_csv_values(row)
+            for row in ledger.line_rows(invoices, zone, internal_notes=True)
+        )
 
     return download(
-        "csv", f"invoices-{g.carrier.code}-{period or 'all'}", ledger.line_header(zone), rows
+        "csv",
+        f"invoices-{g.carrier.code}-{period or 'all'}",
+        ledger.line_header(zone, internal_notes=True),
+        rows,
     )
 
 
@@ -422,7 +428,10 @@ def export_xlsx():
         # Rows go to XlsxWriter's temporary files batch by batch; the finished file (an .xlsx is
         # a zip archive, complete only at its end) is then sent from memory.
         invoices_xlsx(
-            service.invoices_by_batch(ids), g.carrier.timezone, service.credited_numbers(g.carrier)
+            service.invoices_by_batch(ids),
+            g.carrier.timezone,
+            service.credited_numbers(g.carrier),
+            internal_notes=True,  # the carrier's staff only (this blueprint)
         ),
         content_type=XLSX_TYPE,
         headers={

@@ -75,7 +75,7 @@ def invoice_rows(
     )
 
 
-def line_header(zone_name: str, *, internal_notes: bool = True) -> list[str]:
+def line_header(zone_name: str, *, internal_notes: bool) -> list[str]:
     """internal_notes: the "note" column, the carrier's own reason for a line, which the
     customer never reads (their copy has no such column)."""
     header = [
@@ -107,7 +107,7 @@ def line_header(zone_name: str, *, internal_notes: bool = True) -> list[str]:
 
 
 def line_rows(
-    invoices: Iterable[Invoice], zone_name: str, *, internal_notes: bool = True
+    invoices: Iterable[Invoice], zone_name: str, *, internal_notes: bool
 ) -> Iterator[list]:
     """internal_notes as in `line_header`: False for anything the customer gets."""
     zone = ZoneInfo(zone_name)
