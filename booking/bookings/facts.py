@@ -28,9 +28,11 @@ from booking.extensions import db
 from booking.metering.models import UsageRecord
 from booking.orgs.models import Membership
 from booking.problems import Problem, ServiceError
+from booking.text_rules import plain_text_problems
 from booking.types import UTCDateTime, utcnow
 
 MAX_PURPOSE_LENGTH = 2000
+MAX_REASON_LENGTH = 500  # the forms' limit (ModifyForm, CancelForm, ReasonForm)
 WALK_UP_HOLD_MINUTES = 60
 
 
@@ -320,13 +322,27 @@ def shape_problems(start, end) -> list[Problem]:
     return []
 
 
+def _free_text_problems(value: str | None, field: str, max_length: int) -> list[Problem]:
+    """Prose a person types (a purpose, a reason): optional, at most `max_length` characters,
+    no control characters or bidi overrides (the platform's one refusal, text_rules). Line
+    breaks stay allowed, and so do < and >: the pages escape them."""
+    if value is None:
+        return []
+    if not isinstance(value, str):
+        return [Problem("invalid_text", _l("Must be text."), field)]
+    return [
+        p
+        for p in plain_text_problems(value, field, max_length, required=False)
+        if p.code != "markup_not_allowed"
+    ]
+
+
 def purpose_problems(purpose: str | None) -> list[Problem]:
-    if purpose and len(purpose) > MAX_PURPOSE_LENGTH:
-        return [
-            Problem(
-                "too_long",
-                _l("Must be at most %(max)d characters.", max=MAX_PURPOSE_LENGTH),
-                "purpose",
-            )
-        ]
-    return []
+    return _free_text_problems(purpose, "purpose", MAX_PURPOSE_LENGTH)
+
+
+def reason_problems(reason: str | None, field: str = "reason") -> list[Problem]:
+    """A reason given for a change, a cancellation, an approval, a rejection or an override:
+    the forms' 500 characters, checked here so the API says the same (#6: a million
+    characters were stored)."""
+    return _free_text_problems(reason, field, MAX_REASON_LENGTH)

@@ -230,9 +230,10 @@ def add_outage(code: str):
 @operation(tags=["outages"], json=OutageRemovalIn, ok=RemovedOut)
 def remove_outage(code: str, outage_id: int):
     """Remove a maintenance window (or, whole_series, every window of its rule)."""
-    _user, carrier = _staff_carrier(code)
+    user, carrier = _staff_carrier(code)
     whole = body_of(OutageRemovalIn).whole_series
-    return jsonify({"removed": outage_service.delete_outage(carrier.id, outage_id, whole)})
+    removed = outage_service.delete_outage(carrier.id, outage_id, whole, operator=user)
+    return jsonify({"removed": removed})
 
 
 @bp.get("/carriers/<code>/qualification-grants")

@@ -192,7 +192,9 @@ def create_outage():
 def delete_outage(outage_id):
     outage = own(Outage, outage_id)
     if EmptyForm().validate_on_submit():
-        outage_service.delete_outage(g.carrier.id, outage.id, request.form.get("series") == "1")
+        outage_service.delete_outage(
+            g.carrier.id, outage.id, request.form.get("series") == "1", operator=current_user
+        )
         flash(_("Maintenance window removed."), "success")
     return redirect(url_for(".outages"))
 

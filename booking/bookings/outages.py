@@ -108,16 +108,57 @@ def outages_of(carrier_id: int, upcoming_from: datetime | None = None) -> list[O
     return list(db.session.scalars(stmt.order_by(Outage.start_at)).unique())
 
 
-def delete_outage(carrier_id: int, outage_id: int, whole_series: bool = False) -> int:
+def delete_outage(
+    carrier_id: int, outage_id: int, whole_series: bool = False, operator: User | None = None
+) -> int:
+    """Remove a window (or its whole series); bookings no remaining window overlaps lose
+    their maintenance flag (#5: the flag and its banner stayed for good)."""
     outage = db.session.get(Outage, outage_id)
     if outage is None or outage.resource.carrier_id != carrier_id:
         raise NotFound()
-    targets = [outage]
-    if whole_series and outage.series_key:
+    resource_id, series_key = outage.resource_id, outage.series_key
+    with resource_locked(resource_id):
         targets = db.session.scalars(
-            select(Outage).where(Outage.series_key == outage.series_key)
+            select(Outage).where(
+                Outage.series_key == series_key
+                if whole_series and series_key
+                else Outage.id == outage_id
+            )
         ).all()
-    for target in targets:
-        db.session.delete(target)
-    db.session.commit()
+        if not targets:
+            raise NotFound()  # removed meanwhile
+        for target in targets:
+            db.session.delete(target)
+        db.session.flush()
+        clear_outage_flags(resource_id, operator)
+        db.session.commit()
     return len(targets)
+
+
+def clear_outage_flags(resource_id: int, actor: User | None) -> list[Booking]:
+    """Unflag the resource's flagged bookings that no maintenance window overlaps any more,
+    with an entry in each one's history. The caller holds the resource's lock and commits."""
+    flagged = db.session.scalars(
+        select(Booking).where(
+            Booking.resource_id == resource_id,
+            Booking.status.in_(HOLDING),
+            Booking.outage_conflict.is_(True),
+        )
+    ).all()
+    if not flagged:
+        return []
+    windows = db.session.execute(
+        select(Outage.start_at, Outage.end_at).where(
+            Outage.resource_id == resource_id,
+            Outage.start_at < max(b.busy_until for b in flagged),
+            Outage.end_at > min(b.busy_from for b in flagged),
+        )
+    ).all()
+    cleared = []
+    for booking in flagged:
+        if any(rules.overlaps(booking.busy_from, booking.busy_until, lo, hi) for lo, hi in windows):
+            continue
+        booking.outage_conflict = False
+        apply_action(booking, FLAG, actor, event="outage_cleared", calendar_changes=True)
+        cleared.append(booking)
+    return cleared

@@ -7,6 +7,7 @@ comes back at once, each with its own code and translatable message.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -127,10 +128,51 @@ def late_from_the_start(start: datetime, now: datetime, free_hours: int) -> bool
     return now > free_cancellation_until(start, free_hours)
 
 
-def can_cancel_free(status: str, start: datetime, now: datetime, free_hours: int) -> bool:
+def fee_deadline(start: datetime, late_starts: Sequence[datetime], free_hours: int) -> datetime:
+    """When free cancellation ends: before the booking's start, or before the earliest start
+    it had when its booker changed it after free cancellation had ended (`late_starts`)."""
+    return free_cancellation_until(min((start, *late_starts)), free_hours)
+
+
+def can_cancel_free(
+    status: str,
+    start: datetime,
+    now: datetime,
+    free_hours: int,
+    late_starts: Sequence[datetime] = (),
+) -> bool:
     """A request can always be withdrawn for free; an approved booking until the carrier's
-    free-cancellation window closes."""
-    return status != APPROVED or now <= free_cancellation_until(start, free_hours)
+    free-cancellation window closes. A booking its booker changed inside that window keeps
+    the fee it owed then (#3: moved twelve days on, it was cancelled free), also when the
+    change sent it back for approval."""
+    if status != APPROVED and not late_starts:
+        return True
+    return now <= fee_deadline(start, late_starts, free_hours)
+
+
+def late_change_problems(
+    late: bool, before: tuple[datetime, datetime, int], after: tuple[datetime, datetime, int]
+) -> list[Problem]:
+    """Once cancelling costs the fee, the booker may still move the booking (the fee goes
+    with it) or make it longer or larger, but not shorter or smaller: that would lower the
+    fee a cancellation owes, which is a share of the booked charge."""
+
+    def booked(span: tuple[datetime, datetime, int]) -> timedelta:
+        start, end, quantity = span
+        return (end - start) * quantity
+
+    if late and booked(after) < booked(before):
+        return [
+            _p(
+                "late_reduction",
+                _l(
+                    "Free cancellation has ended for this booking: it can still be moved or "
+                    "made longer, but no longer shortened or reduced."
+                ),
+                "end",
+            )
+        ]
+    return []
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -563,17 +605,79 @@ def free_capacity_timeline(
     return pieces
 
 
+# Occurrence rules accepted from outside: one RFC 5545 RRULE, as NAME=VALUE parts. No other
+# lines or properties (a DTSTART, RDATE or EXDATE line moved the series to 1899 or 9999), no
+# frequency below a day and no BYHOUR/BYMINUTE/BYSECOND: the time of day is the booking's own.
+RRULE_FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
+RRULE_PARTS = frozenset(
+    {
+        "FREQ",
+        "INTERVAL",
+        "COUNT",
+        "UNTIL",
+        "WKST",
+        "BYDAY",
+        "BYMONTHDAY",
+        "BYYEARDAY",
+        "BYWEEKNO",
+        "BYMONTH",
+        "BYSETPOS",
+    }
+)
+_RRULE_VALUE = re.compile(r"[A-Z0-9+,-]+")
+# The Gregorian calendar repeats every 400 years (146,097 days, a whole number of weeks). A rule
+# nothing matches (the 30th of February) makes dateutil walk every day up to year 9999, five
+# seconds of one worker; expanded 7,600 years later, the same dates cost a 400-year walk, which
+# still sees any occurrence after LATEST (up to 2399).
+_CALENDAR_SHIFT_YEARS = 19 * 400
+
+
+def _invalid_rrule() -> list[Problem]:
+    return [_p("invalid_rrule", _l("The repetition rule is not valid."), "recurrence")]
+
+
+def rrule_parts(rule: str | None) -> dict[str, str] | None:
+    """The NAME=VALUE parts of a single RRULE (an optional "RRULE:" in front), or None when
+    it is anything else: other lines or properties, unknown or repeated names, a frequency
+    below a day, both COUNT and UNTIL."""
+    text = (rule or "").strip().upper()
+    if text.startswith("RRULE:"):
+        text = text[6:]
+    if not text or len(text) > 500:
+        return None
+    parts: dict[str, str] = {}
+    for part in text.split(";"):
+        name, equals, value = part.partition("=")
+        if not equals or name not in RRULE_PARTS or name in parts:
+            return None
+        if not _RRULE_VALUE.fullmatch(value):
+            return None
+        parts[name] = value
+    if parts.get("FREQ") not in RRULE_FREQUENCIES or ("COUNT" in parts and "UNTIL" in parts):
+        return None
+    return parts
+
+
+def _shifted_until(until: str, shift: int) -> str:
+    """An UNTIL value (YYYYMMDD, optionally THHMMSS and Z) `shift` years later, at most the
+    end of year 9999."""
+    found = re.fullmatch(r"(\d{4})(\d{4}(?:T\d{6}Z?)?)", until)
+    if found is None:
+        raise ValueError(until)
+    year = int(found[1]) + shift
+    return f"{year:04d}{found[2]}" if year <= 9999 else "99991231T235959"
+
+
 def expand_recurrence(
     rule: str, start: datetime, end: datetime, zone: ZoneInfo, cap: int = MAX_OCCURRENCES
 ) -> tuple[list[tuple[datetime, datetime]], list[Problem]]:
     """Occurrences of an RFC 5545 RRULE starting with (start, end), in the carrier's local
-    time (09:00 stays 09:00 across the series). At most `cap` occurrences."""
-    text = (rule or "").strip()
-    if text.upper().startswith("RRULE:"):
-        text = text[6:]
-    if not text or len(text) > 500:
-        return [], [_p("invalid_rrule", _l("The repetition rule is not valid."), "recurrence")]
-    if "COUNT=" not in text.upper() and "UNTIL=" not in text.upper():
+    time (09:00 stays 09:00 across the series). At most `cap` occurrences, every one between
+    EARLIEST and LATEST; any other rule is a problem, never an exception."""
+    parts = rrule_parts(rule)
+    if parts is None:
+        return [], _invalid_rrule()
+    if "COUNT" not in parts and "UNTIL" not in parts:
         return [], [
             _p(
                 "unbounded_rrule",
@@ -581,30 +685,48 @@ def expand_recurrence(
                 "recurrence",
             )
         ]
-    local_start = start.astimezone(zone).replace(tzinfo=None)
-    duration = end - start
+    out_of_range = [_p("out_of_range", _l("Times must be between 1970 and 2100."), "recurrence")]
     try:
-        rule_set = rrulestr(text, dtstart=local_start, forceset=True, ignoretz=True)
+        local_start = start.astimezone(zone).replace(tzinfo=None)
+        duration = end - start
+        shift = _CALENDAR_SHIFT_YEARS
+        shifted_parts = dict(parts)
+        if "UNTIL" in parts:
+            shifted_parts["UNTIL"] = _shifted_until(parts["UNTIL"], shift)
+        shifted = rrulestr(
+            ";".join(f"{name}={value}" for name, value in shifted_parts.items()),
+            dtstart=local_start.replace(year=local_start.year + shift),
+            ignoretz=True,
+        )
         occurrences = []
-        for moment in rule_set:
-            occurrences.append(moment)
+        for moment in shifted:
+            occurrences.append(moment.replace(year=moment.year - shift))
             if len(occurrences) > cap:
                 break
-    except (ValueError, TypeError, OverflowError):
-        return [], [_p("invalid_rrule", _l("The repetition rule is not valid."), "recurrence")]
-    if len(occurrences) > cap:
-        return [], [
-            _p(
-                "too_many_occurrences",
-                _l("A series can have at most %(max)d occurrences; this one has more.", max=cap),
-                "recurrence",
-                max=cap,
-            )
-        ]
-    result = []
-    for moment in occurrences:
-        occurrence_start = moment.replace(tzinfo=zone).astimezone(UTC)
-        result.append((occurrence_start, occurrence_start + duration))
+        if not occurrences:
+            return [], _invalid_rrule()
+        if len(occurrences) > cap:
+            return [], [
+                _p(
+                    "too_many_occurrences",
+                    _l(
+                        "A series can have at most %(max)d occurrences; this one has more.", max=cap
+                    ),
+                    "recurrence",
+                    max=cap,
+                )
+            ]
+        if "COUNT" in parts and len(occurrences) < int(parts["COUNT"]):
+            return [], out_of_range  # the rest fall after 2399 (or never)
+        result = []
+        for moment in occurrences:
+            occurrence_start = moment.replace(tzinfo=zone).astimezone(UTC)
+            occurrence_end = occurrence_start + duration
+            if not (EARLIEST <= occurrence_start and occurrence_end <= LATEST):
+                return [], out_of_range
+            result.append((occurrence_start, occurrence_end))
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError):
+        return [], _invalid_rrule()
     return result, []
 
 

@@ -170,12 +170,16 @@ def visible_bookings_page(
 ) -> tuple[list[Booking], tuple[datetime, int] | None]:
     """One page of the user's own bookings and those of carriers they operate, in (start, id)
     order after the key `after`, and the key to continue from (None on the last page): the API
-    walks every row, never a silent cap."""
+    walks every row, never a silent cap. The API filters by start: `start_from` ≤ start <
+    `start_until`, so consecutive windows list each booking once, like the pages it walks (#9:
+    one still running at `start_from` came back too, against the documentation)."""
     carriers = operated_carrier_ids(user)
     condition = Booking.user_id == user.id
     if carriers:
         condition = or_(condition, Resource.carrier_id.in_(carriers))
     stmt = select(Booking).join(Resource).where(condition)
+    if start_from is not None:
+        stmt = stmt.where(Booking.start_at >= start_from)
     if after is not None:
         stmt = stmt.where(
             or_(
@@ -183,7 +187,7 @@ def visible_bookings_page(
                 and_(Booking.start_at == after[0], Booking.id > after[1]),
             )
         )
-    rows = _filtered(stmt, status, start_from, start_until, limit + 1)
+    rows = _filtered(stmt, status, None, start_until, limit + 1)
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
@@ -191,6 +195,8 @@ def visible_bookings_page(
 
 
 def _filtered(stmt, status, start_from, start_until, limit):
+    """The pages' filter: bookings overlapping [start_from, start_until) (still running at
+    start_from counts: today's list, the check-in list)."""
     if status:
         stmt = stmt.where(Booking.status == status)
     if start_from:

@@ -11,6 +11,7 @@ from booking.accounts.models import User
 from booking.bookings import rules
 from booking.bookings.facts import (  # noqa: F401 - one public surface
     MAX_PURPOSE_LENGTH,
+    MAX_REASON_LENGTH,
     WALK_UP_HOLD_MINUTES,
     BookingRefused,
     Facts,
@@ -21,6 +22,7 @@ from booking.bookings.facts import (  # noqa: F401 - one public surface
     is_member,
     is_qualified,
     purpose_problems,
+    reason_problems,
     shape_problems,
 )
 from booking.bookings.lifecycle import (  # noqa: F401 - one public surface
@@ -89,7 +91,12 @@ def create_booking(
     now: datetime | None = None,
 ) -> Booking:
     booker = on_behalf_of or actor
-    problems = shape_problems(start, end) + purpose_problems(purpose) + project_problems(project)
+    problems = (
+        shape_problems(start, end)
+        + purpose_problems(purpose)
+        + project_problems(project)
+        + reason_problems(override_reason, "override_reason")
+    )
     if not isinstance(quantity, int) or isinstance(quantity, bool):
         problems.append(
             Problem("invalid_quantity", _l("The quantity must be a whole number."), "quantity")
@@ -262,7 +269,7 @@ def modify_booking(
     booking = booking_for(actor, booking_id)
     new_start, new_end = start or booking.start_at, end or booking.end_at
     new_quantity = booking.quantity if quantity is None else quantity
-    problems = shape_problems(new_start, new_end)
+    problems = shape_problems(new_start, new_end) + reason_problems(reason)
     if not isinstance(new_quantity, int) or isinstance(new_quantity, bool):
         problems.append(
             Problem("invalid_quantity", _l("The quantity must be a whole number."), "quantity")
@@ -273,6 +280,10 @@ def modify_booking(
         booking = db.session.get(Booking, booking.id, populate_existing=True)
         check_action(booking, rules.MODIFY, actor)
         staff = is_staff_of(actor, resource.carrier_id)
+        # The booker changing a booking whose cancellation would cost the fee: the fee stays
+        # with it (recorded on the change, read by cancellation_terms); the carrier's own
+        # changes never charge one.
+        late = not staff and cancellation_terms(booking, now)["late"]
         policy = ResourcePolicy.of(resource)
         ctx = booking_context(
             resource,
@@ -284,7 +295,13 @@ def modify_booking(
             override=staff and bool(booking.override_reason),
             now=now,
         )
-        problems = rules.booking_problems(policy, new_start, new_end, new_quantity, ctx)
+        problems = rules.booking_problems(
+            policy, new_start, new_end, new_quantity, ctx
+        ) + rules.late_change_problems(
+            late,
+            (booking.start_at, booking.end_at, booking.quantity),
+            (new_start, new_end, new_quantity),
+        )
         if problems:
             raise BookingRefused(problems)
         old = {
@@ -299,6 +316,9 @@ def modify_booking(
         )
         booking.start_at, booking.end_at, booking.quantity = new_start, new_end, new_quantity
         booking.busy_from, booking.busy_until = rules.busy_interval(policy, new_start, new_end)
+        # The rules refuse a time any maintenance window overlaps (ctx.outages are those over
+        # the new busy interval): moved clear of one, the flag and its banner go (#5).
+        booking.outage_conflict = bool(ctx.outages)
         # A booking its booker changes needs approval again where the resource asks for it.
         again = resource.requires_approval and not staff and booking.status == APPROVED
         apply_action(
@@ -312,6 +332,7 @@ def modify_booking(
                 "end": new_end.isoformat(),
                 "quantity": new_quantity,
             },
+            **({LATE_START: old["start"]} if late else {}),
         )
         db.session.commit()
     if freed:
@@ -323,17 +344,35 @@ def _offer_freed(resource_id: int, now: datetime | None) -> None:
     capacity_freed.send(resource_id, now=now)  # the waitlist listens
 
 
-def cancellation_terms(booking: Booking, now: datetime | None = None) -> dict:
-    """Whether cancelling now is free under the carrier's policy."""
+# On a change made by the booker after free cancellation had ended: the start it had then,
+# whose fee the booking keeps (rules.can_cancel_free).
+LATE_START = "late_start"
+
+
+def late_starts_of(booking: Booking) -> list[datetime]:
+    return [
+        datetime.fromisoformat(e.details[LATE_START])
+        for e in booking.events
+        if e.action == rules.MODIFY and (e.details or {}).get(LATE_START)
+    ]
+
+
+def cancellation_terms(
+    booking: Booking, now: datetime | None = None, by_carrier: bool = False
+) -> dict:
+    """Whether cancelling now is free under the carrier's policy. The carrier's own staff
+    cancel free (#2: an operator's cancellation billed the customer the fee)."""
     now = now or utcnow()
     carrier = booking.resource.carrier
-    free_until = rules.free_cancellation_until(booking.start_at, carrier.free_cancellation_hours)
-    late = not rules.can_cancel_free(
-        booking.status, booking.start_at, now, carrier.free_cancellation_hours
+    late_starts = late_starts_of(booking)
+    free_until = rules.fee_deadline(booking.start_at, late_starts, carrier.free_cancellation_hours)
+    late = not by_carrier and not rules.can_cancel_free(
+        booking.status, booking.start_at, now, carrier.free_cancellation_hours, late_starts
     )
     return {
         "free_until": free_until,
         "late": late,
+        "by_carrier": by_carrier,
         "fee_percent": carrier.late_cancellation_fee_percent if late else 0,
         "free_hours": carrier.free_cancellation_hours,
         "policy_percent": carrier.late_cancellation_fee_percent,
@@ -347,11 +386,17 @@ def cancel_booking(
     now: datetime | None = None,
     notify_owner: bool = True,
 ) -> Booking:
+    problems = reason_problems(reason)
+    if problems:
+        raise ServiceError(problems, 422)
     booking = booking_for(actor, booking_id)
     with resource_locked(booking.resource_id):
         booking = db.session.get(Booking, booking.id, populate_existing=True)
         check_action(booking, rules.CANCEL, actor)
-        terms = cancellation_terms(booking, now)
+        # Billing reads the event's `late`: a cancellation by the carrier's staff records
+        # none, whoever the booking is for.
+        by_carrier = rules.STAFF in roles_of(actor, booking)
+        terms = cancellation_terms(booking, now, by_carrier=by_carrier)
         # The owner's mail carries the CANCEL .ics that removes the event from calendars.
         apply_action(
             booking,
@@ -361,6 +406,7 @@ def cancel_booking(
             notify_owner=notify_owner,
             late=terms["late"],
             fee_percent=terms["fee_percent"],
+            by_carrier=by_carrier,
         )
         db.session.commit()
     _offer_freed(booking.resource_id, now)
@@ -370,6 +416,9 @@ def cancel_booking(
 def approve_booking(
     operator: User, booking_id, reason: str = "", now: datetime | None = None
 ) -> Booking:
+    problems = reason_problems(reason)
+    if problems:
+        raise ServiceError(problems, 422)
     booking = booking_for(operator, booking_id)
     require_operator(operator, booking)
     with resource_locked(booking.resource_id) as resource:
@@ -398,6 +447,9 @@ def reject_booking(operator: User, booking_id, reason: str, now: datetime | None
         raise ServiceError(
             Problem("reason_required", _l("Give a reason for the rejection."), "reason"), 422
         )
+    problems = reason_problems(reason)
+    if problems:
+        raise ServiceError(problems, 422)
     with resource_locked(booking.resource_id):
         booking = db.session.get(Booking, booking.id, populate_existing=True)
         apply_action(

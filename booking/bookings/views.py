@@ -59,6 +59,7 @@ EVENT_LABELS = {
     "no_show": _l("no-show"),
     "calendar_conflict": _l("overlaps an imported calendar"),
     "outage_conflict": _l("maintenance scheduled over it"),
+    "outage_cleared": _l("no maintenance over it any more"),
     "qualification_lapsed": _l("the booker's qualification lapsed"),
     "resource_retired": _l("the resource was retired"),
     "project_changed": _l("project changed"),
@@ -279,16 +280,18 @@ def _prefill(form: BookingForm, resource) -> None:
 
 
 def _check_one(resource, form, start, end, _rrule):
+    """The rules' verdict and, for a booking the resource's terms allow, its price: a slot
+    taken by others still has one (for the waitlist), two million units or eighty years of
+    a resource have none (#8: they were quoted ¥60,000,000 and 640,297 hours)."""
     refused = bookings_check(resource, form, start, end)
+    allowed, _terms_refusal = service.bookable_windows(resource, [(start, end)], form.quantity.data)
     return _book_page(
         resource,
         form,
         200 if not refused else refused.status,
         refused=refused,
-        price_quote=booking_quote(
-            resource, form.organisation_id.data, [(start, end)], form.quantity.data
-        ),
-        late=_late(resource, start),
+        price_quote=booking_quote(resource, form.organisation_id.data, allowed, form.quantity.data),
+        late=_late(resource, start) if allowed else False,
     )
 
 
@@ -527,7 +530,7 @@ def _detail_page(booking, modify_form=None, status=200):
         event_labels=EVENT_LABELS,
         modify_form=modify_form,
         cancel_form=CancelForm(formdata=None),
-        terms=service.cancellation_terms(booking),
+        terms=service.cancellation_terms(booking, by_carrier=staff),
         open=(booking.status, rules.CANCEL) in rules.TRANSITIONS,
         kind_labels=KIND_LABELS,
         is_staff=staff,

@@ -25,6 +25,7 @@ from booking.bookings.service import (
     create_booking,
     facts_for,
     paying_organisation_id,
+    purpose_problems,
     shape_problems,
     when_params,
 )
@@ -53,8 +54,10 @@ def join_waitlist(
     purpose: str = "",
     now: datetime | None = None,
 ) -> WaitlistEntry:
-    """Only for a request whose one obstacle is capacity: anything else would still refuse it."""
-    problems = shape_problems(start, end)
+    """Only for a request whose one obstacle is capacity: anything else would still refuse it.
+    The purpose is checked as a booking's is (#4: an entry no offer could turn into a
+    booking held the slot for the offer's two hours)."""
+    problems = shape_problems(start, end) + purpose_problems(purpose)
     if problems:
         raise ServiceError(problems, 422)
     resource = visible_resource(user, resource_id)
