@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from datetime import date, timedelta
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from booking.bookings import service as bookings
 from booking.extensions import db
 from booking.metering import service
-from booking.metering.models import OpenUsageUnit, UsageRecord
+from booking.metering.models import MeterToken, OpenUsageUnit, UsageRecord
 from booking.problems import NotFound, ServiceError
 from booking.types import utcnow
 from tests.conftest import login, post_form
@@ -541,3 +542,21 @@ def test_the_kiosk_counts_down_to_check_in_and_prices_the_session(client, lab):
     nxt = page.split('id="next-check-in">')[1].split("</p>")[0]
     assert "check-in opens at" in nxt and re.search(r"\(in 2 hours(, \d+ minutes?)?\)", nxt), nxt
     assert later.start_at - timedelta(minutes=15) > utcnow()
+
+
+def test_a_meter_token_for_a_resource_not_offered_is_refused_in_the_readers_language(lab, client):
+    """WTForms' own invalid-choice message was English on the Chinese page (break-it round)."""
+    login(client, "op@example.com")
+    page = "/operate/CQ01/usage"
+    for language, said in (("zh", "“999999”不是此字段的有效选项。"),
+                           ("en", "'999999' is not a valid choice for this field.")):  # fmt: skip
+        answer = post_form(
+            client,
+            "/operate/CQ01/meter-tokens",
+            {"name": "Slurm", "resource_ids": ["999999"]},
+            token_from=page,
+            headers={"Accept-Language": language},
+        )
+        text = html.unescape(answer.get_data(as_text=True))
+        assert answer.status_code == 422 and said in text, text[-2000:]
+    assert db.session.scalar(select(func.count(MeterToken.id))) == 0
