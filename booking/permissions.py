@@ -8,7 +8,7 @@ from sqlalchemy import Select, select
 
 from booking.carriers.models import CARRIER_ADMIN, Carrier
 from booking.extensions import db
-from booking.orgs.models import Membership, Residency
+from booking.orgs.models import MANAGER, Membership, Residency
 from booking.problems import NotFound, Problem, ServiceError
 
 
@@ -52,6 +52,14 @@ def member_organisation_ids(user) -> list[int]:
     if not user or not user.is_authenticated:
         return []
     return sorted({m.organisation_id for m in user.memberships})
+
+
+def managed_organisation_ids(user) -> list[int]:
+    """The organisations the user manages (whose every booking they may see and act on), from
+    the memberships that come with the sign-in."""
+    if not user or not user.is_authenticated:
+        return []
+    return sorted({m.organisation_id for m in user.memberships if m.role == MANAGER})
 
 
 def residencies_of(organisation_ids) -> Select:

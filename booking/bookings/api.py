@@ -423,7 +423,8 @@ def _occurrence_json(o) -> dict:
 @bp.get("/bookings")
 @operation(tags=["bookings"], query=BookingsQuery, ok=BookingsPageOut)
 def index():
-    """The caller's bookings (and, with operate, their carriers'), by start time."""
+    """The caller's bookings, those of the organisations they manage (and, with operate,
+    their carriers'), by start time."""
     user = require_user()
     query = request.context.query
     status, start_from, start_until = query.status or None, query.from_, query.to

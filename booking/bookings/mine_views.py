@@ -31,12 +31,15 @@ from booking.calendars.service import bookings_ics
 from booking.exports import content_disposition, yuan
 from booking.inputs import as_id, parse_date
 from booking.languages import current_locale, local_time
+from booking.permissions import managed_organisation_ids
 from booking.problems import Problem
 from booking.web import download, fetch_page, page_arg, page_count
 
 PAGE_SIZE = 25
 DROPPED_STATUSES = (CANCELLED, REJECTED)  # no cost shown: nothing will be billed for them
 MAX_WORDS = 100
+MINE, ORGANISATIONS = "mine", "organisations"
+WHOSE_LABELS = {MINE: _l("Mine"), ORGANISATIONS: _l("My organisations'")}
 TAB_LABELS = {
     UPCOMING: _l("Upcoming"),
     PAST: _l("Past"),
@@ -52,6 +55,16 @@ def _filter_from_args() -> tuple[MyBookingsFilter, int, list[Problem]]:
     if tab not in MY_TABS:
         problems.append(Problem("invalid_tab", _l("Unknown list."), "tab"))
         tab = UPCOMING
+    # A manager may list every booking of the organisations they manage instead of their own.
+    whose, organisation_ids = args.get("whose") or MINE, ()
+    if whose == ORGANISATIONS and managed_organisation_ids(current_user):
+        organisation_ids = tuple(managed_organisation_ids(current_user))
+    elif whose != MINE:
+        problems.append(
+            Problem(
+                "invalid_whose", _l("Only an organisation's managers list its bookings."), "whose"
+            )
+        )
     words = (args.get("q") or "").strip()
     if len(words) > MAX_WORDS or "\x00" in words:
         problems.append(Problem("invalid_query", _l("Search for at most 100 characters."), "q"))
@@ -77,6 +90,7 @@ def _filter_from_args() -> tuple[MyBookingsFilter, int, list[Problem]]:
         resource_id=resource_id,
         start_from=datetime.combine(first, time(0), zone) if first else None,
         start_until=datetime.combine(last + timedelta(days=1), time(0), zone) if last else None,
+        organisation_ids=organisation_ids,
     )
     return wanted, page_arg(args), problems
 
@@ -90,7 +104,7 @@ def mine():
         rows, total, page = fetch_page(
             lambda n: my_bookings_page(current_user, wanted, n, PAGE_SIZE), page, PAGE_SIZE
         )
-    kept = {k: v for k, v in request.args.items() if k in ("q", "resource", "from", "to")}
+    kept = {k: v for k, v in request.args.items() if k in ("q", "resource", "from", "to", "whose")}
     return render_template(
         "bookings/mine.html",
         bookings=rows,
@@ -101,7 +115,9 @@ def mine():
         tabs=TAB_LABELS,
         kept=kept,
         problems=problems,
-        resources=resources_booked_by(current_user),
+        resources=resources_booked_by(current_user, wanted),
+        whose_labels=WHOSE_LABELS if managed_organisation_ids(current_user) else None,
+        whose=ORGANISATIONS if wanted.organisation_ids else MINE,
         costs=list_prices([b for b in rows if b.status not in DROPPED_STATUSES]),
         entries=waitlist.entries_of(current_user),
         empty_form=EmptyForm(),
@@ -131,6 +147,7 @@ def export_csv():
         _("End"),
         _("Quantity"),
         _("Organisation"),
+        _("Booked by"),
         _("Status"),
         _("Purpose"),
         _("Project"),
@@ -150,6 +167,7 @@ def export_csv():
                 local_time(b.end_at, tz, "yyyy-MM-dd HH:mm"),
                 b.quantity,
                 b.organisation.name,
+                b.user.display_name,
                 b.status,
                 b.purpose,
                 b.project,

@@ -34,7 +34,7 @@ from booking.catalogue.service import (
     visible_resources_query,
 )
 from booking.extensions import db
-from booking.permissions import operated_carrier_ids
+from booking.permissions import managed_organisation_ids, operated_carrier_ids
 from booking.problems import Problem, ServiceError
 from booking.queries import escape_like
 from booking.types import utcnow
@@ -81,13 +81,22 @@ class MyBookingsFilter:
     resource_id: int | None = None
     start_from: datetime | None = None
     start_until: datetime | None = None
+    # The organisations whose bookings are listed instead of the person's own (a manager's
+    # view of everyone's, the brief: managers act for all bookings of the organisation).
+    organisation_ids: tuple[int, ...] = ()
+
+
+def _whose(user: User, wanted: MyBookingsFilter):
+    if wanted.organisation_ids:
+        return Booking.organisation_id.in_(wanted.organisation_ids)
+    return Booking.user_id == user.id
 
 
 def _my_bookings_query(user: User, wanted: MyBookingsFilter, now: datetime):
     stmt = (
         select(Booking)
         .join(Resource, Booking.resource_id == Resource.id)
-        .where(Booking.user_id == user.id, _tab_condition(wanted.tab, now))
+        .where(_whose(user, wanted), _tab_condition(wanted.tab, now))
     )
     if wanted.words:
         pattern = f"%{escape_like(wanted.words)}%"
@@ -136,13 +145,13 @@ def my_bookings_all(user: User, wanted: MyBookingsFilter, now: datetime | None =
     yield from db.session.scalars(stmt.execution_options(yield_per=500))
 
 
-def resources_booked_by(user: User) -> list[Resource]:
-    """The resources someone has booked, for the filter's choice."""
+def resources_booked_by(user: User, wanted: MyBookingsFilter | None = None) -> list[Resource]:
+    """The resources someone (or, for a manager's view, their organisations) has booked, for
+    the filter's choice."""
+    booked = select(Booking.resource_id).where(_whose(user, wanted or MyBookingsFilter()))
     return list(
         db.session.scalars(
-            select(Resource)
-            .where(Resource.id.in_(select(Booking.resource_id).where(Booking.user_id == user.id)))
-            .order_by(Resource.name_en)
+            select(Resource).where(Resource.id.in_(booked)).order_by(Resource.name_en)
         )
     )
 
@@ -168,13 +177,16 @@ def visible_bookings_page(
     after: tuple[datetime, int] | None = None,
     limit: int = 100,
 ) -> tuple[list[Booking], tuple[datetime, int] | None]:
-    """One page of the user's own bookings and those of carriers they operate, in (start, id)
+    """One page of the user's own bookings, those of the organisations they manage and those of
+    carriers they operate, in (start, id)
     order after the key `after`, and the key to continue from (None on the last page): the API
     walks every row, never a silent cap. The API filters by start: `start_from` ≤ start <
     `start_until`, so consecutive windows list each booking once, like the pages it walks (#9:
     one still running at `start_from` came back too, against the documentation)."""
-    carriers = operated_carrier_ids(user)
+    carriers, managed = operated_carrier_ids(user), managed_organisation_ids(user)
     condition = Booking.user_id == user.id
+    if managed:
+        condition = or_(condition, Booking.organisation_id.in_(managed))
     if carriers:
         condition = or_(condition, Resource.carrier_id.in_(carriers))
     stmt = select(Booking).join(Resource).where(condition)

@@ -58,9 +58,9 @@ def create_carrier(
     _require_platform_admin(by)
     code = (code or "").strip().upper()
     problems = (
-        plain_text_problems(name_zh, "name_zh", 120)
-        + plain_text_problems(name_en, "name_en", 120)
-        + plain_text_problems(address, "address", 200, required=False)
+        plain_text_problems(name_zh, "name_zh", 120, one_line=True)
+        + plain_text_problems(name_en, "name_en", 120, one_line=True)
+        + plain_text_problems(address, "address", 200, required=False, one_line=True)
         + description_problems(description_zh, description_en)
     )
     if not CODE_PATTERN.match(code):
@@ -145,9 +145,9 @@ def update_settings(
     """`policy`: free_cancellation_hours, late_cancellation_fee_percent, no_show_fee_percent."""
     require_staff(actor, carrier.id, admin=True)
     problems = (
-        plain_text_problems(name_zh, "name_zh", 120)
-        + plain_text_problems(name_en, "name_en", 120)
-        + plain_text_problems(address, "address", 200, required=False)
+        plain_text_problems(name_zh, "name_zh", 120, one_line=True)
+        + plain_text_problems(name_en, "name_en", 120, one_line=True)
+        + plain_text_problems(address, "address", 200, required=False, one_line=True)
         + description_problems(description_zh, description_en)
     )
     if timezone not in offered_timezones():
@@ -428,8 +428,8 @@ def create_qualification(
     carrier: Carrier, name_zh: str, name_en: str, *, actor: User
 ) -> Qualification:
     require_staff(actor, carrier.id)
-    problems = plain_text_problems(name_zh, "name_zh", 120) + plain_text_problems(
-        name_en, "name_en", 120
+    problems = plain_text_problems(name_zh, "name_zh", 120, one_line=True) + plain_text_problems(
+        name_en, "name_en", 120, one_line=True
     )
     if not problems and db.session.scalar(
         select(Qualification.id).where(

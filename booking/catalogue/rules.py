@@ -207,11 +207,11 @@ def format_specs(specs: list[list[str]]) -> str:
 def resource_problems(f: ResourceFields, qualification_ids: set[int]) -> list[Problem]:
     """Every problem with a resource definition, all at once."""
     problems: list[Problem] = []
-    problems += plain_text_problems(f.name_zh, "name_zh", 120)
-    problems += plain_text_problems(f.name_en, "name_en", 120)
-    problems += plain_text_problems(f.location, "location", 200, required=False)
-    problems += plain_text_problems(f.unit_zh, "unit_zh", 40)
-    problems += plain_text_problems(f.unit_en, "unit_en", 40)
+    problems += plain_text_problems(f.name_zh, "name_zh", 120, one_line=True)
+    problems += plain_text_problems(f.name_en, "name_en", 120, one_line=True)
+    problems += plain_text_problems(f.location, "location", 200, required=False, one_line=True)
+    problems += plain_text_problems(f.unit_zh, "unit_zh", 40, one_line=True)
+    problems += plain_text_problems(f.unit_en, "unit_en", 40, one_line=True)
     for name, value in (("description_zh", f.description_zh), ("description_en", f.description_en)):
         if len(value or "") > 5000:
             problems.append(

@@ -52,8 +52,8 @@ def _active_projects_statement():
 def add_project(manager: User, organisation_id: int, code: str, name: str = "") -> Project:
     organisation_for_manager(manager, organisation_id)
     code, name = (code or "").strip(), (name or "").strip()
-    problems = plain_text_problems(code, "code", MAX_PROJECT) + plain_text_problems(
-        name, "name", 120, required=False
+    problems = plain_text_problems(code, "code", MAX_PROJECT, one_line=True) + plain_text_problems(
+        name, "name", 120, required=False, one_line=True
     )
     if not problems and db.session.scalar(
         select(Project.id).where(Project.organisation_id == organisation_id, Project.code == code)

@@ -84,8 +84,8 @@ def _name_taken() -> ServiceError:
 
 
 def create_organisation(user: User, name: str, credit_code: str | None = None) -> Organisation:
-    problems = plain_text_problems(name, "name", 120) + plain_text_problems(
-        credit_code, "credit_code", 18, required=False
+    problems = plain_text_problems(name, "name", 120, one_line=True) + plain_text_problems(
+        credit_code, "credit_code", 18, required=False, one_line=True
     )
     name = (name or "").strip()
     # The same comparison as organisation_named: a name it would confuse is taken.
@@ -325,7 +325,9 @@ def update_billing_profile(
     """What invoices are made out to (发票抬头, 税号); used from the next issued invoice on."""
     org = organisation_for_manager(manager, organisation_id)
     tax_id = (tax_id or "").strip().upper()
-    problems = plain_text_problems(invoice_title, "invoice_title", 200, required=False)
+    problems = plain_text_problems(
+        invoice_title, "invoice_title", 200, required=False, one_line=True
+    )
     if tax_id and not TAX_ID.match(tax_id):
         problems.append(
             Problem(
