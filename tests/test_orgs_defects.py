@@ -69,15 +69,8 @@ def test_an_exact_name_wins_then_the_same_name_written_otherwise(app):
     assert service.organisation_named("") is None
 
 
-def test_residents_and_vouchers_go_to_the_organisation_named(app):
-    admin = make_user("admin@example.com", admin=True)
-    operator = make_user("op@example.com")
-    carrier = make_carrier("CQ01", operators=[operator])
-    upper = make_org(FULL_WIDTH_UPPER)
-    _legacy_look_alike(FULL_WIDTH_LOWER)
-    residency = carriers.mark_resident(carrier, FULL_WIDTH_UPPER, operator)
-    assert residency.organisation_id == upper.id
-    programme = vouchers.create_programme(
+def _programme(admin):
+    return vouchers.create_programme(
         admin,
         name="创新券",
         issuer="科技局",
@@ -87,6 +80,17 @@ def test_residents_and_vouchers_go_to_the_organisation_named(app):
         valid_until=date(2030, 12, 31),
         carrier_codes=["CQ01"],
     )
+
+
+def test_residents_and_vouchers_go_to_the_organisation_named(app):
+    admin = make_user("admin@example.com", admin=True)
+    operator = make_user("op@example.com")
+    carrier = make_carrier("CQ01", operators=[operator])
+    upper = make_org(FULL_WIDTH_UPPER)
+    _legacy_look_alike(FULL_WIDTH_LOWER)
+    residency = carriers.mark_resident(carrier, FULL_WIDTH_UPPER, operator)
+    assert residency.organisation_id == upper.id
+    programme = _programme(admin)
     voucher = vouchers.grant(admin, programme.id, FULL_WIDTH_UPPER, "1000")
     assert voucher.organisation_id == upper.id
 
@@ -97,16 +101,7 @@ def test_residents_and_vouchers_find_a_name_typed_in_half_width(client):
     carrier = make_carrier("CQ01", operators=[operator])
     upper = make_org(FULL_WIDTH_UPPER)
     assert carriers.mark_resident(carrier, "abc科技有限公司", operator).organisation_id == upper.id
-    programme = vouchers.create_programme(
-        admin,
-        name="创新券",
-        issuer="科技局",
-        coverage_percent=50,
-        cap="2000",
-        valid_from=date(2020, 1, 1),
-        valid_until=date(2030, 12, 31),
-        carrier_codes=["CQ01"],
-    )
+    programme = _programme(admin)
     assert vouchers.grant(admin, programme.id, "Abc科技有限公司", "10").organisation_id == upper.id
     assert db.session.scalar(select(Residency.carrier_id)) == carrier.id
 

@@ -738,8 +738,14 @@ def follow_usage_correction(operator: User, usage: UsageRecord, reason: str) -> 
     invoice = line.invoice
     if invoice.status != DRAFT:
         return invoice
-    before = {"line": line.id, **audit.snapshot(line, LINE_FIELDS)}
     _return_draws(line)
+    _take_off(operator, invoice, line, reason)
+    return None
+
+
+def _take_off(operator: User, invoice: Invoice, line: InvoiceLine, reason: str) -> None:
+    """A line off a draft, the totals recounted, the removal in the audit log."""
+    before = {"line": line.id, **audit.snapshot(line, LINE_FIELDS)}
     invoice.lines.remove(line)
     _recount(invoice)
     audit.record(
@@ -751,7 +757,6 @@ def follow_usage_correction(operator: User, usage: UsageRecord, reason: str) -> 
         before=before,
         reason=reason,
     )
-    return None
 
 
 def remove_line(operator: User, carrier: Carrier, invoice_id, line_id, reason: str) -> Invoice:
@@ -772,18 +777,7 @@ def remove_line(operator: User, carrier: Carrier, invoice_id, line_id, reason: s
             ),
             409,
         )
-    before = {"line": line.id, **audit.snapshot(line, LINE_FIELDS)}
-    invoice.lines.remove(line)
-    _recount(invoice)
-    audit.record(
-        operator,
-        "line_removed",
-        "invoice",
-        invoice.id,
-        carrier_id=carrier.id,
-        before=before,
-        reason=reason.strip(),
-    )
+    _take_off(operator, invoice, line, reason.strip())
     db.session.commit()
     return invoice
 
