@@ -87,7 +87,7 @@ def test_resource_detail_and_errors(client):
             "details": None,
         }
     bad = client.get("/api/v1/resources?kind=spaceship", headers={"Accept-Language": "en"})
-    assert bad.status_code == 400 and bad.json["error"]["code"] == "invalid_kind"
+    assert bad.status_code == 422 and bad.json["error"]["code"] == "invalid_kind"
     assert bad.json["error"]["details"][0]["field"] == "kind"
 
 

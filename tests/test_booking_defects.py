@@ -540,3 +540,21 @@ def test_listing_from_a_time_gives_bookings_starting_then_or_later(site):
     assert listed(at(m, 9)) == [nine.id, ten.id]
     assert listed(at(m, 10)) == [ten.id]  # the 09:00 booking still runs, but started before
     assert listed(at(m, 10, 30)) == []
+
+
+def test_an_unreadable_kind_or_carrier_in_the_free_search_is_a_422(client):
+    """Break-it round: /api/v1/free answered 400 where docs/api.md says a query string that
+    cannot be read is a 422 (the catalogue list did the same)."""
+    from booking.accounts.service import create_api_token
+    from tests.factories import make_carrier, make_user
+
+    make_carrier("CQ01")
+    token = create_api_token(make_user("eng@example.com"), "t")[1]
+    auth = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
+    span = "start=2027-01-04T09:00:00%2B08:00&end=2027-01-04T10:00:00%2B08:00"
+    for bad, code in (("kind=%3Cimg%3E", "invalid_kind"), ("carrier=NOPE", "unknown_carrier")):
+        answer = client.get(f"/api/v1/free?{span}&{bad}", headers=auth)
+        assert answer.status_code == 422, answer.json
+        assert answer.json["error"]["details"][0]["code"] == code
+    listed = client.get("/api/v1/resources?kind=spaceship", headers=auth)
+    assert listed.status_code == 422 and listed.json["error"]["code"] == "invalid_kind"

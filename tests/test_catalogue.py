@@ -62,7 +62,7 @@ def test_search_and_filters(client):
 def test_bad_filters_give_a_clear_error_not_a_500(client):
     make_carrier("CQ01")
     response = client.get("/?kind=spaceship&carrier=NOPE&page=abc", headers=EN)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Unknown kind of resource" in names(response) and "Unknown carrier" in names(response)
 
 

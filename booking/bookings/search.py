@@ -393,7 +393,7 @@ def free_resources(
 
     problems = catalogue_filter_problems(kind, carrier_code)
     if problems:
-        raise ServiceError(problems)
+        raise ServiceError(problems, 422)
     visible = visible_resources_query(user, kind=kind, carrier_code=carrier_code)
     terms = db.session.execute(
         visible.with_only_columns(

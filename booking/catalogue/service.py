@@ -89,8 +89,8 @@ def search_catalogue(
     offset: int = 0,
 ) -> list[Resource]:
     problems = catalogue_filter_problems(kind, carrier_code)
-    if problems:
-        raise ServiceError(problems)
+    if problems:  # a query parameter that cannot be read: 422, as docs/api.md says
+        raise ServiceError(problems, 422)
     stmt = visible_resources_query(user, q=q, kind=kind, carrier_code=carrier_code)
     if limit:
         stmt = stmt.limit(limit).offset(offset)

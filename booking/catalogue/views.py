@@ -57,7 +57,7 @@ def index():
     except ServiceError as error:
         for problem in error.problems:
             flash(str(problem.message), "error")
-        resources, status = [], 400
+        resources, status = [], error.status
     has_next = len(resources) > size
     return (
         render_template(
