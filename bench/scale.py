@@ -39,7 +39,7 @@ from sqlalchemy import event, insert, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import fresh_database, machine_line, timed  # noqa: E402
+from bench.run import fresh_database, machine_line, signed_in_client, timed  # noqa: E402
 from booking import create_app  # noqa: E402
 from booking.extensions import db  # noqa: E402
 
@@ -373,10 +373,7 @@ def measure(what: str, url: str, period: str) -> dict:
             figures["candidates"] = free.total
             once(free, fresh_user())
         elif what == "week":
-            client = app.test_client()
-            with client.session_transaction() as session:
-                session["_user_id"] = str(ids["user"])
-                session["_fresh"] = True
+            client = signed_in_client(app, ids["user"])
             monday = now.astimezone(SH).date() - timedelta(days=now.astimezone(SH).weekday())
             path = f"/resources/{ids['instrument']}/book?week={monday + timedelta(days=7)}"
 
@@ -482,10 +479,7 @@ def _operator_pages(app, what: str, period: str) -> dict:
 
     ops = db.session.scalar(select(User.id).where(User.email == "ops@scale.test"))
     db.session.remove()
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(ops)
-        session["_fresh"] = True
+    client = signed_in_client(app, ops)
     base = f"/operate/{MEASURED}"
     if what == "invoice_page":
         paths = {"list": f"{base}/invoices"}
