@@ -101,50 +101,53 @@ def invite(org_id: int):
     return _render_detail(org_id, invite_form=form, status=422)
 
 
-@bp.post("/<int:org_id>/members/<int:membership_id>/role")
-@login_required
-def set_role(org_id: int, membership_id: int):
-    form = RoleForm()
+def _act_then_back(org_id: int, form, act, done: str):
+    """A member-list action (role, removal, withdrawal): done and said, or its refusal shown,
+    then back to the organisation's page."""
     if form.validate_on_submit():
         try:
-            service.set_member_role(current_user, org_id, membership_id, form.role.data)
+            act()
         except ServiceError as error:
             if error.status != 400:
                 raise
             show_problems(None, error)
         else:
-            flash(_("Role changed."), "success")
+            flash(done, "success")
     return redirect(url_for("orgs.detail", org_id=org_id))
+
+
+@bp.post("/<int:org_id>/members/<int:membership_id>/role")
+@login_required
+def set_role(org_id: int, membership_id: int):
+    form = RoleForm()
+    return _act_then_back(
+        org_id,
+        form,
+        lambda: service.set_member_role(current_user, org_id, membership_id, form.role.data),
+        _("Role changed."),
+    )
 
 
 @bp.post("/<int:org_id>/members/<int:membership_id>/remove")
 @login_required
 def remove_member(org_id: int, membership_id: int):
-    if EmptyForm().validate_on_submit():
-        try:
-            service.remove_member(current_user, org_id, membership_id)
-        except ServiceError as error:
-            if error.status != 400:
-                raise
-            show_problems(None, error)
-        else:
-            flash(_("Member removed."), "success")
-    return redirect(url_for("orgs.detail", org_id=org_id))
+    return _act_then_back(
+        org_id,
+        EmptyForm(),
+        lambda: service.remove_member(current_user, org_id, membership_id),
+        _("Member removed."),
+    )
 
 
 @bp.post("/<int:org_id>/invitations/<int:invitation_id>/withdraw")
 @login_required
 def withdraw_invitation(org_id: int, invitation_id: int):
-    if EmptyForm().validate_on_submit():
-        try:
-            service.withdraw_invitation(current_user, org_id, invitation_id)
-        except ServiceError as error:
-            if error.status != 400:
-                raise
-            show_problems(None, error)
-        else:
-            flash(_("Invitation withdrawn."), "success")
-    return redirect(url_for("orgs.detail", org_id=org_id))
+    return _act_then_back(
+        org_id,
+        EmptyForm(),
+        lambda: service.withdraw_invitation(current_user, org_id, invitation_id),
+        _("Invitation withdrawn."),
+    )
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
