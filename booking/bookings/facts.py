@@ -330,11 +330,7 @@ def _free_text_problems(value: str | None, field: str, max_length: int) -> list[
         return []
     if not isinstance(value, str):
         return [Problem("invalid_text", _l("Must be text."), field)]
-    return [
-        p
-        for p in plain_text_problems(value, field, max_length, required=False)
-        if p.code != "markup_not_allowed"
-    ]
+    return plain_text_problems(value, field, max_length, required=False, markup_allowed=True)
 
 
 def purpose_problems(purpose: str | None) -> list[Problem]:

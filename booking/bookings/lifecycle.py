@@ -19,9 +19,8 @@ from booking.catalogue.models import Resource
 from booking.catalogue.signals import resource_retired
 from booking.extensions import db
 from booking.notify.service import notify, notify_staff
-from booking.orgs.models import MANAGER
 from booking.orgs.service import paying_organisation_of
-from booking.permissions import is_staff_of
+from booking.permissions import is_staff_of, managed_organisation_ids
 from booking.problems import NotFound, Problem, ServiceError
 from booking.queries import by_id
 from booking.types import utcnow
@@ -96,9 +95,7 @@ def can_see(user: User, booking: Booking) -> bool:
         return False
     if booking.user_id == user.id or is_staff_of(user, booking.resource.carrier_id):
         return True
-    return any(
-        m.organisation_id == booking.organisation_id and m.role == MANAGER for m in user.memberships
-    )
+    return booking.organisation_id in managed_organisation_ids(user)
 
 
 def booking_for(user: User, booking_id) -> Booking:
@@ -123,10 +120,7 @@ def roles_of(actor: User | None, booking: Booking) -> frozenset[str]:
     if actor is None:
         return frozenset({rules.SYSTEM})
     roles = set()
-    if booking.user_id == actor.id or any(
-        m.organisation_id == booking.organisation_id and m.role == MANAGER
-        for m in actor.memberships
-    ):
+    if booking.user_id == actor.id or booking.organisation_id in managed_organisation_ids(actor):
         roles.add(rules.OWNER)
     if is_staff_of(actor, booking.resource.carrier_id):
         roles.add(rules.STAFF)

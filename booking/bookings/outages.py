@@ -12,15 +12,13 @@ from booking.accounts.models import User
 from booking.bookings import rules
 from booking.bookings.models import HOLDING, Booking, Outage
 from booking.bookings.rules import FLAG
-from booking.bookings.service import apply_action, shape_problems, when_params
+from booking.bookings.service import apply_action, reason_problems, shape_problems, when_params
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.locking import resource_locked
 from booking.notify.service import notify
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
-
-MAX_REASON = 500
 
 
 def create_outage(
@@ -43,10 +41,8 @@ def create_outage(
                 "reason_required", _l("Give a reason, e.g. the maintenance to be done."), "reason"
             )
         )
-    elif len(reason) > MAX_REASON:
-        problems.append(
-            Problem("too_long", _l("Must be at most %(max)d characters.", max=MAX_REASON), "reason")
-        )
+    else:  # the platform's rule for every reason: length, no control or bidi characters
+        problems += reason_problems(reason)
     windows = [(start, end)]
     if not problems and rrule:
         windows, problems = rules.expand_recurrence(

@@ -283,7 +283,7 @@ def modify_booking(
         # The booker changing a booking whose cancellation would cost the fee: the fee stays
         # with it (recorded on the change, read by cancellation_terms); the carrier's own
         # changes never charge one.
-        late = not staff and cancellation_terms(booking, now)["late"]
+        late = cancellation_terms(booking, now, by_carrier=staff)["late"]
         policy = ResourcePolicy.of(resource)
         ctx = booking_context(
             resource,
@@ -316,9 +316,9 @@ def modify_booking(
         )
         booking.start_at, booking.end_at, booking.quantity = new_start, new_end, new_quantity
         booking.busy_from, booking.busy_until = rules.busy_interval(policy, new_start, new_end)
-        # The rules refuse a time any maintenance window overlaps (ctx.outages are those over
-        # the new busy interval): moved clear of one, the flag and its banner go (#5).
-        booking.outage_conflict = bool(ctx.outages)
+        # The rules above refuse a time any maintenance window overlaps (no override lifts
+        # that): a booking moved this far is clear of every window, and its mark goes (#5).
+        booking.outage_conflict = False
         # A booking its booker changes needs approval again where the resource asks for it.
         again = resource.requires_approval and not staff and booking.status == APPROVED
         apply_action(
@@ -342,6 +342,14 @@ def modify_booking(
 
 def _offer_freed(resource_id: int, now: datetime | None) -> None:
     capacity_freed.send(resource_id, now=now)  # the waitlist listens
+
+
+def _refuse_unreadable(reason: str) -> None:
+    """A reason given with a change, cancellation or decision, as the platform reads every
+    reason (facts.reason_problems): web and API refuse the same."""
+    problems = reason_problems(reason)
+    if problems:
+        raise ServiceError(problems, 422)
 
 
 # On a change made by the booker after free cancellation had ended: the start it had then,
@@ -386,16 +394,14 @@ def cancel_booking(
     now: datetime | None = None,
     notify_owner: bool = True,
 ) -> Booking:
-    problems = reason_problems(reason)
-    if problems:
-        raise ServiceError(problems, 422)
+    _refuse_unreadable(reason)
     booking = booking_for(actor, booking_id)
     with resource_locked(booking.resource_id):
         booking = db.session.get(Booking, booking.id, populate_existing=True)
         check_action(booking, rules.CANCEL, actor)
         # Billing reads the event's `late`: a cancellation by the carrier's staff records
         # none, whoever the booking is for.
-        by_carrier = rules.STAFF in roles_of(actor, booking)
+        by_carrier = is_staff_of(actor, booking.resource.carrier_id)
         terms = cancellation_terms(booking, now, by_carrier=by_carrier)
         # The owner's mail carries the CANCEL .ics that removes the event from calendars.
         apply_action(
@@ -416,9 +422,7 @@ def cancel_booking(
 def approve_booking(
     operator: User, booking_id, reason: str = "", now: datetime | None = None
 ) -> Booking:
-    problems = reason_problems(reason)
-    if problems:
-        raise ServiceError(problems, 422)
+    _refuse_unreadable(reason)
     booking = booking_for(operator, booking_id)
     require_operator(operator, booking)
     with resource_locked(booking.resource_id) as resource:
@@ -447,9 +451,7 @@ def reject_booking(operator: User, booking_id, reason: str, now: datetime | None
         raise ServiceError(
             Problem("reason_required", _l("Give a reason for the rejection."), "reason"), 422
         )
-    problems = reason_problems(reason)
-    if problems:
-        raise ServiceError(problems, 422)
+    _refuse_unreadable(reason)
     with resource_locked(booking.resource_id):
         booking = db.session.get(Booking, booking.id, populate_existing=True)
         apply_action(
