@@ -20,6 +20,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from booking.billing import ledger
 from booking.billing.invoice_models import CREDIT_NOTE, Invoice
+from booking.billing.invoices import MAX_LINE_TEXT
 from booking.billing.money import format_yuan
 from booking.billing.tax import format_rate
 from booking.exports import YUAN_FORMAT, Sheet, xlsx_sheets_write_only
@@ -32,23 +33,24 @@ pdfmetrics.registerFont(UnicodeCIDFont(FONT))
 # Characters of one stored text a cell shows. The item cell holds a line's description and
 # two notes under it (who booked, the project): 200 + 100 + 100 characters stay well within a
 # page even in the widest characters (about 40 lines of the 40 mm column).
-CELL_TEXT_MAX = 200
+CELL_TEXT_MAX = MAX_LINE_TEXT  # what a line's description may hold, printed whole
 ITEM_NOTE_MAX = 100
 
 
-def one_line(value, limit: int = CELL_TEXT_MAX) -> str:
+def one_line(value, limit: int | None = CELL_TEXT_MAX) -> str:
     """Stored text as one line of at most `limit` characters: every line break and run of
     white space becomes one space. A table's row cannot split across pages, so one cell of
     many lines (text stored before line breaks were refused) would stop the PDF for good."""
     flat = " ".join(str(value).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return flat if limit is None or len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def text(value, style: ParagraphStyle) -> Paragraph:
     """A paragraph of plain text. reportlab reads a paragraph as markup, so every text goes
     through here escaped: a line typed as '<img src=x onerror=…>' prints as typed instead of
-    breaking the PDF (or making reportlab fetch a URL)."""
-    return lines_text([value], style)
+    breaking the PDF (or making reportlab fetch a URL). One line, cut nowhere: the facts
+    (the seller's address and phone) are bounded where they are typed and must print whole."""
+    return Paragraph(escape(one_line(value, None)), style)
 
 
 def lines_text(values, style: ParagraphStyle) -> Paragraph:

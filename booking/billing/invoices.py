@@ -764,8 +764,9 @@ def remove_line(operator: User, carrier: Carrier, invoice_id, line_id, reason: s
     both printed). Charges for use stay: change their amount, or waive the use."""
     require_staff(operator, carrier.id)
     invoice, line = _draft_line(carrier, invoice_id, line_id)
-    if not (reason or "").strip():
-        raise ServiceError(Problem("reason_required", _l("Give a reason."), "reason"), 422)
+    problems = _reason_problems(reason)
+    if problems:
+        raise ServiceError(problems, 422)
     if line.source_kind != ADJUSTMENT_LINE:
         raise ServiceError(
             Problem(
@@ -1143,8 +1144,9 @@ def remove_payment(actor: User, carrier: Carrier, invoice_id, payment_id, reason
     payment = next((p for p in invoice.payments if p.id == as_id(payment_id)), None)
     if payment is None:
         raise NotFound()
-    if not (reason or "").strip():
-        raise ServiceError(Problem("reason_required", _l("Give a reason."), "reason"), 422)
+    problems = _reason_problems(reason)
+    if problems:
+        raise ServiceError(problems, 422)
     before = {
         "payment": payment.id,
         "amount_fen": payment.amount_fen,
