@@ -433,6 +433,11 @@ def test_reasons_are_limited_and_refuse_control_characters(site):
             "POST", f"/api/v1/bookings/{asked.id}/{verb}", who="op", json={"reason": "x" * 501}
         )
         assert answer.status_code == 422 and answer.json["error"]["code"] == "too_long", verb
+    # A maintenance window's reason follows the same rule (re-read: it checked length only).
+    for reason, code in (("a\x01\u202eb", "control_characters"), ("x" * 501, "too_long")):
+        with pytest.raises(ServiceError) as refused:
+            create_outage(site["op"], site["seats"], at(m, 15), at(m, 17), reason)
+        assert [p.code for p in refused.value.problems] == [code]
     assert fresh(asked.id).status == "requested"
 
 

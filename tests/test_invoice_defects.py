@@ -338,3 +338,19 @@ def test_a_payment_day_too_early_says_so(billed):  # noqa: F811
     with force_locale("en"):
         assert str(late.value.problems[0].message) == "The payment day cannot be in the future."
     assert db.session.get(Invoice, invoice.id).payments == []
+
+
+def test_removing_a_line_or_a_payment_reads_its_reason_like_every_change(billed):  # noqa: F811
+    """Re-read: these two checked only that a reason was given (any length, any character)."""
+    used_booking(billed, 10)
+    invoice = invoices.issue(billed["op"], billed["carrier"], _draft(billed).id)
+    payment = invoices.record_payment(
+        billed["op"], billed["carrier"], invoice.id, amount="10",
+        paid_on=date.today(), reference="",
+    )  # fmt: skip
+    paid = payment.id
+    for reason, code in (("a\x01b", "control_characters"), ("r" * 501, "too_long")):
+        with pytest.raises(ServiceError) as refused:
+            invoices.remove_payment(billed["op"], billed["carrier"], invoice.id, paid, reason)
+        assert [p.code for p in refused.value.problems] == [code]
+    assert len(db.session.get(Invoice, invoice.id).payments) == 1
