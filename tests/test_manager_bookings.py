@@ -100,3 +100,27 @@ def test_the_api_lists_a_managers_organisation_bookings_too(client, team):
     assert listed(team["boss"]) == {team["mine"], team["member"], team["later"]}
     assert listed(team["eng"]) == {team["member"], team["later"]}
     assert listed(team["outsider"]) == {team["elsewhere"]}
+
+
+def test_the_search_lists_only_organisations_the_person_manages(app, team):
+    """The filter's organisations are checked in the search itself, not only by the page that
+    builds it (re-read): a member naming their organisation, or a manager naming another one,
+    gets none of its bookings."""
+    from sqlalchemy import select
+
+    from booking.bookings.search import EVERYTHING, MyBookingsFilter, my_bookings_page
+    from booking.extensions import db
+    from booking.orgs.models import Organisation
+
+    ids = dict(db.session.execute(select(Organisation.name, Organisation.id)).all())
+    every = (ids["Startup"], ids["Other"])
+    wanted = MyBookingsFilter(tab=EVERYTHING, organisation_ids=every)
+    listed = {
+        name: {b.id for b in my_bookings_page(team[name], wanted, 1, 50)[0]}
+        for name in ("boss", "eng", "outsider")
+    }
+    assert listed == {
+        "boss": {team["mine"], team["member"], team["later"]},
+        "eng": set(),
+        "outsider": {team["elsewhere"]},
+    }

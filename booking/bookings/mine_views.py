@@ -57,8 +57,9 @@ def _filter_from_args() -> tuple[MyBookingsFilter, int, list[Problem]]:
         tab = UPCOMING
     # A manager may list every booking of the organisations they manage instead of their own.
     whose, organisation_ids = args.get("whose") or MINE, ()
-    if whose == ORGANISATIONS and managed_organisation_ids(current_user):
-        organisation_ids = tuple(managed_organisation_ids(current_user))
+    managed = managed_organisation_ids(current_user)
+    if whose == ORGANISATIONS and managed:
+        organisation_ids = tuple(managed)
     elif whose != MINE:
         problems.append(
             Problem(

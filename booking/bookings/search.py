@@ -88,7 +88,9 @@ class MyBookingsFilter:
 
 def _whose(user: User, wanted: MyBookingsFilter):
     if wanted.organisation_ids:
-        return Booking.organisation_id.in_(wanted.organisation_ids)
+        # Only organisations this person manages, whatever a caller put in the filter.
+        managed = set(wanted.organisation_ids) & set(managed_organisation_ids(user))
+        return Booking.organisation_id.in_(sorted(managed))
     return Booking.user_id == user.id
 
 
