@@ -31,14 +31,19 @@ class PlainText:
 REQUIRED_MESSAGE = _l("This field is required.")
 
 
-class MultiCheckboxField(SelectMultipleField):
+class MultipleChoiceField(SelectMultipleField):
+    """WTForms' multiple choice, refusing an unoffered choice in our catalogue's words (Flask-WTF
+    translates with WTForms' own catalogue, whose Chinese for this message is never compiled)."""
+
+    def __init__(self, *args, invalid_choice_message=invalid_choices_message, **kwargs):
+        super().__init__(*args, invalid_choice_message=invalid_choice_message, **kwargs)
+
+
+class MultiCheckboxField(MultipleChoiceField):
     """A list of checkboxes, one per choice."""
 
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
-
-    def __init__(self, *args, invalid_choice_message=invalid_choices_message, **kwargs):
-        super().__init__(*args, invalid_choice_message=invalid_choice_message, **kwargs)
 
 
 class DayField(DateField):

@@ -7,18 +7,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import SelectField, SelectMultipleField, StringField
+from wtforms import SelectField, StringField
 from wtforms.validators import InputRequired
 
 from booking.billing import ledger, vouchers
 from booking.carriers.service import all_carriers
 from booking.catalogue.forms import KIND_LABELS
 from booking.exports import CSV_TYPE, content_disposition, csv_text
-from booking.forms import REQUIRED_MESSAGE, DayField, WholeNumberField
+from booking.forms import REQUIRED_MESSAGE, DayField, MultipleChoiceField, WholeNumberField
 from booking.problems import ServiceError
 from booking.tenancy import platform_admin_required
 from booking.web import show_problems
-from booking.wtforms_messages import invalid_choices_message
 
 admin_bp = Blueprint("vouchers", __name__, url_prefix="/admin/vouchers")
 bp = Blueprint("voucher_claims", __name__)  # under /operate/<code>/
@@ -35,14 +34,8 @@ class ProgrammeForm(FlaskForm):
     )
     valid_from = DayField(_l("Valid from"), validators=[InputRequired(REQUIRED_MESSAGE)])
     valid_until = DayField(_l("Valid until"), validators=[InputRequired(REQUIRED_MESSAGE)])
-    carriers = SelectMultipleField(
-        _l("Eligible carriers (none: all)"), invalid_choice_message=invalid_choices_message
-    )
-    kinds = SelectMultipleField(
-        _l("Eligible kinds (none: all)"),
-        choices=list(KIND_LABELS.items()),
-        invalid_choice_message=invalid_choices_message,
-    )
+    carriers = MultipleChoiceField(_l("Eligible carriers (none: all)"))
+    kinds = MultipleChoiceField(_l("Eligible kinds (none: all)"), choices=list(KIND_LABELS.items()))
 
 
 class GrantForm(FlaskForm):

@@ -13,7 +13,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from markupsafe import Markup
-from wtforms import BooleanField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import Optional
 
 from booking.accounts.forms import EmptyForm
@@ -22,7 +22,7 @@ from booking.billing import invoices
 from booking.bookings.forms import _When
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
-from booking.forms import REQUIRED_MESSAGE, PlainText, WholeNumberField
+from booking.forms import REQUIRED_MESSAGE, MultipleChoiceField, PlainText, WholeNumberField
 from booking.languages import current_locale
 from booking.links import absolute_url
 from booking.metering import service
@@ -32,7 +32,6 @@ from booking.problems import Problem, ServiceError
 from booking.tenancy import carrier_admin_required, own
 from booking.types import utcnow
 from booking.web import show_problems
-from booking.wtforms_messages import invalid_choices_message
 
 bp = Blueprint("carrier_usage", __name__)
 
@@ -76,11 +75,7 @@ class UploadForm(FlaskForm):
 
 class MeterTokenForm(FlaskForm):
     name = StringField(_l("Name (e.g. Slurm on gpu01)"), validators=[PlainText(80)])
-    resource_ids = SelectMultipleField(
-        _l("Resources it may report for"),
-        coerce=int,
-        invalid_choice_message=invalid_choices_message,
-    )
+    resource_ids = MultipleChoiceField(_l("Resources it may report for"), coerce=int)
 
 
 def _page(upload_form=None, token_form=None, results=None, new_secret=None, status=200):
