@@ -136,6 +136,60 @@ def test_no_show_and_late_cancellation_fees(billed):
     ]
 
 
+def test_a_late_move_to_a_cheaper_day_keeps_the_fee_it_owed(billed):
+    """The fee is a share of the dearest span the booking had once free cancellation had
+    ended: moving it late to a day with a lower rate, then cancelling, does not lower it."""
+    start = billed["day"].replace(hour=9)
+    cheaper_day = start + timedelta(days=3)
+    add_rate(
+        billed["op"],
+        billed["sem"],
+        tier="resident",
+        unit="hour",
+        price="12",
+        effective_from=cheaper_day.date(),
+    )
+    booking = bookings.create_booking(
+        billed["eng"],
+        billed["sem"].id,
+        start,
+        start + timedelta(hours=2),
+        now=start - timedelta(days=2),
+    )
+    late = start - timedelta(hours=2)
+    bookings.modify_booking(
+        billed["eng"],
+        booking.id,
+        start=cheaper_day,
+        end=cheaper_day + timedelta(hours=2),
+        now=late,
+    )
+    bookings.cancel_booking(billed["eng"], booking.id, now=late + timedelta(minutes=5))
+    # Moved in time by its booker, a booking owes the fee of the span it has when cancelled.
+    moved_in_time = bookings.create_booking(
+        billed["eng"],
+        billed["sem"].id,
+        start + timedelta(hours=3),
+        start + timedelta(hours=4),
+        now=start - timedelta(days=2),
+    )
+    bookings.modify_booking(
+        billed["eng"],
+        moved_in_time.id,
+        start=cheaper_day + timedelta(hours=3),
+        end=cheaper_day + timedelta(hours=4),
+        now=start - timedelta(days=2),
+    )
+    bookings.cancel_booking(billed["eng"], moved_in_time.id, now=cheaper_day)
+    (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices
+    assert sorted((line.source_id, line.amount_fen) for line in invoice.lines) == sorted(
+        [
+            (booking.id, 12000),  # 50 % of 2 h × ¥120, the rate of the day it owed the fee on
+            (moved_in_time.id, 600),  # moved in time: 50 % of 1 h × ¥12
+        ]
+    )
+
+
 def test_issue_numbers_are_gap_free_and_issued_invoices_never_change(billed):
     used_booking(billed, 10)
     (invoice,) = invoices.run_invoices(billed["carrier"], billed["period"]).invoices

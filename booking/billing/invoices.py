@@ -152,6 +152,26 @@ def line_text(resource, rate: pricing.RateTerms, result: pricing.Charge, kind: s
     return text
 
 
+def _minutes(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds() // 60)
+
+
+def _late_change_span(details: dict) -> tuple[datetime, datetime, int] | None:
+    """The span a booking had before its booker changed it after free cancellation had ended
+    (the change's `late_start` and `before`, bookings.service.modify_booking); None for any
+    other change."""
+    before = details.get("before")
+    if not details.get("late_start") or not isinstance(before, dict):
+        return None
+    try:
+        start = datetime.fromisoformat(before["start"])
+        end = datetime.fromisoformat(before["end"])
+        quantity = int(before.get("quantity", 1))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (start, end, quantity) if start < end and start.tzinfo and end.tzinfo else None
+
+
 def billable_items(
     carrier: Carrier, window_from: datetime, window_until: datetime
 ) -> tuple[list[Item], int]:
@@ -240,7 +260,10 @@ def billable_items_of(
     ).all()
     used: dict[int, tuple[int, bool]] = {}
     used_spans: dict[int, list] = {}  # the used intervals of each booking (for day rates)
-    late = set()
+    # Late-cancelled bookings, each with the spans it had when its booker changed it after
+    # free cancellation had ended: the fee is a share of the dearest of them (a late move to
+    # a cheaper day, or to one with no rate, does not lower it).
+    late: dict[int, list[tuple[datetime, datetime, int]]] = {}
     ids = [b.id for b in bookings]
     if ids:
         for booking_id, start, end, waived_now in db.session.execute(
@@ -260,7 +283,15 @@ def billable_items_of(
             )
         ):
             if (details or {}).get("late"):
-                late.add(booking_id)
+                late[booking_id] = []
+        for booking_id, details in db.session.execute(
+            select(BookingEvent.booking_id, BookingEvent.details).where(
+                in_ids(BookingEvent.booking_id, list(late)), BookingEvent.action == "modified"
+            )
+        ):
+            span = _late_change_span(details or {})
+            if span is not None:
+                late[booking_id].append(span)
     resident_at = _residencies(
         {b.organisation_id for b in bookings} | {u.organisation_id for u in walk_ups}
     )
@@ -315,7 +346,7 @@ def billable_items_of(
     for b in bookings:
         resource = resources[b.resource_id]
         carrier = by_id[resource.carrier_id]
-        booked = int((b.end_at - b.start_at).total_seconds() // 60)
+        booked = _minutes(b.start_at, b.end_at)
         if b.status == COMPLETED:
             kind, minutes_used = BOOKING_LINE, used.get(b.id, (None, False))
             if minutes_used[1]:  # waived by an operator
@@ -336,6 +367,24 @@ def billable_items_of(
             [(b.start_at, b.end_at)],
             used_spans.get(b.id, []) if minutes_used[0] is not None else None,
         )
+        if kind == LATE_CANCEL_LINE:
+            earlier = [
+                price(
+                    resource,
+                    b.organisation_id,
+                    start,
+                    _minutes(start, end),
+                    None,
+                    q,
+                    [(start, end)],
+                )
+                for start, end, q in late[b.id]
+            ]
+            priced = max(
+                (p for p in (priced, *earlier) if p is not None),
+                key=lambda p: p[1].amount_fen,
+                default=None,
+            )
         if priced is None:
             unpriced[carrier.id] += 1
             continue
