@@ -232,6 +232,63 @@ def test_use_invoices_and_voucher_draws_are_announced(hooked):
     assert webhooks.send_due().startswith("5 sent")  # and the first endpoint's booking.created
 
 
+def test_voucher_draws_given_back_are_announced(hooked):
+    """A subscriber keeping voucher balances sees every change of one: a draft's repriced
+    line gives its draw back before drawing afresh, and a credit note returns its share."""
+    from datetime import date
+
+    from booking.billing import invoices, vouchers
+    from booking.billing.service import add_rate
+    from booking.billing.voucher_models import Voucher
+    from tests.test_invoices import last_month, used_booking
+
+    admin, carrier = hooked["admin"], hooked["carrier"]
+    webhooks.register(admin, carrier.id, hooked["receiver"].url + "/v", ["voucher.returned"])
+    add_rate(admin, hooked["sem"], tier="external", unit="hour", price="120",
+             effective_from=date(2020, 1, 1))  # fmt: skip
+    platform = make_user("root@hooks.test", admin=True)
+    programme = vouchers.create_programme(
+        platform, name="P", issuer="科技局", coverage_percent=50, cap="1000",
+        valid_from=date(2020, 1, 1), valid_until=date(2099, 12, 31),
+    )  # fmt: skip
+    voucher = vouchers.grant(platform, programme.id, "Hook Co", "1000")
+    period, monday = last_month()
+    used_booking({"eng": hooked["eng"], "sem": hooked["sem"], "day": monday}, 10)
+    (draft,) = invoices.run_invoices(carrier, period).invoices
+    (line,) = draft.lines
+    assert line.subsidy_fen == 12000  # 50 % of 2 h × ¥120
+    invoices.edit_line(
+        admin, carrier, draft.id, line.id, description="", amount="100", reason="agreed price"
+    )
+
+    def returned() -> list[dict]:
+        return [
+            delivery.payload["data"]
+            for delivery in db.session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.event == "voucher.returned")
+                .order_by(WebhookDelivery.id)
+            )
+        ]
+
+    assert returned() == [
+        {
+            "voucher_id": voucher.id,
+            "programme_id": programme.id,
+            "organisation_id": voucher.organisation_id,
+            "invoice_id": draft.id,
+            "amount_fen": 12000,
+            "balance_fen": 100000,  # all of it back, before the new draw of ¥50
+        }
+    ]
+    invoices.issue(admin, carrier, draft.id)
+    note = invoices.credit_note(admin, carrier, draft.id, "50", "goodwill")
+    back = returned()[1]
+    balance = db.session.get(Voucher, voucher.id, populate_existing=True).balance_fen
+    assert (back["invoice_id"], back["balance_fen"]) == (note.id, balance)
+    assert back["amount_fen"] > 0 and balance == 100000 - 5000 + back["amount_fen"]
+
+
 def test_a_removed_endpoint_receives_nothing_more(hooked):
     hooked["receiver"].codes = [500]
     _book(hooked)

@@ -37,15 +37,19 @@ from booking.billing.invoice_models import (
 )
 from booking.billing.models import Rate
 from booking.billing.money import amount_problem, format_yuan, parse_yuan
-from booking.billing.voucher_models import Voucher, VoucherUse
-from booking.billing.vouchers import apply_subsidies, return_subsidy, usable_vouchers
+from booking.billing.vouchers import (
+    apply_subsidies,
+    return_draws,
+    return_subsidy,
+    usable_vouchers,
+)
 from booking.bookings.models import CANCELLED, COMPLETED, NO_SHOW, Booking, BookingEvent
 from booking.carriers.models import Carrier
 from booking.catalogue.models import Resource
 from booking.extensions import db
 from booking.inputs import as_id, parse_month
 from booking.languages import pick
-from booking.locking import lock_also, lock_row
+from booking.locking import lock_row
 from booking.metering.models import UsageRecord
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership, Residency
@@ -716,7 +720,7 @@ def edit_line(
         # The line keeps its own VAT rate (a rate may differ from the carrier's).
         taxed = tax.on_price(fen, line.tax_rate_bp, carrier.prices_include_tax)
         line.amount_fen, line.tax_fen = taxed.gross_fen, taxed.tax_fen
-        _return_draws(line)
+        return_draws(line)
         apply_subsidies(invoice, [line], carrier)
     text = (description or "").strip()
     if text:
@@ -735,23 +739,6 @@ def edit_line(
     )
     db.session.commit()
     return invoice
-
-
-def _return_draws(line: InvoiceLine) -> None:
-    """Give back to the vouchers all a draft's line drew on them. The draws are deleted, not
-    countered: only issued invoices are claimed from the issuer, so nobody has seen them."""
-    uses = list(db.session.scalars(select(VoucherUse).where(VoucherUse.invoice_line_id == line.id)))
-    drawn: dict[int, int] = defaultdict(int)
-    for use in uses:
-        drawn[use.voucher_id] += use.amount_fen
-    for voucher_id in sorted(drawn):  # locked in one order: two changes at once cannot deadlock
-        lock_also(Voucher, voucher_id)
-        voucher = db.session.get(Voucher, voucher_id, populate_existing=True)
-        voucher.used_fen -= drawn[voucher_id]
-    for use in uses:
-        db.session.delete(use)
-    line.subsidy_fen = 0
-    db.session.flush()
 
 
 def _line_billing(usage: UsageRecord) -> InvoiceLine | None:
@@ -787,7 +774,7 @@ def follow_usage_correction(operator: User, usage: UsageRecord, reason: str) -> 
     invoice = line.invoice
     if invoice.status != DRAFT:
         return invoice
-    _return_draws(line)
+    return_draws(line)
     _take_off(operator, invoice, line, reason)
     return None
 

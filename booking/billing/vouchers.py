@@ -320,20 +320,49 @@ def apply_subsidies(
             db.session.add(VoucherUse(voucher_id=voucher.id, line=line, amount_fen=subsidy))
             if invoice.id is None:
                 db.session.flush()  # the event names the invoice
-            emit(
-                "voucher.drawn",
-                carrier.id,
-                {
-                    "voucher_id": voucher.id,
-                    "programme_id": voucher.programme_id,
-                    "organisation_id": voucher.organisation_id,
-                    "invoice_id": invoice.id,
-                    "amount_fen": subsidy,
-                    "balance_fen": voucher.balance_fen,
-                },
-            )
+            emit("voucher.drawn", carrier.id, _voucher_event(voucher, invoice, subsidy))
             total += subsidy
     return total
+
+
+def _voucher_event(voucher: Voucher, invoice: Invoice, amount_fen: int) -> dict:
+    """The body of `voucher.drawn` and `voucher.returned`: the amount, and the balance after."""
+    return {
+        "voucher_id": voucher.id,
+        "programme_id": voucher.programme_id,
+        "organisation_id": voucher.organisation_id,
+        "invoice_id": invoice.id,
+        "amount_fen": amount_fen,
+        "balance_fen": voucher.balance_fen,
+    }
+
+
+def _give_back(voucher_id: int, amount_fen: int, invoice: Invoice) -> None:
+    """`amount_fen` back to a voucher's balance, under the voucher's lock, reported to webhooks
+    as `voucher.returned` (a subscriber keeping balances sees every change of one)."""
+    lock_also(Voucher, voucher_id)
+    voucher = db.session.get(Voucher, voucher_id, populate_existing=True)
+    voucher.used_fen -= amount_fen
+    if invoice.id is None:
+        db.session.flush()  # the event names the invoice (a credit note being written)
+    emit("voucher.returned", invoice.carrier_id, _voucher_event(voucher, invoice, amount_fen))
+
+
+def return_draws(line: InvoiceLine) -> None:
+    """Give back to the vouchers all a draft's line drew on them (the line is repriced or taken
+    off). The draws are deleted, not countered: only issued invoices are claimed from the
+    issuer, so nobody has seen them."""
+    uses = list(db.session.scalars(select(VoucherUse).where(VoucherUse.invoice_line_id == line.id)))
+    drawn: dict[int, int] = {}
+    for use in uses:
+        drawn[use.voucher_id] = drawn.get(use.voucher_id, 0) + use.amount_fen
+    for voucher_id in sorted(drawn):  # locked in one order: two changes at once cannot deadlock
+        if drawn[voucher_id]:
+            _give_back(voucher_id, drawn[voucher_id], line.invoice)
+    for use in uses:
+        db.session.delete(use)
+    line.subsidy_fen = 0
+    db.session.flush()
 
 
 def return_subsidy(line: InvoiceLine, credit: InvoiceLine, amount_fen: int) -> None:
@@ -353,10 +382,8 @@ def return_subsidy(line: InvoiceLine, credit: InvoiceLine, amount_fen: int) -> N
         back = min(left, still_taken)
         if back <= 0:
             continue
-        lock_also(Voucher, voucher_id)
-        voucher = db.session.get(Voucher, voucher_id, populate_existing=True)
-        voucher.used_fen -= back
         db.session.add(VoucherUse(voucher_id=voucher_id, line=credit, amount_fen=-back))
+        _give_back(voucher_id, back, credit.invoice)
         left -= back
         if left == 0:
             break

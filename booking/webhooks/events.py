@@ -23,6 +23,7 @@ EVENTS = (
     "usage.recorded",
     "invoice.issued",
     "voucher.drawn",
+    "voucher.returned",
 )
 
 

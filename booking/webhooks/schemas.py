@@ -71,6 +71,7 @@ DATA_OF: dict[str, type[_Data]] = {
     "usage.recorded": UsageEventData,
     "invoice.issued": InvoiceEventData,
     "voucher.drawn": VoucherEventData,
+    "voucher.returned": VoucherEventData,
 }
 assert set(DATA_OF) == set(EVENTS), "every event has a described body"
 
