@@ -181,3 +181,57 @@ def test_two_managers_demoting_each_other_leave_one_manager(app, database_url):
         )
     )
     assert managers == 1
+
+
+def test_a_member_leaves_by_themselves_and_a_manager_only_after_another(client):
+    manager = make_user("boss@example.com")
+    member = make_user("eng@example.com")
+    org = make_org("Startup", managers=[manager], members=[member])
+    page = f"/organisations/{org.id}"
+
+    login(client, "eng@example.com")
+    assert 'id="leave"' in client.get(page).get_data(as_text=True)
+    left = post_form(client, f"{page}/leave", {}, token_from=page, headers=EN)
+    assert left.status_code == 302 and left.headers["Location"].endswith("/organisations/")
+    assert "You have left Startup." in client.get("/organisations/", headers=EN).get_data(
+        as_text=True
+    )
+    db.session.expire_all()
+    assert db.session.scalar(select(Membership).where(Membership.user_id == member.id)) is None
+    assert client.get(page).status_code == 404  # no longer theirs to see
+    again = post_form(client, f"{page}/leave", {}, token_from="/organisations/")
+    assert again.status_code == 404
+
+    boss = client.application.test_client()
+    login(boss, "boss@example.com")
+    html = boss.get(page, headers=EN).get_data(as_text=True)
+    assert 'id="last-manager"' in html and f'action="{page}/leave"' not in html
+    refused = post_form(boss, f"{page}/leave", {}, token_from=page, headers=EN)
+    assert refused.status_code == 302
+    assert "at least one manager" in boss.get(page, headers=EN).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalar(select(Membership.role).where(Membership.user_id == manager.id)) == (
+        "manager"
+    )
+
+
+def test_leaving_without_the_forms_token_changes_nothing(client):
+    member = make_user("eng@example.com")
+    org = make_org("Startup", managers=[make_user("boss@example.com")], members=[member])
+    login(client, "eng@example.com")
+    response = client.post(f"/organisations/{org.id}/leave", data={})
+    assert response.status_code in (302, 400)
+    db.session.expire_all()
+    assert db.session.scalar(select(Membership).where(Membership.user_id == member.id))
+
+
+def test_a_manager_leaves_while_another_manager_stays(app):
+    from booking.orgs import service
+
+    first, second = make_user("a@example.com"), make_user("b@example.com")
+    org = make_org("Startup", managers=[first, second])
+    service.leave_organisation(first, org.id)
+    db.session.expire_all()
+    assert [(m.user_id, m.role) for m in db.session.scalars(select(Membership))] == [
+        (second.id, "manager")
+    ]

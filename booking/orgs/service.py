@@ -301,6 +301,24 @@ def remove_member(manager: User, organisation_id: int, membership_id: int) -> No
     db.session.commit()
 
 
+def leave_organisation(user: User, organisation_id: int) -> Organisation:
+    """A member leaves by themselves. A manager may, while another manager stays (the same
+    rule, under the same lock, as a role change or a removal). Bookings already made stay as
+    they are: the booker can still cancel them, and the organisation's managers see them."""
+    org = organisation_for_member(user, organisation_id)  # 404 before any lock
+    lock_row(Organisation, org.id)
+    db.session.expire_all()  # memberships read at sign-in may be older than the lock
+    mine = membership(user, org.id)
+    if mine is None:
+        raise NotFound()
+    if mine.role == MANAGER:
+        _ensure_another_manager(org, mine)
+    _revoke_pending(org.id, user.email, utcnow())  # an old link must not bring them back
+    db.session.delete(mine)
+    db.session.commit()
+    return org
+
+
 def organisation_names(ids) -> dict[int, str]:
     """Names for ids mentioned in histories (an organisation may have been renamed since)."""
     ids = {i for i in ids if isinstance(i, int)}

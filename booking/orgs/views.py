@@ -206,3 +206,19 @@ def set_project_active(org_id: int, project_id: int):
         projects.set_project_active(current_user, org_id, project_id, active)
         flash(_("Project reopened.") if active else _("Project closed."), "success")
     return redirect(url_for("orgs.detail", org_id=org_id))
+
+
+@bp.post("/<int:org_id>/leave")
+@login_required
+def leave(org_id: int):
+    if not EmptyForm().validate_on_submit():
+        return redirect(url_for("orgs.detail", org_id=org_id))
+    try:
+        org = service.leave_organisation(current_user, org_id)
+    except ServiceError as error:
+        if error.status != 400:
+            raise
+        show_problems(None, error)
+        return redirect(url_for("orgs.detail", org_id=org_id))
+    flash(_("You have left %(org)s.", org=org.name), "success")
+    return redirect(url_for("orgs.index"))
