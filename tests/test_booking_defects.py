@@ -388,6 +388,15 @@ def test_removing_maintenance_clears_the_flags_it_alone_caused(site):
     assert fresh(single.id).outage_conflict is False
     assert fresh(single.id).events[-1].action == "outage_cleared"
     assert fresh(both.id).outage_conflict is True  # the second window still overlaps it
+    # The booker, told of the maintenance, is told it no longer stands in the way.
+    from booking.notify.models import Notification
+
+    told = db.session.scalars(
+        select(Notification.link).where(
+            Notification.user_id == eng.id, Notification.kind == "outage_cleared"
+        )
+    ).all()
+    assert told == [f"/bookings/{single.id}"]
     removed = site["call"]("DELETE", f"/api/v1/carriers/CQ01/outages/{second.id}", who="op")
     assert removed.status_code == 200, removed.json
     assert fresh(both.id).outage_conflict is False

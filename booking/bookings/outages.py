@@ -19,6 +19,7 @@ from booking.locking import resource_locked
 from booking.notify.service import notify
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
+from booking.types import utcnow
 
 
 def create_outage(
@@ -156,5 +157,13 @@ def clear_outage_flags(resource_id: int, actor: User | None) -> list[Booking]:
             continue
         booking.outage_conflict = False
         apply_action(booking, FLAG, actor, event="outage_cleared", calendar_changes=True)
+        # The booker was told of the maintenance; tell them it is off, while it still matters.
+        if booking.end_at > utcnow():
+            notify(
+                booking.user_id,
+                "outage_cleared",
+                when_params(booking.resource, booking.start_at),
+                link=f"/bookings/{booking.id}",
+            )
         cleared.append(booking)
     return cleared

@@ -48,6 +48,10 @@ MESSAGES = {
     "outage_conflict": _l(
         "Maintenance of %(resource)s overlaps your booking on %(when)s: %(reason)s"
     ),
+    "outage_cleared": _l(
+        "The maintenance of %(resource)s no longer overlaps your booking on %(when)s: it can "
+        "take place as booked."
+    ),
     "waitlist_offer": _l("A place on %(resource)s on %(when)s is free for you until %(until)s."),
     "waitlist_expired": _l("Your waitlist offer for %(resource)s on %(when)s has expired."),
     "calendar_import_failed": _l(
@@ -91,6 +95,7 @@ MAIL_TOPICS = {
             "series_requested",
             "booking_no_show",
             "outage_conflict",
+            "outage_cleared",
             "booking_unqualified",
             "booking_resource_retired",
             "walk_up_closed",
