@@ -313,6 +313,12 @@ def test_the_correction_page_says_when_an_issued_invoice_bills_the_use(client, b
     assert f"This use is billed on the issued invoice {issued.number}" in text
     assert "credit note" in text
     assert [x.amount_fen for x in _line_list(invoice.id)] == [4500]  # issued: unchanged
+    # A correction that changes nothing billed (the same quantity again) gives no warning.
+    fields["reason"] = "checked again"
+    again = post_form(client, page, fields, token_from=page, follow_redirects=True,
+                      headers={"Accept-Language": "en"})  # fmt: skip
+    assert "Usage corrected" in again.get_data(as_text=True)
+    assert "This use is billed on the issued invoice" not in again.get_data(as_text=True)
 
 
 # --- 4. a payment day before 2000 -------------------------------------------------------------

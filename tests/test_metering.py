@@ -112,7 +112,7 @@ def test_corrections_keep_the_original(lab):
         service.correct(lab["eng"], usage.id, quantity=2, reason="mine")  # not an operator
     fixed = service.correct(
         lab["op"], usage.id, quantity=2, waived=True, reason="Forgot the second GPU; goodwill"
-    )
+    ).usage
     assert (fixed.quantity, fixed.waived) == (2, True)
     last = fixed.events[-1]
     assert (

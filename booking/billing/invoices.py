@@ -755,13 +755,6 @@ def _line_billing(usage: UsageRecord) -> InvoiceLine | None:
     )
 
 
-def issued_invoice_billing(usage: UsageRecord) -> Invoice | None:
-    """The issued (or paid) invoice that bills this use, if any: a correction of it is made
-    by a credit note, so the correction page says so."""
-    line = _line_billing(usage)
-    return line.invoice if line is not None and line.invoice.status != DRAFT else None
-
-
 def follow_usage_correction(operator: User, usage: UsageRecord, reason: str) -> Invoice | None:
     """Keep the bill in step with a corrected usage record (inside the correction's
     transaction, which holds the carrier's lock). The line of a draft that bills it (the use

@@ -18,7 +18,6 @@ from wtforms.validators import Optional
 
 from booking.accounts.forms import EmptyForm
 from booking.audit.readable import changes, ids_of
-from booking.billing import invoices
 from booking.bookings.forms import _When
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
@@ -154,7 +153,7 @@ def correct(usage_id):
     elif form.validate_on_submit():
         start, end = form.moments(g.carrier.timezone)
         try:
-            service.correct(
+            correction = service.correct(
                 current_user,
                 record.id,
                 start=start,
@@ -168,7 +167,7 @@ def correct(usage_id):
             show_problems(form, error)
         else:
             flash(_("Usage corrected; the original stays in its history."), "success")
-            issued = invoices.issued_invoice_billing(record)
+            issued = correction.issued_invoice
             if issued is not None:
                 flash(
                     _(

@@ -19,6 +19,7 @@ from booking.accounts.models import User
 from booking.accounts.service import user_by_email
 from booking.audit import service as audit
 from booking.billing import invoices
+from booking.billing.invoice_models import Invoice
 from booking.bookings import rules
 from booking.bookings.models import IN_USE, Booking
 from booking.bookings.rules import (
@@ -368,6 +369,15 @@ def walk_up(
     return usage
 
 
+@dataclass(frozen=True)
+class Correction:
+    """A corrected use, and the issued invoice that bills it when the correction changed what
+    is billed: that invoice is not changed, its amount is corrected with a credit note."""
+
+    usage: UsageRecord
+    issued_invoice: Invoice | None
+
+
 def correct(
     operator: User,
     usage_id,
@@ -378,7 +388,7 @@ def correct(
     waived: bool | None = None,
     organisation_id: int | None = None,
     reason: str = "",
-) -> UsageRecord:
+) -> Correction:
     usage = _usage_for(operator, usage_id)
     if not is_staff_of(operator, usage.carrier_id):
         raise NotFound()
@@ -426,11 +436,12 @@ def correct(
     if waived is not None:
         usage.waived = waived
     _record(usage, operator, "corrected", before, reason.strip())
+    issued = None
     if _billed_as(usage) != billed_as:
         # What was billed of it on a draft comes off; an issued invoice is left to a credit note.
-        invoices.follow_usage_correction(operator, usage, reason.strip())
+        issued = invoices.follow_usage_correction(operator, usage, reason.strip())
     db.session.commit()
-    return usage
+    return Correction(usage, issued)
 
 
 def carrier_usage(
