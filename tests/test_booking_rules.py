@@ -271,3 +271,28 @@ def test_recurrence_weekly_keeps_local_time_and_caps():
     assert codes(problems) == {"invalid_rrule"}
     until, problems = expand_recurrence("RRULE:FREQ=DAILY;UNTIL=20261203T235959", start, end, SH)
     assert problems == [] and len(until) == 3
+
+
+def test_times_outside_the_platforms_years_are_said_as_every_input_says_them(app):
+    """One range and one wording: the booking rules refuse what the inputs refuse (years
+    2000–2100), with the inputs' message, under the booking's own code."""
+    from flask_babel import force_locale
+
+    from booking.inputs import date_problems
+
+    ctx = BookingContext(holdings=[], now=NOW)
+    for start in (local(1999, 12, 31, 9), datetime(2101, 1, 1, 1, tzinfo=UTC)):
+        (problem,) = booking_problems(policy(), start, start + timedelta(hours=1), 1, ctx)
+        (said,) = date_problems(start, "start")
+        with force_locale("en"):
+            assert (problem.code, str(problem.message)) == (
+                "out_of_range",
+                "Use a date between the years 2000 and 2100.",
+            )
+            assert str(problem.message) == str(said.message)
+    # The last year is whole in both: late in 2100 is too far ahead, not out of range.
+    late_in_2100 = datetime(2100, 12, 31, 9, tzinfo=UTC)
+    assert date_problems(late_in_2100, "start") == []
+    assert "out_of_range" not in codes(
+        booking_problems(policy(), late_in_2100, late_in_2100 + timedelta(hours=1), 1, ctx)
+    )

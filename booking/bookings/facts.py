@@ -318,7 +318,7 @@ def shape_problems(start, end) -> list[Problem]:
     if start.tzinfo is None or end.tzinfo is None:
         return [Problem("naive_datetime", _l("Times must include a time zone offset."), "start")]
     if not (rules.EARLIEST <= start < rules.LATEST and rules.EARLIEST <= end <= rules.LATEST):
-        return [Problem("out_of_range", _l("Times must be between 1970 and 2100."), "start")]
+        return [rules.out_of_range("start")]
     return []
 
 

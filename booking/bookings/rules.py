@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from dateutil.rrule import rrulestr
 from flask_babel import lazy_gettext as _l
 
+from booking.inputs import MAX_YEAR, MIN_YEAR, year_problem
 from booking.problems import Problem
 
 # --- the states of a booking and what moves it between them -----------------------------------
@@ -175,8 +176,15 @@ def late_change_problems(
     return []
 
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+# The years every input accepts (booking.inputs), the last one whole: one range, one wording.
+EARLIEST = datetime(MIN_YEAR, 1, 1, tzinfo=UTC)
+LATEST = datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC)
+
+
+def out_of_range(field: str) -> Problem:
+    """A time outside EARLIEST–LATEST, said as the inputs say it, under the booking code."""
+    problem = year_problem(field)
+    return Problem("out_of_range", problem.message, field, problem.details)
 MAX_OCCURRENCES = 200
 
 # Problems with the request's shape: nothing else is checked after one of these.
@@ -418,7 +426,7 @@ def term_problems(
     if start.tzinfo is None or end.tzinfo is None:
         return [_p("naive_datetime", _l("Times must include a time zone offset."), "start")]
     if not (EARLIEST <= start < LATEST and EARLIEST <= end <= LATEST):
-        return [_p("out_of_range", _l("Times must be between 1970 and 2100."), "start")]
+        return [out_of_range("start")]
     if not start < end:
         return [_p("end_before_start", _l("The end must be after the start."), "end")]
     if not policy.active:
@@ -685,7 +693,7 @@ def expand_recurrence(
                 "recurrence",
             )
         ]
-    out_of_range = [_p("out_of_range", _l("Times must be between 1970 and 2100."), "recurrence")]
+    beyond = [out_of_range("recurrence")]
     try:
         local_start = start.astimezone(zone).replace(tzinfo=None)
         duration = end - start
@@ -717,13 +725,13 @@ def expand_recurrence(
                 )
             ]
         if "COUNT" in parts and len(occurrences) < int(parts["COUNT"]):
-            return [], out_of_range  # the rest fall after 2399 (or never)
+            return [], beyond  # the rest fall after 2399 (or never)
         result = []
         for moment in occurrences:
             occurrence_start = moment.replace(tzinfo=zone).astimezone(UTC)
             occurrence_end = occurrence_start + duration
             if not (EARLIEST <= occurrence_start and occurrence_end <= LATEST):
-                return [], out_of_range
+                return [], beyond
             result.append((occurrence_start, occurrence_end))
     except (ValueError, TypeError, OverflowError, IndexError, KeyError):
         return [], _invalid_rrule()
