@@ -185,6 +185,8 @@ def out_of_range(field: str) -> Problem:
     """A time outside EARLIEST–LATEST, said as the inputs say it, under the booking code."""
     problem = year_problem(field)
     return Problem("out_of_range", problem.message, field, problem.details)
+
+
 MAX_OCCURRENCES = 200
 
 # Problems with the request's shape: nothing else is checked after one of these.
