@@ -200,7 +200,9 @@ def test_the_admin_page_shows_the_secret_once_and_the_deliveries(client, hooked)
     assert refused.status_code == 422
 
 
-def test_use_invoices_and_voucher_draws_are_announced(hooked):
+def _used_and_drafted(hooked, events: list[str], grant: str):
+    """A used booking priced at ¥120 an hour, the organisation granted a 50 % voucher of
+    `grant` yuan, and last month's draft for it; an endpoint listening to `events`."""
     from datetime import date
 
     from booking.billing import invoices, vouchers
@@ -208,7 +210,7 @@ def test_use_invoices_and_voucher_draws_are_announced(hooked):
     from tests.test_invoices import last_month, used_booking
 
     admin, carrier = hooked["admin"], hooked["carrier"]
-    webhooks.register(admin, carrier.id, hooked["receiver"].url + "/all", list(webhooks.EVENTS))
+    webhooks.register(admin, carrier.id, hooked["receiver"].url + "/all", events)
     add_rate(admin, hooked["sem"], tier="external", unit="hour", price="120",
              effective_from=date(2020, 1, 1))  # fmt: skip
     platform = make_user("root@hooks.test", admin=True)
@@ -216,10 +218,18 @@ def test_use_invoices_and_voucher_draws_are_announced(hooked):
         platform, name="P", issuer="科技局", coverage_percent=50, cap="1000",
         valid_from=date(2020, 1, 1), valid_until=date(2099, 12, 31),
     )  # fmt: skip
-    vouchers.grant(platform, programme.id, "Hook Co", "100")
+    voucher = vouchers.grant(platform, programme.id, "Hook Co", grant)
     period, monday = last_month()
     used_booking({"eng": hooked["eng"], "sem": hooked["sem"], "day": monday}, 10)
     (draft,) = invoices.run_invoices(carrier, period).invoices
+    return draft, voucher
+
+
+def test_use_invoices_and_voucher_draws_are_announced(hooked):
+    from booking.billing import invoices
+
+    admin, carrier = hooked["admin"], hooked["carrier"]
+    draft, _voucher = _used_and_drafted(hooked, list(webhooks.EVENTS), "100")
     invoices.issue(admin, carrier, draft.id)
     events = list(
         db.session.scalars(
@@ -235,26 +245,11 @@ def test_use_invoices_and_voucher_draws_are_announced(hooked):
 def test_voucher_draws_given_back_are_announced(hooked):
     """A subscriber keeping voucher balances sees every change of one: a draft's repriced
     line gives its draw back before drawing afresh, and a credit note returns its share."""
-    from datetime import date
-
-    from booking.billing import invoices, vouchers
-    from booking.billing.service import add_rate
+    from booking.billing import invoices
     from booking.billing.voucher_models import Voucher
-    from tests.test_invoices import last_month, used_booking
 
     admin, carrier = hooked["admin"], hooked["carrier"]
-    webhooks.register(admin, carrier.id, hooked["receiver"].url + "/v", ["voucher.returned"])
-    add_rate(admin, hooked["sem"], tier="external", unit="hour", price="120",
-             effective_from=date(2020, 1, 1))  # fmt: skip
-    platform = make_user("root@hooks.test", admin=True)
-    programme = vouchers.create_programme(
-        platform, name="P", issuer="科技局", coverage_percent=50, cap="1000",
-        valid_from=date(2020, 1, 1), valid_until=date(2099, 12, 31),
-    )  # fmt: skip
-    voucher = vouchers.grant(platform, programme.id, "Hook Co", "1000")
-    period, monday = last_month()
-    used_booking({"eng": hooked["eng"], "sem": hooked["sem"], "day": monday}, 10)
-    (draft,) = invoices.run_invoices(carrier, period).invoices
+    draft, voucher = _used_and_drafted(hooked, ["voucher.returned"], "1000")
     (line,) = draft.lines
     assert line.subsidy_fen == 12000  # 50 % of 2 h × ¥120
     invoices.edit_line(
@@ -274,7 +269,7 @@ def test_voucher_draws_given_back_are_announced(hooked):
     assert returned() == [
         {
             "voucher_id": voucher.id,
-            "programme_id": programme.id,
+            "programme_id": voucher.programme_id,
             "organisation_id": voucher.organisation_id,
             "invoice_id": draft.id,
             "amount_fen": 12000,
