@@ -24,6 +24,7 @@ from booking.languages import (
     LOCALES,
     current_locale,
     exact_duration,
+    local_date,
     local_time,
     minutes_to_hhmm,
     time_span,
@@ -69,6 +70,7 @@ def _safe_next() -> str:
 def init_app(app) -> None:
     app.register_blueprint(bp)
     app.jinja_env.filters["localtime"] = local_time
+    app.jinja_env.filters["localdate"] = local_date
     app.jinja_env.filters["hhmm"] = minutes_to_hhmm
     app.jinja_env.filters["duration"] = exact_duration
     app.jinja_env.filters["yuan"] = format_yuan

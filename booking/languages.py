@@ -5,10 +5,11 @@ booking.i18n."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import inflect
+from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
 from babel.lists import format_list
 from babel.numbers import format_decimal
@@ -58,6 +59,19 @@ def local_time(value: datetime | None, tz: str | None = None, fmt: str = "medium
     if locale.startswith("en"):
         fmt = ENGLISH_PATTERNS.get(fmt, fmt)
     return babel_format_datetime(value, fmt, tzinfo=zone, locale=locale)
+
+
+ENGLISH_DAY = "EEE d MMM yyyy"
+
+
+def local_date(value: date | None) -> str:
+    """A calendar day (a due date, a payment day) written as local_time writes the day of a
+    time: "2027/1/7" / "Thu 7 Jan 2027", so one page does not mix two ways of writing dates."""
+    if value is None:
+        return ""
+    locale = str(get_locale() or DEFAULT_LOCALE)
+    fmt = ENGLISH_DAY if locale.startswith("en") else "short"
+    return babel_format_date(value, fmt, locale=locale)
 
 
 def time_span(start: datetime, end: datetime, tz: str | None = None) -> str:

@@ -472,6 +472,14 @@ def test_voucher_admin_pages_and_claims(client, billed):
         as_text=True
     )
     assert "Startup" in claims and "100.00" in claims and "240.00" in claims
+    # The operator finds the claim list on the carrier's report, for all periods and by month.
+    first = date.fromisoformat(billed["period"] + "-01")
+    report = operator.get(
+        f"/operate/CQ01/reports/?from={first.isoformat()}&to={(first + timedelta(days=27)).isoformat()}"
+    ).get_data(as_text=True)
+    claim_list = f"/operate/CQ01/vouchers/{programme.id}/claims.csv"
+    assert f'href="{claim_list}"' in report
+    assert f'href="{claim_list}?period={billed["period"]}"' in report
     assert "¥100.00" in operator.get(f"/operate/CQ01/invoices/{invoice.id}").get_data(as_text=True)
     manager = client.application.test_client()
     login(manager, "boss@example.com")

@@ -119,6 +119,19 @@ class Invoice(db.Model):
     def paid_fen(self) -> int:
         return sum(p.amount_fen for p in self.payments)
 
+    @property
+    def payment_state(self) -> str:
+        """How the invoice stands, as its lists say it: a draft; a credit note; settled by
+        payments ("paid") or by credit notes alone ("credited": nothing was paid, nothing is
+        due); partly paid; or unpaid."""
+        if self.status == DRAFT:
+            return "draft"
+        if self.kind == CREDIT_NOTE:
+            return "credit_note"
+        if self.paid_at is not None:
+            return "paid" if self.payments else "credited"
+        return "partly_paid" if self.payments else "unpaid"
+
 
 class InvoiceLine(db.Model):
     """One charge, with where it came from and how it was priced (a snapshot of the rate)."""

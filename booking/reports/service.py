@@ -33,6 +33,7 @@ from booking.billing.invoice_models import (
     InvoiceLine,
 )
 from booking.billing.invoices import billable_items_of, taxed
+from booking.billing.voucher_models import VoucherProgramme
 from booking.bookings.models import APPROVED, COMPLETED, IN_USE, NO_SHOW, Booking, Outage
 from booking.bookings.rules import ResourcePolicy, opening_intervals
 from booking.carriers.models import Carrier
@@ -207,6 +208,18 @@ def _by_kind(rows) -> dict[str, f.Figures]:
     for row in rows:
         found.setdefault(row.resource.kind, f.Figures()).add(row.figures)
     return {kind: found[kind] for kind in RESOURCE_KINDS if kind in found}
+
+
+def claim_programmes(carrier: Carrier) -> list[VoucherProgramme]:
+    """The voucher programmes whose subsidies this carrier may claim back from their issuers
+    (those naming no carriers pay at every carrier): the report links each one's claim list."""
+    return [
+        p
+        for p in db.session.scalars(
+            select(VoucherProgramme).order_by(VoucherProgramme.valid_from.desc())
+        )
+        if not p.carriers or carrier.id in {c.id for c in p.carriers}
+    ]
 
 
 def carrier_report(carrier: Carrier, period: Period, now: datetime | None = None) -> CarrierReport:

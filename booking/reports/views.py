@@ -155,6 +155,7 @@ def carrier():
         charts=figures_charts,
         kind_labels=KIND_LABELS,
         busiest_count=min(len(report.rows), charts.MAX_SERIES),
+        claim_programmes=service.claim_programmes(g.carrier),
     ), status
 
 
