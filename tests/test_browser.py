@@ -180,6 +180,22 @@ def test_engineer_books_from_the_week_view_and_cancels(live_server, browser):
     page.locator("form.booking-form input[name=quantity]").fill("2")
     page.locator("textarea[name=purpose]").fill("模型推理压测")
     _shot(page, "book")
+    # A form is sent once: a double click on a slow day made two bookings. Counted here
+    # without sending (a listener after the page's own stops each submission it lets go).
+    sent = page.evaluate(
+        """() => {
+          const form = document.querySelector("form.booking-form");
+          let sent = 0;
+          const count = (event) => { if (!event.defaultPrevented) sent++; event.preventDefault(); };
+          document.addEventListener("submit", count);
+          form.requestSubmit();
+          form.requestSubmit();
+          document.removeEventListener("submit", count);
+          delete form.dataset.sent;
+          return sent;
+        }"""
+    )
+    assert sent == 1
     page.get_by_role("button", name="预约", exact=True).click()
     _expect(page.get_by_text("预约成功。")).to_be_visible()
     assert page.get_by_role("heading", level=1).inner_text().startswith("GPU 推理与开发服务器")
@@ -188,6 +204,7 @@ def test_engineer_books_from_the_week_view_and_cancels(live_server, browser):
     page.get_by_role("link", name="我的预约").click()
     row = page.locator(f"tr[data-booking='{booking_id}']")
     assert "GPU 推理与开发服务器" in row.inner_text() and "已批准" in row.inner_text()
+    assert page.locator("tr[data-booking]").all_inner_texts().count(row.inner_text()) == 1
     page.goto(booking_url)
     # Cancelling asks first (#16); saying no changes nothing.
     asked = []

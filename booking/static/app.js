@@ -27,6 +27,22 @@ document.addEventListener("submit", (event) => {
   if (question && !window.confirm(question)) event.preventDefault();
 });
 
+// A form that changes something is sent once: a double click on "Book" made two bookings, two
+// waitlist entries, two programmes. Buttons are not disabled (the clicked one's name and value
+// must still be sent); a second submit is ignored until the page is shown again (back button).
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (event.defaultPrevented || (form.getAttribute("method") || "").toLowerCase() !== "post") return;
+  if (form.dataset.sent) {
+    event.preventDefault();
+    return;
+  }
+  form.dataset.sent = "1";
+});
+window.addEventListener("pageshow", () => {
+  document.querySelectorAll("form[data-sent]").forEach((form) => delete form.dataset.sent);
+});
+
 // The booking form's price follows the slot, quantity and repetition as they change: the
 // server renders the estimate (the same fragment "Check and estimate" shows without JS).
 const bookingForm = document.querySelector("form.booking-form[data-estimate-url]");
