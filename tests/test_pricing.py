@@ -347,13 +347,20 @@ def test_the_resource_page_shows_its_rate_card(client, priced):
     assert "¥500.00" in rows["external"] and "¥80.00" in rows["external"]
     assert "charged by the greater of booked and used time" in rows["external"]
     assert "Your rate" not in visitor and 'class="yours"' not in visitor
-    assert "Prices include VAT (6%)" in visitor and "no-show" in visitor
+    assert "Prices include VAT (6%)." in visitor and "no-show" in visitor
+    assert "VAT" not in rows["resident"]
     assert "Cancellation is free until 1 day before the start" in visitor
     login(client, "res@example.com")
     mine = card(client.get(f"/resources/{sem.id}", headers=en).get_data(as_text=True))
     assert "Your rate: Resident Co" in mine["resident"] and "Your rate" not in mine["external"]
     chinese = client.get(f"/resources/{sem.id}").get_data(as_text=True)
     assert "您的价格" in chinese and "每卡每小时" in chinese
+    # A rate with its own VAT rate says so beside its price, and the terms point to it.
+    add_rate(op, sem, tier="member", unit="hour", price="90", effective_from=date(2026, 1, 1),
+             tax_rate="13")  # fmt: skip
+    page = client.get(f"/resources/{sem.id}", headers=en).get_data(as_text=True)
+    assert "VAT 13%" in card(page)["member"] and "VAT" not in card(page)["resident"]
+    assert "Prices include VAT (6%, or the rate shown beside a price)." in page
     # With no rate at all, the page says so instead of an empty table.
     bare = make_resource(carrier, "Bare")
     page = client.get(f"/resources/{bare.id}", headers=en).get_data(as_text=True)
