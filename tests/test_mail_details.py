@@ -105,3 +105,20 @@ def test_a_waitlist_offer_links_to_the_waitlist(client, site):  # noqa: F811
     page = client.get(WAITLIST_LINK.split("#")[0])
     assert page.status_code == 200
     assert 'id="waitlist"' in page.get_data(as_text=True)
+
+
+def test_every_space_of_a_chinese_subject_reaches_the_reader(app, smtp_inbox):
+    """Python's folder put the fold on a space between two encoded words, which readers
+    drop: "频谱分析仪（26.5 GHz）" arrived as "26.5GHz". Sent through a real SMTP server and
+    parsed back, wherever the fold falls."""
+    from booking.mail import build_message, deliver
+
+    sent = []
+    for padding in range(0, 60, 2):
+        subject = "预约已取消：" + "x" * padding + "频谱分析仪（26.5 GHz）2026/12/29 09:00 的预约"
+        deliver(build_message("eng@example.com", subject, "正文"))
+        sent.append(subject)
+    received = [message["Subject"] for _to, message in smtp_inbox.messages]
+    assert received == sent
+    ascii_only = build_message("eng@example.com", "Booking cancelled", "body")
+    assert "=?utf-8?" not in ascii_only.as_string()  # plain text stays plain
