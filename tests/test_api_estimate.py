@@ -39,7 +39,7 @@ def test_an_integration_sees_the_price_before_booking(client, billed):  # noqa: 
         "/api/v1/estimate", json={**body, "organisation_id": stranger.id}, headers=headers
     )
     assert refused.status_code == 422
-    assert refused.get_json()["error"]["code"] == "not_a_member"
+    assert refused.get_json()["error"]["code"] == "not_member"  # as POST /bookings says it
     for bad in (
         {**body, "end": body["start"]},
         {**body, "quantity": 0},

@@ -144,7 +144,10 @@ def test_only_the_carriers_staff_export_and_bad_periods_are_refused(client, mont
             d["code"] for d in answer.get_json()["error"]["details"] or []
         }
         assert code in codes, (query, codes)
-    assert client.get(f"{url}?{PERIOD}&format=pdf", headers=month["headers"]).status_code == 404
+    unknown = client.get(f"{url}?{PERIOD}&format=pdf", headers=month["headers"])
+    assert unknown.status_code == 422 and unknown.get_json()["error"]["details"][0]["field"] == (
+        "format"
+    )
 
 
 def test_the_operator_page_offers_the_same_export(client, month):

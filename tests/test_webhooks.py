@@ -284,6 +284,27 @@ def test_voucher_draws_given_back_are_announced(hooked):
     assert back["amount_fen"] > 0 and balance == 100000 - 5000 + back["amount_fen"]
 
 
+def test_event_times_are_utc_whatever_offset_the_booking_was_made_with(hooked):
+    """The schema says UTC: a booking just made kept the request's +08:00 in its event, one
+    read back from the database (each occurrence of a series) said +00:00."""
+    from zoneinfo import ZoneInfo
+
+    start = (utcnow() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    local = start.astimezone(ZoneInfo("Asia/Shanghai"))
+    bookings.create_booking(hooked["eng"], hooked["sem"].id, local, local + timedelta(hours=1))
+    (payload,) = [
+        d.payload["data"]
+        for d in db.session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.event == "booking.created")
+        )
+    ]
+    assert (payload["start"], payload["end"]) == (
+        start.isoformat(),
+        (start + timedelta(hours=1)).isoformat(),
+    )
+    assert payload["start"].endswith("+00:00")
+
+
 def test_a_removed_endpoint_receives_nothing_more(hooked):
     hooked["receiver"].codes = [500]
     _book(hooked)

@@ -155,6 +155,10 @@ def body_of(model: type[In]) -> In:
     """A DELETE's optional JSON body, validated like any other (spectree reads bodies of POST,
     PUT and PATCH only)."""
     data = request.get_json(silent=True)
+    if data is not None and not isinstance(data, dict):  # as for POST and PATCH: 400, not 422
+        raise ServiceError(
+            Problem("invalid_json", _l("Send a JSON object in the request body.")), 400
+        )
     try:
         return model.model_validate({} if data is None else data)
     except ValidationError as error:
@@ -203,8 +207,21 @@ def problem_from(error: dict) -> Problem:
     return Problem(code, text, field)
 
 
+def repeated_parameters(args) -> list[Problem]:
+    """A query parameter given more than once: which value was meant cannot be told (spectree
+    hands the model a list, refused as "Must be text.")."""
+    return [
+        Problem("repeated_parameter", _l("This parameter was given more than once."), name)
+        for name, values in args.lists()
+        if len(values) > 1
+    ]
+
+
 def _refuse_invalid(request, response, error, instance, model_adapter) -> None:
     """spectree's hook before the view: an invalid request becomes a 422 in our shape."""
+    repeated = repeated_parameters(request.args)
+    if repeated:
+        raise ServiceError(repeated, 422)
     if error is None:
         return
     if request.method in ("POST", "PUT", "PATCH") and not isinstance(

@@ -24,14 +24,19 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Only bearer tokens authenticate the API; the session cookie is ignored here. A form on
 # another site can send the cookie but never the token, so the API needs no CSRF token.
 csrf.exempt(bp)
-limiter.limit(lambda: current_app.config["RATELIMIT_API"], key_func=api_client_key)(bp)
+# One counter per token for the whole API, as docs/api.md says (a limit that is not shared is
+# counted per endpoint: 600 a minute on each of some fifty routes).
+limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_API"], scope="api", key_func=api_client_key
+)(bp)
 # Anyone can make up a token (each would get a bucket of its own), so refused tokens are also
-# counted per client address: guessing is throttled however many tokens are tried.
-limiter.limit(
+# counted per client address, on every endpoint together: guessing is throttled however many
+# tokens and routes are tried.
+limiter.shared_limit(
     lambda: current_app.config["RATELIMIT_API_BAD_TOKENS"],
+    scope="api-refused-tokens",
     key_func=client_address,
     deduct_when=lambda response: response.status_code == 401,
-    scope="api-refused-tokens",
 )(bp)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # POSTs that change nothing (a question with a JSON body): the read scope suffices.
@@ -40,7 +45,10 @@ READ_POSTS = frozenset({"api.estimate_price"})
 
 def api_error(problems: list[Problem], status: int):
     first = problems[0]
-    details = [p.as_dict() for p in problems] if len(problems) > 1 or first.field else None
+    # One problem is listed when it names a field or carries details (insufficient_scope's
+    # scope): otherwise they would be lost.
+    listed = len(problems) > 1 or first.field or first.details
+    details = [p.as_dict() for p in problems] if listed else None
     return (
         jsonify({"error": {"code": first.code, "message": str(first.message), "details": details}}),
         status,
@@ -107,7 +115,14 @@ def _parseable_bodies_only():
     """A JSON body that does not parse is refused (after authentication, so that a stranger
     learns nothing before showing a token)."""
     has_body = bool(request.content_length) or "Transfer-Encoding" in request.headers
-    if request.method in BODY_METHODS and has_body and _parsed_body() is None:
+    if request.method not in BODY_METHODS or not has_body:
+        return None
+    body = _parsed_body()
+    # Every body is an object, except a batch of rows (a meter's usage report may be an array):
+    # an array, a number or a text is not read as "no fields" ([] approved a request).
+    view = current_app.view_functions.get(request.endpoint or "")
+    batch = getattr(view, "rows_judged_alone", False)
+    if body is None or not (isinstance(body, dict) or (batch and isinstance(body, list))):
         return api_error(
             [Problem("invalid_json", _l("Send a JSON object in the request body."))], 400
         )
@@ -140,6 +155,12 @@ def require_operate():
             403,
         )
     return user
+
+
+def api_caller():
+    """The caller of an endpoint open to visitors: None without a token, else as require_user
+    sees them (staff powers only with the operate scope)."""
+    return None if g.api_user is None else require_user()
 
 
 class WithoutStaffPowers:
@@ -351,7 +372,7 @@ def resources():
     locale = current_locale()
     query = request.context.query
     found = catalogue.search_catalogue(
-        g.api_user, q=query.q, kind=query.kind or None, carrier_code=query.carrier or None
+        api_caller(), q=query.q, kind=query.kind or None, carrier_code=query.carrier or None
     )
     page, paging = paged(found, "api.resources")
     return jsonify({"resources": [resource_json(r, locale) for r in page], **paging})
@@ -361,5 +382,5 @@ def resources():
 @operation(tags=["resources"], ok=ResourceDetailOut)
 def resource(resource_id: int):
     """One resource with its booking rules and opening hours."""
-    found = catalogue.visible_resource(g.api_user, resource_id)
+    found = catalogue.visible_resource(api_caller(), resource_id)
     return jsonify(resource_json(found, current_locale(), full=True))

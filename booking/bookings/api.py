@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from flask import g, jsonify, request
+from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
-from pydantic import ConfigDict, Field, RootModel, WithJsonSchema
+from pydantic import ConfigDict, Field, RootModel, StrictBool, WithJsonSchema
 
 from booking.api.contract import (
     Id,
@@ -26,12 +26,20 @@ from booking.api.contract import (
     whole,
 )
 from booking.api.paging import decode_cursor, next_link, page_limit
-from booking.api.views import ResourceOut, bp, require_operate, require_user, resource_json
+from booking.api.views import (
+    ResourceOut,
+    api_caller,
+    bp,
+    require_operate,
+    require_user,
+    resource_json,
+)
 from booking.billing.money import format_yuan
 from booking.billing.service import estimate
 from booking.bookings import series as series_service
 from booking.bookings import service
 from booking.bookings.export import booking_header, booking_rows, carrier_by_code, export_window
+from booking.bookings.facts import BookingRefused
 from booking.bookings.models import STATUSES, Booking
 from booking.bookings.search import visible_bookings_page
 from booking.catalogue.service import visible_resource
@@ -44,7 +52,8 @@ from booking.web import download
 MAX_MINUTES = 366 * 24 * 60  # the longest duration anyone may ask about
 
 
-def _iso(moment: datetime, tz: str) -> str:
+def iso_in_zone(moment: datetime, tz: str) -> str:
+    """A time as every API answer gives it: ISO 8601 in the carrier's zone (tz)."""
     return moment.astimezone(ZoneInfo(tz)).isoformat()
 
 
@@ -79,7 +88,11 @@ class BookingIn(SlotIn):
     purpose: str = ""
     project: str = Field("", description="A project or grant code, for the organisation's bills.")
     recurrence: RepetitionRule = Field(None, description="Book a series by this RRULE.")
-    preview: bool = Field(False, description="With recurrence: list the occurrences, book none.")
+    # Strict: only JSON true or false ("yes" or 1 booked for real what was meant as a preview).
+    preview: StrictBool = Field(
+        False,
+        description="List the occurrences (one without recurrence) with their problems; book none.",
+    )
 
 
 class BookingChangeIn(In):
@@ -229,7 +242,7 @@ class ExportQuery(In):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     from_: str | None = Field(None, alias="from", description="First local day, YYYY-MM-DD.")
     to: str | None = Field(None, description="Last local day, YYYY-MM-DD.")
-    format: str | None = Field(None, description="csv (default), xlsx or jsonl.")
+    format: Literal["csv", "xlsx", "jsonl"] | None = Field(None, description="csv (default).")
 
 
 class EstimateOut(Out):
@@ -252,8 +265,8 @@ def booking_json(b: Booking, with_events: bool = False) -> dict:
             "name": b.resource.name(current_locale()),
             "carrier": b.resource.carrier.code,
         },
-        "start": _iso(b.start_at, tz),
-        "end": _iso(b.end_at, tz),
+        "start": iso_in_zone(b.start_at, tz),
+        "end": iso_in_zone(b.end_at, tz),
         "quantity": b.quantity,
         "status": b.status,
         "organisation": {"id": b.organisation.id, "name": b.organisation.name},
@@ -268,7 +281,7 @@ def booking_json(b: Booking, with_events: bool = False) -> dict:
     if with_events:
         data["events"] = [
             {
-                "at": _iso(e.at, tz),
+                "at": iso_in_zone(e.at, tz),
                 "action": e.action,
                 "from": e.from_status,
                 "to": e.to_status,
@@ -290,7 +303,7 @@ def _raise(problems: list[Problem], status: int = 422) -> None:
 def availability(resource_id: int):
     """What is free and busy on a resource between two times."""
     query = request.context.query
-    resource, pieces = service.availability(g.api_user, resource_id, query.start, query.end)
+    resource, pieces = service.availability(api_caller(), resource_id, query.start, query.end)
     tz = resource.carrier.timezone
     return jsonify(
         {
@@ -298,8 +311,8 @@ def availability(resource_id: int):
             "capacity": resource.capacity,
             "timeline": [
                 {
-                    "from": _iso(p["from"], tz),
-                    "until": _iso(p["until"], tz),
+                    "from": iso_in_zone(p["from"], tz),
+                    "until": iso_in_zone(p["until"], tz),
                     "state": p["state"],
                     "free": p["free"],
                 }
@@ -307,8 +320,8 @@ def availability(resource_id: int):
             ],
             "busy": [
                 {
-                    "from": _iso(p["from"], tz),
-                    "until": _iso(p["until"], tz),
+                    "from": iso_in_zone(p["from"], tz),
+                    "until": iso_in_zone(p["until"], tz),
                     "state": p["state"],
                     "free": p["free"],
                 }
@@ -323,12 +336,12 @@ def availability(resource_id: int):
 @operation(tags=["availability"], query=NextFreeQuery, ok=NextFreeOut)
 def next_free(resource_id: int):
     """The first time a slot of this length is free (and bookable by the caller)."""
-    query = request.context.query
+    query, caller = request.context.query, api_caller()
     start = service.next_free_slot(
-        g.api_user, resource_id, query.duration, query.quantity, after=query.after
+        caller, resource_id, query.duration, query.quantity, after=query.after
     )
-    resource = visible_resource(g.api_user, resource_id)
-    return jsonify({"start": _iso(start, resource.carrier.timezone) if start else None})
+    resource = visible_resource(caller, resource_id)
+    return jsonify({"start": iso_in_zone(start, resource.carrier.timezone) if start else None})
 
 
 @bp.get("/free")
@@ -337,7 +350,7 @@ def free():
     """Resources with the asked capacity free for the whole window."""
     query = request.context.query
     found = service.free_resources(
-        g.api_user,
+        api_caller(),
         query.kind or None,
         query.start,
         query.end,
@@ -367,8 +380,12 @@ def create():
     start, end, resource_id = body.start, body.end, body.resource_id
     quantity, organisation_id = body.quantity, body.organisation_id
     purpose, recurrence, project = body.purpose, body.recurrence, body.project
-    if recurrence:
-        if body.preview:
+    if quantity is None:  # null: the series rules would compare it (a 500), as create_booking says
+        _raise(
+            [Problem("invalid_quantity", _l("The quantity must be a whole number."), "quantity")]
+        )
+    if body.preview:  # never saves, with or without recurrence
+        if recurrence:
             occurrences = series_service.preview_series(
                 user,
                 resource_id,
@@ -378,7 +395,10 @@ def create():
                 quantity=quantity,
                 organisation_id=organisation_id,
             )
-            return jsonify({"occurrences": [_occurrence_json(o) for o in occurrences]})
+        else:
+            occurrences = [_single_preview(user, body)]
+        return jsonify({"occurrences": _occurrences_json(user, resource_id, occurrences)})
+    if recurrence:
         series, occurrences = series_service.create_series(
             user,
             resource_id,
@@ -394,7 +414,7 @@ def create():
             {
                 "series_id": series.id,
                 "bookings": [booking_json(o.booking) for o in occurrences if o.booking],
-                "occurrences": [_occurrence_json(o) for o in occurrences],
+                "occurrences": _occurrences_json(user, resource_id, occurrences),
             }
         ), 201
     booking = service.create_booking(
@@ -410,14 +430,32 @@ def create():
     return jsonify(booking_json(booking, with_events=True)), 201
 
 
-def _occurrence_json(o) -> dict:
-    return {
-        "start": o.start.isoformat(),
-        "end": o.end.isoformat(),
-        "ok": o.ok,
-        "booking_id": o.booking.id if o.booking else None,
-        "problems": [p.as_dict() for p in o.problems],
-    }
+def _single_preview(user, body: BookingIn) -> series_service.Occurrence:
+    """A booking previewed as a series of one: its problems, nothing saved (a malformed
+    request is refused as a series preview refuses it)."""
+    _raise(service.shape_problems(body.start, body.end))
+    try:
+        service.check_booking(
+            user, body.resource_id, body.start, body.end, quantity=body.quantity,
+            organisation_id=body.organisation_id,
+        )  # fmt: skip
+    except BookingRefused as refused:
+        return series_service.Occurrence(body.start, body.end, refused.problems)
+    return series_service.Occurrence(body.start, body.end)
+
+
+def _occurrences_json(user, resource_id: int, occurrences: list) -> list[dict]:
+    tz = visible_resource(user, resource_id).carrier.timezone
+    return [
+        {
+            "start": iso_in_zone(o.start, tz),
+            "end": iso_in_zone(o.end, tz),
+            "ok": o.ok,
+            "booking_id": o.booking.id if o.booking else None,
+            "problems": [p.as_dict() for p in o.problems],
+        }
+        for o in occurrences
+    ]
 
 
 @bp.get("/bookings")
@@ -543,7 +581,7 @@ def estimate_price():
         organisation_id = service.paying_organisation_id(user)
     elif membership(user, organisation_id) is None:
         raise ServiceError(
-            Problem("not_a_member", _l("You can only estimate for an organisation you belong to."),
+            Problem("not_member", _l("You can only estimate for an organisation you belong to."),
                     "organisation_id"),
             422,
         )  # fmt: skip

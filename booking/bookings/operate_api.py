@@ -8,7 +8,7 @@ from datetime import datetime
 
 from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
-from pydantic import Field
+from pydantic import Field, StrictBool, model_validator
 
 from booking.api.contract import (
     Id,
@@ -34,10 +34,13 @@ from booking.bookings.api import (
     SlotIn,
     _raise,
     booking_json,
+    iso_in_zone,
 )
 from booking.bookings.export import carrier_by_code
 from booking.bookings.search import approval_queue
+from booking.carriers.models import Carrier
 from booking.catalogue.service import visible_resource
+from booking.extensions import db
 from booking.languages import current_locale
 from booking.permissions import require_staff
 from booking.problems import Problem
@@ -75,8 +78,17 @@ class OutageIn(In):
     resource_id: Id
     start: Time
     end: Time
-    reason: str = ""
+    reason: str = Field(description="What is done in the window; told to the bookers it flags.")
     rrule: RepetitionRule = Field(None, description="Repeat the window by this RRULE.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reason_judged_by_the_service(cls, data):
+        # Required in the document, but a missing reason gets the service's own problem
+        # (reason_required, with its example), as a blank one does.
+        if isinstance(data, dict) and "reason" not in data:
+            return {**data, "reason": ""}
+        return data
 
 
 class OutagesMadeOut(OutagesOut):
@@ -84,7 +96,7 @@ class OutagesMadeOut(OutagesOut):
 
 
 class OutageRemovalIn(In):
-    whole_series: bool = False
+    whole_series: StrictBool = False  # only true or false: "yes" and 1 are refused
 
 
 class RemovedOut(Out):
@@ -141,13 +153,16 @@ class WaitlistIn(SlotIn):
     purpose: str = ""
 
 
-def grant_json(grant, locale: str) -> dict:
-    """A qualification grant as the API shows it (to staff and to its holder)."""
+def grant_json(grant, locale: str, tz: str | None = None) -> dict:
+    """A qualification grant as the API shows it (to staff and to its holder), its times in
+    the zone of the qualification's carrier (tz when the caller knows it)."""
+    tz = tz or db.session.get(Carrier, grant.qualification.carrier_id).timezone
+    expires = grant.expires_at
     return {
         "id": grant.id,
         "qualification": {"id": grant.qualification_id, "name": grant.qualification.name(locale)},
-        "granted_at": grant.granted_at.isoformat(),
-        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+        "granted_at": iso_in_zone(grant.granted_at, tz),
+        "expires_at": iso_in_zone(expires, tz) if expires else None,
     }
 
 
@@ -187,11 +202,12 @@ def approvals(code: str):
 
 
 def _outage_json(outage) -> dict:
+    tz = outage.resource.carrier.timezone
     return {
         "id": outage.id,
         "resource_id": outage.resource_id,
-        "start": outage.start_at.isoformat(),
-        "end": outage.end_at.isoformat(),
+        "start": iso_in_zone(outage.start_at, tz),
+        "end": iso_in_zone(outage.end_at, tz),
         "reason": outage.reason,
         "series": outage.series_key,
     }
@@ -247,7 +263,10 @@ def grants(code: str):
         {
             **paging,
             "grants": [
-                {**grant_json(g, locale), "user": {"id": g.user_id, "email": g.user.email}}
+                {
+                    **grant_json(g, locale, carrier.timezone),
+                    "user": {"id": g.user_id, "email": g.user.email},
+                }
                 for g in page
             ],
         }
@@ -277,14 +296,15 @@ def revoke_grant(code: str, grant_id: int):
 
 
 def _entry_json(entry) -> dict:
+    tz, offer_expires = entry.resource.carrier.timezone, entry.offer_expires_at
     return {
         "id": entry.id,
         "resource_id": entry.resource_id,
-        "start": entry.start_at.isoformat(),
-        "end": entry.end_at.isoformat(),
+        "start": iso_in_zone(entry.start_at, tz),
+        "end": iso_in_zone(entry.end_at, tz),
         "quantity": entry.quantity,
         "status": entry.status,
-        "offer_expires_at": entry.offer_expires_at.isoformat() if entry.offer_expires_at else None,
+        "offer_expires_at": iso_in_zone(offer_expires, tz) if offer_expires else None,
     }
 
 
@@ -301,7 +321,8 @@ def my_waitlist():
 def join():
     """Wait for a full slot: only when capacity is the one obstacle.
 
-    409 slot_free when nothing stands in the way (book it), 422 for other problems."""
+    409 slot_free when nothing stands in the way (book it), 409 already_waiting when the
+    caller already waits for (or is offered) this very slot, 422 for other problems."""
     user = require_user()
     body = request.context.json
     entry = waitlist.join_waitlist(

@@ -4,6 +4,7 @@ apart from the sending (webhooks/service.py) so that every feature can emit chea
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 
 from sqlalchemy import event as orm_events
 from sqlalchemy import exists, or_, select
@@ -84,6 +85,12 @@ def emit(event: str, carrier_id: int | None, data: dict) -> int:
     return queued
 
 
+def _utc(moment: datetime | None) -> str | None:
+    """A time as events give it: ISO 8601 in UTC, whatever zone the object carries (a booking
+    just made keeps the request's offset; one read back from the database is UTC)."""
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
 def booking_data(booking) -> dict:
     """A booking as events describe it (times in UTC, ISO 8601)."""
     return {
@@ -91,8 +98,8 @@ def booking_data(booking) -> dict:
         "status": booking.status,
         "resource_id": booking.resource_id,
         "carrier": booking.resource.carrier.code,
-        "start": booking.start_at.isoformat(),
-        "end": booking.end_at.isoformat(),
+        "start": _utc(booking.start_at),
+        "end": _utc(booking.end_at),
         "quantity": booking.quantity,
         "user_id": booking.user_id,
         "organisation_id": booking.organisation_id,
@@ -107,8 +114,8 @@ def usage_data(usage) -> dict:
         "booking_id": usage.booking_id,
         "user_id": usage.user_id,
         "organisation_id": usage.organisation_id,
-        "start": usage.start_at.isoformat(),
-        "end": usage.end_at.isoformat() if usage.end_at else None,
+        "start": _utc(usage.start_at),
+        "end": _utc(usage.end_at),
         "quantity": usage.quantity,
         "source": usage.source,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time as clock
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -41,6 +42,27 @@ ADDRESS_REFUSALS = {
     "invalid_url": HTTPS_ADDRESS,
     "private_address": _l("Webhooks cannot be sent to addresses inside private networks."),
 }
+CREDENTIALS = _l(
+    "Leave the user name and password out of the address: each delivery is signed instead."
+)
+PORT = _l("The port must be a number from 1 to 65535.")
+
+
+def address_problems(url: str) -> list[Problem]:
+    """What makes an address impossible to post to although it looks like one: port 0 (or
+    beyond 65535), or a user name and password, which would be kept in the stored address
+    and shown on the admin page."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [: the importer's guard words it
+        return []
+    if "@" in parts.netloc:
+        return [Problem("credentials_in_url", CREDENTIALS, "url")]
+    try:
+        port = parts.port  # None when not given
+    except ValueError:  # not a number, or beyond 65535
+        port = 0
+    return [Problem("invalid_port", PORT, "url")] if port == 0 else []
 
 
 def _require_admin(actor: User, carrier_id: int | None) -> None:
@@ -74,6 +96,8 @@ def register(
     scheme = "https://" if current_app.config["WEBHOOK_REQUIRE_HTTPS"] else "http"
     if len(url) > 2000 or not url.lower().startswith(scheme):
         problems.append(Problem("invalid_url", HTTPS_ADDRESS, "url"))
+    elif unusable := address_problems(url):
+        problems += unusable
     else:
         try:
             check_url(url, current_app.config["WEBHOOK_ALLOW_PRIVATE"])
