@@ -325,7 +325,9 @@ def add_staff(carrier: Carrier, email: str, role: str, *, actor: User) -> Carrie
     return staff
 
 
-def remove_staff(carrier: Carrier, staff_id: int, by: User) -> None:
+def remove_staff(carrier: Carrier, staff_id: int, by: User) -> bool:
+    """Take someone off the carrier's staff; True when `by` removed themself (and so no
+    longer works here)."""
     require_staff(by, carrier.id, admin=True)
     staff = db.session.get(CarrierStaff, staff_id)
     if staff is None or staff.carrier_id != carrier.id:
@@ -344,8 +346,10 @@ def remove_staff(carrier: Carrier, staff_id: int, by: User) -> None:
         carrier_id=carrier.id,
         before={"email": staff.user.email, "role": staff.role},
     )
+    removed_self = staff.user_id == by.id
     db.session.delete(staff)
     db.session.commit()
+    return removed_self
 
 
 # --- residents ------------------------------------------------------------------------------

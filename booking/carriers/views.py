@@ -204,13 +204,15 @@ def add_staff():
 def remove_staff(staff_id: int):
     if EmptyForm().validate_on_submit():
         try:
-            service.remove_staff(g.carrier, staff_id, current_user)
+            removed_self = service.remove_staff(g.carrier, staff_id, current_user)
         except ServiceError as error:
             if error.status != 400:
                 raise
             show_problems(None, error)
         else:
             flash(_("Staff member removed."), "success")
+            if removed_self:  # the carrier's pages are no longer theirs: they would be a 404
+                return redirect(url_for("home.engineer"))
     return redirect(url_for(".staff"))
 
 

@@ -12,7 +12,7 @@ from flask import jsonify, request
 from flask_babel import lazy_gettext as _l
 from pydantic import ConfigDict, Field, WithJsonSchema
 
-from booking.api.contract import In, Out, Page, PageQuery, operation, parsed, whole
+from booking.api.contract import In, Out, Page, PageQuery, operation, parsed
 from booking.api.paging import paged
 from booking.api.views import ResourceDetailOut, bp, require_operate, require_user, resource_json
 from booking.bookings import qualifications as grant_service
@@ -21,7 +21,7 @@ from booking.bookings.operate_api import grant_json
 from booking.catalogue import service
 from booking.catalogue.models import ACTIVE, RETIRED, Resource
 from booking.catalogue.rules import ResourceFields, format_day_hours, opening_hours_problems
-from booking.inputs import parse_int
+from booking.inputs import MAX_ID, parse_int
 from booking.languages import current_locale
 from booking.permissions import require_staff
 from booking.problems import NotFound, Problem, ServiceError
@@ -102,9 +102,21 @@ WeekHours = Annotated[
         }
     ),
 ]
-# Numbers of minutes, days or seats: whole and not negative (null is refused: "required");
-# the rules judge the rest.
-Count = whole(minimum=0)
+
+
+def count(minimum: int):
+    """A number of minutes, days or seats: a JSON integer (null is refused: "required") that
+    a database column holds. Its lowest value is documented here but judged by the rules, whose
+    messages give the real bounds, as the form's do (a floor of 0 here said "Must be at least
+    0." of a slot of -60 minutes, where 0 is refused too)."""
+    return Annotated[
+        int,
+        parsed(parse_int, required=True, maximum=MAX_ID),
+        WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": MAX_ID}),
+    ]
+
+
+Seats, Minutes, Positive = count(1), count(0), count(1)
 # null: no qualification needed.
 QualificationChoice = Annotated[
     int | None,
@@ -130,14 +142,16 @@ class ResourceChangeIn(In):
     kind: str = Field(None, description="instrument, pilot_line, compute or licence.")
     name_zh: str = None
     name_en: str = None
-    capacity: Count = Field(None, description="How many can be booked at once (seats, GPUs, …).")
-    slot_minutes: Count = Field(None, description="Bookings start and end on this grid.")
-    min_duration_minutes: Count = None
-    max_duration_minutes: Count = None
-    min_notice_minutes: Count = None
-    max_advance_days: Count = None
-    setup_minutes: Count = None
-    cleanup_minutes: Count = None
+    capacity: Seats = Field(None, description="How many can be booked at once (seats, GPUs, …).")
+    slot_minutes: Positive = Field(
+        None, description="Bookings start and end on this grid (1 to 1440 minutes)."
+    )
+    min_duration_minutes: Positive = None
+    max_duration_minutes: Positive = None
+    min_notice_minutes: Minutes = None
+    max_advance_days: Positive = Field(None, description="1 to 1000 days.")
+    setup_minutes: Minutes = None
+    cleanup_minutes: Minutes = None
     always_open: Flag = None
     requires_approval: Flag = None
     visibility: str = Field(None, description="public or residents.")
@@ -159,16 +173,26 @@ class ResourceIn(ResourceChangeIn):
     kind: str = Field(description="instrument, pilot_line, compute or licence.")
     name_zh: str
     name_en: str
-    capacity: Count = Field(description="How many can be booked at once (seats, GPUs, …).")
-    slot_minutes: Count = Field(description="Bookings start and end on this grid.")
-    min_duration_minutes: Count
-    max_duration_minutes: Count
+    capacity: Seats = Field(description="How many can be booked at once (seats, GPUs, …).")
+    slot_minutes: Positive = Field(
+        description="Bookings start and end on this grid (1 to 1440 minutes)."
+    )
+    min_duration_minutes: Positive
+    max_duration_minutes: Positive
 
 
 class ManagedResourceOut(ResourceDetailOut):
     status: str = Field(description="active or retired.")
     opening_hours_text: dict[str, str] = Field(
         description='The week as written in the form, by weekday ("0" = Monday); "" = closed.'
+    )
+
+
+class ChangedResourceOut(ManagedResourceOut):
+    no_longer_fit: list[int] = Field(
+        description="Ids of the upcoming requested or approved bookings the change left "
+        "behind: they fitted the old capacity and opening hours but not the new ones. They are "
+        "kept as they are, for the operator to sort out; [] when none."
     )
 
 
@@ -223,13 +247,17 @@ def _as_422(call):
         raise
 
 
-def _answer(resource, status: int = 200):
+def _data(resource) -> dict:
     data = resource_json(resource, current_locale(), full=True)
     data["status"] = resource.status
     data["opening_hours_text"] = {
         str(d): format_day_hours(service.opening_rows(resource), d) for d in range(7)
     }
-    return jsonify(data), status
+    return data
+
+
+def _answer(resource, status: int = 200):
+    return jsonify(_data(resource)), status
 
 
 @bp.post("/carriers/<code>/resources")
@@ -244,14 +272,16 @@ def create_resource(code: str):
 
 
 @bp.patch("/resources/<int:resource_id>")
-@operation(tags=["resources"], json=ResourceChangeIn, ok=ManagedResourceOut)
+@operation(tags=["resources"], json=ResourceChangeIn, ok=ChangedResourceOut)
 def change_resource(resource_id: int):
-    """Change any subset of a resource's terms (its carrier's staff, operate scope)."""
+    """Change any subset of a resource's terms (its carrier's staff, operate scope). The
+    answer lists the upcoming bookings the new terms no longer allow (`no_longer_fit`)."""
     user, resource = _staff_resource(resource_id)
     fields = _fields(request.context.json, _current(resource))
-    return _answer(
-        _as_422(lambda: service.update_resource(resource.carrier, resource, fields, actor=user))
-    )
+    saved = _as_422(lambda: service.update_resource(resource.carrier, resource, fields, actor=user))
+    data = _data(saved.resource)
+    data["no_longer_fit"] = [b.id for b in saved.no_longer_fit]
+    return jsonify(data)
 
 
 @bp.post("/resources/<int:resource_id>/<any(retire, reactivate):step>")

@@ -19,6 +19,9 @@ from booking.text_rules import plain_text_problems
 
 GENERAL, SPECIALISED = "general", "specialised"
 ASSET_CLASSES = (GENERAL, SPECIALISED)
+# Instruments bought long before the platform (the 1990s, older) keep their real purchase
+# date: the platform's 2000–2100 range for times people book does not apply to it.
+EARLIEST_PURCHASE = date(1950, 1, 1)
 ASSET_FIELDS = (
     "asset_number",
     "original_value_fen",
@@ -35,6 +38,15 @@ def quota_hours(carrier: Carrier, asset_class: str) -> int | None:
     if asset_class == SPECIALISED:
         return carrier.quota_hours_specialised
     return None
+
+
+def purchase_date_problem() -> Problem:
+    return Problem(
+        "date_out_of_range",
+        _l("Enter a purchase date from %(year)d up to today.", year=EARLIEST_PURCHASE.year),
+        "purchased_on",
+        {"min_year": EARLIEST_PURCHASE.year},
+    )
 
 
 def update_asset_data(
@@ -72,6 +84,8 @@ def update_asset_data(
                 "invalid_date", _l("The purchase date cannot be in the future."), "purchased_on"
             )
         )
+    elif purchased_on is not None and purchased_on < EARLIEST_PURCHASE:
+        problems.append(purchase_date_problem())
     if asset_class not in ("",) + ASSET_CLASSES:
         problems.append(Problem("invalid_class", _l("Unknown asset class."), "asset_class"))
     if problems:

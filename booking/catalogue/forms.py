@@ -1,11 +1,13 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
+from booking.catalogue.assets import EARLIEST_PURCHASE, purchase_date_problem
 from booking.catalogue.models import KINDS, VISIBILITIES
 from booking.catalogue.rules import ResourceFields, format_day_hours, format_specs
-from booking.forms import REQUIRED_MESSAGE, DayField, WholeNumberField
+from booking.forms import REQUIRED_MESSAGE, WholeNumberField
+from booking.inputs import MAX_YEAR
 
 KIND_LABELS = {
     "instrument": _l("Instrument"),
@@ -138,9 +140,23 @@ ASSET_CLASS_LABELS = {
 }
 
 
+class PurchaseDayField(DateField):
+    """A purchase date: from EARLIEST_PURCHASE on, not after the platform's last year (no
+    date arithmetic can overflow); the service refuses one in the future. Not a DayField:
+    that one starts in 2000, and instruments bought in the 1990s are still in use."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and not (
+            EARLIEST_PURCHASE <= self.data and self.data.year <= MAX_YEAR
+        ):
+            self.data = None
+            raise ValueError(str(purchase_date_problem().message))
+
+
 class AssetForm(FlaskForm):
     asset_number = StringField(_l("Asset number (资产编号)"))
     original_value = StringField(_l("Original value, yuan (原值)"))
-    purchased_on = DayField(_l("Purchase date"), validators=[Optional()])
+    purchased_on = PurchaseDayField(_l("Purchase date"), validators=[Optional()])
     funding_source = StringField(_l("Funding source (经费来源)"))
     asset_class = SelectField(_l("Class for quota hours"), choices=list(ASSET_CLASS_LABELS.items()))

@@ -3,7 +3,7 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -55,13 +55,14 @@ def _submit(form: ResourceForm, resource: Resource | None):
         return None
 
 
-def _render(form, resource, status=200):
+def _render(form, resource, status=200, **more):
     return (
         render_template(
             "operate/resource_form.html",
             form=form,
             resource=resource,
             weekday_labels=WEEKDAY_LABELS,
+            **more,
         ),
         status,
     )
@@ -86,6 +87,12 @@ def new():
     return _render(form, None, 422 if form.is_submitted() else 200)
 
 
+# Where the edit page finds, after the redirect, the bookings a save left behind: their ids
+# only (a cookie session holds little), read back once.
+UNFIT_KEY = "resource_no_longer_fit"
+UNFIT_SHOWN = 50
+
+
 @bp.route("/<resource_id>/edit", methods=["GET", "POST"])
 def edit(resource_id):
     resource = own(Resource, resource_id)
@@ -93,10 +100,27 @@ def edit(resource_id):
     if not form.is_submitted():
         form.fill_from(resource, service.opening_rows(resource))
     if form.validate_on_submit():
-        if _submit(form, resource):
+        saved = _submit(form, resource)
+        if saved:
             flash(_("Resource saved."), "success")
+            if saved.no_longer_fit:
+                session[UNFIT_KEY] = {
+                    "resource": resource.id,
+                    "ids": [b.id for b in saved.no_longer_fit[:UNFIT_SHOWN]],
+                    "count": len(saved.no_longer_fit),
+                }
             return redirect(url_for(".edit", resource_id=resource.id))
-    return _render(form, resource, 422 if form.is_submitted() else 200)
+    # Looked up before popping: a pop marks the session changed, a cookie on every visit.
+    unfit = session.pop(UNFIT_KEY) if UNFIT_KEY in session and not form.is_submitted() else None
+    if unfit and unfit.get("resource") != resource.id:
+        unfit = None
+    return _render(
+        form,
+        resource,
+        422 if form.is_submitted() else 200,
+        unfit=service.bookings_listed(resource, unfit["ids"]) if unfit else None,
+        unfit_count=unfit["count"] if unfit else 0,
+    )
 
 
 @bp.post("/<resource_id>/retire")

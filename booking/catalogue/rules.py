@@ -4,11 +4,22 @@ opening-hours and specification texts operators type. No Flask app, no database.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from flask_babel import lazy_gettext as _l
 
+from booking.bookings.rules import (
+    APPROVED,
+    REQUESTED,
+    Holding,
+    ResourcePolicy,
+    is_open,
+    load_timeline,
+)
 from booking.problems import Problem
 from booking.text_rules import plain_text_problems
 
@@ -298,3 +309,72 @@ def resource_problems(f: ResourceFields, qualification_ids: set[int]) -> list[Pr
             )
         )
     return problems
+
+
+# --- bookings a change of terms leaves behind ---------------------------------------------------
+
+
+class BookedSpan(Protocol):
+    """What no_longer_fitting reads of a booking (a bookings.models.Booking fits)."""
+
+    id: int
+    status: str
+    start_at: datetime
+    end_at: datetime
+    busy_from: datetime
+    busy_until: datetime
+    quantity: int
+
+
+def _overloaded(capacity: int, holdings: Sequence[Holding]) -> list[tuple[datetime, datetime]]:
+    """The stretches where more is held than `capacity`, in time order."""
+    if not holdings:
+        return []
+    window_from = min(h.busy_from for h in holdings)
+    window_until = max(h.busy_until for h in holdings)
+    return [
+        (lo, hi) for lo, hi, used in load_timeline(holdings, window_from, window_until)
+        if used > capacity
+    ]  # fmt: skip
+
+
+def _hits(stretches: list[tuple[datetime, datetime]], lo: datetime, hi: datetime) -> bool:
+    """Whether [lo, hi) overlaps any of the sorted, disjoint stretches."""
+    i = bisect_right(stretches, (hi,))  # the stretches starting before hi…
+    return i > 0 and stretches[i - 1][1] > lo  # …the last of which reaches past lo
+
+
+def no_longer_fitting(
+    before: ResourcePolicy, after: ResourcePolicy, bookings: Sequence[BookedSpan]
+) -> list[int]:
+    """The requested and approved bookings among `bookings` (a resource's upcoming ones, in
+    use included) that the old terms allowed and the new ones do not: held at a time when
+    more is booked than the new capacity, or not open for the whole of their time any more.
+    One that did not fit the old terms either (an operator's override) is not listed: the
+    change did not do that. Capacity is judged over the busy intervals the bookings hold."""
+    waiting = [b for b in bookings if b.status in (REQUESTED, APPROVED)]
+    if not waiting:
+        return []
+    over_after: list[tuple[datetime, datetime]] = []
+    over_before: list[tuple[datetime, datetime]] = []
+    if after.capacity < before.capacity:  # more room cannot overload anything new
+        holdings = [Holding(b.busy_from, b.busy_until, b.quantity) for b in bookings]
+        over_after = _overloaded(after.capacity, holdings)
+        over_before = _overloaded(before.capacity, holdings)
+    hours_changed = (before.always_open, sorted(before.opening_hours)) != (
+        after.always_open,
+        sorted(after.opening_hours),
+    )
+    found = []
+    for b in waiting:
+        crowded = _hits(over_after, b.busy_from, b.busy_until) and not _hits(
+            over_before, b.busy_from, b.busy_until
+        )
+        closed = (
+            hours_changed
+            and not is_open(after, b.start_at, b.end_at)
+            and is_open(before, b.start_at, b.end_at)
+        )
+        if crowded or closed:
+            found.append(b.id)
+    return found

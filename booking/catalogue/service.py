@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import cache
 
 from flask_babel import lazy_gettext as _l
@@ -11,6 +12,8 @@ from sqlalchemy.orm import joinedload
 
 from booking.accounts.models import User
 from booking.audit import service as audit
+from booking.bookings.lifecycle import upcoming_bookings_of
+from booking.bookings.rules import ResourcePolicy
 from booking.carriers.models import Carrier
 from booking.catalogue.models import (
     ACTIVE,
@@ -22,9 +25,10 @@ from booking.catalogue.models import (
     Qualification,
     Resource,
 )
-from booking.catalogue.rules import ResourceFields, resource_problems
-from booking.catalogue.signals import resource_retired
+from booking.catalogue.rules import ResourceFields, no_longer_fitting, resource_problems
+from booking.catalogue.signals import resource_retired, resource_terms_changed
 from booking.extensions import db
+from booking.locking import lock_resource
 from booking.permissions import (
     member_organisation_ids,
     operated_carrier_ids,
@@ -209,18 +213,30 @@ def create_resource(carrier: Carrier, fields: ResourceFields, *, actor: User) ->
     return resource
 
 
+@dataclass
+class ResourceUpdate:
+    resource: Resource
+    # Upcoming requested or approved bookings the new terms no longer allow (capacity,
+    # opening hours), in time order: kept as they are, for the operator to sort out.
+    no_longer_fit: list = field(default_factory=list)
+
+
 def update_resource(
     carrier: Carrier, resource: Resource, fields: ResourceFields, *, actor: User
-) -> Resource:
+) -> ResourceUpdate:
     require_staff(actor, carrier.id)
     if resource.carrier_id != carrier.id:
         raise NotFound()
     problems = resource_problems(fields, _qualification_ids(carrier))
     if problems:
         raise ServiceError(problems)
-    before = _terms(resource)
+    # Locked as a booking locks it: no booking made under the old terms can commit after
+    # the check below without being seen by it.
+    resource = lock_resource(resource.id) or resource
+    before, old_policy = _terms(resource), ResourcePolicy.of(resource)
     _apply(resource, fields)
     after = _terms(resource)
+    unfit = []
     if after != before:
         audit.record(
             actor,
@@ -231,8 +247,20 @@ def update_resource(
             before=before,
             after=after,
         )
+        upcoming = upcoming_bookings_of([resource.id])
+        ids = set(no_longer_fitting(old_policy, ResourcePolicy.of(resource), upcoming))
+        unfit = [b for b in upcoming if b.id in ids]
+        if unfit:
+            resource_terms_changed.send(resource, actor=actor, bookings=unfit)
     db.session.commit()
-    return resource
+    return ResourceUpdate(resource, unfit)
+
+
+def bookings_listed(resource: Resource, ids) -> list:
+    """Those of `ids` that are still upcoming bookings of the resource, in time order: what
+    a save left behind (update_resource), shown again after the redirect."""
+    wanted = set(ids)
+    return [b for b in upcoming_bookings_of([resource.id]) if b.id in wanted]
 
 
 def set_status(carrier: Carrier, resource: Resource, status: str, *, actor: User) -> Resource:

@@ -1,7 +1,8 @@
 import click
 from flask import Blueprint, current_app
 
-from booking.jobs.service import JOBS, run_job, statuses
+from booking.jobs.service import JOBS, intervals, run_job, statuses
+from booking.jobs.service import interval_overrides as service_overrides
 
 cli = Blueprint("jobs_cli", __name__, cli_group="jobs")
 scheduler_cli = Blueprint("scheduler_cli", __name__, cli_group=None)
@@ -17,22 +18,19 @@ def run(name: str) -> None:
 @cli.cli.command("list")
 def list_jobs() -> None:
     """Each job's interval, last run and last error."""
-    for name, minutes, row, _next in statuses():
+    for name, seconds, row, _next in statuses(current_app.config["SCHEDULER_INTERVALS"]):
         last = row.last_finished_at.isoformat() if row and row.last_finished_at else "never"
         click.echo(
-            f"{name:18} every {minutes:5d} min  last {last}  {row.last_error or '' if row else ''}"
+            f"{name:18} every {seconds:6d} s  last {last}  {row.last_error or '' if row else ''}"
         )
 
 
 def interval_overrides(text: str) -> dict[str, int]:
     """ "mail=5,reminders=60" as {job: seconds}; unknown jobs and bad numbers are refused."""
-    found = {}
-    for item in filter(None, (part.strip() for part in (text or "").split(","))):
-        name, _sep, value = item.partition("=")
-        if name not in JOBS or not value.isdigit() or not 0 < int(value) <= 7 * 86400:
-            raise click.UsageError(f"SCHEDULER_INTERVALS: cannot use {item!r}")
-        found[name] = int(value)
-    return found
+    try:
+        return service_overrides(text)
+    except ValueError as error:
+        raise click.UsageError(f"SCHEDULER_INTERVALS: cannot use {str(error)!r}") from None
 
 
 @scheduler_cli.cli.command("scheduler")
@@ -59,12 +57,13 @@ def scheduler() -> None:
 
     # Every job runs once shortly after start (catching up on downtime), then on its interval.
     first = datetime.now(UTC) + timedelta(seconds=5)
-    seconds = interval_overrides(app.config["SCHEDULER_INTERVALS"])
-    for i, (name, (_function, minutes)) in enumerate(JOBS.items()):
+    interval_overrides(app.config["SCHEDULER_INTERVALS"])  # refused here, before starting
+    seconds = intervals(app.config["SCHEDULER_INTERVALS"])
+    for i, name in enumerate(JOBS):
         sched.add_job(
             runner(name),
             "interval",
-            seconds=seconds.get(name, minutes * 60),
+            seconds=seconds[name],
             id=name,
             next_run_time=first + timedelta(seconds=2 * i),
         )

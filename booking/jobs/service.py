@@ -417,15 +417,42 @@ def run_job(name: str, now: datetime | None = None, owner: str | None = None) ->
     return error or result
 
 
-def statuses() -> list[tuple[str, int, JobRun | None, datetime | None]]:
-    """Each job with its interval, its row and when it runs next (its last start plus its
-    interval; "now" when it never ran or is overdue — the scheduler catches up)."""
+def interval_overrides(text: str) -> dict[str, int]:
+    """ "mail=5,reminders=60" (SCHEDULER_INTERVALS) as {job: seconds}; an unknown job or a bad
+    number is a ValueError (the scheduler refuses to start with it)."""
+    found = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, _sep, value = item.partition("=")
+        if name not in JOBS or not value.isdigit() or not 0 < int(value) <= 7 * 86400:
+            raise ValueError(item)
+        found[name] = int(value)
+    return found
+
+
+def intervals(overrides: str) -> dict[str, int]:
+    """Every job's interval in seconds: its own minutes unless SCHEDULER_INTERVALS says
+    otherwise. What the scheduler runs by and what the jobs page shows (it showed the
+    built-in minutes while mail went every 10 seconds)."""
+    seconds = {name: minutes * 60 for name, (_fn, minutes) in JOBS.items()}
+    try:
+        seconds |= interval_overrides(overrides)
+    except ValueError:  # such a scheduler does not start; the page still shows the defaults
+        log.warning("SCHEDULER_INTERVALS cannot be read: %r", overrides)
+    return seconds
+
+
+def statuses(overrides: str = "") -> list[tuple[str, int, JobRun | None, datetime | None]]:
+    """Each job with its interval in seconds (SCHEDULER_INTERVALS applied), its row and when
+    it runs next (its last start plus its interval; "now" when it never ran or is overdue —
+    the scheduler catches up)."""
     rows = {r.name: r for r in db.session.scalars(select(JobRun))}
+    every = intervals(overrides)
     found = []
-    for name, (_fn, minutes) in JOBS.items():
+    for name in JOBS:
         row = rows.get(name)
         started = row.last_started_at if row else None
+        seconds = every[name]
         found.append(
-            (name, minutes, row, started + timedelta(minutes=minutes) if started else None)
+            (name, seconds, row, started + timedelta(seconds=seconds) if started else None)
         )
     return found
