@@ -56,37 +56,63 @@ def join_waitlist(
 ) -> WaitlistEntry:
     """Only for a request whose one obstacle is capacity: anything else would still refuse it.
     The purpose is checked as a booking's is (#4: an entry no offer could turn into a
-    booking held the slot for the offer's two hours)."""
+    booking held the slot for the offer's two hours). One open entry per person, resource
+    and slot: a second join (a double click, a re-sent request) is refused, under the
+    resource's lock so that two at once cannot both pass the check."""
     problems = shape_problems(start, end) + purpose_problems(purpose)
     if problems:
         raise ServiceError(problems, 422)
     resource = visible_resource(user, resource_id)
     organisation_id = organisation_id or paying_organisation_id(user)
-    ctx = booking_context(resource, user, organisation_id, start, end, now=now)
-    policy = ResourcePolicy.of(resource)
-    problems = rules.booking_problems(policy, start, end, quantity, ctx)
-    if problems and not rules.only_capacity(problems):
-        raise BookingRefused([p for p in problems if p.code != "capacity_exceeded"])
-    if not problems:
-        raise ServiceError(
-            Problem("slot_free", _l("This time is free: book it instead of waiting.")), 409
+    with resource_locked(resource.id) as resource:
+        if _open_entry(user.id, resource.id, start, end) is not None:
+            # Refused rather than answered with the entry: a second join may differ in
+            # quantity or purpose, and silently keeping the first would hide that.
+            raise ServiceError(
+                Problem(
+                    "already_waiting",
+                    _l("You are already on the waitlist for this time of this resource."),
+                ),
+                409,
+            )
+        ctx = booking_context(resource, user, organisation_id, start, end, now=now)
+        policy = ResourcePolicy.of(resource)
+        problems = rules.booking_problems(policy, start, end, quantity, ctx)
+        if problems and not rules.only_capacity(problems):
+            raise BookingRefused([p for p in problems if p.code != "capacity_exceeded"])
+        if not problems:
+            raise ServiceError(
+                Problem("slot_free", _l("This time is free: book it instead of waiting.")), 409
+            )
+        busy_from, busy_until = rules.busy_interval(policy, start, end)
+        entry = WaitlistEntry(
+            resource_id=resource.id,
+            user_id=user.id,
+            organisation_id=organisation_id,
+            start_at=start,
+            end_at=end,
+            busy_from=busy_from,
+            busy_until=busy_until,
+            quantity=quantity,
+            purpose=(purpose or "").strip(),
+            status=WAITING,
         )
-    busy_from, busy_until = rules.busy_interval(policy, start, end)
-    entry = WaitlistEntry(
-        resource_id=resource.id,
-        user_id=user.id,
-        organisation_id=organisation_id,
-        start_at=start,
-        end_at=end,
-        busy_from=busy_from,
-        busy_until=busy_until,
-        quantity=quantity,
-        purpose=(purpose or "").strip(),
-        status=WAITING,
-    )
-    db.session.add(entry)
-    db.session.commit()
+        db.session.add(entry)
+        db.session.commit()
     return entry
+
+
+def _open_entry(user_id: int, resource_id: int, start: datetime, end: datetime) -> int | None:
+    """The person's waiting or offered entry for exactly this slot of the resource, if any."""
+    return db.session.scalar(
+        select(WaitlistEntry.id).where(
+            WaitlistEntry.user_id == user_id,
+            WaitlistEntry.resource_id == resource_id,
+            WaitlistEntry.start_at == start,
+            WaitlistEntry.end_at == end,
+            WaitlistEntry.status.in_((WAITING, OFFERED)),
+        )
+    )
 
 
 def entries_of(user: User) -> list[WaitlistEntry]:

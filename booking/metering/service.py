@@ -273,6 +273,14 @@ def was_used(booking_id: int) -> bool:
     )
 
 
+def open_now(resource: Resource, now: datetime) -> bool:
+    """Whether the booking rules' opening hours have the resource open at this instant (as
+    the state badges judge it): what walk-up asks and the kiosk shows. Only the start is
+    judged: a walk-up's end is unknown (it holds a rolling hour), so one begun just before
+    closing is accepted."""
+    return rules.is_open(ResourcePolicy.of(resource), now, now + timedelta(microseconds=1))
+
+
 def walk_up(
     actor: User,
     resource_id: int,
@@ -341,6 +349,23 @@ def walk_up(
         if resource.status != "active":
             problems.append(
                 Problem("resource_retired", _l("This resource is retired and cannot be booked."))
+            )
+        # An operator's own booking needs no approval; anyone else's use must be asked for.
+        if resource.requires_approval and not staff:
+            problems.append(
+                Problem(
+                    "approval_required",
+                    _l("This resource needs an operator's approval: request a booking instead."),
+                )
+            )
+        # Closed now: refused as a booking would be. Its notice does not apply (it is for
+        # booking ahead; a walk-up starts now, when the resource is free).
+        if not open_now(resource, now):
+            problems.append(
+                Problem(
+                    "outside_opening_hours",
+                    _l("The resource is closed now (outside its opening hours)."),
+                )
             )
         if open_already is not None:  # a double click opened two billable sessions
             problems.append(

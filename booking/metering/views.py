@@ -16,6 +16,7 @@ from booking.catalogue.service import visible_resource
 from booking.inputs import as_id, parse_int
 from booking.languages import current_locale, exact_duration
 from booking.metering import service
+from booking.permissions import is_staff_of
 from booking.problems import Problem, ServiceError
 from booking.security import safe_next
 from booking.types import utcnow
@@ -105,6 +106,10 @@ def kiosk(resource_id: int):
         now=now,
         early=service.EARLY_CHECK_IN,
         memberships=current_user.memberships,
+        # What walk-up would refuse anyway: say so instead of offering the button.
+        needs_request=resource.requires_approval
+        and not is_staff_of(current_user, resource.carrier_id),
+        open_now=service.open_now(resource, now),
         empty_form=EmptyForm(),
         locale=current_locale(),
     )
