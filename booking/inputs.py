@@ -172,3 +172,32 @@ def as_id(value) -> int | None:
     if not isinstance(value, int) or not 0 < value <= MAX_ID:
         return None
     return value
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def csv_text(data: bytes, field: str = "file") -> tuple[str | None, list[Problem]]:
+    """The text of an uploaded CSV file: UTF-8 (with or without the byte-order mark Excel's
+    "CSV UTF-8" writes), else GB18030, what Chinese Excel saves as "CSV (逗号分隔)" (a superset
+    of GBK and GB2312). Any other file gets a problem that says how to save it."""
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        pass
+    # A file that starts with the UTF-8 mark and then breaks is damaged, not GB18030.
+    if not data.startswith(UTF8_BOM):
+        try:
+            return data.decode("gb18030"), []
+        except UnicodeDecodeError:
+            pass
+    return None, [
+        Problem(
+            "invalid_encoding",
+            _l(
+                "The file could not be read as text. Save it from Excel as "
+                "“CSV UTF-8 (逗号分隔)” and upload it again."
+            ),
+            field,
+        )
+    ]

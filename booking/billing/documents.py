@@ -20,7 +20,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from booking.billing import ledger
 from booking.billing.invoice_models import CREDIT_NOTE, Invoice
-from booking.billing.invoices import MAX_LINE_TEXT
+from booking.billing.invoices import MAX_LINE_TEXT, seller_shown
 from booking.billing.money import format_yuan
 from booking.billing.tax import format_rate
 from booking.exports import YUAN_FORMAT, Sheet, xlsx_sheets_write_only
@@ -76,7 +76,7 @@ def invoice_pdf(invoice: Invoice, locale: str = "zh", balance_fen: int | None = 
     with force_locale(locale):
         heading = _("Credit note") if invoice.kind == CREDIT_NOTE else _("Invoice")
         carrier = pick(invoice.carrier.name_zh, invoice.carrier.name_en, locale)
-        seller = invoice.seller or {}
+        seller = seller_shown(invoice)
         facts = [
             (_("Number"), invoice.number or _("(draft)")),
             (_("Seller (销售方)"), seller.get("name") or invoice.carrier.legal_name or carrier),

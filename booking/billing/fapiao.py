@@ -262,7 +262,11 @@ def import_fapiao_numbers(actor: User, carrier: Carrier, text: str, today: date)
             )
         ).unique()
     }
-    problems, found, seen = [], [], set()
+    problems, found = [], []
+    # Which row first named each invoice and each fapiao number: a second row for the same
+    # invoice would silently replace the first (one fapiao per invoice), so it is refused.
+    invoice_row: dict[str, int] = {}
+    seen: set[str] = set()
     for n, row in enumerate(rows, start=2):  # row 1 is the header
         invoice = invoices.get(row[column["invoice_number"]])
         number = row[column["fapiao_number"]]
@@ -276,10 +280,23 @@ def import_fapiao_numbers(actor: User, carrier: Carrier, text: str, today: date)
             )
         elif invoice.kind != INVOICE:
             row_problems.append(_credit_note_problem())
+        elif invoice.number in invoice_row:
+            row_problems.append(
+                Problem(
+                    "duplicate_invoice",
+                    _l(
+                        "This invoice is already on row %(row)d: give one fapiao number per "
+                        "invoice.",
+                        row=invoice_row[invoice.number],
+                    ),
+                )
+            )
         elif number in seen or _taken(carrier, number, invoice.id):
             row_problems.append(
                 Problem("fapiao_taken", _l("This fapiao number is already on another invoice."))
             )
+        if invoice is not None:
+            invoice_row.setdefault(invoice.number, n)
         seen.add(number)
         for problem in row_problems:
             problems.append(

@@ -21,7 +21,7 @@ from booking.billing.documents import invoice_pdf, invoices_xlsx
 from booking.billing.labels import TIER_NAMES
 from booking.exports import XLSX_TYPE, content_disposition
 from booking.forms import REQUIRED_MESSAGE
-from booking.inputs import parse_month
+from booking.inputs import csv_text, parse_month
 from booking.languages import current_locale
 from booking.locking import read_snapshot
 from booking.problems import ServiceError
@@ -361,11 +361,10 @@ def fapiao_import():
     if not form.validate_on_submit():
         return _list(import_form=form, status=422)
     try:
-        text = request.files["file"].read().decode("utf-8-sig")
+        text, problems = csv_text(request.files["file"].read())
+        if problems:
+            raise ServiceError(problems, 422)
         count = fapiao.import_fapiao_numbers(current_user, g.carrier, text, _today())
-    except UnicodeDecodeError:
-        form.file.errors = [_("The file is not valid CSV.")]
-        return _list(import_form=form, status=422)
     except ServiceError as error:
         show_problems(form, error)
         return _list(import_form=form, status=error.status)

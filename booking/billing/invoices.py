@@ -702,8 +702,9 @@ def edit_line(
     reason: str,
 ) -> Invoice:
     """Change a draft's line: what the customer reads and, with a reason, its amount (any
-    line: a charge found too high, an adjustment typed wrong). A new amount draws on the
-    vouchers afresh, as the run would have drawn for it. Recorded in the audit log."""
+    line: a charge found too high, an adjustment typed wrong; only an adjustment goes below
+    zero). A new amount draws on the vouchers afresh, as the run would have drawn for it.
+    Recorded in the audit log."""
     require_staff(operator, carrier.id)
     repriced = amount not in (None, "")
     if repriced:
@@ -715,6 +716,19 @@ def edit_line(
         if problems:
             raise ServiceError(problems, 422)
     invoice, line = _draft_line(carrier, invoice_id, line_id)
+    if repriced and fen < 0 and line.source_kind != ADJUSTMENT_LINE:
+        # A charge below zero would go to the 数电票 batch as a stand-alone negative line.
+        raise ServiceError(
+            Problem(
+                "invalid_amount_negative",
+                _l(
+                    "A charge cannot be negative: only an adjustment line can. Add an "
+                    "adjustment for a discount."
+                ),
+                "amount",
+            ),
+            422,
+        )
     before = audit.snapshot(line, LINE_FIELDS)
     if repriced:
         # The line keeps its own VAT rate (a rate may differ from the carrier's).
@@ -842,8 +856,11 @@ def issue(operator: User, carrier: Carrier, invoice_id, now: datetime | None = N
     return invoice
 
 
-def _number_and_freeze(operator: User, carrier: Carrier, invoice: Invoice, now: datetime) -> None:
-    """Issue an invoice inside a transaction that holds the carrier's lock."""
+def _number_and_freeze(
+    operator: User, carrier: Carrier, invoice: Invoice, now: datetime, refund_fen: int = 0
+) -> None:
+    """Issue an invoice inside a transaction that holds the carrier's lock. refund_fen: the
+    part of a credit note that gives back money already paid (its managers are told so)."""
     issued_on = now.astimezone(ZoneInfo(carrier.timezone)).date()
     invoice.number = _next_number(carrier, issued_on.year)
     invoice.seller = seller_of(carrier)
@@ -886,16 +903,17 @@ def _number_and_freeze(operator: User, carrier: Carrier, invoice: Invoice, now: 
         )
     ):
         credit = invoice.kind == CREDIT_NOTE  # "¥60.00 credited", not "-¥60.00 due"
-        notify(
-            manager_id,
-            "credit_note_issued" if credit else "invoice_issued",
-            {
-                "number": invoice.number,
-                "amount": format_yuan(-invoice.due_fen if credit else invoice.due_fen),
-                "carrier": {"zh": carrier.name_zh, "en": carrier.name_en},
-            },
-            link=f"/invoices/{invoice.id}",
-        )
+        params = {
+            "number": invoice.number,
+            "amount": format_yuan(-invoice.due_fen if credit else invoice.due_fen),
+            "carrier": {"zh": carrier.name_zh, "en": carrier.name_en},
+        }
+        kind = "credit_note_issued" if credit else "invoice_issued"
+        if credit and refund_fen > 0:
+            # "Refunded" only for what was paid beyond what is now due; the rest of a credit
+            # is taken off what the invoice asks for and no money moves.
+            kind, params["refund"] = "credit_note_refund", format_yuan(refund_fen)
+        notify(manager_id, kind, params, link=f"/invoices/{invoice.id}")
 
 
 def seller_of(carrier: Carrier) -> dict[str, str]:
@@ -908,6 +926,14 @@ def seller_of(carrier: Carrier) -> dict[str, str]:
         "bank_name": carrier.bank_name,
         "bank_account": carrier.bank_account,
     }
+
+
+def seller_shown(invoice: Invoice) -> dict[str, str]:
+    """The seller a document of the invoice prints: as it stood when issued, or on a draft
+    (nothing kept yet) the carrier's details as they are now, as issuing will keep them."""
+    if invoice.status == DRAFT:
+        return seller_of(invoice.carrier)
+    return invoice.seller or {}
 
 
 def missing_seller_details(carrier: Carrier) -> bool:
@@ -975,9 +1001,20 @@ def credit_note(
     require_staff(operator, carrier.id)
     carrier = lock_row(Carrier, carrier.id)  # credits and numbers one at a time per carrier
     original = invoice_of_carrier(carrier, invoice_id)
-    if original.status != ISSUED or original.kind == CREDIT_NOTE:
+    if original.kind == CREDIT_NOTE:
+        raise ServiceError(
+            Problem(
+                "credit_note",
+                _l("A credit note cannot be credited: credit the invoice it corrects instead."),
+            ),
+            409,
+        )
+    if original.status != ISSUED:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be credited.")), 409)
     fen, reason = _amount_and_reason(amount, reason, allow_negative=False)
+    # What this credit takes off beyond what was still to pay was paid already: that part is
+    # owed back to the customer; the rest only lowers what the invoice asks for.
+    refund_fen = max(0, fen - max(0, balance_fen(original)))
     left = credit_left(original)
     if fen > left:
         raise ServiceError(
@@ -1042,7 +1079,7 @@ def credit_note(
         after={"credit_note": note.id, "due_fen": note.due_fen, "subsidy_fen": note.subsidy_fen},
         reason=reason,
     )
-    _number_and_freeze(operator, carrier, note, now or utcnow())
+    _number_and_freeze(operator, carrier, note, now or utcnow(), refund_fen)
     db.session.flush()
     _settle(original)  # a credit note may settle what payments left
     db.session.commit()
@@ -1076,7 +1113,18 @@ def _settle(invoice: Invoice) -> None:
 
 def _issued_invoice(carrier: Carrier, invoice_id) -> Invoice:
     invoice = invoice_of_carrier(carrier, invoice_id)
-    if invoice.status != ISSUED or invoice.kind != INVOICE:
+    if invoice.kind == CREDIT_NOTE:
+        raise ServiceError(
+            Problem(
+                "credit_note",
+                _l(
+                    "A credit note is not paid: it reduces what its invoice asks for. "
+                    "Record the payment on the invoice."
+                ),
+            ),
+            409,
+        )
+    if invoice.status != ISSUED:
         raise ServiceError(Problem("not_issued", _l("Only issued invoices can be paid.")), 409)
     return invoice
 

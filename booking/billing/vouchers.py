@@ -7,21 +7,22 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from booking.accounts.models import User
 from booking.audit import service as audit
 from booking.billing import pricing
 from booking.billing.invoice_models import BOOKING_LINE, USAGE_LINE, Invoice, InvoiceLine
-from booking.billing.money import format_yuan, parse_yuan
+from booking.billing.money import amount_problem, format_yuan, parse_yuan
 from booking.billing.voucher_models import Voucher, VoucherProgramme, VoucherUse
 from booking.carriers.models import Carrier
 from booking.catalogue.models import KINDS
 from booking.extensions import db
 from booking.inputs import parse_month
-from booking.locking import lock_also
+from booking.locking import begin_write, lock_also
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership
+from booking.orgs.rules import comparable_name
 from booking.orgs.service import organisation_named
 from booking.problems import NotFound, Problem, ServiceError
 from booking.text_rules import plain_text_problems
@@ -39,6 +40,42 @@ def _carrier_of(programme: VoucherProgramme) -> int | None:
     """The carrier an audit entry about a programme concerns: its only eligible carrier, or
     none (platform-wide) when it is open to several or all."""
     return programme.carriers[0].id if len(programme.carriers) == 1 else None
+
+
+def _positive_amount(typed: str | None, field: str) -> tuple[int, list[Problem]]:
+    """A cap or a grant in fen: more than zero, with its real problem when not (0 is not
+    negative, so "not negative" would not tell the admin what is wrong)."""
+    code = amount_problem(typed)
+    if code is None:
+        return parse_yuan(typed), []
+    message = {
+        "too_precise": _l("Money has at most two decimals (fen): e.g. 15.01, not 15.005."),
+        "negative": _l("The amount must be more than zero."),
+        "zero": _l("The amount must be more than zero."),
+        "too_large": _l("The amount is too large."),
+    }.get(code, _l("Enter an amount in yuan, e.g. 120.50."))
+    return 0, [Problem("invalid_amount", message, field)]
+
+
+def _programmes_one_at_a_time() -> None:
+    """Serialise creating programmes, so that two requests at once (a double submit) cannot
+    both find a name free. SQLite: the write lock taken up front; PostgreSQL: a table lock
+    that queues writers of programmes and lets every reader through."""
+    session = db.session()
+    if session.get_bind().dialect.name == "sqlite":
+        begin_write()
+    else:
+        session.execute(text("LOCK TABLE voucher_programmes IN SHARE ROW EXCLUSIVE MODE"))
+
+
+def _name_taken(name: str) -> bool:
+    """Whether a programme's name reads the same (any case, full- or half-width, spaces), as
+    organisation names are compared: in Python, the same on both databases."""
+    wanted = comparable_name(name)
+    return any(
+        comparable_name(taken) == wanted
+        for taken in db.session.scalars(select(VoucherProgramme.name))
+    )
 
 
 def programmes() -> list[VoucherProgramme]:
@@ -60,7 +97,12 @@ def create_programme(
     kinds=(),
 ) -> VoucherProgramme:
     _admin(admin)
+    _programmes_one_at_a_time()
     problems = plain_text_problems(name, "name", 120) + plain_text_problems(issuer, "issuer", 120)
+    if not problems and _name_taken(name):
+        problems.append(
+            Problem("duplicate_name", _l("A programme with this name already exists."), "name")
+        )
     if not isinstance(coverage_percent, int) or not 1 <= coverage_percent <= 100:
         problems.append(
             Problem(
@@ -69,17 +111,8 @@ def create_programme(
                 "coverage_percent",
             )
         )
-    cap_fen = parse_yuan(cap)
-    if not cap_fen:
-        problems.append(
-            Problem(
-                "invalid_amount",
-                _l(
-                    "Enter an amount in yuan, not negative, with at most two decimals (e.g. 120.50)."
-                ),
-                "cap",
-            )
-        )
+    cap_fen, cap_problems = _positive_amount(cap, "cap")
+    problems += cap_problems
     if valid_from is None or valid_until is None or valid_from > valid_until:
         problems.append(
             Problem("invalid_window", _l("The validity must start before it ends."), "valid_until")
@@ -138,17 +171,8 @@ def grant(admin: User, programme_id: int, organisation_name: str, amount: str) -
         problems.append(
             Problem("unknown_organisation", _l("No organisation has this name."), "organisation")
         )
-    fen = parse_yuan(amount)
-    if not fen:
-        problems.append(
-            Problem(
-                "invalid_amount",
-                _l(
-                    "Enter an amount in yuan, not negative, with at most two decimals (e.g. 120.50)."
-                ),
-                "amount",
-            )
-        )
+    fen, amount_problems = _positive_amount(amount, "amount")
+    problems += amount_problems
     voucher = None
     if org is not None:
         voucher = db.session.scalar(

@@ -22,12 +22,13 @@ from booking.bookings.forms import _When
 from booking.catalogue.models import Resource
 from booking.catalogue.service import carrier_resources
 from booking.forms import REQUIRED_MESSAGE, MultipleChoiceField, PlainText, WholeNumberField
+from booking.inputs import csv_text
 from booking.languages import current_locale
 from booking.links import absolute_url
 from booking.metering import service
 from booking.metering.models import UsageRecord
 from booking.orgs.service import organisation_names
-from booking.problems import Problem, ServiceError
+from booking.problems import ServiceError
 from booking.tenancy import carrier_admin_required, own
 from booking.types import utcnow
 from booking.web import show_problems
@@ -106,12 +107,9 @@ def upload():
     form = UploadForm()
     if not form.validate_on_submit():
         return _page(upload_form=form, status=422)
-    try:
-        text = request.files["file"].read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        show_problems(
-            form, ServiceError(Problem("invalid_csv", _("The file is not valid CSV."), "file"))
-        )
+    text, problems = csv_text(request.files["file"].read())
+    if problems:
+        show_problems(form, ServiceError(problems))
         return _page(upload_form=form, status=422)
     rows, problems = service.rows_from_csv(text)
     if problems:
