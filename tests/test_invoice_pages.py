@@ -64,3 +64,19 @@ def test_an_invoice_page_writes_days_one_way_and_a_credit_note_takes_no_fapiao(c
     assert f'id="due-on">{due.year}/{due.month}/{due.day}<' in zh and " h<" not in zh
     credit_page = client.get(f"/operate/CQ01/invoices/{note.id}", headers=EN).get_data(as_text=True)
     assert 'id="record-fapiao"' not in credit_page
+
+
+def test_a_draft_shows_the_sellers_details_as_issuing_will_keep_them(client, billed):  # noqa: F811
+    from booking.extensions import db
+
+    carrier = billed["carrier"]
+    carrier.legal_name, carrier.credit_code = "重庆测试孵化器有限公司", "91500107MA60CQ01XW"
+    carrier.bank_name, carrier.bank_account = "中国建设银行重庆两江分行", "5000 1234 5678"
+    db.session.commit()
+    used_booking(billed, 9)
+    (draft,) = invoices.run_invoices(carrier, billed["period"]).invoices
+    login(client, "op@example.com")
+    seller = client.get(f"/operate/CQ01/invoices/{draft.id}", headers=EN).get_data(as_text=True)
+    seller = seller.split('id="seller"', 1)[1].split("</table>", 1)[0]
+    for detail in ("重庆测试孵化器有限公司", "91500107MA60CQ01XW", "中国建设银行重庆两江分行"):
+        assert detail in seller

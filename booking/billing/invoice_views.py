@@ -180,6 +180,7 @@ def _detail(
         balance=service.balance_fen(invoice) if issued and invoice.kind == "invoice" else None,
         payment_form=payment_form or PaymentForm(formdata=None),
         fapiao_form=fapiao_form or FapiaoForm(formdata=None),
+        seller=service.seller_shown(invoice),
         seller_missing=service.missing_seller_details(g.carrier),
         empty_form=EmptyForm(),
     ), status
@@ -467,6 +468,7 @@ def org_detail(invoice_id: int):
         kinds=LINE_KINDS,
         tier_labels=TIER_NAMES,
         staff=False,
+        seller=service.seller_shown(invoice),
         credited=service.credited_fen(invoice),
         balance=service.balance_fen(invoice) if invoice.kind == "invoice" else None,
     )

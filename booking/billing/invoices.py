@@ -931,9 +931,9 @@ def seller_of(carrier: Carrier) -> dict[str, str]:
 def seller_shown(invoice: Invoice) -> dict[str, str]:
     """The seller a document of the invoice prints: as it stood when issued, or on a draft
     (nothing kept yet) the carrier's details as they are now, as issuing will keep them."""
-    if invoice.status == DRAFT:
+    if invoice.status == DRAFT or not invoice.seller:  # or issued before sellers were kept
         return seller_of(invoice.carrier)
-    return invoice.seller or {}
+    return invoice.seller
 
 
 def missing_seller_details(carrier: Carrier) -> bool:
