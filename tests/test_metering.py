@@ -462,6 +462,27 @@ def test_impossible_use_is_refused_row_by_row(lab, meter):
     assert after.status_code == 201
 
 
+def test_decades_of_use_or_a_hidden_control_character_are_refused(lab, meter):
+    """One report of 2001–2026 added 745 hours to every month's figures; an external id took
+    bidi overrides and line breaks that no other text takes."""
+    from booking.metering.models import UsageRecord
+
+    end = utcnow() - timedelta(hours=1)
+    decades = meter["post"](
+        job(lab, external_id="long-1", start="2001-01-01T00:00:00+08:00", end=end.isoformat())
+    )
+    assert decades.status_code == 422 and decades.json["error"]["code"] == "too_long"
+    month = meter["post"](
+        job(lab, external_id="long-2", start=(end - timedelta(days=31)).isoformat(),
+            end=end.isoformat(), quantity=1)
+    )  # fmt: skip
+    assert month.status_code == 201  # a month-long run fits
+    for external_id in ("\u202eevil=cmd|calc", "b-9\nnewline"):
+        hidden = meter["post"](job(lab, external_id=external_id))
+        assert hidden.status_code == 422 and hidden.json["error"]["code"] == "control_characters"
+    assert db.session.scalar(select(func.count(UsageRecord.id))) == 1
+
+
 def test_correction_history_reads_as_words_in_the_carriers_zone(client, lab):
     """The history showed raw dicts mixing UTC and +08:00 and untranslated action codes."""
     usage = service.walk_up(lab["eng"], lab["gpu"].id)

@@ -639,6 +639,9 @@ def report_usage(reporter: Reporter, rows: list) -> list[RowResult]:
 
 # How far a machine's clock may run ahead of ours when it reports an end.
 CLOCK_SKEW = timedelta(minutes=10)
+# The longest use one meter report may cover: a month, the billing period (a job of weeks on
+# an HPC node fits; decades of "use" reported by a misconfigured meter do not).
+LONGEST_REPORTED_SESSION = timedelta(days=31)
 
 
 def _usage_holdings(resource_id: int, start: datetime, end: datetime) -> list[Holding]:
@@ -692,6 +695,10 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
                 "external_id",
             )
         )
+    else:  # shown in exports and pages: the rules of every other text (no control or bidi)
+        problems += plain_text_problems(
+            external_id, "external_id", 120, one_line=True, markup_allowed=True
+        )
     resource = allowed.get(resource_id) if resource_id is not None else None
     if resource_id is not None and resource is None:
         problems.append(
@@ -703,6 +710,19 @@ def _report_one(reporter: Reporter, number: int, row: dict) -> RowResult:
         )
     if start and end and not start < end:
         problems.append(Problem("end_before_start", _l("The end must be after the start."), "end"))
+    elif start and end and end - start > LONGEST_REPORTED_SESSION:
+        # One report of 2001–2026 put 745 hours into every month's figures.
+        problems.append(
+            Problem(
+                "too_long",
+                _l(
+                    "One report covers at most %(days)d days of use: report a longer run in parts.",
+                    days=LONGEST_REPORTED_SESSION.days,
+                ),
+                "end",
+                {"max_days": LONGEST_REPORTED_SESSION.days},
+            )
+        )
     if end and end > utcnow() + CLOCK_SKEW:
         problems.append(
             Problem(
