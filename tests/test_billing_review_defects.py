@@ -240,6 +240,13 @@ def test_the_credit_note_notice_says_refund_only_for_what_was_paid_beyond_what_i
     invoices.credit_note(op, carrier, paid.id, "100", "shorter")
     (refund,) = _notices("credit_note_refund")
     assert refund.params["amount"] == "¥100.00" and refund.params["refund"] == "¥60.00"
+    from flask_babel import force_locale
+
+    from booking.notify.service import render
+
+    with force_locale("en"):
+        assert render(refund).endswith("¥60.00 of it was already paid and will be refunded.")
+        assert render(notice).endswith("¥240.00 taken off what is due.")
     # A second credit on the now overpaid invoice gives back all of it.
     invoices.credit_note(op, carrier, paid.id, "10", "more")
     assert sorted(n.params["refund"] for n in _notices("credit_note_refund")) == [

@@ -92,6 +92,9 @@ HOSTILE_RULES = [
     "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=1",  # never: walked to year 9999 for seconds
     "FREQ=YEARLY;BYDAY=60MO;COUNT=1",  # an IndexError inside dateutil
     "FREQ=DAILY;UNTIL=2026",
+    "FREQ=DAILY;INTERVAL=0;COUNT=3",  # one slot three times: identical bookings at once
+    "FREQ=WEEKLY;INTERVAL=00;COUNT=2",
+    "FREQ=DAILY;COUNT=0",
     "",
 ]
 

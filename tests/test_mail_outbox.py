@@ -132,6 +132,7 @@ def pending_everything() -> tuple[dict[str, str], object]:
         "number": "CQ01-2026-0001",
         "carrier": "CQ01",
         "amount": "¥1.00",
+        "refund": "¥0.50",
         "qualification": {"zh": "培训", "en": "Training"},
     }
     made = {n.kind for n in db.session.scalars(select(Notification))}

@@ -139,6 +139,16 @@ def test_saving_smaller_capacity_or_fewer_hours_lists_the_bookings_left_behind(c
     assert db.session.get(Resource, resource.id).capacity == 2
     # The bookings are kept as they were: the operator decides.
     assert {db.session.get(Booking, i).status for i in (ids["a"], ids["c"])} == {APPROVED}
+    # Their bookers are told, once each, and each booking's history says why.
+    from sqlalchemy import select
+
+    from booking.notify.models import Notification
+
+    told = db.session.scalars(
+        select(Notification.link).where(Notification.kind == "booking_no_longer_fits")
+    ).all()
+    assert sorted(told) == sorted(f"/bookings/{i}" for i in (ids["a"], ids["b"], ids["c"]))
+    assert db.session.get(Booking, ids["a"]).events[-1].action == "terms_changed"
 
     post_form(client, edit, _form_of(resource, capacity="2", hours_4=""), headers=EN)
     page = client.get(edit, headers=EN).get_data(as_text=True)

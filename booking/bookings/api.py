@@ -190,6 +190,8 @@ class BookingsPageOut(Page):
 
 class CancelledOut(Out):
     cancelled: list[BookingOut]
+    # Occurrences of the series the scope named but kept: in use, or over.
+    kept: list[BookingOut] = []
 
 
 class WindowQuery(In):
@@ -512,8 +514,13 @@ def cancel(booking_id: int):
     """Cancel a booking, or (scope) the rest or all of its series."""
     user = require_user()
     body = body_of(CancelIn)
-    cancelled = series_service.cancel_in_series(user, booking_id, body.scope, body.reason)
-    return jsonify({"cancelled": [booking_json(b) for b in cancelled]})
+    done = series_service.cancel_with_scope(user, booking_id, body.scope, body.reason)
+    return jsonify(
+        {
+            "cancelled": [booking_json(b) for b in done.cancelled],
+            "kept": [booking_json(b) for b in done.skipped],
+        }
+    )
 
 
 @bp.post("/bookings/<int:booking_id>/approve")

@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField, TextAreaField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from booking.bookings.facts import MAX_REASON_LENGTH
 from booking.catalogue.forms import KIND_LABELS, WEEKDAY_LABELS
 from booking.forms import REQUIRED_MESSAGE, DayField, MultiCheckboxField, WholeNumberField
 
@@ -83,7 +84,10 @@ class ModifyForm(_When, FlaskForm):
 
 
 class CancelForm(FlaskForm):
-    reason = StringField(_l("Reason (optional)"), validators=[Length(max=500)])
+    # The service judges the reason and the scope (facts.reason_problems,
+    # series.cancel_with_scope) and the page shows its message; refused here, the form
+    # returned to the booking without a word.
+    reason = StringField(_l("Reason (optional)"), render_kw={"maxlength": MAX_REASON_LENGTH})
     scope = SelectField(
         _l("Cancel"),
         choices=[
@@ -92,11 +96,17 @@ class CancelForm(FlaskForm):
             ("all", _l("The whole series")),
         ],
         default="one",
+        validate_choice=False,
     )
 
 
 class ReasonForm(FlaskForm):
-    reason = StringField(_l("Reason"), validators=[Length(max=500)])
+    reason = StringField(
+        _l("Reason"),
+        validators=[
+            Length(max=MAX_REASON_LENGTH, message=_l("Must be at most %(max)d characters."))
+        ],
+    )
 
 
 class OnBehalfForm(_When, FlaskForm):

@@ -16,7 +16,7 @@ from booking.bookings.models import (
     BookingEvent,
 )
 from booking.catalogue.models import Resource
-from booking.catalogue.signals import resource_retired
+from booking.catalogue.signals import resource_retired, resource_terms_changed
 from booking.extensions import db
 from booking.notify.service import notify, notify_staff
 from booking.orgs.service import paying_organisation_of
@@ -214,3 +214,14 @@ def _on_resource_retired(resource: Resource, actor: User | None = None, **_ignor
     flag_and_tell(
         upcoming_bookings_of([resource.id]), actor, "resource_retired", "booking_resource_retired"
     )
+
+
+@resource_terms_changed.connect
+def _on_resource_terms_changed(
+    resource: Resource, actor: User | None = None, bookings=(), **_ignored
+) -> None:
+    """Bookings a smaller capacity or shorter opening hours left behind stay as they are; the
+    history says why and their bookers are told (the operator saw the list when saving)."""
+    for booking in bookings:
+        apply_action(booking, rules.FLAG, actor, event="terms_changed")
+        notify_about(booking, booking.user_id, "booking_no_longer_fits")

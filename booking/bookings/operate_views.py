@@ -77,6 +77,11 @@ def decide(booking_id, decision):
                 flash(_("Booking rejected."), "success")
         except ServiceError as error:
             show_problems(None, error)
+    else:  # a reason too long, or a stale form: say so (the queue came back without a word)
+        for name, errors in form.errors.items():
+            label = form[name].label.text if name == "reason" else ""
+            for message in errors:
+                flash(f"{label}: {message}" if label else str(message), "error")
     return redirect(url_for(".approvals"))
 
 

@@ -649,7 +649,7 @@ def _invalid_rrule() -> list[Problem]:
 def rrule_parts(rule: str | None) -> dict[str, str] | None:
     """The NAME=VALUE parts of a single RRULE (an optional "RRULE:" in front), or None when
     it is anything else: other lines or properties, unknown or repeated names, a frequency
-    below a day, both COUNT and UNTIL."""
+    below a day, both COUNT and UNTIL, an INTERVAL or COUNT below 1."""
     text = (rule or "").strip().upper()
     if text.startswith("RRULE:"):
         text = text[6:]
@@ -665,7 +665,14 @@ def rrule_parts(rule: str | None) -> dict[str, str] | None:
         parts[name] = value
     if parts.get("FREQ") not in RRULE_FREQUENCIES or ("COUNT" in parts and "UNTIL" in parts):
         return None
+    # INTERVAL=0 repeated one slot: three identical bookings (or maintenance windows) at once.
+    if any(name in parts and not _positive(parts[name]) for name in ("INTERVAL", "COUNT")):
+        return None
     return parts
+
+
+def _positive(value: str) -> bool:
+    return value.isdigit() and int(value) >= 1
 
 
 def _shifted_until(until: str, shift: int) -> str:

@@ -279,6 +279,15 @@ def modify_booking(
     with resource_locked(booking.resource_id) as resource:
         booking = db.session.get(Booking, booking.id, populate_existing=True)
         check_action(booking, rules.MODIFY, actor)
+        if (new_start, new_end, new_quantity) == (
+            booking.start_at,
+            booking.end_at,
+            booking.quantity,
+        ):
+            # Saving the form unchanged changes nothing: no history, no mail, no new calendar
+            # version, and no second approval (it sent approved bookings back to "requested").
+            db.session.rollback()  # nothing written: end the transaction and its lock
+            return booking
         staff = is_staff_of(actor, resource.carrier_id)
         # The booker changing a booking whose cancellation would cost the fee: the fee stays
         # with it (recorded on the change, read by cancellation_terms); the carrier's own
@@ -332,6 +341,8 @@ def modify_booking(
                 "end": new_end.isoformat(),
                 "quantity": new_quantity,
             },
+            # The booker reads that the change waits for the carrier (notify.service.render).
+            notice={"needs_approval": True} if again else None,
             **({LATE_START: old["start"]} if late else {}),
         )
         db.session.commit()
@@ -398,25 +409,48 @@ def cancel_booking(
     booking = booking_for(actor, booking_id)
     with resource_locked(booking.resource_id):
         booking = db.session.get(Booking, booking.id, populate_existing=True)
-        check_action(booking, rules.CANCEL, actor)
-        # Billing reads the event's `late`: a cancellation by the carrier's staff records
-        # none, whoever the booking is for.
-        by_carrier = is_staff_of(actor, booking.resource.carrier_id)
-        terms = cancellation_terms(booking, now, by_carrier=by_carrier)
-        # The owner's mail carries the CANCEL .ics that removes the event from calendars.
-        apply_action(
-            booking,
-            rules.CANCEL,
-            actor,
-            reason=reason,
-            notify_owner=notify_owner,
-            late=terms["late"],
-            fee_percent=terms["fee_percent"],
-            by_carrier=by_carrier,
-        )
+        cancel_locked(actor, booking, reason, now, notify_owner=notify_owner)
         db.session.commit()
     _offer_freed(booking.resource_id, now)
     return booking
+
+
+def cancel_locked(
+    actor: User,
+    booking: Booking,
+    reason: str = "",
+    now: datetime | None = None,
+    notify_owner: bool = True,
+) -> dict:
+    """Cancel one booking inside the caller's transaction, with its resource locked; the
+    caller commits (once, for a series: series.cancel_with_scope). Returns the terms it was
+    cancelled on (cancellation_terms), with whether the notice names the carrier."""
+    check_action(booking, rules.CANCEL, actor)
+    # Billing reads the event's `late`: a cancellation by the carrier's staff records
+    # none, whoever the booking is for.
+    by_carrier = is_staff_of(actor, booking.resource.carrier_id)
+    terms = cancellation_terms(booking, now, by_carrier=by_carrier)
+    reason = (reason or "").strip()
+    # What the booker reads (notify.service.render): that the carrier cancelled (not the
+    # booker's own booking as an operator), why, and the fee of a late cancellation.
+    notice = {
+        "by_carrier": by_carrier and actor.id != booking.user_id,
+        "fee_percent": terms["fee_percent"] if terms["late"] else 0,
+        "reason": reason,
+    }
+    # The owner's mail carries the CANCEL .ics that removes the event from calendars.
+    apply_action(
+        booking,
+        rules.CANCEL,
+        actor,
+        reason=reason,
+        notify_owner=notify_owner,
+        notice={key: value for key, value in notice.items() if value},
+        late=terms["late"],
+        fee_percent=terms["fee_percent"],
+        by_carrier=by_carrier,
+    )
+    return {**terms, "told_by_carrier": notice["by_carrier"]}
 
 
 def approve_booking(

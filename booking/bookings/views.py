@@ -62,6 +62,7 @@ EVENT_LABELS = {
     "outage_cleared": _l("no maintenance over it any more"),
     "qualification_lapsed": _l("the booker's qualification lapsed"),
     "resource_retired": _l("the resource was retired"),
+    "terms_changed": _l("no longer fits the resource's capacity or opening hours"),
     "project_changed": _l("project changed"),
 }
 
@@ -562,8 +563,9 @@ def modify(booking_id: int):
     form = ModifyForm()
     if form.validate_on_submit():
         start, end = form.moments(booking.resource.carrier.timezone)
+        version = booking.sequence
         try:
-            service.modify_booking(
+            changed = service.modify_booking(
                 current_user,
                 booking.id,
                 start=start,
@@ -576,7 +578,12 @@ def modify(booking_id: int):
                 raise
             show_problems(form, error)
         else:
-            flash(_("Booking changed."), "success")
+            # The same time and quantity saved again changes nothing (the service says so by
+            # leaving the calendar version as it was).
+            if changed.sequence == version:
+                flash(_("Nothing changed."), "info")
+            else:
+                flash(_("Booking changed."), "success")
             return redirect(url_for(".detail", booking_id=booking.id))
     return _detail_page(service.booking_for(current_user, booking_id), form, 422)
 
@@ -587,7 +594,7 @@ def cancel(booking_id: int):
     form = CancelForm()
     if form.validate_on_submit():
         try:
-            cancelled = series_service.cancel_in_series(
+            done = series_service.cancel_with_scope(
                 current_user, booking_id, form.scope.data, form.reason.data
             )
         except ServiceError as error:
@@ -595,7 +602,15 @@ def cancel(booking_id: int):
                 raise
             show_problems(None, error)
         else:
-            flash(_("%(n)d booking(s) cancelled.", n=len(cancelled)), "success")
+            flash(_("%(n)d booking(s) cancelled.", n=len(done.cancelled)), "success")
+            if done.skipped:
+                flash(
+                    _(
+                        "%(n)d kept, as they are in use or over.",
+                        n=len(done.skipped),
+                    ),
+                    "info",
+                )
     return redirect(url_for(".detail", booking_id=booking_id))
 
 

@@ -11,6 +11,5 @@ resource_retired = _signals.signal("resource-retired")
 
 # Sent inside the transaction that changes a resource's terms (before it commits) when
 # upcoming bookings no longer fit them (capacity, opening hours): sender is the resource, with
-# `actor` and `bookings`. Nothing listens yet: the bookings feature may flag them and tell
-# their bookers, as for resource_retired.
+# `actor` and `bookings`. The bookings feature records it on each and tells their bookers.
 resource_terms_changed = _signals.signal("resource-terms-changed")

@@ -26,6 +26,10 @@ MESSAGES = {
         "Your repeating booking of %(resource)s is confirmed, from %(when)s; occurrences "
         "booked: %(count)s."
     ),
+    "series_cancelled": _l(
+        "Your repeating booking of %(resource)s was cancelled from %(when)s; occurrences "
+        "cancelled: %(count)s."
+    ),
     "series_requested": _l(
         "Your repeating booking of %(resource)s was sent for approval, from %(when)s; "
         "occurrences asked for: %(count)s."
@@ -41,6 +45,10 @@ MESSAGES = {
     "walk_up_closed": _l(
         "Nobody checked out of %(resource)s (walk-up use since %(when)s): the session was "
         "closed automatically after the walk-up hour. Correct it if it ran longer."
+    ),
+    "booking_no_longer_fits": _l(
+        "%(resource)s changed its capacity or opening hours: your booking on %(when)s no "
+        "longer fits them. It stays as booked until the carrier contacts you."
     ),
     "booking_resource_retired": _l(
         "%(resource)s was retired: the booking on %(when)s cannot take place as booked."
@@ -67,7 +75,14 @@ MESSAGES = {
     ),
     "approvals_pending": _l("%(count)s booking requests are waiting for approval."),
     "invoice_issued": _l("Invoice %(number)s from %(carrier)s: %(amount)s due."),
-    "credit_note_issued": _l("Credit note %(number)s from %(carrier)s: %(amount)s credited."),
+    "credit_note_issued": _l(
+        "Credit note %(number)s from %(carrier)s: %(amount)s taken off what is due."
+    ),
+    # Credited beyond what was still to pay: that part was paid and comes back.
+    "credit_note_refund": _l(
+        "Credit note %(number)s from %(carrier)s: %(amount)s credited; %(refund)s of it was "
+        "already paid and will be refunded."
+    ),
     "voucher_granted": _l(
         "Your organisation received an innovation voucher of %(amount)s (%(programme)s)."
     ),
@@ -79,6 +94,65 @@ MESSAGES = {
     "incident_resolved": _l("The problem you reported with %(resource)s was resolved: %(reason)s"),
     "training_declined": _l("Your request for %(qualification)s was declined: %(reason)s"),
 }
+
+# A notice's text can depend on the facts it carries: the first fact present picks another
+# text (who cancelled, a late cancellation, a change to be approved again) and each fact
+# present in ADDENDA adds a sentence (the reason, the fee). The kind stays the same, so the
+# mail topic and the calendar file it carries stay the same.
+VARIANTS = {
+    "booking_cancelled": (
+        ("by_carrier", _l("The carrier cancelled your booking of %(resource)s on %(when)s.")),
+        (
+            "fee_percent",
+            _l(
+                "Your booking of %(resource)s on %(when)s was cancelled after free "
+                "cancellation had ended: a fee of %(fee_percent)s%% of the booked charge "
+                "applies."
+            ),
+        ),
+    ),
+    "booking_changed": (
+        (
+            "needs_approval",
+            _l(
+                "The booking of %(resource)s was changed to %(when)s and waits for the "
+                "carrier's approval again."
+            ),
+        ),
+    ),
+    "series_cancelled": (
+        (
+            "by_carrier",
+            _l(
+                "The carrier cancelled your repeating booking of %(resource)s from %(when)s; "
+                "occurrences cancelled: %(count)s."
+            ),
+        ),
+    ),
+}
+REASON_SENTENCE = _l("Reason: %(reason)s")
+ADDENDA = {
+    "booking_cancelled": (("reason", REASON_SENTENCE),),
+    "series_cancelled": (
+        (
+            "late",
+            _l(
+                "Cancelled after free cancellation had ended, each with a fee of "
+                "%(fee_percent)s%% of its booked charge: %(late)s."
+            ),
+        ),
+        ("kept", _l("Kept, as they are in use or over: %(kept)s.")),
+        ("reason", REASON_SENTENCE),
+    ),
+}
+
+
+def _texts_of(kind: str, params: dict) -> list:
+    """The templates a notice reads as: its kind's (or its variant's), then its addenda."""
+    template = next(
+        (text for fact, text in VARIANTS.get(kind, ()) if params.get(fact)), MESSAGES.get(kind)
+    )
+    return [template] + [text for fact, text in ADDENDA.get(kind, ()) if params.get(fact)]
 
 
 # What people can choose to get by mail, by topic (the inbox always has everything).
@@ -93,11 +167,13 @@ MAIL_TOPICS = {
             "booking_changed",
             "series_confirmed",
             "series_requested",
+            "series_cancelled",
             "booking_no_show",
             "outage_conflict",
             "outage_cleared",
             "booking_unqualified",
             "booking_resource_retired",
+            "booking_no_longer_fits",
             "walk_up_closed",
         ),
     ),
@@ -105,7 +181,13 @@ MAIL_TOPICS = {
     "waitlist": (_l("Waitlist offers"), ("waitlist_offer", "waitlist_expired")),
     "billing": (
         _l("Invoices and vouchers"),
-        ("invoice_issued", "credit_note_issued", "voucher_granted", "voucher_expiring"),
+        (
+            "invoice_issued",
+            "credit_note_issued",
+            "credit_note_refund",
+            "voucher_granted",
+            "voucher_expiring",
+        ),
     ),
     "qualifications": (
         _l("Qualifications"),
@@ -148,8 +230,7 @@ def notify_staff(carrier, kind: str, params: dict | None = None, link: str = "")
 
 
 def render(note: Notification) -> str:
-    template = MESSAGES.get(note.kind)
-    if template is None:
+    if note.kind not in MESSAGES:
         return note.kind
 
     params = {
@@ -175,7 +256,7 @@ def render(note: Notification) -> str:
     for key, value in list(params.items()):
         if isinstance(value, dict):  # a bilingual name
             params[key] = pick(value.get("zh"), value.get("en"))
-    return str(template) % params
+    return " ".join(str(text) % params for text in _texts_of(note.kind, params))
 
 
 def inbox(user, limit: int = 100) -> list[Notification]:
