@@ -618,7 +618,10 @@ def test_an_integrator_tries_the_api_from_its_reference_page(live_app, live_serv
     page.on("requestfailed", lambda r: failed.append(r.url))
     page.on("pageerror", lambda e: failed.append(str(e)))
     page.goto(live_server + "/api/docs/")
-    _expect(page.locator("#operations-account-me")).to_be_visible()
+    # Swagger UI parses a megabyte of script before it draws anything: on a busy shared
+    # machine that took longer than the 5 s an expectation waits by default (the page said
+    # "loading"; openapi.json itself answers in milliseconds).
+    _expect(page.locator("#operations-account-me")).to_be_visible(timeout=30_000)
     page.locator("button.authorize").first.click()
     page.locator(".modal-ux input").first.fill(token)
     page.locator(".modal-ux button.authorize").click()
