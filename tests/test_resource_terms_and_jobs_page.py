@@ -302,3 +302,17 @@ def test_an_admin_who_removes_themself_goes_home(client):
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/operate/FX4/staff")
     assert staff_id(op) is None
+
+
+def test_the_answer_to_a_change_names_the_qualification_it_set(client):
+    """The answer named the previous qualification: the loaded one outlived the change."""
+    from tests.factories import make_qualification
+
+    admin, resource, _ids = _site()
+    training = make_qualification(resource.carrier, "Cluster training")
+    url, auth = f"/api/v1/resources/{resource.id}", _token(admin)
+    client.get(url, headers=auth)  # the qualification (none) is loaded first
+    answer = client.patch(url, json={"qualification_id": training.id}, headers=auth)
+    assert answer.status_code == 200 and answer.get_json()["qualification"]["id"] == training.id
+    cleared = client.patch(url, json={"qualification_id": None}, headers=auth)
+    assert cleared.get_json()["qualification"] is None

@@ -180,6 +180,10 @@ def _qualification_ids(carrier: Carrier) -> set[int]:
 def _apply(resource: Resource, fields: ResourceFields) -> None:
     for name, value in fields.as_model_values().items():
         setattr(resource, name, value)
+    # The loaded qualification follows its id (objects outlive commits here: the answer to a
+    # PATCH named the previous qualification).
+    if "qualification" in resource.__dict__:
+        db.session.expire(resource, ["qualification"])
     resource.opening_hours = [
         OpeningHours(weekday=d, opens=o, closes=c) for d, o, c in sorted(fields.opening_hours)
     ]
