@@ -510,6 +510,7 @@ def test_bad_period_on_the_page_is_a_translated_error_not_a_500(scene, client):
     assert "日期格式" not in client.get("/operate/RP01/reports/").get_data(as_text=True)
     far = client.get("/operate/RP01/reports/?from=9999-12-30&to=9999-12-31")
     assert far.status_code == 422
+    assert far.get_data(as_text=True).count('class="flash error"') == 1  # said once, not twice
     assert client.get("/operate/RP01/reports/export/nothing.csv").status_code == 404
 
 

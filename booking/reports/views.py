@@ -54,8 +54,9 @@ def _page_period() -> tuple[service.Period, int]:
     period, refused = _requested_period()
     if refused is None:
         return period, 200
-    for problem in refused.problems:
-        flash(str(problem.message), "error")
+    # Both dates out of range say the same: once is enough.
+    for message in dict.fromkeys(str(problem.message) for problem in refused.problems):
+        flash(message, "error")
     return period, 422
 
 
