@@ -83,3 +83,34 @@ def test_retiring_a_resource_flags_its_upcoming_bookings(world):  # noqa: F811
         select(BookingEvent.action).where(BookingEvent.booking_id == booking.id)
     ).all() == ["created", "resource_retired"]
     assert notices("booking_resource_retired") == sorted([world["eng"].id, world["op"].id])
+
+
+def test_a_series_left_unqualified_is_told_once_per_person(world):  # noqa: F811
+    """A revoked grant sent one mail per occurrence to the booker and to every operator."""
+    from flask_babel import force_locale
+
+    from booking.bookings.series import create_series
+    from booking.notify.service import render
+
+    m = world["monday"]
+    q = make_qualification(world["carrier"])
+    world["sem"].qualification_id = q.id
+    db.session.commit()
+    grant = qualify(world["eng"], q)
+    _series, occurrences = create_series(
+        world["eng"], world["sem"].id, at(m, 10), at(m, 11), "FREQ=DAILY;COUNT=5"
+    )
+    qualifications.revoke(world["carrier"], world["op"], grant.id)
+    assert notices("booking_unqualified") == sorted([world["eng"].id, world["op"].id])
+    flagged = db.session.scalars(
+        select(BookingEvent.booking_id).where(BookingEvent.action == "qualification_lapsed")
+    ).all()
+    assert sorted(flagged) == sorted(o.booking.id for o in occurrences)  # each one's history
+    mine = db.session.scalar(
+        select(Notification).where(
+            Notification.kind == "booking_unqualified", Notification.user_id == world["eng"].id
+        )
+    )
+    assert mine.link == f"/bookings/{occurrences[0].booking.id}"
+    with force_locale("en"):
+        assert render(mine).startswith("5 bookings of ")

@@ -185,15 +185,21 @@ def flag_and_tell(
 ) -> int:
     """Record on each booking that something it depends on changed (its booker's
     qualification, its resource), without changing its state, and tell its booker and the
-    carrier's operators. The caller holds the lock it needs and commits."""
-    flagged = 0
+    carrier's operators: one notice per person and resource, naming the first booking and
+    how many there are (a revoked grant sent 21 mails for a series of ten). The caller holds
+    the lock it needs and commits."""
+    bookings = list(bookings)
+    told: dict[tuple[int, int], list[Booking]] = {}
     for booking in bookings:
         apply_action(booking, rules.FLAG, actor, reason=reason, event=event)
-        told = {booking.user_id} | {s.user_id for s in booking.resource.carrier.staff}
-        for user_id in sorted(told):
-            notify_about(booking, user_id, notice, **params)
-        flagged += 1
-    return flagged
+        people = {booking.user_id} | {s.user_id for s in booking.resource.carrier.staff}
+        for user_id in people:
+            told.setdefault((user_id, booking.resource_id), []).append(booking)
+    for (user_id, _resource_id), theirs in sorted(told.items()):
+        first = min(theirs, key=lambda b: (b.start_at, b.id))
+        several = {"count": len(theirs)} if len(theirs) > 1 else {}
+        notify_about(first, user_id, notice, **params, **several)
+    return len(bookings)
 
 
 def upcoming_bookings_of(resource_ids, user_id: int | None = None, after=None) -> list[Booking]:

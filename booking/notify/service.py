@@ -120,6 +120,25 @@ VARIANTS = {
             ),
         ),
     ),
+    # Several bookings of one resource flagged at once: one notice (lifecycle.flag_and_tell).
+    "booking_unqualified": (
+        (
+            "count",
+            _l(
+                "%(count)s bookings of %(resource)s, the first on %(when)s, need the "
+                "qualification %(qualification)s, which is no longer valid for them."
+            ),
+        ),
+    ),
+    "booking_resource_retired": (
+        (
+            "count",
+            _l(
+                "%(resource)s was retired: %(count)s bookings, the first on %(when)s, cannot "
+                "take place as booked."
+            ),
+        ),
+    ),
     "series_cancelled": (
         (
             "by_carrier",
