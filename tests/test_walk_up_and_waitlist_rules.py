@@ -95,7 +95,7 @@ def test_the_kiosk_tells_a_walk_up_to_request_a_booking_instead(client, place):
     assert "Use it now without a booking" not in page
     assert f"/resources/{line.id}/book" in page and page.count(said) == 1
     # A form posted anyway (an old page, a script) is refused, with the reason flashed.
-    answer = post_form(client, f"{kiosk}/walk-up", {"quantity": "1"}, token_from=kiosk)
+    answer = post_form(client, f"{kiosk}/walk-up", {"quantity": "1"}, token_from=kiosk, headers=EN)
     assert answer.status_code == 302
     shown = client.get(kiosk, headers=EN).get_data(as_text=True)
     assert shown.count(said) == 2 and "Checked in" not in shown
@@ -130,7 +130,7 @@ def test_the_kiosk_refuses_a_walk_up_outside_opening_hours(client, place):
     said = "The resource is closed now (outside its opening hours)."
     page = client.get(kiosk, headers=EN).get_data(as_text=True)
     assert "Use it now without a booking" not in page and page.count(said) == 1
-    post_form(client, f"{kiosk}/walk-up", {"quantity": "1"}, token_from=kiosk)
+    post_form(client, f"{kiosk}/walk-up", {"quantity": "1"}, token_from=kiosk, headers=EN)
     shown = client.get(kiosk, headers=EN).get_data(as_text=True)
     assert shown.count(said) == 2
     assert usage_count() == 0
