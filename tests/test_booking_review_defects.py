@@ -266,6 +266,8 @@ def test_a_series_nothing_of_which_fits_says_why(world):
     per_occurrence = error["details"][0]["details"]["occurrences"]
     assert len(per_occurrence) == 3
     assert all("too_short" in {p["code"] for p in o["problems"]} for o in per_occurrence)
+    # In the carrier's zone, as every answer gives times (they were UTC).
+    assert per_occurrence[0]["start"] == at(m, 10).isoformat()
     assert db.session.scalar(select(func.count(Booking.id))) == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -119,7 +120,7 @@ def create_series(
     )
     wanted = [o for o in occurrences if o.ok and (only_starts is None or o.start in only_starts)]
     if not wanted:
-        raise nothing_to_book(occurrences, only_starts)
+        raise nothing_to_book(occurrences, only_starts, _zone_of(user, resource_id))
     # All or nothing: the series, its occurrences and its one notice in one transaction
     # under the resource's lock. A process killed half way leaves nothing behind (it left
     # a half-made series nobody was told about, which a retry then booked twice).
@@ -145,7 +146,7 @@ def create_series(
                 occurrence.problems = refused.problems
         booked = [o.booking for o in occurrences if o.booking]
         if not booked:  # all taken since the preview
-            raise nothing_to_book(occurrences, only_starts)
+            raise nothing_to_book(occurrences, only_starts, _zone_of(user, resource_id))
         first = booked[0]  # one notice for the series (#16), none per occurrence
         kind = "series_requested" if first.status == REQUESTED else "series_confirmed"
         notify_about(first, user.id, kind, count=len(booked))
@@ -155,8 +156,12 @@ def create_series(
     return series, occurrences
 
 
+def _zone_of(user: User, resource_id: int) -> ZoneInfo:
+    return ZoneInfo(visible_resource(user, resource_id).carrier.timezone)
+
+
 def nothing_to_book(
-    occurrences: list[Occurrence], only_starts: set[datetime] | None = None
+    occurrences: list[Occurrence], only_starts: set[datetime] | None, zone: ZoneInfo
 ) -> BookingRefused:
     """Why no occurrence can be booked: the summary, with each refused occurrence's reasons
     in its details, then each distinct reason once (the form lists them; it said only "none
@@ -170,8 +175,9 @@ def nothing_to_book(
         details={
             "occurrences": [
                 {
-                    "start": o.start.isoformat(),
-                    "end": o.end.isoformat(),
+                    # In the carrier's zone, as every answer gives times.
+                    "start": o.start.astimezone(zone).isoformat(),
+                    "end": o.end.astimezone(zone).isoformat(),
                     "problems": [p.as_dict() for p in o.problems],
                 }
                 for o in refused
