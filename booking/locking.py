@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import joinedload
 
 from booking.catalogue.models import Resource
@@ -32,6 +32,19 @@ def begin_write() -> None:
         if session.in_transaction():
             session.commit()  # end the read transaction this request may have started
         session.connection(execution_options={"sqlite_immediate": True})
+
+
+def writes_one_at_a_time(model) -> None:
+    """Serialise writers of a whole table for the rest of the transaction, where the check
+    they make is about all its rows (a name taken by none): two requests at once cannot both
+    find it free. SQLite: the write lock up front (begin_write); PostgreSQL: a table lock that
+    queues the table's writers and lets every reader through."""
+    session = db.session()
+    if session.get_bind().dialect.name == "sqlite":
+        begin_write()
+    else:
+        table = model.__table__.name
+        session.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def read_snapshot() -> None:

@@ -36,7 +36,7 @@ from booking.billing.invoice_models import (
     Payment,
 )
 from booking.billing.models import Rate
-from booking.billing.money import amount_problem, format_yuan, parse_yuan
+from booking.billing.money import AMOUNT_MESSAGES, amount_problem, format_yuan, parse_yuan
 from booking.billing.vouchers import (
     apply_subsidies,
     return_draws,
@@ -595,16 +595,6 @@ def invoice_of_carrier(carrier: Carrier, invoice_id) -> Invoice:
     if invoice is None or invoice.carrier_id != carrier.id:
         raise NotFound()
     return invoice
-
-
-AMOUNT_MESSAGES = {
-    "empty": _l("Enter an amount in yuan, e.g. 120.50."),
-    "not_a_number": _l("Enter an amount in yuan, e.g. 120.50."),
-    "too_precise": _l("Money has at most two decimals (fen): e.g. 15.01, not 15.005."),
-    "negative": _l("The amount must not be negative here."),
-    "zero": _l("The amount must not be zero."),
-    "too_large": _l("The amount is too large."),
-}
 
 
 MAX_LINE_TEXT = 200  # what the customer reads on a line: one line of the PDF's item cell

@@ -7,6 +7,8 @@ import re
 from decimal import Decimal
 from fractions import Fraction
 
+from flask_babel import lazy_gettext as _l
+
 MAX_FEN = 10**12  # ten billion yuan: anything above is a typing mistake
 
 
@@ -75,3 +77,14 @@ def amount_problem(text: str | None, allow_negative: bool = False) -> str | None
     if abs(value) * 100 > MAX_FEN:
         return "too_large"
     return None
+
+
+# What each of amount_problem's codes tells the person who typed the amount.
+AMOUNT_MESSAGES = {
+    "empty": _l("Enter an amount in yuan, e.g. 120.50."),
+    "not_a_number": _l("Enter an amount in yuan, e.g. 120.50."),
+    "too_precise": _l("Money has at most two decimals (fen): e.g. 15.01, not 15.005."),
+    "negative": _l("The amount must not be negative here."),
+    "zero": _l("The amount must not be zero."),
+    "too_large": _l("The amount is too large."),
+}

@@ -7,19 +7,19 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from booking.accounts.models import User
 from booking.audit import service as audit
 from booking.billing import pricing
 from booking.billing.invoice_models import BOOKING_LINE, USAGE_LINE, Invoice, InvoiceLine
-from booking.billing.money import amount_problem, format_yuan, parse_yuan
+from booking.billing.money import AMOUNT_MESSAGES, amount_problem, format_yuan, parse_yuan
 from booking.billing.voucher_models import Voucher, VoucherProgramme, VoucherUse
 from booking.carriers.models import Carrier
 from booking.catalogue.models import KINDS
 from booking.extensions import db
 from booking.inputs import parse_month
-from booking.locking import begin_write, lock_also
+from booking.locking import lock_also, writes_one_at_a_time
 from booking.notify.service import notify
 from booking.orgs.models import MANAGER, Membership
 from booking.orgs.rules import comparable_name
@@ -48,24 +48,12 @@ def _positive_amount(typed: str | None, field: str) -> tuple[int, list[Problem]]
     code = amount_problem(typed)
     if code is None:
         return parse_yuan(typed), []
-    message = {
-        "too_precise": _l("Money has at most two decimals (fen): e.g. 15.01, not 15.005."),
-        "negative": _l("The amount must be more than zero."),
-        "zero": _l("The amount must be more than zero."),
-        "too_large": _l("The amount is too large."),
-    }.get(code, _l("Enter an amount in yuan, e.g. 120.50."))
+    message = (
+        _l("The amount must be more than zero.")
+        if code in ("negative", "zero")
+        else AMOUNT_MESSAGES[code]
+    )
     return 0, [Problem("invalid_amount", message, field)]
-
-
-def _programmes_one_at_a_time() -> None:
-    """Serialise creating programmes, so that two requests at once (a double submit) cannot
-    both find a name free. SQLite: the write lock taken up front; PostgreSQL: a table lock
-    that queues writers of programmes and lets every reader through."""
-    session = db.session()
-    if session.get_bind().dialect.name == "sqlite":
-        begin_write()
-    else:
-        session.execute(text("LOCK TABLE voucher_programmes IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def _name_taken(name: str) -> bool:
@@ -97,7 +85,7 @@ def create_programme(
     kinds=(),
 ) -> VoucherProgramme:
     _admin(admin)
-    _programmes_one_at_a_time()
+    writes_one_at_a_time(VoucherProgramme)  # a name is free for one request at a time
     problems = plain_text_problems(name, "name", 120) + plain_text_problems(issuer, "issuer", 120)
     if not problems and _name_taken(name):
         problems.append(
